@@ -1,0 +1,1 @@
+"""The network: VMC over OSC, plain OSC, WebSocket stream and browser viewer, controls."""

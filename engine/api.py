@@ -1,0 +1,71 @@
+"""The contract between the model and the live engine.
+
+The streaming generator (``engine/stream.py``) asks a ``ChunkGenerator`` for the next
+piece of motion; the MCT-based generator (``engine/generator.py``) implements it, and
+tests may use any other object with the same methods. Frames are at 30 FPS; one motion
+token covers ``frames_per_token`` frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from opendance.controls import ControlState
+from opendance.motion import Motion
+
+
+@dataclass
+class GenerationRequest:
+    """One chunk to generate.
+
+    Attributes:
+        prefix: opaque state returned by the previous ``GenerationResult`` (the last
+            generated tokens and whatever the model needs to continue seamlessly), or
+            None at the start.
+        music: (T_ctx + T_new, D) float32 music features at 30 FPS covering the prefix
+            context and the new frames, in the layout of ``opendance.realtime.features``.
+        spectral_valid_frames: how many leading rows of ``music`` have real spectral
+            channels (audio heard so far); rows after it carry only the beat grid
+            (predicted by the beat clock) and their spectral channels are to be ignored.
+        n_new_frames: how many new frames to generate (a multiple of frames_per_token).
+        controls: the live controls snapshot.
+        steps: MS-LRM steps to spend (already reduced by the deadline logic when late).
+        refine: run physical refinement.
+        seed: sampling seed (None = nondeterministic).
+    """
+
+    prefix: object | None
+    music: np.ndarray
+    spectral_valid_frames: int
+    n_new_frames: int
+    controls: ControlState
+    steps: int
+    refine: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class GenerationResult:
+    """What the generator made.
+
+    Attributes:
+        motion: the new frames only (``n_new_frames`` at 30 FPS), continuing the prefix's
+            last frame (root position continuous with it).
+        state: pass back as ``GenerationRequest.prefix`` for the next chunk.
+        timings_ms: named stage timings (e.g. {"steps": 31.0, "decode": 4.2}).
+    """
+
+    motion: Motion
+    state: object
+    timings_ms: dict = field(default_factory=dict)
+
+
+class ChunkGenerator(Protocol):
+    fps: float               # 30
+    frames_per_token: int    # temporal downsampling of the tokenizer (4)
+    context_frames: int      # frames of prefix context the model conditions on
+
+    def generate(self, request: GenerationRequest) -> GenerationResult: ...

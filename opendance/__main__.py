@@ -1,0 +1,5 @@
+import sys
+
+from opendance.cli import main
+
+sys.exit(main())

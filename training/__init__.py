@@ -1,0 +1,2 @@
+"""Datasets, the procedural corpus (music and choreography synthesizer), trainers and
+quality metrics."""
