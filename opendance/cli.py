@@ -20,6 +20,14 @@ from opendance.errors import OpenDanceError
 # Modules that register subcommands, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "opendance.exporters.cli",
+    "opendance.realtime.audio_cli",
+    "opendance.doctor",
+    "opendance.bridges.cli",
+    "opendance.training.train_cli",
+    "opendance.training.eval_cli",
+    "opendance.training.corpus_cli",
+    "opendance.engine.generate_cli",
+    "opendance.realtime.live_cli",
 )
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,110 @@
+"""Live audio benchmark: analysis cost per hop, capture-to-feature latency, beat-clock
+figures against exact ground truth (the beat clock versus aubio alone). Prints JSON.
+
+    python benchmarks/audio.py                # everything, JSON on stdout
+    python benchmarks/audio.py --skip-latency # no real-time run (faster)
+
+Timings on a shared machine are noisy: prefer the ratios (real-time factor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from opendance.realtime.analyzer import LiveAnalyzer
+from opendance.realtime.beat_eval import evaluate, standard_cases
+from opendance.realtime.features import FPS, HOP, SpectralStream
+from opendance.realtime.synth import make_track
+
+
+def analysis_cost(sample_rate: int = 44100, seconds: float = 30.0, block: int = 512) -> dict:
+    """Per 30 FPS frame: spectral features + aubio (SpectralStream), and the whole live
+    analyzer per device block (features + beat clock + timeline)."""
+    track = make_track(seconds, 124, "drums", sample_rate=sample_rate, seed=0)
+    stream = SpectralStream(sample_rate)
+    per_frame = []
+    for i in range(0, track.audio.size, HOP * sample_rate // 15360):
+        x = track.audio[i:i + HOP * sample_rate // 15360]
+        t = time.perf_counter()
+        rows, _ = stream.feed(x)
+        dt = time.perf_counter() - t
+        if rows.shape[0]:
+            per_frame.append(dt / rows.shape[0])
+    an = LiveAnalyzer(sample_rate)
+    per_block = []
+    for i in range(0, track.audio.size, block):
+        t = time.perf_counter()
+        an.process(track.audio[i:i + block], 0.0)
+        per_block.append(time.perf_counter() - t)
+    pf, pb = np.array(per_frame) * 1e3, np.array(per_block) * 1e3
+    return {
+        "sample_rate": sample_rate, "block": block,
+        "frame_ms_median": round(float(np.median(pf)), 4), "frame_ms_p95": round(float(np.percentile(pf, 95)), 4),
+        "block_ms_median": round(float(np.median(pb)), 4), "block_ms_p95": round(float(np.percentile(pb, 95)), 4),
+        "block_ms_max": round(float(pb.max()), 3),
+        "realtime_factor": round(float(pb.sum() / 1e3 / seconds), 5),
+    }
+
+
+def capture_to_feature_latency(seconds: float = 6.0, block: int = 256, sample_rate: int = 44100) -> dict:
+    """A synthetic source at real-time pace: for each block, monotonic time when its
+    features are in the timeline minus the monotonic time of its last sample. Adds the
+    block wait (block / sample_rate) to get the worst case for a sample at the block start."""
+    from opendance.realtime.sources import SynthSource
+
+    src = SynthSource(realtime=True, block_size=block, duration_s=seconds, bpm=120, pattern="drums",
+                      sample_rate=sample_rate)
+    an = LiveAnalyzer(src.sample_rate)
+    lat = []
+    for b in src:
+        an.process(b.samples, b.t_mono_s)
+        lat.append(an.stats.last_latency_ms)
+    lat = np.array(lat[10:])
+    return {"block": block, "sample_rate": sample_rate, "block_wait_ms": round(1e3 * block / sample_rate, 3),
+                "processing_after_last_sample_ms_median": round(float(np.median(lat)), 3),
+                "processing_after_last_sample_ms_p95": round(float(np.percentile(lat, 95)), 3),
+                "resampler_delay_ms": round(1e3 * an._stream._resampler.delay_s, 3),
+                "frame_granularity_ms": round(1e3 / FPS, 3)}
+
+
+def beat_figures() -> dict:
+    cases = standard_cases()
+    out = {}
+    for name, track, change in tqdm(cases, desc="beat cases", leave=False):
+        r = evaluate(track, change)
+        out[name] = {k: v.as_dict() for k, v in r.items()}
+
+    def summary(kind: str) -> dict:
+        vals = lambda key: np.array([out[n][kind][key] if out[n][kind][key] is not None else np.nan for n in out])
+        return {"f_measure_mean": round(float(np.nanmean(vals("f_measure"))), 4),
+                    "f_measure_min": round(float(np.nanmin(vals("f_measure"))), 4),
+                    "lock_time_s_median": round(float(np.nanmedian(vals("lock_time_s"))), 3),
+                    "lock_time_s_max": round(float(np.nanmax(vals("lock_time_s"))), 3),
+                    "never_locked": int(np.isnan(vals("lock_time_s")).sum()),
+                    "next_beat_err_ms_median": round(float(np.nanmedian(vals("next_beat_err_median_ms"))), 3),
+                    "next_beat_err_ms_p95_worst": round(float(np.nanmax(vals("next_beat_err_p95_ms"))), 3),
+                    "relock_beats": [out[n][kind]["relock_beats"] for n in out if "tempo_change" in n]}
+    return {"cases": out, "summary": {"clock": summary("clock"), "aubio": summary("aubio")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-latency", action="store_true", help="skip the real-time latency run")
+    ap.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
+    args = ap.parse_args()
+    result = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+                  "analysis_cost": analysis_cost()}
+    if not args.skip_latency:
+        result["capture_to_feature_latency"] = capture_to_feature_latency()
+    result["beat_clock"] = beat_figures()
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Benchmark the procedural corpus: generation speed (x real time) and corpus quality.
+
+    python benchmarks/corpus.py speed [--seconds 60] [--hours 0.1 --workers 2]
+    python benchmarks/corpus.py quality DIR [--split all] [--protocol bailando]
+
+``speed`` times each stage (music synthesis, choreography + IK, FK + 2D keypoints, music
+features, writing) on one 60 s song per style in this process, then runs the whole writer
+(``write_corpus``) for ``--hours`` with ``--workers`` processes and reports audio seconds
+per wall second. ``quality`` scores a corpus with ``opendance.training.metrics`` (PFC,
+BAS, foot skating, Div_k, Div_g; the corpus is its own reference set) and counts distinct
+moves, planted-foot drift and joint-limit violations. Both print one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def bench_speed(seconds: float, hours: float, workers: int) -> dict:
+    from opendance.camera import project
+    from opendance.training.synth.choreography import choreograph
+    from opendance.training.synth.corpus import (corpus_sample_rate, music_features, save_npz,
+                                                 write_corpus)
+    from opendance.training.synth.music import STYLES, synthesize_song
+    sr = corpus_sample_rate()
+    stages = {"music": 0.0, "choreography": 0.0, "fk_keypoints": 0.0, "features": 0.0, "write": 0.0}
+    audio_s = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, style in enumerate(STYLES):
+            t0 = time.perf_counter()
+            song = synthesize_song(style, seconds, None, seed=i, sample_rate=sr)
+            t1 = time.perf_counter()
+            dance = choreograph(song.beat_times_s, song.downbeat_times_s, seconds, style, 0.6, i, song.sections)
+            t2 = time.perf_counter()
+            j = dance.motion.joints()
+            kp = project(j)
+            aa = dance.motion.axis_angle()
+            t3 = time.perf_counter()
+            feats = music_features(song.audio, sr, song.beat_times_s, song.downbeat_times_s)
+            t4 = time.perf_counter()
+            save_npz(Path(tmp) / "x.npz", {"poses": aa, "kp": kp, "music": feats})
+            import soundfile as sf
+            sf.write(str(Path(tmp) / "x.wav"), song.audio, sr, subtype="PCM_16")
+            t5 = time.perf_counter()
+            for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                stages[k] += dt
+            audio_s += seconds
+        total = sum(stages.values())
+        out = {"sample_rate": sr, "audio_s": audio_s,
+               "stage_s_per_audio_s": {k: round(v / audio_s, 5) for k, v in stages.items()},
+               "x_realtime_one_process": round(audio_s / total, 1),
+               "x_realtime_one_process_without_features": round(audio_s / (total - stages["features"]), 1)}
+        if hours > 0:
+            t0 = time.perf_counter()
+            m = write_corpus(Path(tmp) / "corpus", hours, seed=0, workers=workers, progress=False)
+            wall = time.perf_counter() - t0
+            a = sum(s["duration_s"] for s in m["sequences"].values())
+            out.update({"writer_hours": hours, "writer_workers": workers, "writer_audio_s": round(a, 1),
+                        "writer_wall_s": round(wall, 2), "writer_x_realtime": round(a / wall, 1)})
+    return out
+
+
+def bench_quality(corpus_dir: str, split: str, protocol: str) -> dict:
+    from collections import Counter
+
+    from opendance.training.corpus import load_corpus
+    from opendance.training.metrics import evaluate
+    from opendance.training.synth.limits import check_joint_limits
+    seqs = load_corpus(corpus_dir, split)
+    motions = [s.motion for s in seqs]
+    beats = [s.beat_times_s for s in seqs]
+    res = evaluate(motions, motions, beats, protocol=protocol, progress=True)
+    moves = Counter(m["name"] for s in seqs for m in s.meta["moves"])
+    drift, violations = 0.0, 0
+    for s in seqs:
+        j = s.motion.joints()
+        c = s.meta["contacts"]
+        for k, jj in enumerate((7, 8, 10, 11)):
+            start = None
+            for f in range(len(c) + 1):
+                if f < len(c) and c[f, k]:
+                    start = f if start is None else start
+                elif start is not None:
+                    seg = j[start:f, jj]
+                    drift = max(drift, float(np.linalg.norm(seg - seg[0], axis=-1).max()))
+                    start = None
+        violations += len(check_joint_limits(s.motion.rotations, max_report=10**9))
+    keep = ("PFC", "BAS_bailando", "BAS_fact", "foot_skating_ratio", "Div_k", "Div_g")
+    return {"corpus": corpus_dir, "split": split, "protocol": protocol, "clips": len(seqs),
+            "hours": round(sum(m.duration_s for m in motions) / 3600, 3),
+            **{k: res[k] for k in keep}, "distinct_moves": len(moves),
+            "max_planted_foot_drift_m": drift, "joint_limit_violations": violations,
+            "move_counts": dict(moves.most_common())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    sp = sub.add_parser("speed", help="generation speed")
+    sp.add_argument("--seconds", type=float, default=60.0, help="song length per style (default 60)")
+    sp.add_argument("--hours", type=float, default=0.1, help="writer run length, 0 to skip (default 0.1)")
+    sp.add_argument("--workers", type=int, default=2, help="writer processes (default 2)")
+    q = sub.add_parser("quality", help="corpus quality with the metrics module")
+    q.add_argument("dir", help="corpus directory")
+    q.add_argument("--split", default="all", help="train, val, test or all (default all)")
+    q.add_argument("--protocol", default="bailando", choices=("bailando", "default"))
+    args = ap.parse_args(argv)
+    if args.what == "speed":
+        res = bench_speed(args.seconds, args.hours, args.workers)
+    else:
+        res = bench_quality(args.dir, args.split, args.protocol)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""``opendance stream``: play a motion file to VMC / OSC / WebSocket clients in real time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    from opendance.bridges.hub import add_bridge_arguments
+    p = subparsers.add_parser(
+        "stream", help="play a motion file to VMC / OSC / WebSocket clients at real-time pace",
+        description="Play a motion file (or a built-in test pattern) as live frames to every output "
+                    "given, at real-time pace: handy for setting up a Unity / VSeeFace rig, a "
+                    "TouchDesigner patch or the browser viewer without running the model. "
+                    "Example: opendance stream --test-pattern --ws --vmc")
+    p.add_argument("motion", nargs="?", metavar="MOTION_FILE",
+                   help="motion file the project can read (AIST++ pkl, SMPL npz, ...)")
+    p.add_argument("--test-pattern", action="store_true",
+                   help="no file: the left arm rises on beats 1-2, the right arm on beats 3-4 (rig check)")
+    p.add_argument("--fps", type=float, default=60.0, help="output frame rate (default 60)")
+    p.add_argument("--bpm", type=float, default=0.0,
+                   help="tempo for the beat fields (default 0: unknown; the test pattern uses 120)")
+    p.add_argument("--once", action="store_true", help="play the clip once instead of looping")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--json", action="store_true", help="print the run's statistics as JSON at the end")
+    add_bridge_arguments(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from opendance.bridges.hub import BridgeHub
+    from opendance.bridges.playback import MotionPlayback, load_motion, rig_check_motion
+    from opendance.controls import ControlState
+    from opendance.errors import OpenDanceError
+
+    if args.motion and args.test_pattern:
+        raise OpenDanceError("give a MOTION_FILE or --test-pattern, not both")
+    if not args.motion and not args.test_pattern:
+        raise OpenDanceError("give a MOTION_FILE to play, or --test-pattern")
+    if not (args.vmc or args.osc or args.ws is not None):
+        raise OpenDanceError("no output: give at least one of --vmc, --osc, --ws")
+    if args.duration is not None and args.duration <= 0:
+        raise OpenDanceError(f"--duration must be positive, got {args.duration}")
+    bpm = args.bpm or (120.0 if args.test_pattern else 0.0)
+    motion = rig_check_motion(bpm=bpm) if args.test_pattern else load_motion(args.motion)
+    player = MotionPlayback(motion, fps=args.fps, loop=not args.once, bpm=bpm)
+
+    controls = [ControlState()]
+    hub_box: list[BridgeHub] = []
+
+    def on_control(changes: dict) -> None:
+        # A file has no generator to steer: the change is recorded and echoed to viewers.
+        controls[0] = controls[0].updated(**changes)
+        log.info("control change %s (no model in 'stream': recorded only)", changes)
+        if hub_box:
+            hub_box[0].publish_status({"mode": "stream", "controls": asdict(controls[0])})
+
+    with BridgeHub.from_args(args, on_control=on_control) as hub:
+        hub_box.append(hub)
+        hub.publish_status({"mode": "stream", "controls": asdict(controls[0])})
+        for line in hub.describe():
+            print(f"opendance stream: {line}", file=sys.stderr)
+        with tqdm(unit="frame", desc="streaming", disable=args.json or None) as bar:
+            stats = player.run(hub.send, duration_s=args.duration, progress=bar.update)
+        if hub.ws is not None:
+            stats["ws"] = {k: v for k, v in hub.ws.stats().items() if not k.endswith("_per_client")}
+        stats["udp"] = {getattr(s, "name", "?"): {"datagrams": s.udp.sent_datagrams, "bytes": s.udp.sent_bytes,
+                                                  "dropped": s.udp.dropped}
+                        for s in hub.sinks if hasattr(s, "udp")}
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    return 0

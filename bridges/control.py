@@ -1,0 +1,246 @@
+"""The control channel: OSC and WebSocket messages -> validated ``ControlState`` changes.
+
+Parsers here turn one inbound message into a dict of changes that
+``ControlState.updated(**changes)`` accepts (already validated by it), or raise
+``ControlError`` with a message fit to show the sender. ``OscControlServer`` listens on a
+UDP port and calls ``on_control(changes)`` for every accepted message.
+
+OSC addresses (arguments after the optional token, see below):
+
+==========================  ==================================================================
+``/opendance/style``        s text (at most 200 characters; "" = music only)
+``/opendance/energy``       f or i in [0, 1]
+``/opendance/steps``        i (or a whole f) in [1, 16]: MS-LRM steps per chunk
+``/opendance/refine``       T/F, or i 0/1: physical refinement on/off
+``/opendance/frozen``       T/F, or i 0/1: hold the current groove
+``/opendance/traj``         f x1 f z1 f x2 f z2 ...: floor waypoints in metres (no args: clear)
+``/opendance/keyframe``     72 x f: axis-angle pose, radians (no args: clear)
+==========================  ==================================================================
+
+Token: when the server has a token (required for any non-loopback bind), the first
+argument of every OSC control message must be that token as a string, e.g.
+``/opendance/energy "s3cret" 0.8``. WebSocket clients give it once, in the URL.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from opendance.bridges.limits import Throttle, TokenBucket
+from opendance.bridges.osc_wire import OscDecodeError, decode_packet
+from opendance.bridges.security import require_token_if_exposed
+from opendance.controls import ControlError, ControlState
+from opendance.errors import OpenDanceError
+
+log = logging.getLogger(__name__)
+
+OSC_ADDRESSES: dict[str, str] = {
+    "/opendance/style": "style",
+    "/opendance/energy": "energy",
+    "/opendance/steps": "steps",
+    "/opendance/refine": "refine",
+    "/opendance/frozen": "frozen",
+    "/opendance/traj": "traj_path",
+    "/opendance/keyframe": "keyframe",
+}
+CONTROL_KEYS: tuple[str, ...] = tuple(OSC_ADDRESSES.values())
+WS_ALIASES = {"traj": "traj_path"}
+MAX_OSC_DATAGRAM = 8192  # a keyframe (72 floats) is ~400 bytes; anything larger is rejected
+
+OnControl = Callable[[dict], None]
+
+
+def token_matches(given: object, expected: str) -> bool:
+    """Constant-time token comparison (hmac.compare_digest)."""
+    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def validate_changes(changes: dict) -> dict:
+    """Check ``changes`` with ``ControlState.updated`` and return the cleaned values."""
+    state = ControlState().updated(**changes)
+    return {k: getattr(state, k) for k in changes}
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _one(key: str, args: Sequence) -> object:
+    if len(args) != 1:
+        raise ControlError(f"{key} takes exactly one argument, got {len(args)}")
+    return args[0]
+
+
+def parse_osc_control(address: str, args: Sequence, token: str | None = None) -> dict:
+    """One OSC control message -> validated changes; raises ``ControlError``."""
+    args = list(args)
+    if token is not None:
+        if not args or not token_matches(args[0], token):
+            raise ControlError("missing or wrong token: the first argument of every control message "
+                               "must be the token given to --token")
+        args = args[1:]
+    key = OSC_ADDRESSES.get(address)
+    if key is None:
+        raise ControlError(f"unknown control address {address!r}; known: {', '.join(OSC_ADDRESSES)}")
+    if key == "style":
+        value = _one(key, args)
+        if not isinstance(value, str):
+            raise ControlError(f"style takes a string, got {type(value).__name__}")
+    elif key in ("energy", "steps"):
+        value = _one(key, args)
+        if not _is_number(value):
+            raise ControlError(f"{key} takes a number, got {type(value).__name__}")
+    elif key in ("refine", "frozen"):
+        value = _one(key, args)
+        if not isinstance(value, bool) and not _is_number(value):
+            raise ControlError(f"{key} takes T/F or 0/1, got {type(value).__name__}")
+    elif key == "traj_path":
+        if len(args) % 2:
+            raise ControlError(f"traj takes pairs of numbers x z (metres), got {len(args)} numbers")
+        if not all(_is_number(a) for a in args):
+            raise ControlError("traj takes numbers only (x1 z1 x2 z2 ...)")
+        value = [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
+    else:  # keyframe
+        if not args:
+            value = None
+        elif not all(_is_number(a) for a in args):
+            raise ControlError("keyframe takes 72 numbers (axis-angle radians)")
+        else:
+            value = args
+    return validate_changes({key: value})
+
+
+def parse_ws_control(changes: object) -> dict:
+    """The ``set`` object of a WebSocket ``{"type": "control", "set": {...}}`` message.
+
+    Keys are control names (``traj`` is accepted for ``traj_path``); values are JSON:
+    style string, energy number, steps integer, refine / frozen boolean, traj list of
+    [x, z] pairs, keyframe list of 72 numbers or null. Raises ``ControlError``.
+    """
+    if not isinstance(changes, dict) or not changes:
+        raise ControlError('"set" must be a non-empty object of control: value')
+    clean = {}
+    for raw_key, value in changes.items():
+        key = WS_ALIASES.get(raw_key, raw_key)
+        if key not in CONTROL_KEYS:
+            raise ControlError(f"unknown control {raw_key!r}; known: {', '.join(CONTROL_KEYS)}")
+        if key == "style" and not isinstance(value, str):
+            raise ControlError(f"style must be a string, got {type(value).__name__}")
+        if key in ("energy", "steps") and not _is_number(value):
+            raise ControlError(f"{key} must be a number, got {type(value).__name__}")
+        if key == "traj_path" and not (isinstance(value, list)
+                                       and all(isinstance(p, list) and all(_is_number(c) for c in p)
+                                               for p in value)):
+            raise ControlError("traj must be a list of [x, z] number pairs in metres")
+        if key == "keyframe" and value is not None and not (
+                isinstance(value, list) and all(_is_number(v) for v in value)):
+            raise ControlError("keyframe must be a list of 72 numbers or null")
+        if key == "energy" and not math.isfinite(float(value)):
+            raise ControlError("energy must be a finite number")
+        clean[key] = value
+    return validate_changes(clean)
+
+
+class OscControlDispatcher:
+    """Datagram -> validated changes -> ``on_control``, with bounds, rate limit and counters.
+
+    Every datagram is bounded (``MAX_OSC_DATAGRAM``), rate limited (token bucket over
+    all senders: ``rate_hz`` messages/s, bursts of ``burst``), parsed strictly
+    (``osc_wire.decode_packet``) and validated; rejects are counted in ``rejected`` by
+    reason and logged (at most one line per reason every 5 s under a flood). Exceptions
+    from ``on_control`` are logged, never raised: nothing a sender does stops the caller.
+    """
+
+    def __init__(self, on_control: OnControl, token: str | None = None, rate_hz: float = 100.0,
+                 burst: float = 200.0) -> None:
+        self.on_control = on_control
+        self.token = token
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()
+        self._bucket = TokenBucket(rate_hz, burst)
+        self._throttles: dict[str, Throttle] = {}
+
+    def _reject(self, reason: str, detail: str, addr) -> None:
+        self.rejected[reason] += 1
+        th = self._throttles.setdefault(reason, Throttle(5.0))
+        if th.ready():
+            log.warning("OSC control from %s rejected (%s): %s [%d so far]", addr, reason, detail,
+                        self.rejected[reason])
+
+    def handle_datagram(self, data: bytes, addr=None) -> None:
+        """Parse, validate and dispatch one datagram."""
+        if len(data) > MAX_OSC_DATAGRAM:
+            self._reject("too large", f"{len(data)} bytes > {MAX_OSC_DATAGRAM}", addr)
+            return
+        if not self._bucket.allow():
+            self._reject("rate limit", "more than the allowed control messages per second", addr)
+            return
+        try:
+            messages = decode_packet(data)
+        except OscDecodeError as exc:
+            self._reject("malformed", f"not a valid OSC packet: {exc}", addr)
+            return
+        for address, args in messages[:32]:
+            try:
+                changes = parse_osc_control(address, args, self.token)
+            except ControlError as exc:
+                self._reject("invalid", str(exc), addr)
+                continue
+            self.accepted += 1
+            try:
+                self.on_control(changes)
+            except ControlError as exc:  # the engine refused it
+                self._reject("refused", str(exc), addr)
+            except Exception:
+                log.exception("on_control callback failed for %s", changes)
+
+
+class OscControlServer(OscControlDispatcher):
+    """Listens for OSC control messages on UDP (own thread) and dispatches them.
+
+    Args:
+        host, port: where to listen (port 0 picks a free one; see ``.port``).
+        on_control: callback with validated changes; exceptions in it are logged.
+        token: shared secret; required when ``host`` is not loopback.
+        rate_hz, burst: see ``OscControlDispatcher``.
+    """
+
+    def __init__(self, host: str, port: int, on_control: OnControl, token: str | None = None,
+                 rate_hz: float = 100.0, burst: float = 200.0) -> None:
+        require_token_if_exposed(host, token, "--control-osc")
+        super().__init__(on_control, token, rate_hz, burst)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            self._sock = socket.socket(infos[0][0], socket.SOCK_DGRAM)
+            self._sock.bind(infos[0][4])
+        except OSError as exc:
+            raise OpenDanceError(f"cannot listen for OSC control on {host}:{port}: {exc}") from None
+        self._sock.settimeout(0.2)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="osc-control", daemon=True)
+        self._thread.start()
+        log.info("OSC control listening on %s:%d", self.host, self.port)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    break
+                continue
+            self.handle_datagram(data, addr)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._sock.close()

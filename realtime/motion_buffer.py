@@ -1,0 +1,292 @@
+"""The timeline of generated motion that the output clock plays from.
+
+The streaming generator writes chunks of 30 FPS motion stamped with the **audio time**
+each frame belongs to (seconds of the music: into the file for a file source, of the
+capture stream for a microphone); the output clock samples it at "now" mapped onto the
+audio clock. Writing a chunk at audio time ``S`` replaces everything the buffer holds
+from ``S`` on (a late model chunk may replace a fallback groove), and the first frames
+of the new chunk are corrected so that pose *and* joint velocity stay continuous at the
+seam (``seam_blend``).
+
+Seam blend = inertialization: the offset between where the old motion was heading
+(its last frame extrapolated by its last velocity) and where the new chunk starts, and
+the difference of their velocities, are added to the new chunk and decayed to zero over
+``blend_frames`` with a cubic Hermite curve (value and slope given at 0, both zero at the
+end). After D. Bollo, "Inertialization: High-Performance Animation Transitions in Gears
+of War", GDC 2018 (there a quintic; a cubic suffices for C1 continuity). Rotations are
+handled per joint in the tangent space (rotation vectors) of the offset rotation.
+The root's floor position (x, z) is shifted for good instead of decayed back, so a new
+chunk never slides the avatar across the floor to where the model believed it was.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from opendance import rotations as rot
+from opendance.skeleton import N_JOINTS
+
+DEFAULT_BLEND_FRAMES = 8  # 0.27 s at 30 FPS
+
+
+def _hermite_decay(n: int, blend_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (a, b) of length n so that offset(k) = a[k] * x0 + b[k] * v0.
+
+    offset(0) = x0, offset'(0) = v0 (per frame), offset(B) = offset'(B) = 0; zero after B.
+    """
+    k = np.arange(n, dtype=np.float64)
+    s = np.clip(k / blend_frames, 0.0, 1.0)
+    a = 2 * s**3 - 3 * s**2 + 1
+    b = blend_frames * (s**3 - 2 * s**2 + s)
+    return a, b
+
+
+def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
+               new_quats: np.ndarray, new_trans: np.ndarray,
+               blend_frames: int = DEFAULT_BLEND_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """Correct the start of a new chunk so it continues the previous motion smoothly.
+
+    Args:
+        prev_quats: (P, 24, 4) local rotations x, y, z, w of the last frames before the
+            seam (P >= 1; with P >= 2 the velocity is matched too).
+        prev_trans: (P, 3) metres, root positions of those frames.
+        new_quats: (N, 24, 4) the new chunk's rotations (N >= 1).
+        new_trans: (N, 3) metres.
+        blend_frames: frames over which the correction decays to zero (>= 1).
+    Returns:
+        (N, 24, 4) float32 quaternions and (N, 3) float32 metres: the corrected chunk. The
+        first new frame equals the previous motion extrapolated by one frame; frames from
+        ``blend_frames`` on equal the input (up to the root's constant floor shift).
+    """
+    prev_quats = np.asarray(prev_quats, np.float64)
+    prev_trans = np.asarray(prev_trans, np.float64)
+    new_quats = np.asarray(new_quats, np.float64)
+    new_trans = np.asarray(new_trans, np.float64)
+    if len(prev_quats) == 0 or len(new_quats) == 0:
+        return new_quats.astype(np.float32), new_trans.astype(np.float32)
+    blend_frames = max(1, int(blend_frames))
+    n = len(new_quats)
+
+    q_last = prev_quats[-1]
+    if len(prev_quats) >= 2:
+        # per-frame rotation step of the old motion, as a rotation vector: R_last R_prev^T
+        v_prev = _log_rel(prev_quats[-2], q_last)
+        p_vel = prev_trans[-1] - prev_trans[-2]
+    else:
+        v_prev = np.zeros((N_JOINTS, 3))
+        p_vel = np.zeros(3)
+    v_new = _log_rel(new_quats[0], new_quats[1]) if n >= 2 else v_prev
+    n_vel = new_trans[1] - new_trans[0] if n >= 2 else p_vel
+
+    # expected first frame: the last frame advanced by one step of its own velocity
+    q_expect = _compose(_exp(v_prev), q_last)
+    x0 = _log_rel(new_quats[0], q_expect)            # offset rotation: expect * new0^-1
+    v0 = v_prev - v_new                              # velocity offset (small-angle)
+    a, b = _hermite_decay(n, blend_frames)
+    corr = a[:, None, None] * x0[None] + b[:, None, None] * v0[None]   # (N, 24, 3)
+    out_q = _compose(_exp(corr), new_quats)
+
+    t_expect = prev_trans[-1] + p_vel
+    off = t_expect - new_trans[0]
+    voff = p_vel - n_vel
+    shift = np.array([off[0], 0.0, off[2]])          # floor position: moved for good
+    decay = np.array([0.0, 1.0, 0.0])                # height: decayed back
+    out_t = (new_trans + shift[None]
+             + a[:, None] * (off * decay)[None] + b[:, None] * voff[None])
+    return out_q.astype(np.float32), out_t.astype(np.float32)
+
+
+def _exp(v: np.ndarray) -> np.ndarray:
+    return rot.axis_angle_to_quat(v)
+
+
+def _compose(qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
+    """Hamilton product qa * qb for x, y, z, w quaternions (broadcasting)."""
+    ax, ay, az, aw = np.moveaxis(qa, -1, 0)
+    bx, by, bz, bw = np.moveaxis(qb, -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw,
+                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
+
+
+def _log_rel(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:
+    """Rotation vector of q_to * q_from^-1 (the rotation taking q_from to q_to)."""
+    inv = q_from * np.array([-1.0, -1.0, -1.0, 1.0])
+    return rot.quat_to_axis_angle(_compose(q_to, inv))
+
+
+@dataclass
+class BufferedChunk:
+    """What the generator hands the buffer.
+
+    Attributes:
+        start_audio_s: audio time of the first frame, seconds.
+        quats: (N, 24, 4) float32 local rotations x, y, z, w.
+        trans: (N, 3) float32 metres, root position.
+        source: "model", "fallback", "frozen", ...
+        controls_version: ``ControlState.version`` the chunk was made with.
+        chunk_id: generator's chunk counter.
+        energy: the energy control the chunk was made with, [0, 1].
+    """
+
+    start_audio_s: float
+    quats: np.ndarray
+    trans: np.ndarray
+    source: str = "model"
+    controls_version: int = 0
+    chunk_id: int = 0
+    energy: float = 0.5
+
+
+@dataclass
+class BufferSample:
+    """One interpolated pose. quats (24, 4) float32, trans (3,) float32 metres."""
+
+    quats: np.ndarray
+    trans: np.ndarray
+    source: str
+    controls_version: int
+    chunk_id: int
+    underrun: bool
+    energy: float = 0.5
+
+
+class MotionBuffer:
+    """Thread-safe timeline of frames at ``fps`` keyed on audio time (seconds).
+
+    Preallocated ring of ``capacity`` frames; frames older than ``keep_past_s`` before the
+    newest sampled time are dropped. Writers: the generator thread. Readers: the output
+    clock (``sample``) and the generator (``end_audio_s``, ``tail``).
+    """
+
+    def __init__(self, fps: float = 30.0, capacity: int = 2048,
+                 blend_frames: int = DEFAULT_BLEND_FRAMES, keep_past_s: float = 2.0):
+        self.fps = float(fps)
+        self.blend_frames = int(blend_frames)
+        self.keep_past_s = float(keep_past_s)
+        self._cap = int(capacity)
+        self._t = np.zeros(self._cap, np.float64)
+        self._q = np.zeros((self._cap, N_JOINTS, 4), np.float32)
+        self._p = np.zeros((self._cap, 3), np.float32)
+        self._src: list[str] = [""] * self._cap
+        self._ver = np.zeros(self._cap, np.int64)
+        self._chunk = np.zeros(self._cap, np.int64)
+        self._energy = np.zeros(self._cap, np.float32)
+        self._n = 0
+        self._lock = threading.Lock()
+        self._last_sampled_s = -np.inf
+
+    # ----------------------------------------------------------------- state
+    def __len__(self) -> int:
+        with self._lock:
+            return self._n
+
+    def end_audio_s(self) -> float | None:
+        """Audio time just past the last frame (last frame time + 1/fps), or None if empty."""
+        with self._lock:
+            return None if self._n == 0 else float(self._t[self._n - 1] + 1.0 / self.fps)
+
+    def tail(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The last ``n`` frames: (k, 24, 4) quats and (k, 3) trans (k <= n), copies."""
+        with self._lock:
+            k = min(n, self._n)
+            return self._q[self._n - k:self._n].copy(), self._p[self._n - k:self._n].copy()
+
+    def lead_s(self, now_audio_s: float) -> float:
+        """Seconds of motion buffered ahead of ``now_audio_s`` (negative: underrun)."""
+        end = self.end_audio_s()
+        return -np.inf if end is None else end - now_audio_s
+
+    # ----------------------------------------------------------------- writing
+    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf) -> int:
+        """Splice a chunk in at its start time, with a seam blend; returns frames written.
+
+        Frames of the chunk earlier than ``not_before_audio_s`` (already due or played)
+        are dropped; everything buffered from the chunk's first kept frame on is replaced.
+        """
+        q = np.asarray(chunk.quats, np.float32)
+        p = np.asarray(chunk.trans, np.float32)
+        if q.ndim != 3 or q.shape[1:] != (N_JOINTS, 4) or p.shape != (len(q), 3):
+            raise ValueError(f"chunk must be (N, 24, 4) quats and (N, 3) trans, got {q.shape}, {p.shape}")
+        if not (np.isfinite(q).all() and np.isfinite(p).all()):
+            raise ValueError("chunk contains NaN or infinite values")
+        times = chunk.start_audio_s + np.arange(len(q)) / self.fps
+        keep = times >= not_before_audio_s - 1e-9
+        q, p, times = q[keep], p[keep], times[keep]
+        if len(q) == 0:
+            return 0
+        with self._lock:
+            # drop what the new chunk replaces
+            cut = int(np.searchsorted(self._t[:self._n], times[0] - 0.5 / self.fps, side="left"))
+            self._n = cut
+            # blend only onto a motion that ends right before the chunk; after a gap the
+            # output clock cross-fades from whatever it played meanwhile
+            if self._n > 0 and times[0] - self._t[self._n - 1] < 2.5 / self.fps:
+                k = min(2, self._n)
+                q, p = seam_blend(self._q[self._n - k:self._n], self._p[self._n - k:self._n],
+                                  q, p, self.blend_frames)
+            self._compact_locked(len(q))
+            sl = slice(self._n, self._n + len(q))
+            self._t[sl], self._q[sl], self._p[sl] = times, q, p
+            self._ver[sl], self._chunk[sl] = chunk.controls_version, chunk.chunk_id
+            self._energy[sl] = chunk.energy
+            for i in range(sl.start, sl.stop):
+                self._src[i] = chunk.source
+            self._n += len(q)
+        return len(q)
+
+    def _compact_locked(self, incoming: int) -> None:
+        """Drop frames older than keep_past_s so ``incoming`` more fit."""
+        horizon = self._last_sampled_s - self.keep_past_s
+        drop = int(np.searchsorted(self._t[:self._n], horizon, side="left")) if np.isfinite(horizon) else 0
+        drop = max(0, min(drop, self._n - 2))
+        if self._n + incoming - drop > self._cap:
+            drop = self._n + incoming - self._cap
+            if drop > self._n:
+                raise ValueError(f"chunk of {incoming} frames does not fit a buffer of {self._cap}")
+        if drop > 0:
+            m = self._n - drop
+            self._t[:m] = self._t[drop:self._n]
+            self._q[:m] = self._q[drop:self._n]
+            self._p[:m] = self._p[drop:self._n]
+            self._ver[:m] = self._ver[drop:self._n]
+            self._chunk[:m] = self._chunk[drop:self._n]
+            self._energy[:m] = self._energy[drop:self._n]
+            self._src[:m] = self._src[drop:self._n]
+            self._n = m
+
+    # ----------------------------------------------------------------- reading
+    def sample(self, audio_s: float) -> BufferSample | None:
+        """The pose at ``audio_s`` (slerp between the two nearest frames).
+
+        Past the end it holds the last frame (``underrun=True``); before the start the
+        first. None when the buffer is empty.
+        """
+        with self._lock:
+            n = self._n
+            if n == 0:
+                return None
+            self._last_sampled_s = max(self._last_sampled_s, audio_s)
+            t = self._t[:n]
+            i1 = int(np.searchsorted(t, audio_s, side="right"))
+            underrun = audio_s > t[n - 1] + 1.0 / self.fps
+            if i1 <= 0:
+                i0 = i1 = 0
+                a = 0.0
+            elif i1 >= n:
+                i0 = i1 = n - 1
+                a = 0.0
+            else:
+                i0 = i1 - 1
+                a = float(np.clip((audio_s - t[i0]) / max(t[i1] - t[i0], 1e-9), 0.0, 1.0))
+            q0, q1 = self._q[i0], self._q[i1]
+            p0, p1 = self._p[i0], self._p[i1]
+            j = i0 if a < 0.5 else i1
+            src, ver, cid, energy = self._src[j], int(self._ver[j]), int(self._chunk[j]), float(self._energy[j])
+        quats = rot.quat_slerp(q0, q1, a).astype(np.float32) if a > 0 else q0.copy()
+        trans = (p0 * (1 - a) + p1 * a).astype(np.float32)
+        return BufferSample(quats, trans, src, ver, cid, bool(underrun), energy)

@@ -1,0 +1,212 @@
+"""Offline (whole-clip) beat tracker for files: tempo by autocorrelation, beats by
+dynamic programming (Ellis, "Beat Tracking by Dynamic Programming", JNMR 2007), on the
+same 120 Hz spectral-flux onset function that aubio computes for the live path.
+
+Used by ``extract_features`` when no beats are given, and by ``opendance beats``. Not
+causal: it sees the whole clip (the live path uses ``BeatClock``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from opendance.realtime.beats import ODF_PEAK_DELAY_S, SubHopEvents
+
+MIN_BPM, MAX_BPM = 60.0, 200.0
+PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0     # log-Gaussian tempo prior (Ellis 2007 uses 120 BPM, 1.4 oct)
+
+
+@dataclass
+class OfflineBeats:
+    """Result of the offline tracker.
+
+    Attributes:
+        tempo_bpm: global tempo (0 when no beat was found).
+        beat_times_s: (B,) float64 seconds.
+        downbeat_times_s: (D,) float64 seconds; empty when the bar is not clear.
+        confidence: 0..1, peak salience of the tempo autocorrelation.
+    """
+
+    tempo_bpm: float
+    beat_times_s: np.ndarray
+    downbeat_times_s: np.ndarray
+    confidence: float
+
+
+def tempo_from_odf(odf: np.ndarray, rate_hz: float, prior_bpm: float = PRIOR_BPM,
+                   prior_octaves: float = PRIOR_OCTAVES, recency_s: float | None = None) -> tuple[float, float]:
+    """Tempo (BPM) and salience (0..1) of an onset function by a harmonic-summed
+    autocorrelation weighted with a log-Gaussian prior (avoids half / double tempo).
+
+    ``recency_s``: when given, samples are weighted by exp(-age / recency_s) (newest last)
+    and each lag is normalised by the same weighting, so recent periodicity dominates.
+    """
+    x = np.asarray(odf, dtype=np.float64)
+    x = x - x.mean()
+    n = x.size
+    lag_min = int(np.floor(60.0 / MAX_BPM * rate_hz))
+    # Lags need two periods of data; a short history limits the slowest tempo considered.
+    lag_max = min(int(np.ceil(60.0 / MIN_BPM * rate_hz)), n // 2)
+    if lag_max < 2 * lag_min or not np.any(x):
+        return 0.0, 0.0
+    if recency_s is None:
+        w = np.ones(n)
+    else:
+        w = np.exp(-(n - 1 - np.arange(n)) / (recency_s * rate_hz))
+    spec = np.fft.rfft(x * w, 2 * n)
+    norm = np.fft.irfft(np.abs(np.fft.rfft(w, 2 * n)) ** 2)[: n]
+    acf = np.fft.irfft(np.abs(spec) ** 2)[: n] / np.maximum(norm, 1e-12)
+    if acf[0] <= 0:
+        return 0.0, 0.0
+    acf = acf / acf[0]
+    lags = np.arange(lag_min, lag_max + 1)
+    # Comb: a true beat period also has ACF peaks at 2x and 4x (metrical levels).
+    comb = acf[lags].copy()
+    for mult, w in ((2, 0.5), (4, 0.25)):
+        ok = lags * mult < n
+        comb[ok] += w * acf[lags[ok] * mult]
+    bpm = 60.0 * rate_hz / lags
+    weight = np.exp(-0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2)
+    score = comb * weight
+    i = int(np.argmax(score))
+    lag = float(lags[i])
+    if 0 < i < lags.size - 1:                          # parabolic peak refinement
+        a, b, c = score[i - 1], score[i], score[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            lag += 0.5 * (a - c) / den
+    salience = float(np.clip(acf[lags[i]], 0.0, 1.0))
+    return 60.0 * rate_hz / lag, salience
+
+
+def dp_beats(odf: np.ndarray, rate_hz: float, period_s: float, tightness: float = 100.0) -> np.ndarray:
+    """Ellis's DP: beat indices maximising onset strength plus a period-consistency term."""
+    x = np.asarray(odf, dtype=np.float64)
+    if x.std() > 0:
+        x = (x - x.mean()) / x.std()
+    period = period_s * rate_hz
+    n = x.size
+    score = x.copy()
+    back = np.full(n, -1, dtype=np.int64)
+    lo, hi = round(period / 2), round(2 * period)
+    offs = np.arange(lo, hi + 1)
+    penalty = -tightness * np.log(offs / period) ** 2
+    for t in range(lo, n):
+        prev = t - offs
+        ok = prev >= 0
+        cand = score[prev[ok]] + penalty[ok]
+        j = int(np.argmax(cand))
+        if cand[j] > 0:
+            score[t] = x[t] + cand[j]
+            back[t] = prev[ok][j]
+    # Last beat: best score within the final period.
+    tail = max(0, n - round(period))
+    t = tail + int(np.argmax(score[tail:]))
+    beats = [t]
+    while back[t] >= 0:
+        t = int(back[t])
+        beats.append(t)
+    return np.array(beats[::-1], dtype=np.int64)
+
+
+def _parabolic_offsets(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Sub-sample peak offsets (in samples, -0.5..0.5) of ``x`` at indices ``idx``."""
+    out = np.zeros(idx.size)
+    for n, i in enumerate(idx):
+        if 0 < i < x.size - 1:
+            a, b, c = x[i - 1], x[i], x[i + 1]
+            den = a - 2 * b + c
+            if den < 0:
+                out[n] = np.clip(0.5 * (a - c) / den, -0.5, 0.5)
+    return out
+
+
+def comb_strength(x: np.ndarray, rate_hz: float, period_s: float, last_s: float,
+                  decay: float = 1.0) -> float:
+    """Weighted mean of ``x`` (sampled at ``rate_hz``, newest last; times in seconds
+    before the newest sample) at the beat times last_s + k * period_s (k = 0, -1, ...),
+    linearly interpolated; ``last_s`` is measured back from the newest sample (>= 0)."""
+    n = x.size
+    k = np.arange(int(((n - 1) / rate_hz - last_s) / period_s) + 1)
+    if k.size == 0:
+        return 0.0
+    pos = (n - 1) - (last_s + k * period_s) * rate_hz
+    i0 = np.clip(np.floor(pos).astype(np.int64), 0, max(0, n - 2))
+    frac = np.clip(pos - i0, 0.0, 1.0)
+    val = x[i0] * (1 - frac) + x[np.minimum(i0 + 1, n - 1)] * frac
+    w = decay ** k
+    return float((val * w).sum() / w.sum())
+
+
+def _best_phase(x: np.ndarray, rate_hz: float, period_s: float) -> tuple[float]:
+    """(lag_s,): the latest beat as seconds before the newest sample, by the comb."""
+    lags = np.arange(0.0, period_s, 1.0 / rate_hz)
+    s = [comb_strength(x, rate_hz, period_s, lag) for lag in lags]
+    return (float(lags[int(np.argmax(s))]),)
+
+
+def metrical_period(x: np.ndarray, rate_hz: float, period_s: float, last_s: float,
+                    decay: float = 1.0, double_ratio: float = 0.75, half_ratio: float = 0.5) -> float:
+    """Choose the beat level among period_s / 2, period_s, 2 period_s by on/off-beat
+    contrast: go to double tempo when the off-beats (half a period later) are nearly as
+    strong as the beats (``double_ratio``); go to half tempo when every other beat is
+    much weaker (``half_ratio``); stay within MIN_BPM..MAX_BPM. ``x``: onset function,
+    newest last; ``last_s``: the latest beat, seconds before the newest sample."""
+    base = x - np.median(x)
+    on = comb_strength(base, rate_hz, period_s, last_s, decay)
+    if on <= 0:
+        return period_s
+    off = comb_strength(base, rate_hz, period_s, last_s + period_s / 2, decay)
+    if off / on > double_ratio and 60.0 / (period_s / 2) <= MAX_BPM:
+        return period_s / 2
+    even = comb_strength(base, rate_hz, 2 * period_s, last_s, decay)
+    odd = comb_strength(base, rate_hz, 2 * period_s, last_s + period_s, decay)
+    if min(even, odd) < half_ratio * max(even, odd) and 60.0 / (2 * period_s) >= MIN_BPM:
+        # The weaker alternate beats are off-beats of the slower level: keep the strong ones.
+        return 2 * period_s
+    return period_s
+
+
+def downbeats_from_accents(beat_times_s: np.ndarray, odf: np.ndarray, rate_hz: float,
+                           beats_per_bar: int = 4, min_contrast: float = 1.25) -> np.ndarray:
+    """Downbeats as the beat position (mod ``beats_per_bar``) with the strongest mean
+    onset accent; empty unless it beats every other position by ``min_contrast``."""
+    if beat_times_s.size < 2 * beats_per_bar:
+        return np.zeros(0)
+    idx = np.clip(np.round(beat_times_s * rate_hz).astype(np.int64), 0, odf.size - 1)
+    w = 2
+    acc = np.array([odf[max(0, i - w):i + w + 1].max() for i in idx])
+    means = np.array([acc[k::beats_per_bar].mean() for k in range(beats_per_bar)])
+    k = int(np.argmax(means))
+    second = np.sort(means)[-2]          # the strongest other slot (e.g. a backbeat snare)
+    if second <= 0 or means[k] < min_contrast * second:
+        return np.zeros(0)
+    return beat_times_s[k::beats_per_bar]
+
+
+def track_beats_from_events(events: list[SubHopEvents]) -> OfflineBeats:
+    """Offline beats from the aubio sub-hop events of ``features.stream_spectral``."""
+    if len(events) < 2:
+        return OfflineBeats(0.0, np.zeros(0), np.zeros(0), 0.0)
+    odf = np.array([e.odf for e in events], dtype=np.float64)
+    dt = events[1].end_s - events[0].end_s
+    rate = 1.0 / dt
+    bpm, salience = tempo_from_odf(odf, rate)
+    if bpm <= 0:
+        return OfflineBeats(0.0, np.zeros(0), np.zeros(0), 0.0)
+    period = 60.0 / bpm
+    period = metrical_period(odf, rate, period, *_best_phase(odf, rate, period))
+    idx = dp_beats(odf, rate, period)
+    end = np.array([events[i].end_s for i in idx])
+    times = end + _parabolic_offsets(odf, idx) * dt - ODF_PEAK_DELAY_S
+    times = times[odf[idx] > 0] if np.any(odf[idx] > 0) else times
+    return OfflineBeats(60.0 / period, times, downbeats_from_accents(times, odf, rate), salience)
+
+
+def track_beats(audio: np.ndarray, sample_rate: int) -> OfflineBeats:
+    """Offline beats of a clip ((N,) float32 mono, Hz)."""
+    from opendance.realtime.features import stream_spectral
+
+    return track_beats_from_events(stream_spectral(audio, sample_rate)[1])

@@ -1,0 +1,263 @@
+"""``LiveSession``: the live path, wired top to bottom.
+
+    audio source --(audio thread)--> analyzer: features, beat clock  --> music timeline
+                                  \\-> audio clock map (monotonic <-> audio seconds)
+    controls (Python API, bridges) --> ControlBoard
+    StreamingGenerator (worker thread): timeline + beat grid + controls --> MotionBuffer
+    OutputClock (thread, 30/60 FPS): MotionBuffer at now --> PoseFrame --> sinks
+                                     (bridges, recorder, benchmark receivers)
+
+Internal audio time is the *stream* time (seconds of audio delivered since the start,
+monotone even when a file loops); frames carry the *file* time (seconds into the song)
+in ``PoseFrame.audio_time_s`` when the source is a file. Everything else is stamped on
+``time.monotonic()``.
+
+Injection points for fault tests: pass any ``source`` (an ``AudioSource``), any
+``generator`` (a ``ChunkGenerator``; wrap the real one to raise / stall / return NaN),
+any ``sinks``; ``analyzer_factory`` swaps the music analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from opendance.controls import ControlState
+from opendance.engine.fallback_groove import GrooveFallback
+from opendance.engine.stream import ChunkRecord, StreamConfig, StreamingGenerator
+from opendance.realtime.motion_buffer import MotionBuffer
+from opendance.realtime.output_clock import AudioClockMap, BeatInfo, OutputClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionConfig:
+    """How the session runs.
+
+    Attributes:
+        fps: output frame rate (30 or 60).
+        stream: the streaming generator's parameters.
+        lookahead_s: play motion this far ahead of the audio to compensate latency
+            downstream (receiver, renderer, speakers), seconds.
+        controls: the initial controls.
+        loop_period_s: for a looping file source: its length, so frames carry the time
+            into the file on every pass; None otherwise (a file played once, a live input).
+        groove_style: style of the procedural fallback groove.
+    """
+
+    fps: float = 60.0
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    lookahead_s: float = 0.0
+    controls: ControlState = field(default_factory=ControlState)
+    loop_period_s: float | None = None
+    groove_style: str = "house"
+
+
+class ControlBoard:
+    """The newest ``ControlState``, thread-safe, with when each version was accepted.
+
+    ``update(**changes)`` validates (raises ``ControlError``) and returns the new state;
+    ``accepted_at(version)`` gives its ``time.monotonic()`` (for control latency).
+    """
+
+    def __init__(self, initial: ControlState | None = None, history: int = 1024):
+        self._state = initial or ControlState()
+        self._lock = threading.Lock()
+        self._times: dict[int, float] = {self._state.version: time.monotonic()}
+        self._history = history
+
+    def get(self) -> ControlState:
+        return self._state
+
+    def update(self, **changes) -> ControlState:
+        with self._lock:
+            new = self._state.updated(**changes)
+            self._state = new
+            self._times[new.version] = time.monotonic()
+            if len(self._times) > self._history:
+                del self._times[min(self._times)]
+        return new
+
+    def accepted_at(self, version: int) -> float | None:
+        return self._times.get(version)
+
+
+class LiveSession:
+    """Audio in, frames out. ``start()``, then ``stop()`` (or use as a context manager).
+
+    Args:
+        source: an ``opendance.realtime.sources.AudioSource`` (file, mic, synth...).
+        generator: a ``ChunkGenerator`` (the default model, or a fake in tests).
+        sinks: frame sinks (``send(PoseFrame)``), e.g. a ``BridgeHub`` and a ``Recorder``.
+        config: ``SessionConfig``.
+        analyzer_factory: callable(sample_rate) -> analyzer with ``process(samples,
+            t_mono_s)``, ``timeline.window(start_audio_s, n)`` and ``state(t_audio_s)``
+            (a ``BeatState``); defaults to ``opendance.realtime.analyzer.LiveAnalyzer``.
+        on_chunk: called with each ``ChunkRecord`` (worker thread).
+    """
+
+    def __init__(self, source, generator, sinks: list | None = None, config: SessionConfig | None = None,
+                 analyzer_factory: Callable | None = None, on_chunk: Callable[[ChunkRecord], None] | None = None):
+        self.config = config or SessionConfig()
+        self.source = source
+        self.generator = generator
+        self.sinks = list(sinks or [])
+        self.controls = ControlBoard(self.config.controls)
+        self.clock = AudioClockMap()
+        self.analyzer = (analyzer_factory or _default_analyzer)(int(source.sample_rate))
+        self.buffer = MotionBuffer(fps=getattr(generator, "fps", 30.0))
+        self.groove = GrooveFallback(fps=self.buffer.fps, style=self.config.groove_style)
+        self.streamer = StreamingGenerator(
+            generator, self.buffer, self.analyzer.timeline, self.analyzer,
+            self.clock.now_audio_s, self.controls.get, self.groove, self.config.stream, on_chunk)
+        self.output = OutputClock(
+            self.buffer, self.clock, self.sinks, fps=self.config.fps, beat_info=self._beat_info,
+            underrun_pose=self._groove_pose, energy=lambda: self.controls.get().energy,
+            lookahead_s=self.config.lookahead_s, audio_label=self._audio_label)
+        self.finished = threading.Event()      # the source ended (a file without --loop)
+        self.audio_error: BaseException | None = None
+        self._stop = threading.Event()
+        self._audio_thread: threading.Thread | None = None
+        self._samples = 0
+        self._started = False
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> LiveSession:
+        if self._started:
+            raise RuntimeError("session already started")
+        self._started = True
+        self._stop.clear()
+        self.source.start()
+        self.clock.start()
+        self._audio_thread = threading.Thread(target=self._pump_audio, name="opendance-audio", daemon=True)
+        self._audio_thread.start()
+        self.streamer.start()
+        self.output.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop everything, in the reverse order of ``start``; closes the sinks (the
+        recorder writes its file). Safe to call twice."""
+        if not self._started:
+            return
+        self._started = False
+        self._stop.set()
+        self.output.stop()
+        self.streamer.stop()
+        try:
+            self.source.stop()
+        except Exception as exc:
+            log.warning("stopping the audio source: %s", exc)
+        if self._audio_thread is not None:
+            self._audio_thread.join(2.0)
+            if self._audio_thread.is_alive():
+                log.error("audio thread did not stop within 2 s")
+            self._audio_thread = None
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing %s failed", type(sink).__name__)
+
+    def __enter__(self) -> LiveSession:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- controls
+    def set_controls(self, **changes) -> ControlState:
+        """Change live controls (style, energy, steps, refine, frozen, traj_path,
+        keyframe); applied from the next chunk. Raises ``ControlError``."""
+        return self.controls.update(**changes)
+
+    # ----------------------------------------------------------------- audio thread
+    def _pump_audio(self) -> None:
+        sr = float(self.source.sample_rate)
+        while not self._stop.is_set():
+            try:
+                block = self.source.read(timeout_s=0.1)
+            except Exception as exc:           # a broken source must not kill the show
+                if self.audio_error is None:
+                    log.error("audio source failed (%s); the dancer keeps going on the last beat grid", exc)
+                self.audio_error = exc
+                self._stop.wait(0.1)
+                continue
+            if block is None:
+                if getattr(self.source, "ended", False):
+                    self.finished.set()
+                    return
+                continue
+            t_stream = self._samples / sr
+            self._samples += len(block.samples)
+            self.clock.observe(block.t_mono_s, t_stream)
+            samples = np.nan_to_num(np.asarray(block.samples, np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+            try:
+                self.analyzer.process(samples, block.t_mono_s)
+            except Exception as exc:
+                if self.audio_error is None:
+                    log.error("music analysis failed on a block (%s); skipping it", exc)
+                self.audio_error = exc
+
+    # ----------------------------------------------------------------- output helpers
+    def _beat_info(self, audio_s: float) -> BeatInfo:
+        s = self.analyzer.state(audio_s)
+        down = s.downbeat_phase if s.downbeat_phase is not None and math.isfinite(s.downbeat_phase) else -1.0
+        return BeatInfo(float(s.tempo_bpm), float(s.phase), float(down), float(s.confidence))
+
+    def _groove_pose(self, beat: BeatInfo) -> tuple[np.ndarray, np.ndarray]:
+        p = self.groove.pose(beat.beat_phase, beat.downbeat_phase)
+        return p.quats, p.trans
+
+    def _audio_label(self, stream_s: float) -> float:
+        d = self.config.loop_period_s
+        return stream_s % d if d else stream_s
+
+    # ----------------------------------------------------------------- status
+    def status(self) -> dict:
+        """One snapshot for the status line and the viewers."""
+        now_a = self.clock.now_audio_s()
+        beat = self._beat_info(now_a)
+        last = self.streamer.last_record
+        st = self.output.stats
+        return {
+            "audio_s": round(self._audio_label(now_a), 2),
+            "tempo_bpm": round(beat.tempo_bpm, 1),
+            "beat_phase": round(beat.beat_phase, 2),
+            "beat_confidence": round(beat.confidence, 2),
+            "lead_ms": round(self.buffer.lead_s(now_a) * 1e3) if len(self.buffer) else None,
+            "mode": last.mode if last else "starting",
+            "step_ms": round(last.wall_ms, 1) if last else None,
+            "steps": last.steps if last else None,
+            "chunks": dict(self.streamer.counts),
+            "frames": st.frames,
+            "dropped_frames": st.dropped,
+            "underrun_frames": st.underruns,
+            "controls_version": self.controls.get().version,
+        }
+
+
+def format_status(s: dict) -> str:
+    """The one-line status: tempo, phase, lead, step time, dropped frames."""
+    lead = "--" if s["lead_ms"] is None else f"{s['lead_ms']:4d}"
+    step = "--" if s["step_ms"] is None else f"{s['step_ms']:5.0f}"
+    bar = "".join("|" if i == int(s["beat_phase"] * 8) else "." for i in range(8))
+    c = s["chunks"]
+    return (f"t {s['audio_s']:7.2f}s  tempo {s['tempo_bpm']:5.1f} [{bar}] conf {s['beat_confidence']:.2f}  "
+            f"lead {lead} ms  step {step} ms x{s['steps'] or 0}  {s['mode']:<8}  "
+            f"chunks {c.get('model', 0)}/{c.get('fallback', 0) + c.get('error', 0)} model/groove  "
+            f"late {c.get('missed', 0)}  dropped {s['dropped_frames']}")
+
+
+def _default_analyzer(sample_rate: int):
+    from opendance.realtime.analyzer import LiveAnalyzer
+    return LiveAnalyzer(sample_rate)

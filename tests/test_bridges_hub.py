@@ -1,0 +1,133 @@
+"""BridgeHub wiring, the stream CLI, and real-time playback on a fake clock."""
+
+import argparse
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from opendance.bridges.hub import BridgeHub, add_bridge_arguments
+from opendance.bridges.playback import MotionPlayback, rig_check_motion
+from opendance.cli import main
+from opendance.errors import OpenDanceError
+from opendance.skeleton import L_SHOULDER, L_WRIST, R_SHOULDER, R_WRIST
+
+
+class _FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, dt):
+        self.t += dt
+
+
+def test_playback_is_drift_free_and_skips_when_late():
+    clock = _FakeClock()
+    player = MotionPlayback(rig_check_motion(duration_s=2.0), fps=60.0, loop=True, bpm=120.0, clock=clock,
+                            sleep=clock.sleep)
+    due = []
+    stats = player.run(lambda f: due.append(f.time_s), duration_s=1.0)
+    assert stats["frames"] == 60 and stats["skipped"] == 0
+    np.testing.assert_allclose(np.diff(due), 1 / 60, atol=1e-9)
+
+    slow = _FakeClock()
+    frames = []
+
+    def sink(f):  # every 10th frame takes 0.2 s: the player skips, it does not bunch up
+        frames.append(f.frame_index)
+        if f.frame_index % 10 == 0:
+            slow.t += 0.2
+    stats = MotionPlayback(rig_check_motion(duration_s=2.0), fps=60.0, clock=slow, sleep=slow.sleep).run(
+        sink, duration_s=2.0)
+    assert stats["skipped"] > 0 and stats["frames"] + stats["skipped"] >= 119
+    assert frames == sorted(frames)
+
+
+def test_rig_check_motion_raises_left_then_right_arm():
+    player = MotionPlayback(rig_check_motion(bpm=120.0), fps=30.0, bpm=120.0)
+    left = player.frame(15, 0.0)   # beat 1 of 4 at 120 BPM: left arm up
+    right = player.frame(45, 0.0)  # beat 3: right arm up
+    assert left.joints[L_WRIST, 1] > left.joints[L_SHOULDER, 1] + 0.3
+    assert right.joints[R_WRIST, 1] > right.joints[R_SHOULDER, 1] + 0.3
+    assert abs(left.joints[R_WRIST, 1] - left.joints[R_SHOULDER, 1]) < 0.1
+    assert left.beat_phase == pytest.approx(0.0) and left.tempo_bpm == 120.0
+    assert min(left.joints[:, 1]) == pytest.approx(0.0, abs=0.05)  # feet on the floor
+
+
+def test_hub_sends_to_every_sink_and_survives_a_broken_one():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2.0)
+    port = rx.getsockname()[1]
+
+    class Broken:
+        name = "broken"
+
+        def send(self, frame):
+            raise RuntimeError("boom")
+
+        def close(self):
+            pass
+    hub = BridgeHub(osc=f"127.0.0.1:{port}")
+    hub.sinks.insert(0, Broken())
+    try:
+        hub.send(MotionPlayback(rig_check_motion(), fps=30.0).frame(0, 0.0))
+        assert rx.recv(65535).startswith(b"#bundle")
+    finally:
+        hub.close()
+        rx.close()
+
+
+def test_hub_from_args_and_token_policy(monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_bridge_arguments(parser)
+    args = parser.parse_args(["--vmc", "--osc", "127.0.0.1:9", "--ws", "0", "--control-osc", "0"])
+    assert args.vmc == "127.0.0.1:39539" and args.osc_joints == "blob" and args.ws_host == "127.0.0.1"
+    got = []
+    with BridgeHub.from_args(args, on_control=got.append) as hub:
+        assert hub.ws is not None and hub.control is not None and len(hub.sinks) == 3
+        hub.publish_status({"tempo_bpm": 120.0})
+        hub.control.handle_datagram(b"/opendance/steps\x00\x00\x00\x00,i\x00\x00\x00\x00\x00\x08")
+        assert got == [{"steps": 8}]
+    monkeypatch.delenv("OPENDANCE_TOKEN", raising=False)
+    with pytest.raises(OpenDanceError, match="--token"):
+        BridgeHub.from_args(parser.parse_args(["--ws", "0", "--ws-host", "0.0.0.0"]))
+    monkeypatch.setenv("OPENDANCE_TOKEN", "from-the-environment")
+    with BridgeHub.from_args(parser.parse_args(["--ws", "0", "--ws-host", "0.0.0.0"])) as hub:
+        assert hub.ws.token == "from-the-environment"
+    with pytest.raises(OpenDanceError, match="HOST:PORT"):
+        BridgeHub(vmc="localhost:notaport")
+
+
+def test_stream_cli(capsys):
+    assert main(["stream", "--test-pattern", "--osc", "127.0.0.1:9", "--duration", "0.25", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["frames"] == 15 and stats["udp"]["osc 127.0.0.1:9"]["datagrams"] >= 15
+    assert main(["stream", "--test-pattern"]) == 2
+    assert "no output" in capsys.readouterr().err
+    assert main(["stream", "--osc"]) == 2
+    assert "MOTION_FILE" in capsys.readouterr().err
+    assert main(["stream", "/no/such/file.pkl", "--osc"]) == 2
+    assert "no such motion file" in capsys.readouterr().err
+
+
+def test_hub_drops_non_finite_frames():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.3)
+    hub = BridgeHub(vmc=f"127.0.0.1:{rx.getsockname()[1]}")
+    try:
+        frame = MotionPlayback(rig_check_motion(), fps=30.0).frame(0, 0.0)
+        frame.local_quats = frame.local_quats.copy()
+        frame.local_quats[3, 0] = np.nan
+        hub.send(frame)
+        assert hub.bad_frames == 1
+        with pytest.raises(TimeoutError):
+            rx.recv(65535)
+    finally:
+        hub.close()
+        rx.close()

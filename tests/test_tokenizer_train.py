@@ -1,0 +1,195 @@
+"""Tokenizer training: dataset readers, windowing, the trainer, resume, CLI, torchrun (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from opendance.errors import InputError
+from opendance.training.datasets import (
+    detect_format,
+    hash_split,
+    load_dataset,
+    read_aistpp_motion,
+    read_finedance_motion,
+    window_index,
+    window_starts,
+)
+
+FIXTURE = Path(__file__).parent / "data" / "aistpp_sample.pkl"
+
+
+def _synth_pkl(seed: int, seconds: float = 6.0, fps: int = 60) -> dict:
+    """A smooth random dance in AIST++ pickle layout (60 FPS, trans in 'cm' with scaling 100)."""
+    rng = np.random.default_rng(seed)
+    T = int(seconds * fps)
+    t = np.arange(T) / fps
+    w = 2 * np.pi * rng.uniform(1.5, 2.3)
+    poses = rng.uniform(0.05, 0.4, (24, 3)) * np.sin(w * t[:, None, None] / 2 + rng.uniform(0, 6, (24, 3)))
+    poses[:, 0] = 0.0
+    poses[:, 0, 1] = rng.uniform(-1, 1) * t
+    trans = np.stack([0.4 * np.sin(w * t / 8), 1.8 + 0.03 * np.sin(w * t), 0.3 * np.cos(w * t / 16)], -1)
+    return {"smpl_poses": poses.reshape(T, 72).astype(np.float32),
+            "smpl_trans": (trans * 100).astype(np.float32), "smpl_scaling": np.array([100.0])}
+
+
+@pytest.fixture(scope="module")
+def aist_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("aist")
+    (root / "motions").mkdir()
+    for i in range(30):
+        with open(root / "motions" / f"gBR_sBM_cAll_d04_mBR{i % 6}_ch{i:02d}.pkl", "wb") as fh:
+            pickle.dump(_synth_pkl(i), fh)
+    # make sure every split has a clip (the hash split decides by name)
+    names = [p.stem for p in (root / "motions").glob("*.pkl")]
+    assert {hash_split(n) for n in names} >= {"train", "val"}, "pick other names"
+    return root
+
+
+# ---------------------------------------------------------------------- datasets
+def test_detect_formats(tmp_path, aist_dir):
+    assert detect_format(aist_dir) == "aistpp"
+    (tmp_path / "motion").mkdir()
+    np.save(tmp_path / "motion" / "001.npy", np.zeros((4, 315), np.float32))
+    assert detect_format(tmp_path) == "finedance"
+    with pytest.raises(InputError):
+        detect_format(tmp_path / "nope")
+
+
+def test_aistpp_reader_scales_resamples_and_floors(aist_dir):
+    p = next((aist_dir / "motions").glob("*.pkl"))
+    m = read_aistpp_motion(p)
+    assert m.fps == 30 and m.n_frames == 180  # 6 s at 60 FPS -> every other frame
+    lo, _ = m.foot_height_range()
+    assert abs(lo) < 1e-5
+    assert 0.5 < float(m.trans[:, 1].mean()) < 1.2  # metres, pelvis above the floor
+
+
+def test_aistpp_fixture_reads():
+    m = read_aistpp_motion(FIXTURE)
+    assert m.n_frames == 64 and np.isfinite(m.joints()).all()
+
+
+def test_load_dataset_splits_partition(aist_dir):
+    all_ = {s.name for s in load_dataset(aist_dir, with_music=False)}
+    parts = [{s.name for s in load_dataset(aist_dir, sp, with_music=False)} for sp in ("train", "val")]
+    try:
+        parts.append({s.name for s in load_dataset(aist_dir, "test", with_music=False)})
+    except InputError:
+        parts.append(set())  # no test clip among these names
+    assert set().union(*parts) == all_ and sum(len(p) for p in parts) == len(all_)
+    s = load_dataset(aist_dir, "train", with_music=False)[0]
+    assert s.music.shape == (s.motion.n_frames, 0) and s.style == "BR"
+    with pytest.raises(InputError):
+        load_dataset(aist_dir, "training")
+
+
+def test_finedance_reader_uses_row_6d(tmp_path):
+    from opendance import rotations as rot
+    T = 5
+    rng = np.random.default_rng(0)
+    mats = rot.axis_angle_to_matrix(rng.normal(0, 0.5, (T, 52, 3)))
+    rows6d = np.concatenate([mats[..., 0, :], mats[..., 1, :]], -1)  # pytorch3d: first two rows
+    arr = np.concatenate([np.tile([0.1, 1.0, 0.2], (T, 1)), rows6d.reshape(T, -1)], 1).astype(np.float32)
+    np.save(tmp_path / "007.npy", arr)
+    m = read_finedance_motion(tmp_path / "007.npy")
+    np.testing.assert_allclose(m.rotations[:, :22], mats[:, :22], atol=1e-5)
+    np.testing.assert_allclose(m.rotations[:, 22:], np.broadcast_to(np.eye(3), (T, 2, 3, 3)), atol=1e-6)
+
+
+def test_windowing():
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(3, 4, 1) == []
+    idx = window_index([8, 3, 5], 4, 4)
+    assert idx.tolist() == [[0, 0], [0, 4], [2, 0]]
+
+
+# ---------------------------------------------------------------------- trainer
+def _cfg(data, out, **kw):
+    from opendance.training.train_tokenizer import TrainConfig
+    base = {"data": str(data), "out": str(out), "epochs": 2, "batch_size": 8, "window_frames": 32,
+            "stride_frames": 16, "eval_window_frames": 60, "size": "tiny", "max_steps_per_epoch": 4,
+            "warmup_steps": 2, "threads": 1}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_checkpoints_and_resumes(aist_dir, tmp_path):
+    from opendance.engine.tokenizer import load_tokenizer
+    from opendance.training.train_tokenizer import run_training
+    out = tmp_path / "run"
+    # warm-up longer than the run: the LR schedule does not depend on --epochs, so
+    # "1 epoch, then resume to 2" must equal "2 epochs".
+    s1 = run_training(_cfg(aist_dir, out, epochs=1, warmup_steps=100), progress=False)
+    for name in ("last", "best", "tokenizer", "train_state"):
+        assert (out / f"{name}.safetensors").exists() and (out / f"{name}.json").exists()
+    assert s1["steps"] == 4
+    v = s1["val"]
+    for key in ("mpjpe_mm", "traj_err_cm", "kpt_err_px", "motion_usage", "kpt_perplexity"):
+        assert np.isfinite(v[key])
+    # Resume to 2 epochs equals training 2 epochs straight (same seed, same data order).
+    s2 = run_training(_cfg(aist_dir, out, epochs=2, warmup_steps=100), resume=True, progress=False)
+    assert s2["steps"] == 8 and len(json.loads((out / "metrics.json").read_text())) == 2
+    straight = tmp_path / "straight"
+    run_training(_cfg(aist_dir, straight, epochs=2, warmup_steps=100), progress=False)
+    a, b = load_tokenizer(out / "last.safetensors"), load_tokenizer(straight / "last.safetensors")
+    for k, t in a.state_dict().items():
+        torch.testing.assert_close(t, b.state_dict()[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(aist_dir, tmp_path):
+    from opendance.errors import OpenDanceError
+    from opendance.training.train_tokenizer import run_training
+    with pytest.raises(OpenDanceError, match="--resume"):
+        run_training(_cfg(aist_dir, tmp_path / "empty"), resume=True, progress=False)
+
+
+def test_cli_defaults_match_train_config():
+    from opendance.training.train_cli import TOKENIZER_DEFAULTS
+    from opendance.training.train_tokenizer import TrainConfig
+    d = TrainConfig(data="", out="")
+    for k, v in TOKENIZER_DEFAULTS.items():
+        assert getattr(d, k) == v, k
+
+
+def test_cli_train_tokenizer(aist_dir, tmp_path, capsys):
+    from opendance.cli import main
+    out = tmp_path / "cli"
+    rc = main(["train", "tokenizer", "--data", str(aist_dir), "--out", str(out), "--epochs", "1",
+               "--size", "tiny", "--batch-size", "8", "--window", "32", "--max-steps-per-epoch", "2",
+               "--threads", "1", "--no-progress", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2 and Path(summary["tokenizer"]).exists()
+    assert main(["train", "tokenizer", "--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(aist_dir, tmp_path):
+    """DDP with gloo: two processes train and keep identical codebooks and weights."""
+    if shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists():
+        pytest.skip("torchrun not found")
+    out = tmp_path / "ddp"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "opendance.cli", "train", "tokenizer",
+           "--data", str(aist_dir), "--out", str(out), "--epochs", "2", "--size", "tiny",
+           "--batch-size", "8", "--window", "32", "--max-steps-per-epoch", "3", "--threads", "1",
+           "--device", "cpu", "--no-progress", "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["processes"] == 2
+    assert summary["ddp_max_divergence"] == 0.0  # same weights and codebooks on both ranks
+    hist = json.loads((out / "metrics.json").read_text())
+    assert len(hist) == 2 and hist[-1]["step"] == 6
+    assert (out / "tokenizer.safetensors").exists()

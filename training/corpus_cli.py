@@ -1,0 +1,115 @@
+"""``opendance corpus make|info`` and ``opendance render``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from opendance.errors import OpenDanceError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    corpus = subparsers.add_parser(
+        "corpus", help="make or inspect the procedural dance corpus",
+        description="The procedural corpus: synthesized music with exact beats, rule-based SMPL "
+                    "choreography, 2D keypoints, text and music features.")
+    sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    make = sub.add_parser("make", help="generate a corpus into a new directory",
+                          description="Generate H hours of songs and dances (deterministic by seed).")
+    make.add_argument("--hours", type=float, required=True, help="total audio length in hours (e.g. 1.0)")
+    make.add_argument("--out", required=True, help="output directory (must be new or empty)")
+    make.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    make.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    make.add_argument("--min-seconds", type=float, default=30.0, help="shortest sequence (default 30)")
+    make.add_argument("--max-seconds", type=float, default=90.0, help="longest sequence (default 90)")
+    make.add_argument("--json", action="store_true", help="print a JSON summary (speed, counts)")
+    make.set_defaults(func=_make)
+    info = sub.add_parser("info", help="summarize a corpus directory")
+    info.add_argument("dir", help="corpus directory")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=_info)
+
+    render = subparsers.add_parser(
+        "render", help="draw a stick figure of a motion (PNG strip or MP4)",
+        description="Render MOTION (a corpus .npz or any .npz with 'poses' (T, 72) and 'trans' (T, 3)) "
+                    "as a PNG contact sheet or, with ffmpeg installed, an MP4 video.")
+    render.add_argument("motion", help="path to a .npz with poses and trans")
+    render.add_argument("-o", "--out", required=True, help="out.png (strip of frames) or out.mp4 (video)")
+    render.add_argument("--frames", type=int, default=8, help="PNG: number of frames (default 8)")
+    render.add_argument("--every", type=float, default=None, help="PNG: seconds between frames "
+                        "(default: spread over the clip)")
+    render.add_argument("--start", type=float, default=0.0, help="PNG: time of the first frame, seconds")
+    render.add_argument("--size", type=int, default=256, help="tile size in pixels (default 256; MP4 512)")
+    render.add_argument("--audio", default=None, help="MP4: a WAV to mux in (default: the corpus .wav "
+                        "beside the .npz if present)")
+    render.set_defaults(func=_render)
+
+
+def _make(args: argparse.Namespace) -> int:
+    from opendance.training.synth.corpus import write_corpus
+    if args.workers < 1:
+        raise OpenDanceError("--workers must be at least 1")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise OpenDanceError(f"{out} is not empty; choose a new directory")
+    t0 = time.perf_counter()
+    try:
+        manifest = write_corpus(out, args.hours, args.seed, args.workers, args.min_seconds, args.max_seconds,
+                                progress=not args.json)
+    except ValueError as exc:
+        raise OpenDanceError(str(exc)) from None
+    wall = time.perf_counter() - t0
+    audio_s = sum(s["duration_s"] for s in manifest["sequences"].values())
+    summary = {"out": str(out), "sequences": len(manifest["sequences"]), "audio_s": round(audio_s, 1),
+               "wall_s": round(wall, 2), "x_realtime": round(audio_s / wall, 1), "workers": args.workers,
+               "splits": {k: len(v) for k, v in manifest["splits"].items()}}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {summary['sequences']} sequences ({audio_s / 3600:.2f} h) to {out} in {wall:.1f} s "
+              f"({summary['x_realtime']}x real time); splits {summary['splits']}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from opendance.training.corpus import read_manifest
+    m = read_manifest(args.dir)
+    seqs = m["sequences"].values()
+    moves = Counter(n for s in seqs for n in s["distinct_moves"])
+    out = {"version": m["version"], "seed": m["seed"], "fps": m["fps"], "feature_dim": m["feature_dim"],
+           "hours": round(sum(s["duration_s"] for s in seqs) / 3600, 3),
+           "splits": {k: len(v) for k, v in m["splits"].items()},
+           "styles": dict(Counter(s["style"] for s in seqs)), "distinct_moves": len(moves)}
+    print(json.dumps(out, indent=None if args.json else 1))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from opendance.motion import Motion
+    from opendance.training.render import render_strip, render_video
+    path = Path(args.motion)
+    if path.suffix != ".npz":
+        raise OpenDanceError(f"{path}: expected a .npz with 'poses' and 'trans'")
+    with np.load(path, allow_pickle=False) as z:
+        if "poses" not in z.files or "trans" not in z.files:
+            raise OpenDanceError(f"{path} has no 'poses' / 'trans' arrays (has {', '.join(z.files)})")
+        poses, trans = z["poses"], z["trans"]
+        contacts = z["contacts"] if "contacts" in z.files else None
+        fps = float(z["fps"]) if "fps" in z.files else 30.0
+    motion = Motion.from_axis_angle(poses, trans, fps)
+    out = Path(args.out)
+    if out.suffix == ".png":
+        render_strip(motion, out, args.frames, contacts, args.size, args.every, args.start)
+    elif out.suffix == ".mp4":
+        audio = args.audio or (str(path.with_suffix(".wav")) if path.with_suffix(".wav").exists() else None)
+        render_video(motion, out, contacts, max(args.size, 512) if args.size == 256 else args.size, audio)
+    else:
+        raise OpenDanceError(f"-o must end in .png or .mp4, got {out.name}")
+    print(f"wrote {out}")
+    return 0
