@@ -240,6 +240,8 @@ def bench_load(n_clients: int, seconds: float, fps: float, n_stalled: int = 1) -
         "server_process_cpu_percent": round(100 * ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / seconds, 1),
         "stalled_clients_dropped": stats["dropped_slow"], "server_stats": {k: v for k, v in stats.items() if not k.endswith("per_client")},
         "decimated_total": int(sum(peak["decimated_per_client"])),
+        "lag_skipped_total": int(sum(peak["lag_skipped_per_client"])),
+        "auto_every_max": max(peak["auto_every_per_client"], default=1),
         "loadavg_1min": round(os.getloadavg()[0], 2),
     }
 

@@ -6,7 +6,8 @@
 ``speed`` times each stage (music synthesis, choreography + IK, FK + 2D keypoints, music
 features, writing) on one 60 s song per style in this process, then runs the whole writer
 (``write_corpus``) for ``--hours`` with ``--workers`` processes and reports audio seconds
-per wall second. ``quality`` scores a corpus with ``opendance.training.metrics`` (PFC,
+per wall second and per CPU second (CPU time does not depend on other jobs sharing the
+machine; ``writer_x_realtime_2_cores_from_cpu`` is what two otherwise idle cores would do). ``quality`` scores a corpus with ``opendance.training.metrics`` (PFC,
 BAS, foot skating, Div_k, Div_g; the corpus is its own reference set) and counts distinct
 moves, planted-foot drift and joint-limit violations. Both print one JSON object.
 """
@@ -14,6 +15,7 @@ moves, planted-foot drift and joint-limit violations. Both print one JSON object
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -26,44 +28,55 @@ import numpy as np
 def bench_speed(seconds: float, hours: float, workers: int) -> dict:
     from opendance.camera import project
     from opendance.training.synth.choreography import choreograph
-    from opendance.training.synth.corpus import (corpus_sample_rate, music_features, save_npz,
-                                                 write_corpus)
+    from opendance.training.synth.corpus import corpus_sample_rate, music_features, save_npz, write_corpus
     from opendance.training.synth.music import STYLES, synthesize_song
     sr = corpus_sample_rate()
     stages = {"music": 0.0, "choreography": 0.0, "fk_keypoints": 0.0, "features": 0.0, "write": 0.0}
+    cpu = dict.fromkeys(stages, 0.0)
     audio_s = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for i, style in enumerate(STYLES):
-            t0 = time.perf_counter()
+            import soundfile as sf
+            marks = [(time.perf_counter(), time.process_time())]
             song = synthesize_song(style, seconds, None, seed=i, sample_rate=sr)
-            t1 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             dance = choreograph(song.beat_times_s, song.downbeat_times_s, seconds, style, 0.6, i, song.sections)
-            t2 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             j = dance.motion.joints()
             kp = project(j)
             aa = dance.motion.axis_angle()
-            t3 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             feats = music_features(song.audio, sr, song.beat_times_s, song.downbeat_times_s)
-            t4 = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             save_npz(Path(tmp) / "x.npz", {"poses": aa, "kp": kp, "music": feats})
-            import soundfile as sf
             sf.write(str(Path(tmp) / "x.wav"), song.audio, sr, subtype="PCM_16")
-            t5 = time.perf_counter()
-            for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-                stages[k] += dt
+            marks.append((time.perf_counter(), time.process_time()))
+            for k, (a, b) in zip(stages, itertools.pairwise(marks)):
+                stages[k] += b[0] - a[0]
+                cpu[k] += b[1] - a[1]
             audio_s += seconds
-        total = sum(stages.values())
+        total, total_cpu = sum(stages.values()), sum(cpu.values())
         out = {"sample_rate": sr, "audio_s": audio_s,
-               "stage_s_per_audio_s": {k: round(v / audio_s, 5) for k, v in stages.items()},
-               "x_realtime_one_process": round(audio_s / total, 1),
-               "x_realtime_one_process_without_features": round(audio_s / (total - stages["features"]), 1)}
+               "stage_wall_s_per_audio_s": {k: round(v / audio_s, 5) for k, v in stages.items()},
+               "stage_cpu_s_per_audio_s": {k: round(v / audio_s, 5) for k, v in cpu.items()},
+               "x_realtime_one_process_wall": round(audio_s / total, 1),
+               "x_realtime_per_core_cpu": round(audio_s / total_cpu, 1),
+               "x_realtime_per_core_cpu_without_features": round(audio_s / (total_cpu - cpu["features"]), 1),
+               "features_share_of_cpu": round(cpu["features"] / total_cpu, 3)}
         if hours > 0:
+            import resource
             t0 = time.perf_counter()
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            c0 = time.process_time()
             m = write_corpus(Path(tmp) / "corpus", hours, seed=0, workers=workers, progress=False)
             wall = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_s = (time.process_time() - c0) + (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
             a = sum(s["duration_s"] for s in m["sequences"].values())
             out.update({"writer_hours": hours, "writer_workers": workers, "writer_audio_s": round(a, 1),
-                        "writer_wall_s": round(wall, 2), "writer_x_realtime": round(a / wall, 1)})
+                        "writer_wall_s": round(wall, 2), "writer_x_realtime_wall": round(a / wall, 1),
+                        "writer_cpu_s": round(cpu_s, 2),
+                        "writer_x_realtime_2_cores_from_cpu": round(2 * a / cpu_s, 1)})
     return out
 
 

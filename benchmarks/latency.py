@@ -66,7 +66,7 @@ def run_receiver(url: str, out_path: str, duration_s: float, control_every_s: fl
                 msg = ws.recv(timeout=0.2)
             except TimeoutError:
                 msg = None
-            except Exception:
+            except Exception:  # noqa: BLE001 - the engine closed the socket: the run is over
                 break
             now = time.monotonic()
             if isinstance(msg, bytes) and msg[:4] == b"ODF1":
@@ -121,7 +121,10 @@ def run(args) -> dict:
     from opendance.realtime.sources import ArraySource
     from opendance.training.synth.music import synthesize_song
 
-    if args.random_weights:
+    if args.groove_only:
+        from opendance.engine.fallback_groove import GrooveGenerator
+        gen, model_name = GrooveGenerator(), "procedural groove (no model)"
+    elif args.random_weights:
         gen, model_name = random_generator(args.backend if args.backend != "auto" else "torch"), "random-weights MCT (cpu preset)"
     else:
         from opendance.engine.generator import load_default_generator
@@ -220,7 +223,7 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
     send = np.asarray(st.send_times)
     dev_send = np.abs(np.diff(send) - 1 / fps) * 1e3 if len(send) > 2 else np.zeros(0)
     out = {"fps": fps, "frames_published": st.frames, "dropped_frames": st.dropped, "underrun_frames": st.underruns,
-           "frames_received": int(len(rt)), "frames_skipped_by_ws": int(np.sum(np.diff(frames) - 1)) if len(frames) else 0,
+           "frames_received": len(rt), "frames_skipped_by_ws": int(np.sum(np.diff(frames) - 1)) if len(frames) else 0,
            "jitter_receiver_ms": _pct(dev_recv, (50, 99)), "jitter_output_clock_ms": _pct(dev_send, (50, 99)),
            "transport_ms": _pct((rt - recv["send_t"]) * 1e3, (50, 99))}
 
@@ -270,7 +273,7 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
         hit = np.nonzero((rt > t_sent) & (np.abs(recv["energy"] - v) < 1e-4))[0]
         if hit.size:
             lat.append((rt[hit[0]] - t_sent) * 1e3)
-    ctrl = {"sent": int(len(cs)), "observed": len(lat), "latency_ms": _pct(lat, (50, 95))}
+    ctrl = {"sent": len(cs), "observed": len(lat), "latency_ms": _pct(lat, (50, 95))}
 
     # ---- memory
     mem = {}
@@ -347,6 +350,9 @@ def main(argv=None) -> int:
     p.add_argument("--lead-ms", type=float, default=800.0)
     p.add_argument("--backend", default="auto")
     p.add_argument("--random-weights", action="store_true", help="untrained MCT (when the default model is missing)")
+    p.add_argument("--groove-only", action="store_true",
+                   help="dance the procedural groove on the beat grid instead of a model: on the beat by "
+                        "construction, so beat sync measures the engine's own timing")
     p.add_argument("--control-every", type=float, default=3.0, help="seconds between energy controls")
     p.add_argument("--out", default=None, help="write the JSON here too")
     p.add_argument("--png", default=None, help="timeline plot")

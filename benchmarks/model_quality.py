@@ -196,6 +196,21 @@ def to_markdown(res: dict) -> str:
         m = u["mean"]
         L.append(f"| **mean** | | | {m['BAS_model_tracked']:.4f} | {m['BAS_model_true']:.4f} | "
                  f"{m['BAS_procedural_tracked']:.4f} | {m['PFC_model']:.3f} |")
+    sp = res.get("speed")
+    if sp:
+        L += ["", "## Live chunk speed (benchmarks/model_speed.py)", "",
+              "One chunk = 8 new tokens (1.07 s of motion) after a 16-token prefix, decoded by MS-LRM and the "
+              "DDT decoder, batch 1, torch backend. Wall time on the shared 2-core CPU (other jobs running: "
+              "load average given) and the process CPU time per call.", "",
+              "| torch threads | forward (ms) | 1 step | 2 steps | 4 steps | 8 steps | 4 steps + refinement | "
+              "4-step CPU time (ms) | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, r in sp.items():
+            cells = [r["forward"]["median_ms"]] + [r[k]["median_ms"] for k in (
+                "chunk_1step", "chunk_2step", "chunk_4step", "chunk_8step", "chunk_4step_refine")]
+            L.append(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells)
+                     + f" | {r['chunk_4step'].get('cpu_median_ms', float('nan')):.1f} | {r['loadavg_1min_after']} |")
+        L.append("")
+        L.append("Medians over 20 chunks; p95 and the rest in `model_quality.json`.")
     L += ["", "Paper (AIST++, for scale only; a different dataset and protocol): ground truth PFC 1.332, "
           "FID_k 17.10, FID_g 10.60, BAS 0.2374; OpenDanceNet 1.140 / 24.82 / 12.54 / 0.2513.", ""]
     return "\n".join(L)
@@ -206,11 +221,14 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="corpus folder (default: data/CORPUS_READY)")
     ap.add_argument("--model", default=None, help="MCT checkpoint (default: the bundled model)")
     ap.add_argument("--no-joint-model", default=None, help="MCT trained with --no-joint (ablation)")
+    ap.add_argument("--same-step-model", default=None, help="snapshot of the full model at the no-joint "
+                    "model's step count (same schedule), the fair partner of the joint-prediction ablation")
     ap.add_argument("--segment-s", type=float, default=8.0)
     ap.add_argument("--max-segments", type=int, default=40)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--songs", type=int, default=6, help="unseen synthesized songs (0: skip)")
     ap.add_argument("--song-s", type=float, default=20.0)
+    ap.add_argument("--no-speed", action="store_true", help="skip the live-chunk speed table")
     ap.add_argument("--train-note", default="", help="how the model was trained (for the table header)")
     ap.add_argument("--out", default=str(RESULTS / "model.md"))
     ap.add_argument("--json-out", default=str(RESULTS / "model_quality.json"))
@@ -257,20 +275,40 @@ def main() -> None:
     res["control"]["ours"] = control_errors(gen, segs, args.steps)
     notes = ["MS-LRM vs MoMask: the same model and seeds, only the re-masking rule differs."]
     if args.no_joint_model and Path(args.no_joint_model).exists():
-        gen_nj = load_generator(args.no_joint_model, backend="torch")
+        gen_nj = load_generator(args.no_joint_model, backend="torch", text="none")
+        step_nj = json.loads(Path(args.no_joint_model).with_suffix(".json").read_text())["meta"].get("step")
+        partner = args.same_step_model
+        if partner and Path(partner).exists():
+            gen_js = load_generator(partner, backend="torch", text="none")
+            js, _ = generate_set(gen_js, segs, args.steps)
+            res["ablations"][f"joint prediction on, step {step_nj}"] = quality(js, segs, gt)
+            res["control"][f"joint prediction on, step {step_nj}"] = control_errors(gen_js, segs, args.steps)
         nj, _ = generate_set(gen_nj, segs, args.steps)
-        res["ablations"]["joint prediction off"] = quality(nj, segs, gt)
-        res["control"]["joint prediction off"] = control_errors(gen_nj, segs, args.steps)
-        notes.append("Joint prediction off: a model trained with `--no-joint` (no keypoint-token prediction, "
+        res["ablations"][f"joint prediction off, step {step_nj}"] = quality(nj, segs, gt)
+        res["control"][f"joint prediction off, step {step_nj}"] = control_errors(gen_nj, segs, args.steps)
+        notes.append(f"Joint prediction off: a model trained with `--no-joint` (no keypoint-token prediction, "
                      "no trajectory / keypoint auxiliary losses; trajectory tokens are still predicted since "
-                     "our body branch carries no root motion) for the same number of steps as the full "
-                     "model's snapshot it is compared with.")
+                     "our body branch carries no root motion), stopped at step "
+                     f"{step_nj} of the same learning-rate schedule as the full model, and compared with the "
+                     "full model's snapshot at that step (both rows 'step N').")
     else:
         notes.append("Joint prediction off: not measured in this run (no `--no-joint-model` given).")
     res["ablation_notes"] = " ".join(notes)
     logging.info("control done")
     if args.songs:
         res["unseen"] = unseen_songs(gen, args.songs, args.song_s, args.steps)
+    if not args.no_speed:
+        import torch
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from model_speed import measure
+
+        threads = torch.get_num_threads()
+        res["speed"] = {}
+        for n in sorted({1, threads}):
+            torch.set_num_threads(n)
+            res["speed"][f"{n} thread(s)"] = measure(None, "torch", repeats=20, model_path=model_path)
+        torch.set_num_threads(threads)
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(res, indent=1, default=float))
     Path(args.out).write_text(to_markdown(res))

@@ -29,16 +29,18 @@ def _stats(ms: list[float], cpu_ms: list[float] | None = None) -> dict:
     return out
 
 
-def _generator(preset: str | None, backend: str):
+def _generator(preset: str | None, backend: str, model_path: str | None = None):
     import torch
 
     from opendance.engine.backends import create_backend
-    from opendance.engine.generator import MCTGenerator, default_mct_path, load_default_generator
+    from opendance.engine.generator import MCTGenerator, default_mct_path, load_default_generator, load_generator
     from opendance.engine.mct import build_mct
     from opendance.engine.text import NullEncoder
     from opendance.engine.tokenizer import DanceTokenizer, default_tokenizer_path, load_tokenizer
     from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
 
+    if model_path:
+        return load_generator(model_path, backend=backend, text="none"), model_path
     if preset is None and default_mct_path().exists():
         return load_default_generator(backend=backend, text="none"), "bundled"
     preset = preset or "cpu"
@@ -50,13 +52,14 @@ def _generator(preset: str | None, backend: str):
     return MCTGenerator(m, tok, create_backend(backend, m), NullEncoder()), f"random weights, preset {preset}"
 
 
-def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30, new_tokens: int = 8) -> dict:
+def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30, new_tokens: int = 8,
+            model_path: str | None = None) -> dict:
     import torch
 
     from opendance.controls import ControlState
     from opendance.engine.api import GenerationRequest
 
-    gen, source = _generator(preset, backend)
+    gen, source = _generator(preset, backend, model_path)
     cfg = gen.model.cfg
     fpt = gen.frames_per_token
     n_new = new_tokens * fpt
@@ -109,6 +112,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default=None, help="measure a preset with random weights (default: the "
                     "bundled model, else 'cpu')")
+    ap.add_argument("--model", default=None, help="an MCT checkpoint to measure")
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -118,7 +122,7 @@ def main() -> None:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    res = measure(args.preset, args.backend, args.repeats)
+    res = measure(args.preset, args.backend, args.repeats, model_path=args.model)
     text = json.dumps(res, indent=2)
     if args.out:
         from pathlib import Path

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opendance.bridges.playback import MotionPlayback
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +38,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from tqdm import tqdm
-
-    from opendance.bridges.hub import BridgeHub
     from opendance.bridges.playback import MotionPlayback, load_motion, rig_check_motion
-    from opendance.controls import ControlState
     from opendance.errors import OpenDanceError
 
     if args.motion and args.test_pattern:
@@ -54,15 +58,35 @@ def _run(args: argparse.Namespace) -> int:
     motion = rig_check_motion(bpm=bpm) if args.test_pattern else load_motion(args.motion)
     player = MotionPlayback(motion, fps=args.fps, loop=not args.once, bpm=bpm)
 
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None  # stop like Ctrl-C
+    try:
+        return _stream(args, player)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stream(args: argparse.Namespace, player: MotionPlayback) -> int:
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from opendance.bridges.hub import BridgeHub
+    from opendance.controls import ControlState
+
     controls = [ControlState()]
+    lock = threading.Lock()  # controls arrive from the WebSocket and the OSC threads
     hub_box: list[BridgeHub] = []
 
     def on_control(changes: dict) -> None:
         # A file has no generator to steer: the change is recorded and echoed to viewers.
-        controls[0] = controls[0].updated(**changes)
+        with lock:
+            controls[0] = controls[0].updated(**changes)
+            state = asdict(controls[0])
         log.info("control change %s (no model in 'stream': recorded only)", changes)
         if hub_box:
-            hub_box[0].publish_status({"mode": "stream", "controls": asdict(controls[0])})
+            hub_box[0].publish_status({"mode": "stream", "controls": state})
 
     with BridgeHub.from_args(args, on_control=on_control) as hub:
         hub_box.append(hub)

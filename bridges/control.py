@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import socket
 import threading
 from collections import Counter
@@ -51,6 +50,7 @@ OSC_ADDRESSES: dict[str, str] = {
 }
 CONTROL_KEYS: tuple[str, ...] = tuple(OSC_ADDRESSES.values())
 WS_ALIASES = {"traj": "traj_path"}
+WS_CONTROL_NAMES: tuple[str, ...] = tuple("traj" if k == "traj_path" else k for k in CONTROL_KEYS)
 MAX_OSC_DATAGRAM = 8192  # a keyframe (72 floats) is ~400 bytes; anything larger is rejected
 
 OnControl = Callable[[dict], None]
@@ -141,8 +141,6 @@ def parse_ws_control(changes: object) -> dict:
         if key == "keyframe" and value is not None and not (
                 isinstance(value, list) and all(_is_number(v) for v in value)):
             raise ControlError("keyframe must be a list of 72 numbers or null")
-        if key == "energy" and not math.isfinite(float(value)):
-            raise ControlError("energy must be a finite number")
         clean[key] = value
     return validate_changes(clean)
 

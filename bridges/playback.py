@@ -8,7 +8,6 @@ so a mirrored or swapped rig shows at a glance.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -23,8 +22,6 @@ from opendance.frames import PoseFrame
 from opendance.motion import Motion
 from opendance.skeleton import L_ELBOW, L_SHOULDER, R_ELBOW, R_SHOULDER, smpl_skeleton
 
-log = logging.getLogger(__name__)
-
 
 def load_motion(path: str | Path) -> Motion:
     """Read a motion file with the project's readers (``opendance.exporters.load_motion``)."""
@@ -36,7 +33,7 @@ def load_motion(path: str | Path) -> Motion:
 
 
 def rig_check_motion(duration_s: float = 8.0, fps: float = 30.0, bpm: float = 120.0) -> Motion:
-    """A clip for rig checks: the LEFT arm rises on odd beats, the RIGHT arm on even beats.
+    """A clip for rig checks: the LEFT arm rises over beats 1-2 of each bar, the RIGHT over 3-4.
 
     SMPL frame: the left arm points along +X at rest, so raising it is a rotation about
     +Z by a positive angle (right-hand rule turns +X toward +Y); the right arm points

@@ -45,10 +45,15 @@ class UdpSender:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as exc:
             raise OpenDanceError(f"cannot resolve {host!r}: {exc}") from None
+        # Prefer IPv4: "localhost" often resolves to ::1 first, and most OSC / VMC receivers
+        # listen on IPv4 only.
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
         family, _, _, _, addr = infos[0]
         self.address = addr
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
+        if family == socket.AF_INET:  # VJ rigs often send OSC to a LAN broadcast address
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self.sent_datagrams = 0
         self.sent_bytes = 0
         self.dropped = 0

@@ -1,6 +1,7 @@
 """Frame encodings of the WebSocket stream: JSON (readable) and binary (compact).
 
-JSON (text message), protocol version ``v`` = 1; ``docs/bridges.md`` has the schema::
+JSON (text message), protocol version ``v`` = 1; the JSON Schema is
+``bridges/static/messages.schema.json`` (served at ``/static/messages.schema.json``)::
 
     {"type": "frame", "v": 1, "coords": "smpl", "frame": 1234, "fps": 60.0,
      "time_s": 5123.016, "audio_time_s": 12.5, "beat_phase": 0.25, "tempo_bpm": 120.0,

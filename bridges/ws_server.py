@@ -17,9 +17,17 @@ per format and hands each client the newest payload through a one-slot mailbox, 
 slow client skips frames (counted as ``decimated``) and never holds up the others; a
 client whose socket accepts nothing for ``stall_timeout_s`` is disconnected.
 
-Kernel send buffers are capped at ``send_buffer_bytes`` per client (64 KiB) and the
-library's write buffer at 16 KiB, so a slow client lags by about a second of frames at
-most before it is decimated, instead of by what Linux would otherwise buffer.
+A client that reads slower than the frame rate would otherwise fall further and further
+behind (the kernels on both ends buffer hundreds of kilobytes, and a receiver's buffer
+grows). So every client is probed with a WebSocket ping every ``probe_interval_s``: the
+pong returns only once the client has read everything sent before the ping, so the
+ping -> pong time is its lag. While a probe is unanswered for more than ``max_lag_s``
+(0.5 s) the client gets no new frames (counted as ``lag_skipped``), and each probe
+that comes back late halves the rate it is offered (``auto_every`` doubles), while each
+quick one raises it again by one step, so a slow reader settles at the rate it can read
+with little lag. A client that answers nothing for ``stall_timeout_s`` (5 s) is
+disconnected. Kernel send buffers are
+also capped at ``send_buffer_bytes`` (64 KiB) per client.
 
 Browsers may connect only from the server's own page (the ``Origin`` header must match
 ``Host``), so another web site cannot steer a loopback server through the user's browser.
@@ -46,7 +54,7 @@ from http import HTTPStatus
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-from opendance.bridges.control import OnControl, parse_ws_control, token_matches
+from opendance.bridges.control import WS_CONTROL_NAMES, OnControl, parse_ws_control, token_matches
 from opendance.bridges.limits import Throttle, TokenBucket
 from opendance.bridges.security import require_token_if_exposed
 from opendance.bridges.wire_format import FORMATS, PROTOCOL_VERSION, encode_binary, encode_json
@@ -64,11 +72,24 @@ STATIC_FILES = {  # URL path -> (file under bridges/static, content type)
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
     "/static/viewer.css": ("viewer.css", "text/css; charset=utf-8"),
+    "/static/messages.schema.json": ("messages.schema.json", "application/schema+json"),
     "/static/vendor/three.module.js": ("vendor/three.module.js", "text/javascript; charset=utf-8"),
     "/static/vendor/three.core.js": ("vendor/three.core.js", "text/javascript; charset=utf-8"),
     "/static/vendor/OrbitControls.js": ("vendor/OrbitControls.js", "text/javascript; charset=utf-8"),
     "/static/vendor/LICENSE-three.txt": ("vendor/LICENSE-three.txt", "text/plain; charset=utf-8"),
 }
+
+
+def _json_default(obj):
+    """JSON for what the engine's status may hold: NumPy scalars / arrays, dataclasses."""
+    import numpy as np
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
 
 
 def snapshot(frame: PoseFrame) -> PoseFrame:
@@ -90,6 +111,11 @@ class _Client:
     offered: int = 0
     sent: int = 0
     decimated: int = 0
+    lag_skipped: int = 0
+    probe_sent_at: float | None = None  # monotonic time of the unanswered lag probe (ping)
+    lag_s: float = 0.0                  # last measured ping -> pong time
+    auto_every: int = 1                 # extra decimation adapted to the client's reading speed
+    dropped: bool = False
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -113,13 +139,14 @@ class WsServer:
         token: shared secret; clients pass ``?token=`` (or ``Authorization: Bearer``).
         on_control: called (in the server thread) with validated control changes;
             may raise ``ControlError`` to reject them (the client gets the message).
-        max_clients, stall_timeout_s, max_message_bytes, control_rate_hz: see module doc.
+        max_clients, stall_timeout_s, max_message_bytes, control_rate_hz, max_lag_s: see
+            module doc.
     """
 
     def __init__(self, port: int = WS_DEFAULT_PORT, host: str = "127.0.0.1", token: str | None = None,
                  on_control: OnControl | None = None, max_clients: int = 256, stall_timeout_s: float = 5.0,
                  max_message_bytes: int = 16384, control_rate_hz: float = 20.0, flood_limit: int = 200,
-                 send_buffer_bytes: int = 65536) -> None:
+                 send_buffer_bytes: int = 65536, max_lag_s: float = 0.5, probe_interval_s: float = 0.5) -> None:
         require_token_if_exposed(host, token, "--ws-host")
         if host == "localhost":  # one socket, one port (localhost may also bind ::1 elsewhere)
             host = "127.0.0.1"
@@ -132,6 +159,8 @@ class WsServer:
         self.control_rate_hz = float(control_rate_hz)
         self.flood_limit = int(flood_limit)
         self.send_buffer_bytes = int(send_buffer_bytes)
+        self.max_lag_s = float(max_lag_s)
+        self.probe_interval_s = float(probe_interval_s)
         self.name = f"ws {host}:{port}"
         self._static = _load_static()
         self._clients: set[_Client] = set()
@@ -203,7 +232,7 @@ class WsServer:
     def publish_status(self, status: dict) -> None:
         """Forward the engine's status (tempo, lead, steps, controls...) to every client."""
         try:
-            text = json.dumps({"type": "status", "v": PROTOCOL_VERSION, **status}, default=str,
+            text = json.dumps({"type": "status", "v": PROTOCOL_VERSION, **status}, default=_json_default,
                               separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             log.warning("status not sent: not JSON-serialisable (%s)", exc)
@@ -222,6 +251,9 @@ class WsServer:
             "frames_coalesced": self.frames_coalesced,
             "dropped_slow": self.dropped_slow, "rejected_messages": self.rejected_messages,
             "sent_per_client": [c.sent for c in clients], "decimated_per_client": [c.decimated for c in clients],
+            "lag_skipped_per_client": [c.lag_skipped for c in clients],
+            "lag_s_per_client": [round(c.lag_s, 4) for c in clients],
+            "auto_every_per_client": [c.auto_every for c in clients],
         }
 
     def close(self) -> None:
@@ -251,9 +283,14 @@ class WsServer:
             return
         self._fps = float(frame.fps)
         payloads: dict[str, bytes | str] = {}
+        now = time.monotonic()
         for c in self._clients:
             c.offered += 1
-            if c.every > 1 and c.offered % c.every:
+            step = c.every * c.auto_every
+            if step > 1 and c.offered % step:
+                continue
+            if c.probe_sent_at is not None and now - c.probe_sent_at > self.max_lag_s:
+                c.lag_skipped += 1  # its backlog is over max_lag_s: let it drain first
                 continue
             p = payloads.get(c.fmt)
             if p is None:
@@ -331,12 +368,12 @@ class WsServer:
         self._clients.add(c)
         self._n_clients = len(self._clients)
         hello = {"type": "hello", "v": PROTOCOL_VERSION, "format": c.fmt, "every": c.every,
-                 "fps": self._fps, "controls": ["style", "energy", "steps", "refine", "frozen", "traj",
-                                                "keyframe"]}
+                 "fps": self._fps, "controls": list(WS_CONTROL_NAMES)}
         self._reply(c, hello)
         if self._status_json is not None:
             c.status = self._status_json
         writer = asyncio.create_task(self._writer(c))
+        prober = asyncio.create_task(self._prober(c))
         try:
             async for message in ws:
                 self._on_message(c, message)
@@ -351,6 +388,7 @@ class WsServer:
             self._clients.discard(c)
             self._n_clients = len(self._clients)
             writer.cancel()
+            prober.cancel()
 
     async def _writer(self, c: _Client) -> None:
         try:
@@ -373,15 +411,56 @@ class WsServer:
             if not isinstance(exc, ConnectionClosed):
                 log.warning("WebSocket writer for %s stopped: %s", c.ws.remote_address, exc)
 
+    async def _prober(self, c: _Client) -> None:
+        """Measure each client's backlog with pings and cut the ones that stop answering.
+
+        A pong comes back only after the client has read everything queued before the
+        ping, in every buffer on the way (ours, both kernels', its library's), so the
+        ping -> pong time is the client's lag. ``_broadcast`` skips a client whose probe is
+        older than ``max_lag_s``; a client silent for ``stall_timeout_s`` is disconnected.
+        """
+        try:
+            n_probes = 0
+            while True:
+                n_probes += 1
+                c.probe_sent_at = time.monotonic()
+                waiter = await c.ws.ping()
+                try:
+                    await asyncio.wait_for(waiter, self.stall_timeout_s)
+                except TimeoutError:
+                    self._drop_stalled(c, "read nothing")
+                    return
+                c.lag_s = time.monotonic() - c.probe_sent_at
+                c.probe_sent_at = None
+                # Adapt like TCP's congestion control: halve the rate when lagging, creep
+                # back up when it keeps up (multiplicative decrease, additive increase).
+                if c.lag_s > self.max_lag_s:
+                    c.auto_every = min(MAX_EVERY, 2 * c.auto_every)
+                    continue  # probe again at once: the skip above lets the backlog drain
+                if c.lag_s < self.max_lag_s / 2 and c.auto_every > 1:
+                    c.auto_every -= 1
+                # Probe often in the first second, before a slow reader builds a backlog.
+                await asyncio.sleep(self.probe_interval_s if n_probes > 10 else self.probe_interval_s / 5)
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - ConnectionClosed and friends: the handler cleans up
+            log.debug("lag probe for %s ended: %s", c.ws.remote_address, exc)
+
     async def _send(self, c: _Client, payload: bytes | str) -> None:
         try:
             await asyncio.wait_for(c.ws.send(payload), self.stall_timeout_s)
         except TimeoutError:
-            self.dropped_slow += 1
-            log.warning("WebSocket client %s accepted nothing for %.1f s; disconnecting it",
-                        c.ws.remote_address, self.stall_timeout_s)
-            c.ws.transport.abort()
+            self._drop_stalled(c, "accepted nothing")
             raise ConnectionError("stalled client") from None
+
+    def _drop_stalled(self, c: _Client, what: str) -> None:
+        if c.dropped:
+            return
+        c.dropped = True
+        self.dropped_slow += 1
+        log.warning("WebSocket client %s %s for %.1f s; disconnecting it", c.ws.remote_address, what,
+                    self.stall_timeout_s)
+        c.ws.transport.abort()
 
     def _reject(self, c: _Client, msg_id, error: str) -> None:
         self.rejected_messages += 1

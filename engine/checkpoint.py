@@ -57,6 +57,7 @@ def save_checkpoint(path: str | Path, tensors: dict, config: dict) -> Path:
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     tmp = st_path.with_name(st_path.name + ".tmp")
     save_file(flat, str(tmp), metadata={"format": "pt"})
+    os.chmod(tmp, 0o644)  # a shareable data file, like the JSON beside it
     os.replace(tmp, st_path)
     _atomic_write_json(json_path, config)
     return st_path

@@ -4,7 +4,7 @@ One bar of rule-based dance (``opendance.training.synth.choreography.procedural_
 at a reference tempo) is made once, looped seamlessly, and then sampled by *bar
 position* (beats since the downbeat, from the beat clock), so it stays on the beat at
 any tempo. Sampling costs a slerp, so the output clock can also use it frame by frame
-when the generator stalls.
+when the generator stalls. ``GrooveGenerator`` wraps it as a ``ChunkGenerator``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from opendance import rotations as rot
 from opendance.motion import Motion
-from opendance.skeleton import L_HIP, L_KNEE, R_HIP, R_KNEE, N_JOINTS
+from opendance.skeleton import L_HIP, L_KNEE, N_JOINTS, R_HIP, R_KNEE
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,12 @@ def _procedural_bar(fps: float, style: str, energy: float, seed: int) -> Motion 
     try:
         motion = procedural_dance(beats, downbeats, n_bars * BEATS_PER_BAR * beat_s, style=style,
                                   energy=energy, seed=seed)
-    except Exception as exc:  # a bad style name etc.: the fallback must still exist
+    except Exception as exc:  # noqa: BLE001 - a bad style name etc.: the fallback must still exist
         log.warning("procedural_dance failed (%s); the fallback groove is a plain bounce", exc)
         return None
     if motion.fps != fps:
         motion = motion.resample(fps)
-    bar = int(round(BEATS_PER_BAR * beat_s * fps))
+    bar = round(BEATS_PER_BAR * beat_s * fps)
     if len(motion) < 2 * bar:
         return None
     return _make_loop(motion, bar, bar)
@@ -129,7 +129,7 @@ def _make_loop(motion: Motion, start: int, length: int, blend: int = 6) -> Motio
 def _bounce_bar(fps: float) -> Motion:
     """A minimal knee bounce, down on every beat: the last resort when no choreography
     module is importable."""
-    n = int(round(BEATS_PER_BAR * 60.0 / REF_BPM * fps))
+    n = round(BEATS_PER_BAR * 60.0 / REF_BPM * fps)
     beat_pos = np.arange(n) / (fps * 60.0 / REF_BPM)
     dip = 0.5 * (1 + np.cos(2 * np.pi * beat_pos))          # 1 on the beat, 0 between
     aa = np.zeros((n, N_JOINTS, 3))
@@ -139,3 +139,37 @@ def _bounce_bar(fps: float) -> Motion:
     trans = np.zeros((n, 3))
     trans[:, 1] = PELVIS_HEIGHT_M - 0.06 * dip
     return Motion.from_axis_angle(aa, trans, fps)
+
+
+class GrooveGenerator:
+    """The fallback groove as a ``ChunkGenerator``: dances the procedural bar on the beat
+    grid channels of the music window, with no model.
+
+    Used by ``--groove-only`` (the engine's timing measured with a dancer that is on the
+    beat by construction, and a way to run without model weights). The beat and bar
+    phases come from the grid channels (``opendance.realtime.features``: sin/cos of the
+    beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros when
+    unknown), so it sees exactly what the model sees. ``state``: frames made so far.
+    """
+
+    fps = 30.0
+    frames_per_token = 4
+    context_frames = 0
+
+    def __init__(self, groove: GrooveFallback | None = None):
+        self.groove = groove or GrooveFallback(fps=self.fps)
+
+    def generate(self, request):
+        from opendance.engine.api import GenerationResult
+        from opendance.realtime.features import SPECTRAL_DIM
+
+        n = int(request.n_new_frames)
+        grid = np.asarray(request.music, np.float64)[-n:, SPECTRAL_DIM:SPECTRAL_DIM + 4]
+        beat = np.mod(np.arctan2(grid[:, 0], grid[:, 1]) / (2 * np.pi), 1.0)
+        bar_known = np.hypot(grid[:, 2], grid[:, 3]) > 0.5
+        bar = np.mod(np.arctan2(grid[:, 2], grid[:, 3]) / (2 * np.pi), 1.0)
+        pos = np.where(bar_known, bar * BEATS_PER_BAR, beat)
+        quats, trans = self.groove.sample(pos)          # root around the floor origin
+        motion = Motion(rot.quat_to_matrix(quats), trans, self.fps)
+        done = 0 if request.prefix is None else int(request.prefix)
+        return GenerationResult(motion, done + n, {})

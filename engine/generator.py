@@ -300,7 +300,7 @@ class MCTGenerator:
     def _emit(self, tokens: dict, n_ctx: int, state: GeneratorState | None, start=None
               ) -> tuple[Motion, GeneratorState]:
         """Decode a window's tokens; return the new frames and the next state."""
-        from opendance.engine.tokenizer import features_to_motion, heading_of
+        from opendance.engine.tokenizer import features_to_motion
 
         fpt = self.frames_per_token
         with torch.no_grad():
@@ -308,24 +308,28 @@ class MCTGenerator:
         feats = {b: dec[b][0].numpy().astype(np.float64) for b in ("motion", "traj")}
         p = n_ctx * fpt   # first new frame in the window
         if state is not None and n_ctx and state.last_feat:
-            w = np.clip(1.0 - np.arange(1, len(feats["motion"]) - p + 1) / (self.seam_frames + 1), 0, 1)
+            # full correction at the first new frame (so its step from the last emitted frame is
+            # the decoder's own step), fading linearly to none after seam_frames frames
+            w = np.clip(1.0 - np.arange(len(feats["motion"]) - p) / self.seam_frames, 0, 1)
             for b in ("motion", "traj"):
                 delta = state.last_feat[b] - feats[b][p - 1]
                 feats[b][p:] += w[:, None] * delta
             seg = {b: feats[b][p - 1:] for b in feats}
-            m = features_to_motion(seg, start_trans=state.last_trans, start_heading=state.last_heading, fps=FPS)
-            motion = m.slice(1)
+            st_trans, st_head = state.last_trans, state.last_heading
+            motion = features_to_motion(seg, start_trans=st_trans, start_heading=st_head, fps=FPS).slice(1)
         else:
             st_trans, st_head = (None, 0.0) if start is None else start
             if state is not None and start is None:
                 st_trans, st_head = state.last_trans, state.last_heading
-            motion = features_to_motion({b: feats[b][p:] for b in feats}, start_trans=st_trans,
-                                        start_heading=st_head, fps=FPS)
+            seg = {b: feats[b][p:] for b in feats}
+            motion = features_to_motion(seg, start_trans=st_trans, start_heading=st_head, fps=FPS)
+        # the integrated heading (not the yaw of the decoded root, which may carry a small
+        # residual yaw of the heading-free body; re-reading it would make chunks turn)
+        heading = float(st_head) + float(np.sum(seg["traj"][1:, 3])) / FPS
         keep = self.max_tokens
         prev = {b: np.zeros(0, np.int64) for b in BRANCHES} if state is None else state.tokens
         new_tokens = {b: np.concatenate([prev[b], tokens[b][n_ctx:]])[-keep:] for b in BRANCHES}
         last_feat = {b: feats[b][-1].astype(np.float32) for b in feats}
-        heading = float(heading_of(motion.rotations[-1:])[0])
         new_state = GeneratorState(tokens=new_tokens, last_feat=last_feat,
                                    last_trans=motion.trans[-1].astype(np.float64), last_heading=heading,
                                    frames_done=(0 if state is None else state.frames_done) + motion.n_frames)

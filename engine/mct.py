@@ -146,6 +146,11 @@ class MCTLogits:
     def as_tuple(self) -> tuple[Tensor, Tensor, Tensor]:
         return (self.motion, self.traj, self.kpt)
 
+    @staticmethod
+    def names() -> tuple[str, str, str]:
+        """Output names for exported graphs (distinct from the input names)."""
+        return ("motion_logits", "traj_logits", "kpt_logits")
+
     def get(self, branch: str) -> Tensor:
         return getattr(self, branch)
 

@@ -35,7 +35,10 @@ class RefineConfig:
     """Refinement options.
 
     Attributes:
-        eps: RMS logit change per iteration (see the module docstring).
+        eps: RMS logit change per iteration (see the module docstring). The defaults
+            (3.0, 3 iterations, at the last decoding round) lowered the decoded foot-slide
+            loss in 11 of 12 validation windows in a sweep against (1.0, 2), (0.3, 2) and
+            refining at the last two or all rounds.
         iters: gradient steps per refinement round.
         tau: Gumbel-softmax temperature.
         contact_height_m: foot height above the clip's floor that counts as contact.
@@ -44,8 +47,8 @@ class RefineConfig:
             deterministic relaxation softmax(e / tau) (used by tests).
     """
 
-    eps: float = 1.0
-    iters: int = 2
+    eps: float = 3.0
+    iters: int = 3
     tau: float = 1.0
     contact_height_m: float = 0.05
     fps: float = 30.0

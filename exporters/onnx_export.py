@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from opendance.engine.mct import MCT, MCTInputs
+from opendance.engine.mct import MCT, MCTInputs, MCTLogits
 from opendance.errors import OpenDanceError
 
 log = logging.getLogger(__name__)
 
-OUTPUT_NAMES = ("motion_logits", "traj_logits", "kpt_logits")
+OUTPUT_NAMES = MCTLogits.names()  # ("motion_logits", "traj_logits", "kpt_logits")
 DEFAULT_OPSET = 18
 DEFAULT_MAX_BATCH = 64
 # Validation tolerances on the logits (absolute): fp32 graphs match to float rounding;
@@ -45,20 +45,23 @@ DEFAULT_MAX_BATCH = 64
 ATOL = {"fp32": 1e-3, "fp16": 5e-2}
 
 
-class _FlatMCT(nn.Module):
-    """``MCT.forward_flat`` with named positional inputs (what the exporter traces);
-    ``half=True`` runs the model in float16 and casts at the edges."""
+class FlatMCT(nn.Module):
+    """``MCT.forward_flat`` with named positional inputs (what the exporter traces).
 
-    def __init__(self, model: MCT, half: bool = False):
+    ``compute_dtype`` (e.g. float16, bfloat16) must be the dtype of ``model``'s weights:
+    the float inputs are cast to it on the way in and the logits back to float32 on the
+    way out, so callers always see float32 at the edges."""
+
+    def __init__(self, model: MCT, compute_dtype: torch.dtype = torch.float32):
         super().__init__()
         self.model = model
-        self.half = half
+        self.compute_dtype = compute_dtype
 
     def forward(self, music: Tensor, music_valid: Tensor, music_keep: Tensor, text: Tensor, text_keep: Tensor,
                 traj: Tensor, kpt: Tensor, motion: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if self.half:
+        if self.compute_dtype != torch.float32:
             music, music_valid, music_keep, text, text_keep = (
-                t.to(torch.float16) for t in (music, music_valid, music_keep, text, text_keep))
+                t.to(self.compute_dtype) for t in (music, music_valid, music_keep, text, text_keep))
         out = self.model.forward_flat(music, music_valid, music_keep, text, text_keep, traj, kpt, motion)
         return tuple(o.to(torch.float32) for o in out)
 
@@ -81,6 +84,16 @@ def example_inputs(model: MCT, batch: int = 2, tokens: int | None = None, seed: 
         music_keep=torch.ones(batch), text=torch.randn(batch, cfg.text_dim, generator=g),
         text_keep=(torch.rand(batch, generator=g) < 0.5).float(),
         traj=ids("traj"), kpt=ids("kpt"), motion=ids("motion"))
+
+
+def cpu_copy(model: MCT) -> MCT:
+    """``model`` itself when all its tensors are on the CPU, else a CPU copy (the caller's
+    module is never moved)."""
+    if all(t.device.type == "cpu" for t in model.state_dict().values()):
+        return model
+    import copy
+
+    return copy.deepcopy(model).cpu()
 
 
 def model_digest(model: MCT) -> str:
@@ -143,7 +156,7 @@ def export_mct(model: MCT, path: str | os.PathLike, precision: str = "fp32", ops
         import copy
 
         src = copy.deepcopy(model).half()
-    wrapper = _FlatMCT(src.eval(), half=precision == "fp16").eval()
+    wrapper = FlatMCT(src.eval(), torch.float16 if precision == "fp16" else torch.float32).eval()
     # Batch 2 and a window of max_tokens so neither dimension is specialised to 1.
     x = example_inputs(model, batch=2, tokens=cfg.max_tokens)
     b = torch.export.Dim("batch", min=1, max=max_batch)
@@ -162,7 +175,7 @@ def export_mct(model: MCT, path: str | os.PathLike, precision: str = "fp32", ops
             torch.onnx.export(wrapper, x.as_tuple(), str(path), input_names=list(MCTInputs.names()),
                               output_names=list(OUTPUT_NAMES), dynamo=True, dynamic_shapes=dyn,
                               opset_version=opset, external_data=False, verbose=False)
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+    except Exception as exc:
         raise OpenDanceError(f"ONNX export of the MCT failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
     res = OnnxExport(str(path), precision, opset, export_key(model, precision, opset, max_batch),
                      time.perf_counter() - t0)
@@ -188,6 +201,9 @@ def ort_session(path: str | os.PathLike, providers: list[str] | None = None, thr
                                    else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     if threads:
         so.intra_op_num_threads = threads
+    # No busy-waiting worker threads between runs: in the live process they would steal the
+    # cores the audio analysis and the output clock need (and skew other timings).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
 
@@ -244,6 +260,8 @@ def cached_export(model: MCT, precision: str = "fp32", cache_dir: str | os.PathL
     if path.is_file():
         return path
     root.mkdir(parents=True, exist_ok=True)
+    log.warning("exporting the MCT to ONNX once for this model (tens of seconds on a small CPU); "
+                "cached as %s", path)
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         res = export_mct(model, Path(tmp) / path.name, precision, opset, max_batch)
         Path(res.path).replace(path)

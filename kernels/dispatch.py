@@ -44,7 +44,7 @@ def mode() -> str:
     return m
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _status(device_index: int) -> tuple[bool, str]:
     try:
         from opendance.kernels.fk_cuda import kernels_for

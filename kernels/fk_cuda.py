@@ -36,8 +36,15 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from opendance.kernels.nvrtc import (ABSOLUTE_MAX_JOINTS, DEFAULT_MAX_JOINTS, REDUCE_BLOCK, KernelUnavailable,
-                                     LoadedKernels, cuda_core, load_kernels)
+from opendance.kernels.nvrtc import (
+    ABSOLUTE_MAX_JOINTS,
+    DEFAULT_MAX_JOINTS,
+    REDUCE_BLOCK,
+    KernelUnavailable,
+    LoadedKernels,
+    cuda_core,
+    load_kernels,
+)
 from opendance.skeleton import Skeleton, smpl_skeleton
 
 FK_BLOCK = 128          # threads per block of the FK kernels (one thread per frame)
@@ -68,9 +75,21 @@ def _current_stream(ks: LoadedKernels):
     return ks.device.create_stream(_Stream(handle))
 
 
+def _ensure_context(ks: LoadedKernels) -> None:
+    """Make the device's primary context current on this thread when none is. Torch has
+    normally done so already (it allocated the output just before); only a thread that
+    never touched CUDA through torch needs it. Checked rather than set every time, so the
+    context stack is never pushed twice."""
+    from cuda.bindings import driver
+
+    err, ctx = driver.cuCtxGetCurrent()
+    if err != driver.CUresult.CUDA_SUCCESS or int(ctx) == 0:
+        ks.device.set_current()
+
+
 def _launch(ks: LoadedKernels, name: str, grid: int, block: int, *args) -> None:
     cc = cuda_core()
-    ks.device.set_current()  # the autograd thread may not have the context current
+    _ensure_context(ks)
     cfg = cc.LaunchConfig(grid=grid, block=block)
     cc.launch(_current_stream(ks), cfg, ks.kernels[name], *args)
 
@@ -140,6 +159,8 @@ def _plan(device: torch.device, skeleton: Skeleton, joints: Sequence[int] | None
     if not out or any(not 0 <= j < n for j in out):
         raise KernelUnsupported(f"joint indices {out} out of range for {n} joints")
     ks = kernels_for(device, n)
+    if len(out) > ks.max_joints:
+        raise KernelUnsupported(f"at most {ks.max_joints} output joints per call, got {len(out)}")
     idx = ks.device_index
     return _FKPlan(ks, sixd, _int_table(idx, parents), _int_table(idx, out), n, len(out), _need_mask(parents, out))
 

@@ -41,6 +41,8 @@ REDUCE_BLOCK = 256
 # kernels accept any J <= this). Other skeletons get their own build (up to 32 joints).
 DEFAULT_MAX_JOINTS = 24
 ABSOLUTE_MAX_JOINTS = 32
+# "1": compile with line information, so compute-sanitizer / Nsight reports name source lines.
+LINEINFO_ENV = "OPENDANCE_KERNEL_LINEINFO"
 
 
 class KernelUnavailable(OpenDanceError):
@@ -68,6 +70,20 @@ def cuda_core():
         raise KernelUnavailable(
             "cuda-python is not installed (pip install 'opendance[gpu]' or 'cuda-python nvidia-cuda-nvrtc')"
         ) from exc
+
+
+def nvrtc_status() -> tuple[bool, str]:
+    """(True, "NVRTC X.Y") when cuda-python imports and libnvrtc loads, else (False, reason)."""
+    try:
+        cuda_core()
+        from cuda.bindings import nvrtc
+
+        err, major, minor = nvrtc.nvrtcVersion()
+    except Exception as exc:  # noqa: BLE001 - ImportError, library-not-found errors of several types
+        return False, f"NVRTC unavailable: {exc}"
+    if int(err) != 0:
+        return False, f"nvrtcVersion failed: {err}"
+    return True, f"NVRTC {major}.{minor}"
 
 
 def cache_dir() -> Path:
@@ -99,7 +115,7 @@ def _nvrtc_version(cc) -> str:
     try:
         from cuda.bindings import nvrtc
 
-        err, major, minor = nvrtc.nvrtcVersion()
+        _err, major, minor = nvrtc.nvrtcVersion()
         return f"{major}.{minor}"
     except Exception:  # noqa: BLE001 - the version only salts the cache key
         return getattr(cc, "__version__", "unknown")
@@ -144,7 +160,7 @@ def compile_kernels(arch: str = "sm_90", max_joints: int = DEFAULT_MAX_JOINTS, u
     try:
         prog = cc.Program(src, "c++", opts)
         obj = prog.compile("cubin")
-    except Exception as exc:  # noqa: BLE001 - NVRTC / loader errors of many types
+    except Exception as exc:
         raise KernelUnavailable(f"NVRTC compile of {KERNEL_SOURCE} for {arch} failed: "
                                 f"{type(exc).__name__}: {exc}") from exc
     cubin = getattr(obj, "code", None)
@@ -191,7 +207,7 @@ def compile_with_nvcc(arch: str = "sm_90", out: str | os.PathLike | None = None,
     cmd = [nvcc, target, "--ptx" if ptx else "-cubin", "-std=c++17", f"-I{CUDA_DIR}",
            *(f"-D{k}={v}" for k, v in _defines(max_joints).items()),
            "-o", str(out_path), str(CUDA_DIR / KERNEL_SOURCE)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if res.returncode != 0:
         raise KernelUnavailable(f"nvcc failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
     return out_path
@@ -209,26 +225,27 @@ class LoadedKernels:
     module: object  # cuda.core ObjectCode (kept alive with the kernels)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_kernels(device_index: int, max_joints: int = DEFAULT_MAX_JOINTS) -> LoadedKernels:
     """Compile (or read from the cache) and load the kernels for CUDA device ``device_index``.
 
-    Memoised per (device, max_joints) for the life of the process. Raises
-    ``KernelUnavailable`` with the reason when anything is missing.
+    Memoised per (device, max_joints) for the life of the process. ``$OPENDANCE_KERNEL_LINEINFO=1``
+    compiles with line information (for compute-sanitizer). Raises ``KernelUnavailable``
+    with the reason when anything is missing.
     """
     cc = cuda_core()
     try:
         dev = cc.Device(device_index)
         dev.set_current()
         major, minor = dev.compute_capability
-    except Exception as exc:  # noqa: BLE001 - no driver / no device
+    except Exception as exc:
         raise KernelUnavailable(f"CUDA device {device_index} not usable by cuda-python: {exc}") from exc
     arch = f"sm_{major}{minor}"
-    built = compile_kernels(arch, max_joints)
+    built = compile_kernels(arch, max_joints, lineinfo=os.environ.get(LINEINFO_ENV, "") == "1")
     try:
         mod = cc.ObjectCode.from_cubin(built.cubin, name=f"opendance_fk_{arch}")
         kernels = {name: mod.get_kernel(name) for name in KERNEL_NAMES}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise KernelUnavailable(f"loading the {arch} cubin failed: {exc}") from exc
     log.info("CUDA kernels for %s loaded (%s, %s)", arch, built.compiler,
              "cached" if built.from_cache else "compiled")

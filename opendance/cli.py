@@ -20,6 +20,7 @@ from opendance.errors import OpenDanceError
 # Modules that register subcommands, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "opendance.exporters.cli",
+    "opendance.exporters.model_cli",
     "opendance.realtime.audio_cli",
     "opendance.doctor",
     "opendance.bridges.cli",

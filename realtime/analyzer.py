@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from opendance.realtime.beat_clock import BeatClock, BeatState
-from opendance.realtime.features import FEATURE_DIM, FPS, SPECTRAL_DIM, SpectralStream, beat_grid
+from opendance.realtime.features import (
+    CH_CHROMA,
+    FEATURE_DIM,
+    FPS,
+    SPECTRAL_DIM,
+    SpectralStream,
+    beat_grid,
+    chroma_change,
+)
 from opendance.realtime.sample_clock import SampleClock
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,17 @@ class MusicTimeline:
             self._rows[self.frames % self._cap] = r
             self.frames += 1
 
+    def chroma(self, t0_s: float, t1_s: float) -> np.ndarray | None:
+        """Mean chroma (12,) of the frames in [t0_s, t1_s), or None when none are held.
+        Caller holds the lock."""
+        f0, f1 = int(np.ceil(t0_s * FPS)), int(np.ceil(t1_s * FPS))
+        f0 = max(f0, self.frames - self._cap, 0)
+        f1 = min(f1, self.frames)
+        if f1 <= f0:
+            return None
+        idx = np.arange(f0, f1) % self._cap
+        return self._rows[idx, CH_CHROMA].mean(axis=0)
+
     def window(self, start_audio_s: float, n_frames: int) -> tuple[np.ndarray, int]:
         """Music features for frames at audio times ``start_audio_s + i / FPS``.
 
@@ -73,7 +92,7 @@ class MusicTimeline:
             music: (n_frames, FEATURE_DIM) float32; spectral channels are real for the
                 leading ``spectral_valid_frames`` rows and zero after; the grid channels
                 come from the beat clock everywhere (committed beats in the past,
-                predicted beats after now; zeros while it has no tempo).
+                predicted beats after now; zeros until it has first locked).
             spectral_valid_frames: rows heard so far.
         """
         f0 = round(start_audio_s * FPS)
@@ -90,7 +109,7 @@ class MusicTimeline:
                     music[i, :SPECTRAL_DIM] = self._rows[f % self._cap]
             t0, t1 = f0 / FPS, (f0 + n) / FPS
             p = self._clock.period_s
-            if p > 0:
+            if self._clock.has_grid:
                 beats, downbeats = self._clock.beats_between(t0 - 2 * p, t1 + 2 * p)
             else:
                 beats, downbeats = np.zeros(0), np.zeros(0)
@@ -114,6 +133,7 @@ class LiveAnalyzer:
         self.timeline = MusicTimeline(self.clock, self._lock)
         self._sample_clock = SampleClock(self.sample_rate)
         self._samples = 0
+        self._harmony_done = -1                     # last beat index given harmony evidence
         self.stats = AnalyzerStats()
 
     def process(self, block: np.ndarray, t_mono_s: float) -> np.ndarray:
@@ -133,12 +153,27 @@ class LiveAnalyzer:
         with self._lock:
             self.clock.update(events)
             self.timeline._append(rows)
+            self._feed_harmony()
         st = self.stats
         st.blocks += 1
         st.frames += rows.shape[0]
         st.process_ms_total += (time.perf_counter() - t_start) * 1000.0
         st.last_latency_ms = (time.monotonic() - (t_mono_s + x.size / self.sample_rate)) * 1000.0
         return rows
+
+    def _feed_harmony(self) -> None:
+        """Give the beat clock the chroma change at each committed beat once the beat
+        after it has been heard (downbeat evidence). Lock held by the caller."""
+        beats = self.clock.committed_beat_indices()
+        heard = self.timeline.frames - 1            # newest frame index
+        for (t_prev, _), (t, idx), (t_next, _) in zip(beats, beats[1:], beats[2:]):
+            if idx <= self._harmony_done or t_next * FPS > heard:
+                continue
+            before = self.timeline.chroma(t_prev, t)
+            after = self.timeline.chroma(t, t_next)
+            if before is not None and after is not None:
+                self.clock.add_harmonic_change(idx, chroma_change(before, after))
+            self._harmony_done = idx
 
     @property
     def now_audio_s(self) -> float:

@@ -42,7 +42,7 @@ def _cmd_beats(args: argparse.Namespace) -> int:
     from opendance.realtime.sources import load_audio
 
     audio, sr = load_audio(args.file)
-    _, events = stream_spectral(audio, sr)
+    spectral, events = stream_spectral(audio, sr)
     if args.live:
         from opendance.realtime.beat_clock import BeatClock
 
@@ -54,7 +54,7 @@ def _cmd_beats(args: argparse.Namespace) -> int:
         tempo = 60.0 / clock.period_s if clock.period_s > 0 else 0.0
         conf, method = clock.confidence, "live beat clock (causal)"
     else:
-        r = track_beats_from_events(events)
+        r = track_beats_from_events(events, spectral)
         beats, down, tempo, conf, method = r.beat_times_s, r.downbeat_times_s, r.tempo_bpm, r.confidence, "offline"
     out = {"file": args.file, "duration_s": round(audio.size / sr, 3), "method": method,
                "tempo_bpm": round(float(tempo), 2), "confidence": round(float(conf), 3),

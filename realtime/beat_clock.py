@@ -4,26 +4,34 @@ Input: the 120 Hz spectral-flux onset function (ODF) that aubio computes per sub
 (``beats.SubHopEvents``). Every ``update_every`` sub-hops (100 ms) it re-estimates:
 
 1. **Tempo** by a harmonic-summed autocorrelation of the last ``tempo_window_s`` of ODF
-   with a log-Gaussian tempo prior (Ellis 2007): around 120 BPM (1 octave wide) while
-   unlocked, around the current tempo (0.35 octave) once locked, so it cannot flip to
-   half / double tempo but still follows a real tempo change.
+   (recency-weighted, after a high-pass) with a log-Gaussian tempo prior (Ellis 2007):
+   around 120 BPM (1 octave wide) until the first lock, then around the last locked
+   tempo (0.35 octave), so it cannot flip to half / double tempo but still follows a
+   real tempo change. Before the first lock, the metrical level (half / same / double)
+   is chosen by on- versus off-beat onset strength.
 2. **Period and phase jointly** by a comb template: the beat period P (+-2 % around the
    tempo estimate) and the time of the latest beat ``b`` maximising
    sum_k decay^k * ODF(b - k P) over the last ``comb_window_s`` (recent beats weigh most,
    so it follows tempo drift within a few beats).
+   Confidence = autocorrelation salience at the beat lag x how much the best comb phase
+   stands out (white noise stays under 0.3); locked after ``lock_count`` agreeing
+   estimates with smoothed confidence >= ``lock_confidence``.
 3. **Phase-locked smoothing**: the model (``anchor_s``, ``period_s``) moves a fraction
    ``phase_gain`` of the phase error and ``period_gain`` of the period error per update;
-   a period change beyond 3 % seen twice in a row re-anchors at once (tempo change).
-4. **Hold**: when the last ``silence_s`` of ODF is quiet compared with the window, the
-   model freewheels (keeps predicting, confidence decays slowly): a silent bar or a
+   a period change beyond 3 % or a phase error beyond ``max_phase_err_s`` seen twice in
+   a row re-anchors at once (tempo change, phase jump).
+4. **Hold**: when the loudest onset of the last ``silence_s`` is under ``silence_ratio``
+   of the music level (the loudest recent onset, slowly forgotten), the model freewheels
+   (keeps predicting; confidence decays, the lock goes after ~18 s): a silent bar or a
    breakdown does not move the grid.
 
-Beats are *committed* as audio time passes them (the causal beat output), numbered, and
-their onset accents feed a 4/4 **downbeat** estimate: the beat slot (mod 4) with the
-strongest mean accent, reported only when it beats the others' mean by ``bar_contrast``
-(it must beat every other slot by ``bar_contrast``): right for music whose downbeat is
-the loudest onset of the bar (accented click tracks); reported unknown for a kick/snare
-backbeat, whose snare on 2 and 4 is as strong (tested; see the report).
+Beats are *committed* as audio time passes them (the causal beat output) and numbered.
+A 4/4 **downbeat** estimate picks the beat slot (mod 4) where the harmony changes most
+(``add_harmonic_change``, fed by the analyzer from the chroma) or, failing a clear
+answer, where the onset accent is strongest; a slot must beat every other by
+``bar_contrast`` or the bar stays unknown (nan). Tested: right on bar-wise chord changes
+and on accented click tracks; unknown on a bare kick/snare backbeat (snare on 2 and 4
+is as strong as the kick on 1 and 3).
 
 All times are audio time in seconds (the sample clock of the stream, 0 = first sample).
 """
@@ -64,15 +72,19 @@ class BeatState:
 
 
 class BeatClock:
-    """Phase-locked beat clock. Feed ``update(events)`` from one thread; the queries
-    (``state``, ``predict_beats``, ``beats_between``) only read a consistent snapshot."""
+    """Phase-locked beat clock. Not thread-safe by itself: ``update`` and the queries
+    (``state``, ``predict_beats``, ``beats_between``) must not overlap; ``LiveAnalyzer``
+    serialises them with its lock."""
 
     def __init__(self, odf_rate_hz: float = 120.0, tempo_window_s: float = 4.0,
                  comb_window_s: float = 4.0, update_every: int = 12, min_history_s: float = 1.6,
                  comb_decay: float = 0.8, phase_gain: float = 0.2, period_gain: float = 0.1,
                  silence_s: float = 0.6, lock_count: int = 3, bar_contrast: float = 1.25,
                  beats_per_bar: int = 4, recency_s: float = 1.5,
-                 max_phase_err_s: float = 0.04) -> None:
+                 max_phase_err_s: float = 0.04, hold_decay: float = 0.99,
+                 silence_ratio: float = 0.05, lock_confidence: float = 0.45,
+                 unlock_confidence: float = 0.3, prior_bpm: float = 120.0, prior_octaves: float = 1.0,
+                 half_ratio: float = 0.5, min_music_s: float = 0.0) -> None:
         self.rate = float(odf_rate_hz)
         self.tempo_window_s = tempo_window_s
         self.comb_window_s = comb_window_s
@@ -87,6 +99,16 @@ class BeatClock:
         self.beats_per_bar = beats_per_bar
         self.recency_s = recency_s
         self.max_phase_err_s = max_phase_err_s
+        self.hold_decay = hold_decay
+        self.silence_ratio = silence_ratio
+        self.lock_confidence = lock_confidence
+        self.unlock_confidence = unlock_confidence
+        self.prior_bpm = prior_bpm
+        self.prior_octaves = prior_octaves
+        self.half_ratio = half_ratio
+        self.min_music_s = min_music_s
+        self._music_since: float | None = None   # audio time the current music began
+        self._level = 0.0
         self._ref_bpm = 0.0          # tempo at the last locked estimate (0 = never locked)
         cap = int(max(tempo_window_s, comb_window_s) * self.rate) + 8
         self._odf = np.zeros(cap, dtype=np.float64)      # ring, newest at _n - 1
@@ -105,6 +127,8 @@ class BeatClock:
         self._past: deque[tuple[float, int]] = deque(maxlen=512)
         self._accent_sum = np.zeros(beats_per_bar)
         self._accent_n = np.zeros(beats_per_bar)
+        self._harm_sum = np.zeros(beats_per_bar)
+        self._harm_n = np.zeros(beats_per_bar)
         self._bar_slot: int | None = None
 
     # ------------------------------------------------------------------ input
@@ -139,15 +163,25 @@ class BeatClock:
         if self._n < self.min_history_s * self.rate:
             return
         x = self._recent(self.tempo_window_s)
-        quiet = self._recent(self.silence_s)
-        if x.max() <= 1e-9 or quiet.max() < 0.1 * np.percentile(x, 99):
-            self.confidence *= 0.97                       # hold: freewheel through silence
+        quiet_max = float(self._recent(self.silence_s).max())
+        # Music level: the loudest recent onset, forgotten slowly (halves in ~7 s).
+        self._level = max(self._level * 0.99, quiet_max)
+        if quiet_max <= 1e-9 or quiet_max < self.silence_ratio * self._level:
+            self._music_since = None
+            # Hold: freewheel through silence. Confidence halves in ~7 s, so a 16 s
+            # breakdown keeps the lock and a stopped song loses it after ~18 s.
+            self.confidence *= self.hold_decay
+            if self.confidence < 0.15:
+                self.locked = False
             return
+        if self._music_since is None:
+            self._music_since = self._now_s - self.silence_s
         if self._ref_bpm > 0:     # once locked, tempo moves but does not jump octaves
             bpm, sal = tempo_from_odf(x, self.rate, prior_bpm=self._ref_bpm, prior_octaves=0.35,
                                       recency_s=self.recency_s)
         else:
-            bpm, sal = tempo_from_odf(x, self.rate, recency_s=self.recency_s)
+            bpm, sal = tempo_from_odf(x, self.rate, prior_bpm=self.prior_bpm, prior_octaves=self.prior_octaves,
+                                      recency_s=self.recency_s)
         if bpm <= 0:
             return
         period, last_beat, peak = self._comb(60.0 / bpm)
@@ -155,10 +189,12 @@ class BeatClock:
             # First acquisition: pick the beat level (half / same / double) by on- vs
             # off-beat strength.
             level = metrical_period(self._recent(self.comb_window_s), self.rate, period,
-                                    self._now_s - ODF_PEAK_DELAY_S - last_beat)
+                                    self._now_s - ODF_PEAK_DELAY_S - last_beat, half_ratio=self.half_ratio)
             if level != period:
                 period, last_beat, peak = self._comb(level)
-        conf = float(np.clip(0.5 * sal + 0.5 * peak, 0.0, 1.0))
+        # Periodicity (autocorrelation at the beat lag; white noise gives < 0.3, beats
+        # 0.6-1.0 on our tests) times how much the best comb phase stands out.
+        conf = float(np.clip(sal * peak, 0.0, 1.0))
         if self.period_s <= 0:
             self.period_s, self.anchor_s = period, last_beat
             self.confidence = conf
@@ -175,16 +211,21 @@ class BeatClock:
                               self._now_s, 60 / self.period_s, 60 / period, 1000 * err)
                 self.period_s, self.anchor_s = period, last_beat
                 self._pending_switch = 0
-                self.locked = self.locked and conf >= 0.5
+                self.locked = self.locked and conf >= self.lock_confidence
         else:
             self._pending_switch = 0
             self.anchor_s += self.phase_gain * err
             self.period_s += self.period_gain * (period - self.period_s)
             self._good += 1
         self.confidence = 0.7 * self.confidence + 0.3 * conf
-        if self._good >= self.lock_count and self.confidence >= 0.25:
+        # The first lock may wait for ``min_music_s`` of music (the metrical level chosen
+        # on the first beats after silence can be wrong and is kept once locked). Default
+        # 0: waiting longer re-ran the level choice more often and made it worse on our
+        # synthetic grid, so it is off.
+        settled = self._ref_bpm > 0 or self._now_s - self._music_since >= self.min_music_s
+        if self._good >= self.lock_count and self.confidence >= self.lock_confidence and settled:
             self.locked = True
-        elif self.confidence < 0.15:
+        elif self.confidence < self.unlock_confidence:
             self.locked = False
         if self.locked:
             self._ref_bpm = 60.0 / self.period_s
@@ -264,11 +305,37 @@ class BeatClock:
         slot = idx % self.beats_per_bar
         self._accent_sum[slot] += a
         self._accent_n[slot] += 1
-        if self._accent_n.min() >= 2:
-            means = self._accent_sum / self._accent_n
+        self._decide_bar()
+
+    def add_harmonic_change(self, beat_index: int, novelty: float) -> None:
+        """Bar evidence from harmony: how much the chroma changed at committed beat
+        ``beat_index`` (0..1, e.g. 1 - cosine similarity of the beat before and after).
+        Chords and bass lines tend to change on the downbeat (Goto, "An audio-based
+        real-time beat tracking system", JNMR 2001), which is the surer cue; the analyzer
+        feeds it one beat late."""
+        slot = beat_index % self.beats_per_bar
+        self._harm_sum[slot] += novelty
+        self._harm_n[slot] += 1
+        self._decide_bar()
+
+    def _decide_bar(self) -> None:
+        """Downbeat slot: the harmonic-change slot if clear, else the accent slot if
+        clear, else unknown. Clear = at least 2 samples per slot and the best slot beats
+        every other by ``bar_contrast``."""
+        self._bar_slot = None
+        for total, count in ((self._harm_sum, self._harm_n), (self._accent_sum, self._accent_n)):
+            if count.min() < 2:
+                continue
+            means = total / count
             k = int(np.argmax(means))
             second = np.sort(means)[-2]
-            self._bar_slot = k if second > 0 and means[k] >= self.bar_contrast * second else None
+            if means[k] > 0 and means[k] >= self.bar_contrast * second:
+                self._bar_slot = k
+                return
+
+    def committed_beat_indices(self) -> list[tuple[float, int]]:
+        """(time_s, beat index) of the committed beats, oldest first (at most 512)."""
+        return list(self._past)
 
     # ----------------------------------------------------------------- queries
     def state(self, t_audio_s: float) -> BeatState:
@@ -292,6 +359,11 @@ class BeatClock:
         k0 = math.ceil((t_from_s - self.anchor_s) / self.period_s)
         k1 = math.ceil((t_to_s - self.anchor_s) / self.period_s)
         return self.anchor_s + np.arange(k0, k1) * self.period_s
+
+    @property
+    def has_grid(self) -> bool:
+        """The clock has been locked (its grid, held or current, is worth using)."""
+        return self.period_s > 0 and (self.locked or bool(self._past))
 
     def committed_beats(self) -> np.ndarray:
         """(B,) seconds: beats the clock has output so far (the causal beat track)."""

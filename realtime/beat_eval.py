@@ -148,6 +148,7 @@ def standard_cases(sample_rate: int = 44100, duration_s: float = 24.0) -> list[t
     for bpm in (90, 128):
         cases.append((f"drums_{bpm}", make_track(duration_s, bpm, "drums", sample_rate, seed=bpm), None))
     cases.append(("drums_swing_110", make_track(duration_s, 110, "drums", sample_rate, swing=0.17, seed=3), None))
+    cases.append(("band_swing_96", make_track(duration_s, 96, "band", sample_rate, swing=0.12, seed=6), None))
     cases.append(("drums_silent_bar_120",
                   make_track(duration_s, 120, "drums", sample_rate, silent_bars=(4,), seed=4), None))
     segs = [(0.0, 110.0), (12.0, 132.0)]

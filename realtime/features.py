@@ -231,6 +231,15 @@ def extract_spectral(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return stream_spectral(audio, sample_rate)[0]
 
 
+def chroma_change(before: np.ndarray, after: np.ndarray) -> float:
+    """Harmonic change between two (12,) chroma vectors: 1 - cosine similarity, 0..1
+    (0 when either is silent)."""
+    nb, na = float(np.linalg.norm(before)), float(np.linalg.norm(after))
+    if nb < 1e-8 or na < 1e-8:
+        return 0.0
+    return float(np.clip(1.0 - np.dot(before, after) / (nb * na), 0.0, 1.0))
+
+
 def beat_grid(n_frames: int, beat_times_s, downbeat_times_s=None, start_s: float = 0.0) -> np.ndarray:
     """Beat-grid channels for frames at times ``start_s + t / 30``.
 
@@ -285,7 +294,7 @@ def extract_features(audio: np.ndarray, sample_rate: int, beat_times_s=None,
     if beat_times_s is None:
         from opendance.realtime.offline_beats import track_beats_from_events
 
-        result = track_beats_from_events(events)
+        result = track_beats_from_events(events, spectral)
         beat_times_s = result.beat_times_s
         if downbeat_times_s is None:
             downbeat_times_s = result.downbeat_times_s

@@ -73,6 +73,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("engine")
     g.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend for the model")
+    g.add_argument("--groove-only", action="store_true",
+                   help="no model: dance the procedural groove on the live beat grid (the engine's "
+                        "fallback; runs without model weights)")
     g.add_argument("--fps", type=float, default=60.0, choices=(30.0, 60.0), help="output frame rate")
     g.add_argument("--prompt", default="", metavar="TEXT", help="style prompt for the model (live: /style)")
     g.add_argument("--energy", type=float, default=0.5, help="movement energy 0..1 (0.5 = as generated)")
@@ -148,7 +151,7 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     if args.seconds is not None and args.seconds <= 0:
         raise OpenDanceError(f"--seconds must be positive, got {args.seconds}")
     recorder = Recorder(args.record) if args.record else None   # checks the extension now
-    generator = _load_model(args.backend)
+    generator = _groove_generator() if args.groove_only else _load_model(args.backend)
 
     box: dict = {}
 
@@ -164,8 +167,10 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     box["session"] = session
 
     _say(f"{title}")
-    _say(f"model: {type(generator).__name__} on backend {getattr(getattr(generator, 'backend', None), 'name', args.backend)}; "
-         f"output {args.fps:.0f} FPS; lead {args.lead_ms:.0f} ms")
+    model = ("procedural groove, no model (--groove-only)" if args.groove_only else
+             f"{type(generator).__name__} on backend "
+             f"{getattr(getattr(generator, 'backend', None), 'name', args.backend)}")
+    _say(f"model: {model}; output {args.fps:.0f} FPS; lead {args.lead_ms:.0f} ms")
     for line in hub.describe():
         _say(f"output: {line}")
     if hub.ws is not None:
@@ -244,6 +249,12 @@ def run_stats(session, seconds: float) -> dict:
             "audio_error": None if session.audio_error is None else str(session.audio_error)}
 
 
+def _groove_generator():
+    from opendance.engine.fallback_groove import GrooveGenerator
+
+    return GrooveGenerator()
+
+
 def _load_model(backend: str):
     from opendance.engine.generator import load_default_generator
 
@@ -264,7 +275,7 @@ class _Speakers:
                 sd.query_devices(kind="output")        # raises when there is no output device
             sd.play(self.audio, self.sample_rate, loop=self.loop)
             self._sd = sd
-        except Exception as exc:                         # no sound card: silent, that's fine
+        except Exception as exc:  # noqa: BLE001 - no sound card: silent, that's fine
             log.info("not playing to the speakers: %s", exc)
             _say("no speakers found: the song is not played aloud (the dance goes on)")
 
@@ -272,7 +283,7 @@ class _Speakers:
         if self._sd is not None:
             try:
                 self._sd.stop()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 log.info("stopping playback: %s", exc)
 
 

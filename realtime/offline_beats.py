@@ -1,6 +1,8 @@
-"""Offline (whole-clip) beat tracker for files: tempo by autocorrelation, beats by
+"""Offline (whole-clip) beat tracker for files: tempo from the live beat clock run over
+the clip (its median locked tempo; autocorrelation when it never locks), beats by
 dynamic programming (Ellis, "Beat Tracking by Dynamic Programming", JNMR 2007), on the
-same 120 Hz spectral-flux onset function that aubio computes for the live path.
+same 120 Hz spectral-flux onset function that aubio computes for the live path;
+downbeats from bar-wise harmonic change, else from onset accents.
 
 Used by ``extract_features`` when no beats are given, and by ``opendance beats``. Not
 causal: it sees the whole clip (the live path uses ``BeatClock``).
@@ -35,6 +37,17 @@ class OfflineBeats:
     confidence: float
 
 
+def detrend_odf(odf: np.ndarray, rate_hz: float, window_s: float = 0.25) -> np.ndarray:
+    """Onset function minus its ``window_s`` moving average, half-wave rectified: keeps
+    the onsets, drops slow level changes (fades, pads) that would look periodic at every
+    lag (the high-pass step of Ellis 2007)."""
+    from scipy.ndimage import uniform_filter1d
+
+    x = np.asarray(odf, dtype=np.float64)
+    size = max(1, round(window_s * rate_hz))
+    return np.maximum(0.0, x - uniform_filter1d(x, size, mode="nearest"))
+
+
 def tempo_from_odf(odf: np.ndarray, rate_hz: float, prior_bpm: float = PRIOR_BPM,
                    prior_octaves: float = PRIOR_OCTAVES, recency_s: float | None = None) -> tuple[float, float]:
     """Tempo (BPM) and salience (0..1) of an onset function by a harmonic-summed
@@ -43,7 +56,7 @@ def tempo_from_odf(odf: np.ndarray, rate_hz: float, prior_bpm: float = PRIOR_BPM
     ``recency_s``: when given, samples are weighted by exp(-age / recency_s) (newest last)
     and each lag is normalised by the same weighting, so recent periodicity dominates.
     """
-    x = np.asarray(odf, dtype=np.float64)
+    x = detrend_odf(odf, rate_hz)
     x = x - x.mean()
     n = x.size
     lag_min = int(np.floor(60.0 / MAX_BPM * rate_hz))
@@ -81,28 +94,33 @@ def tempo_from_odf(odf: np.ndarray, rate_hz: float, prior_bpm: float = PRIOR_BPM
     return 60.0 * rate_hz / lag, salience
 
 
-def dp_beats(odf: np.ndarray, rate_hz: float, period_s: float, tightness: float = 100.0) -> np.ndarray:
-    """Ellis's DP: beat indices maximising onset strength plus a period-consistency term."""
+def dp_beats(odf: np.ndarray, rate_hz: float, period_s, tightness: float = 100.0) -> np.ndarray:
+    """Ellis's DP: beat indices maximising onset strength plus a period-consistency term.
+
+    ``period_s``: the beat period, seconds: a number, or an array with one value per
+    ODF sample (a tempo that changes over the clip).
+    """
     x = np.asarray(odf, dtype=np.float64)
     if x.std() > 0:
         x = (x - x.mean()) / x.std()
-    period = period_s * rate_hz
     n = x.size
+    period = np.broadcast_to(np.asarray(period_s, dtype=np.float64) * rate_hz, (n,))
     score = x.copy()
     back = np.full(n, -1, dtype=np.int64)
-    lo, hi = round(period / 2), round(2 * period)
-    offs = np.arange(lo, hi + 1)
-    penalty = -tightness * np.log(offs / period) ** 2
-    for t in range(lo, n):
+    for t in range(n):
+        p = period[t]
+        offs = np.arange(max(1, round(p / 2)), round(2 * p) + 1)
         prev = t - offs
         ok = prev >= 0
-        cand = score[prev[ok]] + penalty[ok]
+        if not ok.any():
+            continue
+        cand = score[prev[ok]] - tightness * np.log(offs[ok] / p) ** 2
         j = int(np.argmax(cand))
         if cand[j] > 0:
             score[t] = x[t] + cand[j]
             back[t] = prev[ok][j]
     # Last beat: best score within the final period.
-    tail = max(0, n - round(period))
+    tail = max(0, n - round(period[-1]))
     t = tail + int(np.argmax(score[tail:]))
     beats = [t]
     while back[t] >= 0:
@@ -147,12 +165,30 @@ def _best_phase(x: np.ndarray, rate_hz: float, period_s: float) -> tuple[float]:
     return (float(lags[int(np.argmax(s))]),)
 
 
+def _pair_strengths(base: np.ndarray, rate_hz: float, period_s: float, last_s: float) -> tuple[float, float]:
+    """Mean onset strength of the even and the odd beats (counting back from ``last_s``),
+    over complete (even, odd) pairs that lie inside the music: beats before the first
+    onset of the window (music that starts mid-window) must not look like weak beats."""
+    n = base.size
+    loud = np.flatnonzero(base > 0.2 * base.max()) if base.max() > 0 else np.zeros(0, dtype=np.int64)
+    first = (n - 1 - int(loud[0])) / rate_hz + 0.05 if loud.size else 0.0   # seconds back
+    n_pairs = int((first - last_s - period_s) / (2 * period_s)) + 1
+    if n_pairs < 1:
+        return 1.0, 1.0                                   # undecided: equal strengths
+    back = last_s + np.arange(2 * n_pairs) * period_s
+    pos = np.clip((n - 1) - back * rate_hz, 0, n - 1)
+    vals = np.interp(pos, np.arange(n), base)
+    return float(vals[0::2].mean()), float(vals[1::2].mean())
+
+
 def metrical_period(x: np.ndarray, rate_hz: float, period_s: float, last_s: float,
-                    decay: float = 1.0, double_ratio: float = 0.75, half_ratio: float = 0.5) -> float:
+                    decay: float = 1.0, double_ratio: float = 0.75, half_ratio: float = 0.5,
+                    pair_ratio: float = 0.7) -> float:
     """Choose the beat level among period_s / 2, period_s, 2 period_s by on/off-beat
     contrast: go to double tempo when the off-beats (half a period later) are nearly as
     strong as the beats (``double_ratio``); go to half tempo when every other beat is
-    much weaker (``half_ratio``); stay within MIN_BPM..MAX_BPM. ``x``: onset function,
+    much weaker (``half_ratio``, confirmed with ``pair_ratio`` on complete beat pairs
+    inside the music); stay within MIN_BPM..MAX_BPM. ``x``: onset function,
     newest last; ``last_s``: the latest beat, seconds before the newest sample."""
     base = x - np.median(x)
     on = comb_strength(base, rate_hz, period_s, last_s, decay)
@@ -163,7 +199,11 @@ def metrical_period(x: np.ndarray, rate_hz: float, period_s: float, last_s: floa
         return period_s / 2
     even = comb_strength(base, rate_hz, 2 * period_s, last_s, decay)
     odd = comb_strength(base, rate_hz, 2 * period_s, last_s + period_s, decay)
-    if min(even, odd) < half_ratio * max(even, odd) and 60.0 / (2 * period_s) >= MIN_BPM:
+    # Confirm on complete (even, odd) pairs inside the music, so that beats before a
+    # mid-window music start do not pass for weak off-beats (e.g. plain clicks).
+    pe, po = _pair_strengths(base, rate_hz, period_s, last_s)
+    if (min(even, odd) < half_ratio * max(even, odd) and min(pe, po) < pair_ratio * max(pe, po)
+            and 60.0 / (2 * period_s) >= MIN_BPM):
         # The weaker alternate beats are off-beats of the slower level: keep the strong ones.
         return 2 * period_s
     return period_s
@@ -186,8 +226,35 @@ def downbeats_from_accents(beat_times_s: np.ndarray, odf: np.ndarray, rate_hz: f
     return beat_times_s[k::beats_per_bar]
 
 
-def track_beats_from_events(events: list[SubHopEvents]) -> OfflineBeats:
-    """Offline beats from the aubio sub-hop events of ``features.stream_spectral``."""
+def downbeats_from_harmony(beat_times_s: np.ndarray, spectral: np.ndarray, beats_per_bar: int = 4,
+                           min_contrast: float = 1.25) -> np.ndarray:
+    """Downbeats as the beat position (mod ``beats_per_bar``) where the chroma changes
+    most (chords change on the bar); empty unless it beats every other position by
+    ``min_contrast``. ``spectral``: (T, >= 33) features of ``features.extract_spectral``."""
+    from opendance.realtime.features import CH_CHROMA, FPS, chroma_change
+
+    b = np.asarray(beat_times_s)
+    if b.size < 2 * beats_per_bar + 2:
+        return np.zeros(0)
+    chroma = spectral[:, CH_CHROMA]
+    frames = np.ceil(b * FPS).astype(np.int64).clip(0, chroma.shape[0])
+    nov = np.full(b.size, np.nan)
+    for i in range(1, b.size - 1):
+        f0, f1, f2 = frames[i - 1], frames[i], frames[i + 1]
+        if f1 > f0 and f2 > f1:
+            nov[i] = chroma_change(chroma[f0:f1].mean(axis=0), chroma[f1:f2].mean(axis=0))
+    means = np.array([np.nanmean(nov[k::beats_per_bar]) if np.any(np.isfinite(nov[k::beats_per_bar])) else 0.0
+                      for k in range(beats_per_bar)])
+    k = int(np.argmax(means))
+    second = np.sort(means)[-2]
+    if means[k] <= 0 or means[k] < min_contrast * second:
+        return np.zeros(0)
+    return b[k::beats_per_bar]
+
+
+def track_beats_from_events(events: list[SubHopEvents], spectral: np.ndarray | None = None) -> OfflineBeats:
+    """Offline beats from the aubio sub-hop events of ``features.stream_spectral``;
+    pass its spectral rows too for harmony-based downbeats (else accents only)."""
     if len(events) < 2:
         return OfflineBeats(0.0, np.zeros(0), np.zeros(0), 0.0)
     odf = np.array([e.odf for e in events], dtype=np.float64)
@@ -196,17 +263,51 @@ def track_beats_from_events(events: list[SubHopEvents]) -> OfflineBeats:
     bpm, salience = tempo_from_odf(odf, rate)
     if bpm <= 0:
         return OfflineBeats(0.0, np.zeros(0), np.zeros(0), 0.0)
-    period = 60.0 / bpm
-    period = metrical_period(odf, rate, period, *_best_phase(odf, rate, period))
+    clock_bpm = _clock_tempo(events)
+    if np.any(clock_bpm > 0):
+        # The live clock's tempo trace (4 s windows, octave chosen at its first lock) is
+        # the surer metrical level on drum patterns and follows tempo changes; the DP
+        # below places the beats.
+        period = 60.0 / clock_bpm
+        tempo = float(np.median(clock_bpm))
+    else:
+        period = 60.0 / bpm
+        period = metrical_period(odf, rate, period, *_best_phase(odf, rate, period))
+        tempo = 60.0 / period
     idx = dp_beats(odf, rate, period)
     end = np.array([events[i].end_s for i in idx])
     times = end + _parabolic_offsets(odf, idx) * dt - ODF_PEAK_DELAY_S
     times = times[odf[idx] > 0] if np.any(odf[idx] > 0) else times
-    return OfflineBeats(60.0 / period, times, downbeats_from_accents(times, odf, rate), salience)
+    down = downbeats_from_harmony(times, spectral) if spectral is not None else np.zeros(0)
+    if down.size == 0:
+        down = downbeats_from_accents(times, odf, rate)
+    return OfflineBeats(tempo, times, down, salience)
+
+
+def _clock_tempo(events: list[SubHopEvents]) -> np.ndarray:
+    """The live ``BeatClock``'s tempo (BPM) over ``events``, one value per event: its
+    locked tempo, held between updates and before the first lock; all zeros if it
+    never locked."""
+    from opendance.realtime.beat_clock import BeatClock
+
+    clock = BeatClock()
+    step = clock.update_every
+    trace = np.full(len(events), np.nan)
+    for i in range(0, len(events), step):
+        clock.update(events[i:i + step])
+        if clock.locked:
+            trace[i:i + step] = 60.0 / clock.period_s
+    ok = np.flatnonzero(np.isfinite(trace))
+    if ok.size == 0:
+        return np.zeros(len(events))
+    # Hold the last value forward and the first one backward.
+    filled = trace[ok[np.clip(np.searchsorted(ok, np.arange(len(events)), side="right") - 1, 0, None)]]
+    return filled
 
 
 def track_beats(audio: np.ndarray, sample_rate: int) -> OfflineBeats:
     """Offline beats of a clip ((N,) float32 mono, Hz)."""
     from opendance.realtime.features import stream_spectral
 
-    return track_beats_from_events(stream_spectral(audio, sample_rate)[1])
+    spectral, events = stream_spectral(audio, sample_rate)
+    return track_beats_from_events(events, spectral)

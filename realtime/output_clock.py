@@ -16,8 +16,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -212,7 +213,7 @@ class OutputClock:
         for i, sink in enumerate(self.sinks):
             try:
                 sink.send(frame)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 self.stats.sink_errors += 1
                 if i not in self._failed_sinks:
                     self._failed_sinks.add(i)
@@ -277,7 +278,7 @@ class OutputClock:
         from opendance.engine.stream import snapshot
         t = np.asarray(snapshot(self.stats.send_times))
         if len(t) < 3:
-            return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": int(len(t))}
+            return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": len(t)}
         dev = np.abs(np.diff(t) - 1.0 / self.fps) * 1e3
         return {"p50": float(np.percentile(dev, 50)), "p99": float(np.percentile(dev, 99)),
-                "max": float(dev.max()), "n": int(len(dev))}
+                "max": float(dev.max()), "n": len(dev)}

@@ -23,8 +23,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Self
 
 import numpy as np
 
@@ -153,7 +154,7 @@ class LiveSession:
         self.streamer.stop()
         try:
             self.source.stop()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
             log.warning("stopping the audio source: %s", exc)
         if self._audio_thread is not None:
             self._audio_thread.join(2.0)
@@ -168,8 +169,9 @@ class LiveSession:
                 except Exception:
                     log.exception("closing %s failed", type(sink).__name__)
 
-    def __enter__(self) -> LiveSession:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -186,7 +188,7 @@ class LiveSession:
         while not self._stop.is_set():
             try:
                 block = self.source.read(timeout_s=0.1)
-            except Exception as exc:           # a broken source must not kill the show
+            except Exception as exc:  # noqa: BLE001 - a broken source must not kill the show
                 if self.audio_error is None:
                     log.error("audio source failed (%s); the dancer keeps going on the last beat grid", exc)
                 self.audio_error = exc
@@ -203,7 +205,7 @@ class LiveSession:
             samples = np.nan_to_num(np.asarray(block.samples, np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
             try:
                 self.analyzer.process(samples, block.t_mono_s)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 if self.audio_error is None:
                     log.error("music analysis failed on a block (%s); skipping it", exc)
                 self.audio_error = exc

@@ -308,6 +308,8 @@ class MicSource(AudioSource):
 
     # ------------------------------------------------------------- device side
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio thread
+        # Stamps use the callback's arrival time: they include the driver's buffering
+        # latency (PortAudio's ADC times are 0 on some host APIs, e.g. ALSA's pulse plugin).
         if status:
             self.status_flags += 1
         frames = min(frames, self._scratch.shape[0])
@@ -433,7 +435,12 @@ class MicSource(AudioSource):
         """Zeros for the time elapsed since the device went down (None if < 1 block)."""
         now = time.monotonic()
         if self._silence_ref is None:
-            self._silence_ref = (self._next_index, now)
+            # Silence starts where the audio stopped (on the old sample clock), not when
+            # the loss was noticed, so audio time stays in step with the wall clock.
+            t_ref = now
+            if self._clock.ready and not self._fresh:
+                t_ref = min(now, self._clock.mono_at((self._next_index - self._index_base) / self.sample_rate))
+            self._silence_ref = (self._next_index, t_ref)
         ref_index, ref_t = self._silence_ref
         n = int((now - ref_t) * self.sample_rate) - (self._next_index - ref_index)
         if n < self.block_size:

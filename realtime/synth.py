@@ -87,7 +87,7 @@ def beat_times(duration_s: float, bpm: float | list[tuple[float, float]], start_
 def make_track(duration_s: float = 20.0, bpm: float | list[tuple[float, float]] = 120.0,
                pattern: str = "clicks", sample_rate: int = 44100, swing: float = 0.0,
                silent_bars: tuple[int, ...] = (), noise_dbfs: float = -80.0,
-               start_s: float = 0.5, seed: int = 0) -> SynthTrack:
+               start_s: float = 0.5, seed: int = 0, accent: bool = True) -> SynthTrack:
     """Build a track with exact beats.
 
     Args:
@@ -97,6 +97,7 @@ def make_track(duration_s: float = 20.0, bpm: float | list[tuple[float, float]] 
         swing: 0..0.5, delays the off-beat eighth notes by ``swing`` x a beat ("drums").
         silent_bars: 0-based bar indices (4 beats each) left silent (noise floor only).
         noise_dbfs: RMS of the white-noise floor, dBFS.
+        accent: "clicks": a louder, higher click on each downbeat.
     """
     rng = np.random.default_rng(seed)
     sr = int(sample_rate)
@@ -123,7 +124,8 @@ def make_track(duration_s: float = 20.0, bpm: float | list[tuple[float, float]] 
             continue
         nxt = beats[i + 1] if i + 1 < beats.size else b + (b - beats[i - 1] if i else 0.5)
         if pattern == "clicks":
-            add("accent" if i % 4 == 0 else "click", b, 0.6 if i % 4 == 0 else 0.4)
+            down = accent and i % 4 == 0
+            add("accent" if down else "click", b, 0.6 if down else 0.4)
         elif pattern == "drums":
             add("kick" if i % 2 == 0 else "snare", b, 0.7 if i % 4 == 0 else 0.55)
             add("hat", b)

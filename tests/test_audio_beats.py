@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,70 @@ def test_offline_tracker_matches_truth():
         r = track_beats(track.audio, track.sample_rate)
         assert r.tempo_bpm == pytest.approx(bpm, rel=0.02)
         assert mir_eval.beat.f_measure(track.beat_times_s, r.beat_times_s) >= 0.95
+
+
+def test_long_silence_keeps_grid_then_unlocks():
+    track = make_track(8.0, 120, "drums", seed=9)
+    silence = (np.random.default_rng(0).standard_normal(44100 * 25) * 1e-4).astype(np.float32)
+    audio = np.concatenate([track.audio, silence])
+    _, events = stream_spectral(audio, 44100)
+    clock = BeatClock()
+    locked_at = {}
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+        locked_at[round(clock.now_s, 1)] = clock.locked
+    assert locked_at[7.9] and locked_at[8.0 + 12.0]        # held through 12 s of silence
+    assert not locked_at[max(locked_at)]                    # and let go after ~18 s
+    assert clock.has_grid                                   # the held grid stays usable
+
+
+def test_does_not_lock_on_noise():
+    noise = (np.random.default_rng(5).standard_normal(44100 * 15) * 0.03).astype(np.float32)
+    _, events = stream_spectral(noise, 44100)
+    clock = BeatClock()
+    locked = []
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+        locked.append(clock.locked)
+    assert not any(locked)
+    assert clock.state(clock.now_s).confidence < 0.3
+
+
+def test_downbeats_from_harmony_live_and_offline():
+    from opendance.realtime.analyzer import LiveAnalyzer
+
+    for bpm in (96, 140):
+        track = make_track(16.0, bpm, "band", seed=bpm)
+        an = LiveAnalyzer(track.sample_rate)
+        for i in range(0, track.audio.size, 1024):
+            an.process(track.audio[i:i + 1024], i / track.sample_rate)
+        _, down = an.clock.beats_between(8.0, 15.5)
+        assert down.size >= 2
+        err = np.min(np.abs(down[:, None] - track.downbeat_times_s[None, :]), axis=1)
+        assert np.all(err < 0.05), bpm
+        offline = track_beats(track.audio, track.sample_rate).downbeat_times_s
+        assert offline.size >= 3
+        err = np.min(np.abs(offline[:, None] - track.downbeat_times_s[None, :]), axis=1)
+        assert np.all(err < 0.05), bpm
+
+
+def test_offline_tracker_follows_a_tempo_change():
+    import mir_eval
+
+    from opendance.realtime.synth import beat_times
+
+    segs = [(0.0, 110.0), (10.0, 132.0)]
+    track = make_track(20.0, segs, "drums", seed=5)
+    r = track_beats(track.audio, track.sample_rate)
+    assert mir_eval.beat.f_measure(beat_times(20.0, segs), r.beat_times_s) >= 0.95
+
+
+@pytest.mark.parametrize("bpm,pattern", [(120, "clicks"), (90, "drums"), (150, "band")])
+def test_metrical_level_does_not_depend_on_hop_alignment(bpm, pattern):
+    """Shifting the music by a fraction of a hop must not change the tempo octave (the
+    music starting mid-window once made accented clicks lock at half tempo)."""
+    track = make_track(8.0, bpm, pattern, seed=11)
+    for shift in (0, 128, 320, 448):
+        audio = np.concatenate([np.zeros(shift, dtype=np.float32), track.audio])
+        clock, _ = _run_clock(SimpleNamespace(audio=audio, sample_rate=track.sample_rate))
+        assert 60.0 / clock.period_s == pytest.approx(bpm, rel=0.03), shift

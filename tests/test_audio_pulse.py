@@ -1,16 +1,14 @@
 """End to end through a real capture path: a PulseAudio virtual microphone.
 
-The fixture starts its own PulseAudio server (own XDG_RUNTIME_DIR) with a null sink, makes
-the sink's monitor the default source, plays a click track into the sink with ``paplay``,
-and the engine's ``MicSource`` (PortAudio through ALSA's pulse plugin) + ``LiveAnalyzer``
-must find the beats. Skips with the reason when PulseAudio or PortAudio is missing.
+``PulseVirtualMic`` starts a private PulseAudio server (own XDG_RUNTIME_DIR); a click
+track is played into it, and the engine's ``MicSource`` (PortAudio through ALSA's pulse
+plugin) + ``LiveAnalyzer`` must find the beats. Skips with the reason when PulseAudio or
+PortAudio is missing.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import threading
 import time
 
 import numpy as np
@@ -18,84 +16,65 @@ import pytest
 import soundfile as sf
 
 from opendance.realtime.synth import make_track
+from opendance.realtime.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
 pytestmark = pytest.mark.audio
 
 
-@pytest.fixture
-def pulse_server(tmp_path, monkeypatch):
-    for tool in ("pulseaudio", "pactl", "paplay", "pacat"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (apt: pulseaudio pulseaudio-utils libasound2-plugins)")
+def _open(kind: str) -> PulseVirtualMic:
+    mic = PulseVirtualMic(kind)
     try:
-        import sounddevice as sd
-    except OSError as exc:
-        pytest.skip(f"PortAudio missing (apt: libportaudio2): {exc}")
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), HOME=str(tmp_path))
-    env.pop("PULSE_SERVER", None)
-    server = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
-         "-L", "module-native-protocol-unix", "-L", "module-null-sink sink_name=vsink"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    keepalive = None
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["pactl", "info"], env=env, capture_output=True, check=False).returncode != 0:
-            if server.poll() is not None or time.monotonic() > deadline:
-                err = server.stderr.read().decode(errors="replace")[-300:] if server.poll() is not None else ""
-                pytest.skip(f"PulseAudio could not start: {err or 'timeout'}")
-            time.sleep(0.1)
-        subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
-        # Keep the sink running so its monitor always delivers (DESIGN.md recipe).
-        keepalive = subprocess.Popen(["pacat", "--playback"], env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-        monkeypatch.setenv("PULSE_SERVER", f"unix:{runtime}/pulse/native")
-        sd._terminate()          # re-scan devices now that the server exists
-        sd._initialize()
-        yield env
-    finally:
-        for proc in (keepalive, server):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        sd._terminate()          # forget the devices of the server we stopped
-        sd._initialize()
-
-
-def test_mic_source_finds_beats_through_pulseaudio(pulse_server, tmp_path):
-    from opendance.realtime.analyzer import LiveAnalyzer
-    from opendance.realtime.sources import MicSource, list_input_devices
+        mic.open()
+    except VirtualMicUnavailable as exc:
+        pytest.skip(str(exc))
+    from opendance.realtime.sources import list_input_devices
 
     names = [d["name"] for d in list_input_devices()]
     if "pulse" not in names:
+        mic.close()
         pytest.skip(f"ALSA pulse plugin device missing (apt: libasound2-plugins); inputs: {names}")
+    return mic
+
+
+@pytest.fixture
+def monitor_mic():
+    mic = _open("monitor")
+    yield mic
+    mic.close()
+
+
+@pytest.fixture
+def pipe_mic():
+    mic = _open("pipe")
+    yield mic
+    mic.close()
+
+
+def test_mic_source_finds_beats_through_pulseaudio(monitor_mic, tmp_path):
+    from opendance.realtime.analyzer import LiveAnalyzer
+    from opendance.realtime.sources import MicSource
+
     track = make_track(duration_s=6.5, bpm=120, pattern="clicks", sample_rate=44100, seed=11)
     wav = tmp_path / "clicks.wav"
     sf.write(str(wav), track.audio, 44100)
-    mic = MicSource("pulse", sample_rate=44100, block_size=512)
-    analyzer = LiveAnalyzer(mic.sample_rate)
+    source = MicSource("pulse", sample_rate=44100, block_size=512)
+    analyzer = LiveAnalyzer(source.sample_rate)
     captured = []
-    with mic:
+    with source:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.0:             # the first ~2 s of capture are unreliable
-            mic.read(timeout_s=0.5)
-        player = subprocess.Popen(["paplay", str(wav)], env=pulse_server)
+            source.read(timeout_s=0.5)
+        player = monitor_mic.play(wav)
         t_play = time.monotonic()
         while time.monotonic() - t_play < 7.0:
-            block = mic.read(timeout_s=0.5)
+            block = source.read(timeout_s=0.5)
             if block is not None:
                 analyzer.process(block.samples, block.t_mono_s)
                 captured.append(block.samples)
         player.wait(timeout=10)
     audio = np.concatenate(captured)
     assert np.abs(audio).max() > 0.1, "nothing was captured from the virtual microphone"
-    assert mic.lost_count == 0
+    assert source.lost_count == 0
     state = analyzer.state()
     assert state.locked and state.tempo_bpm == pytest.approx(120, rel=0.02)
     env = np.abs(audio)
@@ -103,19 +82,55 @@ def test_mic_source_finds_beats_through_pulseaudio(pulse_server, tmp_path):
     beats = analyzer.clock.committed_beats()
     beats = beats[beats < music_end_s - 0.1]     # after the music the clock freewheels
     assert beats.size >= 8
-    ibi = np.diff(beats[-8:])
-    assert np.all(np.abs(ibi - 0.5) < 0.02)
+    assert np.all(np.abs(np.diff(beats[-8:]) - 0.5) < 0.02)
     # The beats sit on the captured clicks: every committed beat has a click near it.
     for b in beats[-6:]:
         i = round(b * 44100)
         assert env[max(0, i - 1300):i + 1300].max() > 0.1
 
 
-def test_refused_sample_rate_is_a_clear_error(pulse_server):
-    from opendance.errors import OpenDanceError
-    from opendance.realtime.sources import MicSource, list_input_devices
+def test_pipe_microphone_is_sample_exact(pipe_mic):
+    """Samples written into the pipe source come out of MicSource unchanged, in order."""
+    from opendance.realtime.sources import MicSource
 
-    if "pulse" not in [d["name"] for d in list_input_devices()]:
-        pytest.skip("ALSA pulse plugin device missing (apt: libasound2-plugins)")
+    ramp = (np.arange(44100, dtype=np.float32) % 1000) / 1000.0 * 0.5 + 0.1
+    stop = threading.Event()
+
+    def writer():
+        pos, t0 = 0, time.monotonic()
+        while not stop.is_set():
+            block = ramp[pos:pos + 441] if pos < ramp.size else np.zeros(441, dtype=np.float32)
+            pipe_mic.write(block)
+            pos += 441
+            time.sleep(max(0.0, t0 + pos / 44100 - time.monotonic()))
+
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    got = []
+    try:
+        with MicSource("pulse", sample_rate=44100, block_size=256) as source:
+            t_end = time.monotonic() + 2.0
+            while time.monotonic() < t_end:
+                block = source.read(timeout_s=0.5)
+                if block is not None:
+                    got.append(block.samples)
+    finally:
+        stop.set()
+        th.join(timeout=2)
+    audio = np.concatenate(got)
+    start = np.flatnonzero(audio > 0.05)
+    assert start.size > 20000, "the ramp did not arrive"
+    # The capture may begin mid-ramp (samples written before the stream opened are gone);
+    # from there on every sample must arrive, unchanged and in order.
+    seg = audio[start[0]:start[0] + 20000]
+    j0 = round((seg[0] - 0.1) / 0.5 * 1000)
+    expected = ((j0 + np.arange(seg.size)) % 1000) / 1000.0 * 0.5 + 0.1
+    np.testing.assert_allclose(seg, expected, atol=2e-4)     # PulseAudio carries 16-bit samples
+
+
+def test_refused_sample_rate_is_a_clear_error(monitor_mic):
+    from opendance.errors import OpenDanceError
+    from opendance.realtime.sources import MicSource
+
     with pytest.raises(OpenDanceError, match="refuses"):
         MicSource("pulse", sample_rate=10_000_000)

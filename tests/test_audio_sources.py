@@ -241,3 +241,34 @@ def test_analyzer_time_mapping():
     assert an.audio_to_mono(0.5) == pytest.approx(t0 + 0.5)
     assert an.mono_to_audio(t0 + 0.7) == pytest.approx(0.7)
     assert an.stats.blocks == 50 and an.stats.frames == 31       # frame 0 (silence) + 1 s
+
+
+def test_mic_silence_keeps_audio_time_in_step_with_the_wall_clock():
+    streams = []
+
+    def factory(cb):
+        s = FakeStream(cb, 0.1)
+        streams.append(s)
+        return s
+
+    mic = MicSource(sample_rate=8000, block_size=256, stall_timeout_s=0.3, reopen_interval_s=5.0,
+                    start_grace_s=0.3, stream_factory=factory)
+    with mic:
+        t0 = None
+        while True:
+            b = mic.read(timeout_s=0.5)
+            if b is not None and t0 is None:
+                t0 = (time.monotonic(), b.t_audio_s)
+            if t0 and time.monotonic() - t0[0] > 0.3:
+                break
+        streams[0].dead.set()
+        last = None
+        t_end = time.monotonic() + 1.2
+        while time.monotonic() < t_end:
+            b = mic.read(timeout_s=0.5)
+            if b is not None:
+                last = b
+    heard = last.t_audio_s + last.samples.size / 8000 - t0[1]
+    elapsed = time.monotonic() - t0[0]
+    assert mic.lost_count == 1 and not last.samples.any()
+    assert abs(heard - elapsed) < 0.15        # no 0.3 s hole left by the stall detection

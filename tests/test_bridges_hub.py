@@ -131,3 +131,69 @@ def test_hub_drops_non_finite_frames():
     finally:
         hub.close()
         rx.close()
+
+
+def test_ports_in_use_give_one_clear_error():
+    first = BridgeHub(ws_port=0, control_osc="127.0.0.1:0")
+    try:
+        with pytest.raises(OpenDanceError, match="cannot serve WebSocket"):
+            BridgeHub(ws_port=first.ws.port)
+        with pytest.raises(OpenDanceError, match="cannot listen for OSC control"):
+            BridgeHub(control_osc=f"127.0.0.1:{first.control.port}")
+    finally:
+        first.close()
+
+
+def test_stream_command_end_to_end():
+    """`opendance stream` in its own process, read by websocket-client; controls echo back."""
+    import subprocess
+    import sys
+    import time
+    websocket = pytest.importorskip("websocket", reason="websocket-client (dev extra)")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = subprocess.Popen([sys.executable, "-m", "opendance", "stream", "--test-pattern", "--ws", str(port),
+                             "--duration", "20", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ws = None
+        for _ in range(100):
+            try:
+                ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws?format=binary", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert ws is not None, proc.stderr.read1().decode() if proc.poll() is not None else "no server"
+        frames = [m for m in (ws.recv() for _ in range(40)) if isinstance(m, bytes)]
+        assert len(frames) >= 30
+        ws.send(json.dumps({"type": "control", "id": 1, "set": {"energy": 0.9}}))
+        got = {}
+        for _ in range(200):
+            m = ws.recv()
+            if isinstance(m, str):
+                msg = json.loads(m)
+                got[msg["type"]] = msg
+                if "ack" in got and got.get("status", {}).get("controls", {}).get("energy") == 0.9:
+                    break
+        assert got["ack"]["applied"] == {"energy": 0.9}
+        assert got["status"]["mode"] == "stream" and got["status"]["controls"]["energy"] == 0.9
+        ws.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_parse_host_port_forms():
+    from opendance.bridges.udp import UdpSender, parse_host_port
+    assert parse_host_port("9000") == ("127.0.0.1", 9000)
+    assert parse_host_port(":9000") == ("127.0.0.1", 9000)
+    assert parse_host_port("studio.local:39539") == ("studio.local", 39539)
+    assert parse_host_port("[::1]:7000") == ("::1", 7000)
+    assert parse_host_port("0", allow_zero=True) == ("127.0.0.1", 0)
+    for bad in ("host:port", "0", "70000", ""):
+        with pytest.raises(OpenDanceError):
+            parse_host_port(bad)
+    s = UdpSender("localhost", 9)
+    assert s.address[0] == "127.0.0.1"  # IPv4 first: most receivers listen on IPv4 only
+    s.close()

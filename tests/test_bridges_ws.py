@@ -80,6 +80,38 @@ def _recv_until(ws, pred, n=200):
     raise AssertionError("expected message never came")
 
 
+def _schema_validator():
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (dev extra) checks the message schema")
+    from importlib import resources
+    schema = json.loads(resources.files("opendance.bridges").joinpath("static/messages.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_json_messages_match_the_published_schema(server):
+    validator = _schema_validator()
+    ws = _connect(server)
+    try:
+        ws.send(json.dumps({"type": "control", "id": 1, "set": {"energy": 0.3}}))
+        ws.send(json.dumps({"type": "control", "id": 2, "set": {"energy": 3}}))
+        ws.send(json.dumps({"type": "ping", "id": "p"}))
+        server.publish_status({"tempo_bpm": np.float32(121.5), "lead_s": 1.2, "beats": np.arange(2)})
+        seen = set()
+        for _ in range(300):
+            msg = json.loads(ws.recv())
+            validator.validate(msg)
+            seen.add(msg["type"])
+            if msg["type"] == "status":
+                assert msg["tempo_bpm"] == 121.5 and msg["beats"] == [0, 1]  # NumPy values as JSON numbers
+            if seen >= {"hello", "frame", "ack", "error", "pong", "status"}:
+                break
+        assert seen >= {"hello", "frame", "ack", "error", "pong", "status"}, seen
+        bad = {"type": "frame", "v": 1}
+        assert not validator.is_valid(bad)
+    finally:
+        ws.close()
+
+
 def test_json_frames_have_the_documented_fields(server):
     ws = _connect(server)
     try:
@@ -242,6 +274,29 @@ def test_stalled_client_is_dropped_and_does_not_hold_up_others():
         srv.close()
 
 
+def test_slow_reader_is_decimated_with_bounded_lag():
+    """A client reading ~20 frames/s of a 60 FPS stream: its rate is cut, its lag stays small."""
+    srv = WsServer(0, max_lag_s=0.25, probe_interval_s=0.25)
+    pump = _Pump(srv)
+    ws = _connect(srv, "?format=binary")
+    try:
+        lags = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.0:
+            m = ws.recv()
+            if isinstance(m, bytes):
+                lags.append((time.monotonic() - t0, pump.sent - decode_binary(m)["frame"]))
+            time.sleep(0.05)
+        late = [lag for t, lag in lags if t > 2.5]  # after the first backlog has drained
+        # without adaptation the lag grows by 40 frames every second (> 100 frames by now)
+        assert max(late) < 75, lags
+        assert srv.stats()["auto_every_per_client"][0] > 1
+    finally:
+        pump.close()
+        ws.shutdown()  # no closing handshake: it would wait behind the backlog
+        srv.close()
+
+
 def test_send_without_clients_and_after_close_is_harmless():
     srv = WsServer(0)
     srv.send(_frame(0))
@@ -266,4 +321,44 @@ def test_unencodable_frame_is_skipped_not_fatal():
         assert f["frame"] == 2
         ws.close()
     finally:
+        srv.close()
+
+
+@pytest.mark.slow
+def test_soak_memory_stays_bounded():
+    """20 s at 60 FPS with 10 readers, a slow one and a stalled one: memory does not grow."""
+    psutil = pytest.importorskip("psutil")
+    proc = psutil.Process()
+    srv = WsServer(0)  # stall timeout 5 s
+    pump = _Pump(srv)
+    readers = [_connect(srv, "?format=binary" if i % 2 else "") for i in range(10)]
+    slow = _connect(srv, "?format=json")
+    stalled = _connect(srv, "?format=json", sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    stop = threading.Event()
+
+    def read(ws, pause):
+        while not stop.is_set():
+            try:
+                ws.recv()
+            except Exception:  # noqa: BLE001 - closed at the end
+                return
+            time.sleep(pause)
+    threads = [threading.Thread(target=read, args=(ws, 0.0), daemon=True) for ws in readers]
+    threads.append(threading.Thread(target=read, args=(slow, 0.05), daemon=True))  # ~20 of 60 FPS
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(5.0)
+        rss0 = proc.memory_info().rss
+        time.sleep(15.0)
+        growth_mb = (proc.memory_info().rss - rss0) / 2**20
+        st = srv.stats()
+        assert growth_mb < 20, growth_mb
+        assert srv.dropped_slow == 1 and st["clients"] == 11
+        assert max(st["auto_every_per_client"]) > 1  # the slow reader was throttled
+    finally:
+        stop.set()
+        pump.close()
+        for ws in readers + [slow, stalled]:
+            ws.shutdown()
         srv.close()

@@ -105,3 +105,15 @@ def test_foot_slide_loss_sees_sliding_not_standing():
     in_contact = np.mean(feet_y - feet_y.min() < 0.05)
     assert 0 < in_contact <= 1
     np.testing.assert_allclose(float(l_slide), in_contact * (30 / 9) ** 2, rtol=1e-9)
+
+
+def test_bundled_offsets_agree_with_the_independent_absolute_rest_joints():
+    """smpl_skeleton.json carries EDGE's offsets and, from a second public source, the SMPL
+    male rest joints; FK of the zero pose from the offsets must reproduce the latter."""
+    import json
+    from importlib import resources
+
+    data = json.loads(resources.files("opendance").joinpath("data/smpl_skeleton.json").read_text())
+    absolute = np.asarray(data["rest_joints_smpl_male_betas0_m"])
+    ours = smpl_skeleton().rest_joints() + absolute[0]  # our root sits at the origin
+    np.testing.assert_allclose(ours, absolute, atol=1e-6)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from opendance.motion import Motion
 from opendance.skeleton import FOOT_JOINTS
 from opendance.training.synth import moves as mv
-from opendance.training.synth.choreography import (MoveInstance, beat_positions, build_motion, choreograph,
-                                                   procedural_dance)
+from opendance.training.synth.choreography import (
+    MoveInstance,
+    beat_positions,
+    build_motion,
+    choreograph,
+    procedural_dance,
+)
 from opendance.training.synth.ik import two_bone_ik
 from opendance.training.synth.limits import check_joint_limits
 from opendance.training.synth.music import STYLES, synthesize_song
@@ -80,7 +87,7 @@ def test_moves_start_and_end_in_the_neutral_stance(move: mv.Move) -> None:
         assert np.allclose(final[foot], want, atol=1e-6), f"{move.name}: {foot} ends at {final[foot]}"
     for foot in "LR":  # one foot never overlaps its own swings
         own = sorted((s.lift, s.land) for s in steps if s.foot == foot)
-        assert all(a[1] <= b[0] for a, b in zip(own, own[1:])), move.name
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(own)), move.name
 
 
 def test_limit_checker_catches_a_bad_pose() -> None:
@@ -158,3 +165,28 @@ def test_beat_positions_interpolate_and_extrapolate() -> None:
     b = beat_positions(np.array([0.0, 1.0, 1.25, 3.0]), np.array([1.0, 1.5, 2.0]))
     assert np.allclose(b, [-2.0, 0.0, 0.5, 4.0])
     assert np.allclose(beat_positions(np.array([1.0]), np.zeros(0)), [2.0])
+
+
+def test_many_random_dances_respect_limits_and_plants() -> None:
+    rng = np.random.default_rng(123)
+    for i in range(12):
+        style = STYLES[i % len(STYLES)]
+        period = rng.uniform(0.4, 0.75)
+        beats = np.cumsum(np.full(60, period) + rng.normal(0, 0.01, 60))
+        sections = [("intro", 0, 4), ("chorus", 4, 12), ("breakdown", 12, 16), ("build", 16, 20)]
+        dance = choreograph(beats, beats[1::4], 20.0, style, float(rng.uniform()), int(rng.integers(1000)),
+                            sections)
+        assert not check_joint_limits(dance.motion.rotations), (style, i)
+        assert plant_drift_m(dance.motion.joints(), dance.contacts) < 0.01, (style, i)
+
+
+def test_live_dancer_faces_the_camera_and_corpus_dancer_varies() -> None:
+    beats = np.arange(0.5, 16, 0.5)
+    fronts_live, fronts_corpus = [], []
+    for seed in range(6):
+        m = procedural_dance(beats, beats[::4], 2.0, "pop", 0.2, seed=seed)
+        fronts_live.append(np.arctan2(*m.rotations[0, 0][[0, 2], 2]))  # yaw of the pelvis' +Z
+        d = choreograph(beats, beats[::4], 2.0, "pop", 0.2, seed=seed)
+        fronts_corpus.append(np.arctan2(*d.motion.rotations[0, 0][[0, 2], 2]))
+    assert np.abs(fronts_live).max() < np.radians(12)       # hip yaw channels only
+    assert np.ptp(fronts_corpus) > np.radians(15)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -147,7 +146,7 @@ def test_stream_keeps_a_lead_with_a_fast_model():
 def test_deadline_fallback_reduces_steps_then_holds_groove_then_recovers():
     clock = RealtimeAudioClock()
     gen = FakeGenerator(step_s=0.04)                        # 8 steps = 320 ms > budget
-    sg, buf, state = _streamer(gen, clock, target_lead_s=0.3, probe_every_s=0.5)
+    sg, buf, _ = _streamer(gen, clock, target_lead_s=0.3, probe_every_s=0.5)
     sg.start()
     try:
         time.sleep(1.5)
@@ -197,7 +196,7 @@ def test_generator_errors_fall_back_and_retry():
 def test_controls_apply_from_the_next_chunk_and_keyframe_once():
     clock = RealtimeAudioClock()
     gen = FakeGenerator()
-    sg, buf, state = _streamer(gen, clock)
+    sg, _, state = _streamer(gen, clock)
     sg.step()
     v = state["c"].updated(energy=1.0, style="hip hop", keyframe=[0.1] * 72, traj_path=[(1.0, 2.0)])
     state["c"] = v
@@ -236,8 +235,11 @@ def test_output_clock_publishes_at_fps_without_waiting_for_the_generator():
     cmap.start()
     groove = GrooveFallback()
     sink = _ListSink()
-    oc = OutputClock(buf, cmap, [_BrokenSink(), sink], fps=60.0,
-                     underrun_pose=lambda b: (lambda p: (p.quats, p.trans))(groove.pose(b.beat_phase, -1)))
+    def groove_pose(beat):
+        p = groove.pose(beat.beat_phase, -1)
+        return p.quats, p.trans
+
+    oc = OutputClock(buf, cmap, [_BrokenSink(), sink], fps=60.0, underrun_pose=groove_pose)
     oc.start()
     time.sleep(0.5)                                  # empty buffer: groove, never silence
     q, t = _swing(60, 1.0, 0.0, 0.5, 0)
@@ -275,7 +277,7 @@ def test_energy_scales_movement_about_the_chunk_mean():
     q0, t0 = apply_energy(q, t, 0.5)
     assert q0 is q and t0 is t                                 # neutral: untouched
     hi_q, hi_t = apply_energy(q, t, 1.0)
-    lo_q, lo_t = apply_energy(q, t, 0.0)
+    lo_q, _ = apply_energy(q, t, 0.0)
 
     def spread(quats):                                       # joint 16's swing amplitude, radians
         aa = rot.quat_to_axis_angle(quats[:, L_SHOULDER])
@@ -284,3 +286,48 @@ def test_energy_scales_movement_about_the_chunk_mean():
     assert spread(lo_q) == pytest.approx(0.5 * spread(q), rel=0.05)
     np.testing.assert_allclose(np.abs(np.sum(hi_q[:, 0] * q[:, 0], -1)), 1.0, atol=1e-5)   # root kept
     assert np.ptp(hi_t[:, 1]) == pytest.approx(1.5 * np.ptp(t[:, 1]), rel=1e-3)
+
+
+@pytest.mark.parametrize("preempt", [True, False])
+def test_control_change_preempts_buffered_motion(preempt):
+    clock = RealtimeAudioClock()
+    gen = FakeGenerator(step_s=0.002)
+    sg, buf, state = _streamer(gen, clock, target_lead_s=0.8, preempt=preempt)
+    sg.start()
+    try:
+        time.sleep(1.5)
+        state["c"] = state["c"].updated(energy=0.9)
+        v = state["c"].version
+        t_set = clock()
+        while clock() - t_set < 2.5:
+            s = buf.sample(clock())
+            if s is not None and s.controls_version == v:
+                break
+            time.sleep(0.005)
+        latency = clock() - t_set
+    finally:
+        sg.stop()
+    frames = [buf.sample(t) for t in np.arange(clock() - 1.0, clock(), 1 / 60)]
+    assert all(f is not None and np.isfinite(f.quats).all() for f in frames)
+    if preempt:
+        assert latency < 0.6 and sg.counts["preempted"] >= 1    # the rest of the playing chunk
+    else:
+        assert latency > 0.75 and sg.counts["preempted"] == 0   # the whole lead plays out first
+
+
+def test_a_control_flood_bounds_the_extra_work_and_keeps_the_lead():
+    clock = RealtimeAudioClock()
+    gen = FakeGenerator(step_s=0.002)
+    sg, buf, state = _streamer(gen, clock, target_lead_s=0.6)
+    sg.start()
+    try:
+        time.sleep(1.0)
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:                 # a fader: 200 changes a second
+            state["c"] = state["c"].updated(energy=float(np.random.default_rng().uniform()))
+            time.sleep(0.005)
+        frac = _underrun_fraction(buf, clock, 0.3)
+    finally:
+        sg.stop()
+    assert sg.counts["preempted"] <= 2.0 / sg.config.preempt_min_interval_s + 1
+    assert sg.counts["missed"] == 0 and frac == 0.0

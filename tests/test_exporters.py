@@ -269,6 +269,7 @@ Frame Time: 0.033333
     ("no_poses", "smpl_poses"),
     ("wrong_shape_pkl", "shape"),
     ("wrong_shape_npy", "shape"),
+    ("finedance_319", "319"),
     ("npz_missing_trans", "trans"),
     ("foreign_bvh", "SMPL-24"),
     ("truncated_bvh", "BVH"),
@@ -288,6 +289,9 @@ def test_bad_input_raises_one_line_input_error(tmp_path, case, match):
     elif case == "wrong_shape_npy":
         path = tmp_path / "a.npy"
         np.save(path, np.zeros((4, 300), np.float32))
+    elif case == "finedance_319":
+        path = tmp_path / "a.npy"
+        np.save(path, np.zeros((4, 319), np.float32))
     elif case == "npz_missing_trans":
         path = tmp_path / "a.npz"
         np.savez(path, poses=np.zeros((2, 72)), fps=30.0)

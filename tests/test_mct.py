@@ -378,10 +378,10 @@ def test_training_steps_reduce_loss(tok):
     bank = build_bank(_seqs(), tok, NullEncoder(), 16)
     model.set_music_stats(bank.music.mean(0), bank.music.std(0))
     ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
-    batch = make_batch(bank, np.random.default_rng(0), 8, 16, FPT, MaskConfig(), ids)
+    batch = make_batch(bank, np.random.default_rng(0), 4, 12, FPT, MaskConfig(), ids)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     losses = []
-    for _ in range(12):
+    for _ in range(8):
         inputs, targets, masks, feats = batch
         loss, stats = compute_losses(model(inputs), targets, masks, feats, tok)
         assert math.isfinite(float(loss)) and {"ce_motion", "ce_traj", "ce_kpt", "fk_m", "contact_mps",
@@ -391,3 +391,19 @@ def test_training_steps_reduce_loss(tok):
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < losses[0]
+
+
+def test_text_encoders():
+    from opendance.engine.text import NullEncoder, load_text_encoder, minilm_available
+
+    assert NullEncoder().encode("house") is None
+    enc = load_text_encoder("auto")
+    assert enc.encode("") is None
+    if not minilm_available():
+        assert enc.name == "none"
+        return
+    assert enc.name == "minilm"
+    a, b = enc.encode("energetic house dance"), enc.encode("slow hip-hop groove")
+    assert a.shape == (384,) and a.dtype == np.float32
+    assert abs(float(np.linalg.norm(a)) - 1) < 1e-4 and not np.allclose(a, b)
+    np.testing.assert_array_equal(enc.encode("energetic house dance"), a)   # cached, identical

@@ -7,14 +7,13 @@ import time
 
 import numpy as np
 import pytest
+from test_engine_fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 from opendance.controls import ControlError
 from opendance.engine.stream import StreamConfig
 from opendance.realtime.recorder import Recorder
 from opendance.realtime.session import LiveSession, SessionConfig, format_status
 from opendance.realtime.sources import ArraySource
-
-from test_engine_fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 SR = 16000
 
@@ -134,9 +133,9 @@ def test_a_broken_source_does_not_stop_the_output():
 def test_play_command_runs_a_file_and_writes_the_recording(tmp_path, monkeypatch, capsys):
     import soundfile as sf
 
-    import opendance.realtime.live_cli as live_cli
     from opendance.cli import main
     from opendance.exporters.formats import load_motion
+    from opendance.realtime import live_cli
     from opendance.realtime import session as session_mod
 
     song = tmp_path / "song.wav"
@@ -164,3 +163,85 @@ def test_play_rejects_bad_arguments_with_one_line(tmp_path, capsys):
     rc = main(["play", str(tmp_path / "x.wav"), "--no-speakers", "--record", str(tmp_path / "take.xyz")])
     assert rc == 2
     assert "extension" in capsys.readouterr().err
+
+
+def test_a_generator_stall_keeps_frames_flowing_and_recovers():
+    class StallOnce(FakeGenerator):
+        stalled = False
+
+        def generate(self, request):
+            if not self.stalled and len(self.requests) == 3:
+                self.stalled = True
+                time.sleep(1.2)                        # longer than the whole lead
+            return super().generate(request)
+
+    class StampSink(ListSink):
+        def send(self, frame):
+            super().send(frame)
+            frame.extra["t_recv"] = time.monotonic()
+
+    sink = StampSink()
+    src = ArraySource(_noise(4.0), SR, realtime=True)
+    s = LiveSession(src, StallOnce(step_s=0.001), [sink],
+                    SessionConfig(fps=60.0, stream=StreamConfig(target_lead_s=0.3)), analyzer_factory=FakeAnalyzer)
+    with s:
+        time.sleep(3.5)
+    t = np.array([f.extra["t_recv"] for f in sink.frames])
+    assert np.diff(t).max() < 0.15                     # the stream never stopped
+    assert all(np.isfinite(f.joints).all() for f in sink.frames)
+    sources = [f.source for f in sink.frames]
+    assert "fallback" in sources                       # groove during the stall
+    assert sources[-1] == "model"                      # and the model again after it
+
+
+def test_groove_generator_follows_the_grid_channels():
+    from opendance.controls import ControlState
+    from opendance.engine.api import GenerationRequest
+    from opendance.engine.fallback_groove import GrooveGenerator
+    from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
+
+    g = GrooveGenerator()
+    beats = np.arange(0, 10, 0.5)                      # 120 BPM, bars from 0
+    music = np.zeros((16, FEATURE_DIM), np.float32)
+    music[:, SPECTRAL_DIM:] = beat_grid(16, beats, beats[::4], start_s=3.0)
+    res = g.generate(GenerationRequest(None, music, 0, 16, ControlState(), 1))
+    pos = ((3.0 + np.arange(16) / 30) / 0.5) % 4       # bar position in beats
+    want_q, _ = g.groove.sample(pos)
+    got = res.motion.quaternions()
+    assert np.abs(np.abs(np.sum(got * want_q, -1)) - 1).max() < 1e-4
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_cleanly_and_write_the_recording(tmp_path, sig):
+    """The real CLI in a subprocess (groove only: no model weights needed)."""
+    import signal
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    song = tmp_path / "song.wav"
+    sf.write(song, _noise(30.0), SR)
+    out = tmp_path / "take.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "opendance", "play", str(song), "--groove-only",
+                             "--no-speakers", "--record", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:           # wait until frames flow
+            line = proc.stderr.readline()
+            lines.append(line)
+            if line.startswith("t ") or "Ctrl-C to stop" in line:
+                break
+        time.sleep(1.5)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, "".join(lines) + err
+    assert "interrupted" in err and "recording" in err
+    from opendance.exporters.formats import load_motion
+    m = load_motion(out)
+    assert m.n_frames > 30 and np.isfinite(m.rotations).all()

@@ -262,3 +262,18 @@ def test_default_tokenizer_loads_or_says_why():
     f = _batch(motion_to_features(_motion(32)))
     rec = t.decode(t.encode(f))
     assert rec["motion"].shape == (1, 32, 144)
+
+
+def test_path_to_traj_features_matches_motion_features():
+    from opendance.engine.tokenizer import path_to_traj_features
+    m = _motion(50)
+    f = motion_to_features(m)
+    np.testing.assert_allclose(path_to_traj_features(m.trans, heading_of(m.rotations)), f["traj"], atol=1e-4)
+    # default heading: the travel direction, so a straight walk along +x has no sideways velocity
+    t = np.arange(40) / 30.0
+    path = np.stack([0.8 * t, np.full_like(t, 0.9), np.zeros_like(t)], -1)
+    x = path_to_traj_features(path)
+    np.testing.assert_allclose(x[:, 1], 0.8, atol=1e-5)  # forwards (heading frame z)
+    np.testing.assert_allclose(x[:, [0, 3]], 0.0, atol=1e-5)
+    back = features_to_motion({"motion": f["motion"][:40], "traj": x}, start_trans=path[0], start_heading=np.pi / 2)
+    np.testing.assert_allclose(back.trans, path, atol=1e-5)

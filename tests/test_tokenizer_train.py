@@ -193,3 +193,21 @@ def test_torchrun_two_cpu_processes(aist_dir, tmp_path):
     hist = json.loads((out / "metrics.json").read_text())
     assert len(hist) == 2 and hist[-1]["step"] == 6
     assert (out / "tokenizer.safetensors").exists()
+
+
+def test_time_budget_stops_after_an_epoch(aist_dir, tmp_path):
+    from opendance.training.train_tokenizer import run_training
+    s = run_training(_cfg(aist_dir, tmp_path / "tb", epochs=3, time_budget_min=0.0), progress=False)
+    assert s["epochs"] == 1 and s["steps"] == 4
+    assert (tmp_path / "tb" / "tokenizer.safetensors").exists()
+
+
+def test_procedural_corpus_folder_loads(tmp_path):
+    synth = pytest.importorskip("opendance.training.synth.corpus", reason="corpus generator not in this build")
+    root = tmp_path / "corpus"
+    synth.write_corpus(root, hours=0.005, seed=1, min_s=8, max_s=10, progress=False)
+    assert detect_format(root) == "corpus"
+    seqs = load_dataset(root, with_music=False)
+    assert seqs and all(s.music.shape == (s.motion.n_frames, 0) for s in seqs)
+    with_music = load_dataset(root, limit=1)
+    assert with_music[0].music.shape[0] == with_music[0].motion.n_frames and with_music[0].music.shape[1] > 0

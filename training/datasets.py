@@ -112,10 +112,8 @@ def _load_corpus(root, split, with_music, limit) -> list[DanceSequence]:
     except ImportError as exc:
         raise InputError(f"{root}: not an AIST++ or FineDance folder, and the procedural corpus "
                          f"reader is unavailable ({exc})") from exc
-    seqs = list(load_corpus(root, split=split))
-    if not with_music:
-        seqs = [_without_music(s) for s in seqs]
-    return seqs[:limit] if limit else seqs
+    seqs = list(load_corpus(root, split="all" if split is None else split, limit=limit))
+    return seqs if with_music else [_without_music(s) for s in seqs]
 
 
 def _without_music(s: DanceSequence) -> DanceSequence:

@@ -8,7 +8,6 @@ and the feet's contact state (filled red dots when planted) are drawn too.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import struct
 import subprocess
@@ -21,8 +20,6 @@ from opendance.camera import project
 from opendance.errors import OpenDanceError
 from opendance.motion import Motion
 from opendance.skeleton import PARENTS
-
-log = logging.getLogger(__name__)
 
 #: Colours (RGB) by body region: left limbs blue, right limbs orange, trunk grey.
 _LEFT = {1, 4, 7, 10, 13, 16, 18, 20, 22}

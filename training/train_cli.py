@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 # that --help does not import torch.
 TOKENIZER_DEFAULTS = {"epochs": 20, "batch_size": 64, "window_frames": 64, "stride_frames": 16,
                       "lr": 4e-4, "size": "default", "seed": 0, "device": "auto", "threads": 0}
-SIZES = ("tiny", "small", "default")
+SIZES = ("tiny", "default", "large")
 
 
 def _register_tokenizer(sub) -> None:
@@ -50,6 +50,8 @@ def _register_tokenizer(sub) -> None:
     t.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch")
     t.add_argument("--device", default=d["device"], help="auto, cpu or cuda")
     t.add_argument("--threads", type=int, default=d["threads"], help="torch CPU threads per process (0: default)")
+    t.add_argument("--time-budget-min", type=float, default=None,
+                   help="stop after the epoch during which this many minutes have passed")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")
     t.set_defaults(func=_run_tokenizer)
@@ -61,7 +63,8 @@ def _run_tokenizer(args) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
                       window_frames=args.window, stride_frames=args.stride, lr=args.lr, size=args.size,
                       seed=args.seed, limit_clips=args.limit_clips,
-                      max_steps_per_epoch=args.max_steps_per_epoch, device=args.device, threads=args.threads)
+                      max_steps_per_epoch=args.max_steps_per_epoch, device=args.device, threads=args.threads,
+                      time_budget_min=args.time_budget_min)
     summary = run_training(cfg, resume=args.resume, progress=not args.no_progress)
     if summary.get("rank", 0) != 0:
         return 0  # under torchrun only the main process reports

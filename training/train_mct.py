@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", help="model size: tiny, cpu (live default) or gpu")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-time budget")
     p.add_argument("--steps", type=int, default=20000, help="step budget")
+    p.add_argument("--stop-after", type=int, default=None, help="stop at this step without changing the "
+                   "learning-rate schedule of --steps (for equal-step ablations against a snapshot)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per step per process")
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
@@ -425,7 +427,8 @@ def run(args) -> int:
             elapsed = time.perf_counter() - t_start
             prog = max(step / args.steps, elapsed / budget_s if budget_s > 0 else 0.0)
             # every rank must stop at the same step: rank 0 decides
-            stop = torch.tensor([1.0 if prog >= 1.0 else 0.0])
+            done = prog >= 1.0 or (args.stop_after is not None and step >= args.stop_after)
+            stop = torch.tensor([1.0 if done else 0.0])
             D.all_reduce_sum(stop)
             if float(stop) > 0:
                 break
@@ -449,6 +452,9 @@ def run(args) -> int:
                                 acc=f"{stats.get('acc_motion', 0):.2f}")
             if step % 50 == 0:
                 history.append({"step": step, "time_s": round(time.perf_counter() - t_start, 1), **stats})
+                if info.is_main:
+                    log.info("step %d (%.0f s): %s", step, time.perf_counter() - t_start,
+                             ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
             if info.is_main and step in snapshots:
                 save(out / f"mct_step{step}.safetensors", step)
             if info.is_main and step % args.save_every == 0:

@@ -57,12 +57,14 @@ from opendance.training.datasets import load_dataset, window_index
 log = logging.getLogger(__name__)
 
 MODEL_SIZES: dict[str, dict] = {
-    # hidden widths per branch; codebooks stay at the default sizes.
+    # overrides of TokenizerConfig's defaults
     "tiny": {"hidden": {"motion": 64, "traj": 32, "kpt": 48}, "enc_blocks": 1, "dec_blocks": 1,
              "codebook_size": {"motion": 64, "traj": 32, "kpt": 64},
              "code_dim": {"motion": 16, "traj": 8, "kpt": 16}},
-    "small": {"hidden": {"motion": 192, "traj": 96, "kpt": 128}, "enc_blocks": 2, "dec_blocks": 2},
-    "default": {},
+    "default": {},  # TokenizerConfig's defaults: the bundled tokenizer
+    "large": {"hidden": {"motion": 256, "traj": 128, "kpt": 192},
+              "codebook_size": {"motion": 512, "traj": 256, "kpt": 512},
+              "code_dim": {"motion": 64, "traj": 32, "kpt": 64}},
 }
 
 
@@ -86,6 +88,8 @@ class TrainConfig:
         max_steps_per_epoch: cap on steps per epoch (quick runs), None = all windows.
         device: "auto", "cpu" or "cuda".
         threads: torch CPU threads per process (0 = torch's default).
+        time_budget_min: stop after the epoch during which this many minutes of wall time
+            have passed (checkpoints and validation still happen); None = no limit.
     """
 
     data: str
@@ -107,6 +111,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     device: str = "auto"
     threads: int = 0
+    time_budget_min: float | None = None
 
     def model_config(self) -> TokenizerConfig:
         if self.size not in MODEL_SIZES:
@@ -385,8 +390,13 @@ def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) 
                 _save_state(out_dir, opt, epoch + 1, step, history, best, rng)
                 (out_dir / "metrics.json").write_text(json.dumps(history, indent=2))
             D.barrier()
+            out_of_time = cfg.time_budget_min is not None and \
+                time.perf_counter() - t0 > 60.0 * cfg.time_budget_min
+            if D.broadcast_object(out_of_time):  # rank 0 decides for everyone
+                log.warning("time budget of %.1f min used up after epoch %d", cfg.time_budget_min, epoch + 1)
+                break
 
-        summary = {"epochs": cfg.epochs, "steps": step, "val": history[-1]["val"] if history else {},
+        summary = {"epochs": len(history), "steps": step, "val": history[-1]["val"] if history else {},
                    "best_val_loss": best, "out": str(out_dir), "processes": info.world_size, "rank": info.rank,
                    # 0.0 when every process holds the same weights and codebooks (DDP check)
                    "ddp_max_divergence": D.max_divergence(list(tok.state_dict().values()))}

@@ -49,10 +49,16 @@ for (let j = 0; j < N; j++) {
   scene.add(m);
   jointMeshes.push(m);
 }
-const bonePos = new Float32Array((N - 1) * 2 * 3);
-const boneGeom = new THREE.BufferGeometry();
-boneGeom.setAttribute('position', new THREE.BufferAttribute(bonePos, 3));
-scene.add(new THREE.LineSegments(boneGeom, new THREE.LineBasicMaterial({ color: 0x66ccff })));
+// One unit cylinder per bone (child joint j, parent PARENTS[j]), stretched every frame.
+const boneMat = new THREE.MeshStandardMaterial({ color: 0x66ccff });
+const boneGeo = new THREE.CylinderGeometry(0.022, 0.022, 1, 10);
+const boneMeshes = [null];
+for (let j = 1; j < N; j++) {
+  const m = new THREE.Mesh(boneGeo, boneMat);
+  scene.add(m);
+  boneMeshes.push(m);
+}
+const UP = new THREE.Vector3(0, 1, 0), va = new THREE.Vector3(), vb = new THREE.Vector3(), dir = new THREE.Vector3();
 
 function resize() {
   const w = window.innerWidth, h = window.innerHeight;
@@ -64,7 +70,7 @@ window.addEventListener('resize', resize);
 resize();
 
 // ---------------------------------------------------------------- state
-const state = { frames: 0, lastIndex: -1, lastPhase: 0, flash: 0, fpsT0: performance.now(), fpsN: 0,
+const state = { frames: 0, lastIndex: -1, lastPhase: 0, flash: 0, beatAt: -1e9, fpsT0: performance.now(), fpsN: 0,
                 joints: new Float32Array(N * 3), root: [0, 0.9, 0], ws: null, nextId: 1 };
 window.opendanceViewer = state; // for tests and the console
 
@@ -76,7 +82,7 @@ function applyFrame(f) {
   state.root = f.root;
   ui.count.textContent = String(state.frames);
   ui.count.dataset.frames = String(state.frames);
-  if (f.beat_phase < state.lastPhase - 0.5 && f.tempo_bpm > 0) state.flash = 1.0; // wrapped: a beat
+  if (f.beat_phase < state.lastPhase - 0.5 && f.tempo_bpm > 0) state.beatAt = performance.now(); // wrapped: a beat
   state.lastPhase = f.beat_phase;
   ui.tempo.textContent = f.tempo_bpm > 0 ? f.tempo_bpm.toFixed(1) : '-';
   ui.energy.textContent = f.energy.toFixed(2);
@@ -107,10 +113,27 @@ function onMessage(ev) {
   if (msg.type === 'frame') applyFrame(msg);
   else if (msg.type === 'status') {
     const parts = [];
-    for (const [k, v] of Object.entries(msg)) if (k !== 'type' && k !== 'v') parts.push(`${k} ${typeof v === 'number' ? +v.toFixed(3) : JSON.stringify(v)}`);
+    for (const [k, v] of Object.entries(msg)) {
+      if (k === 'type' || k === 'v' || k === 'controls') continue;
+      parts.push(`${k} ${typeof v === 'number' ? +v.toFixed(3) : JSON.stringify(v)}`);
+    }
     ui.status.textContent = parts.join(' · ');
+    if (msg.controls) showControls(msg.controls);
   } else if (msg.type === 'ack') { ui.reply.className = ''; ui.reply.textContent = 'applied ' + JSON.stringify(msg.applied); }
   else if (msg.type === 'error') { ui.reply.className = 'err'; ui.reply.textContent = msg.error; }
+}
+
+// Reflect the engine's current controls in the form, except the field being edited.
+function showControls(c) {
+  const set = (id, prop, value) => {
+    const input = el(id);
+    if (value !== undefined && value !== null && document.activeElement !== input) input[prop] = value;
+  };
+  set('style', 'value', c.style);
+  set('energy', 'value', c.energy);
+  set('steps', 'value', c.steps);
+  set('refine', 'checked', c.refine);
+  set('frozen', 'checked', c.frozen);
 }
 
 function connect() {
@@ -139,20 +162,23 @@ el('controls').addEventListener('submit', (ev) => {
 function render() {
   const p = state.joints;
   for (let j = 0; j < N; j++) jointMeshes[j].position.set(p[3 * j], p[3 * j + 1], p[3 * j + 2]);
-  let k = 0;
   for (let j = 1; j < N; j++) {
     const a = PARENTS[j];
-    bonePos.set([p[3 * a], p[3 * a + 1], p[3 * a + 2], p[3 * j], p[3 * j + 1], p[3 * j + 2]], k);
-    k += 6;
+    va.set(p[3 * a], p[3 * a + 1], p[3 * a + 2]);
+    vb.set(p[3 * j], p[3 * j + 1], p[3 * j + 2]);
+    dir.subVectors(vb, va);
+    const len = dir.length();
+    const m = boneMeshes[j];
+    m.position.addVectors(va, vb).multiplyScalar(0.5);
+    m.scale.set(1, Math.max(len, 1e-4), 1);
+    if (len > 1e-6) m.quaternion.setFromUnitVectors(UP, dir.divideScalar(len));
   }
-  boneGeom.attributes.position.needsUpdate = true;
-  boneGeom.computeBoundingSphere();
   // keep the orbit target on the dancer, smoothly
   controls.target.x += (state.root[0] - controls.target.x) * 0.05;
   controls.target.z += (state.root[2] - controls.target.z) * 0.05;
   controls.update();
-  state.flash *= 0.85;
-  floorMat.emissiveIntensity = 0.35 * state.flash; // the floor glows on the beat
+  state.flash = Math.exp(-(performance.now() - state.beatAt) / 120); // 120 ms decay after each beat
+  floorMat.emissiveIntensity = 0.25 * state.flash; // the floor glows on the beat
   const now = performance.now();
   if (now - state.fpsT0 > 1000) {
     ui.fps.textContent = (1000 * state.fpsN / (now - state.fpsT0)).toFixed(1);

@@ -19,6 +19,12 @@ Contract (what every backend implements; the sampler and the live generator call
 * ``Backend.warmup(inputs)`` runs one forward to pay one-time costs (graph capture,
   plan build, allocator warm-up) before the live clock starts.
 
+ONNX: ``MCT.forward_flat`` exports with ``torch.onnx.export(wrapper, inputs.as_tuple(),
+path, input_names=list(MCTInputs.names()), output_names=list(MCTLogits.names()),
+dynamo=True)`` (checked here with torch 2.13 + onnxscript: onnxruntime's CPU output
+matched PyTorch to 1e-6 for the ``cpu`` preset at a 24-token window); input and output
+names must differ, hence ``*_logits``.
+
 Adding a backend: subclass ``Backend``, implement ``logits`` and ``is_available`` (a
 classmethod that returns ``(False, reason)`` when its runtime is missing, e.g. no GPU
 or no onnxruntime), then ``register_backend("name", Cls)`` from its module; list the

@@ -36,10 +36,10 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: MCT, device: str = "cpu", onnx_path: str | os.PathLike | None = None,
                  threads: int | None = None):
-        from opendance.exporters.onnx_export import cached_export, ort_session
+        from opendance.exporters.onnx_export import cached_export, cpu_copy, ort_session
 
         super().__init__(model.eval(), device)
-        self.onnx_path = str(onnx_path) if onnx_path else str(cached_export(self.model.cpu()))
+        self.onnx_path = str(onnx_path) if onnx_path else str(cached_export(cpu_copy(model)))
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             import onnxruntime as ort

@@ -28,6 +28,8 @@ struct SkeletonShared {
   float offsets[OD_MAX_JOINTS * 3];
 };
 
+// Callers return early (uniformly per launch) when J or K exceed OD_MAX_JOINTS, so the
+// staging below never writes past the shared arrays; the host checks this too.
 __device__ void stage_skeleton(SkeletonShared& s, const int* parents, const float* offsets, const int* out_idx,
                                int J, int K) {
   for (int i = threadIdx.x; i < J; i += blockDim.x) s.parents[i] = parents[i];
@@ -41,6 +43,7 @@ __device__ void fk_forward_impl(const float* __restrict__ rot, const float* __re
                                 const float* __restrict__ offsets, const int* __restrict__ parents,
                                 const int* __restrict__ out_idx, float* __restrict__ out, long long N, int J, int K,
                                 unsigned need) {
+  if (J > OD_MAX_JOINTS || K > OD_MAX_JOINTS) return;
   __shared__ SkeletonShared s;
   stage_skeleton(s, parents, offsets, out_idx, J, K);
   const int W = SIXD ? 6 : 9;
@@ -64,6 +67,7 @@ __device__ void fk_backward_impl(const float* __restrict__ rot, const float* __r
                                  const int* __restrict__ out_idx, const float* __restrict__ grad_out,
                                  float* __restrict__ grad_rot, float* __restrict__ grad_trans, long long N, int J,
                                  int K, unsigned need) {
+  if (J > OD_MAX_JOINTS || K > OD_MAX_JOINTS) return;
   __shared__ SkeletonShared s;
   stage_skeleton(s, parents, offsets, out_idx, J, K);
   const int W = SIXD ? 6 : 9;

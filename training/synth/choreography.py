@@ -31,6 +31,8 @@ FPS = 30.0
 BEATS_PER_BAR = 4
 #: Pelvis height of the ready stance (slightly bent knees), metres above the floor.
 STANCE_PELVIS_Y = 0.925
+#: The corpus dancer's front is up to this far (radians, ~29 degrees) off the camera axis.
+CORPUS_MAX_FACING_RAD = 0.5
 #: Cross-fade of body channels between moves, beats.
 BLEND_BEATS = 0.35
 #: Section kinds and their energy (the same table as the music synthesizer).
@@ -135,13 +137,15 @@ def _section_at(sections_b: list[tuple[str, float, float]], k: float) -> tuple[s
 
 
 def plan_moves(b_start: float, b_end: float, bar_offset: int, sections_b: list[tuple[str, float, float]],
-               style: str, energy: float, rng: np.random.Generator) -> list[MoveInstance]:
+               style: str, energy: float, rng: np.random.Generator,
+               max_facing_rad: float = CORPUS_MAX_FACING_RAD) -> list[MoveInstance]:
     """Bar-aligned move instances covering beats [b_start, b_end].
 
     sections_b: (name, start_beat, end_beat). Grammar: each section is filled with phrases
     (a move, then its mirror twin); intensity follows the section energy shifted by the
     ``energy`` control; a chorus opens on a big move; facing and position are kept near
-    the front / centre by choosing turn and travel directions.
+    the front / centre by choosing turn and travel directions. The dancer's front is drawn
+    within +-``max_facing_rad`` of the camera axis (+Z).
     """
     style_moves = [m for m in mv.MOVES if style in m.styles] or list(mv.MOVES)
     half_width = float(rng.uniform(0.12, 0.16))
@@ -149,7 +153,9 @@ def plan_moves(b_start: float, b_end: float, bar_offset: int, sections_b: list[t
     travel = float(rng.uniform(0.18, 0.32))
     first = bar_offset + BEATS_PER_BAR * np.floor((b_start - bar_offset) / BEATS_PER_BAR)
     instances: list[MoveInstance] = []
-    pos, yaw = np.zeros(2), 0.0
+    # the dancer's "front" for this dance, off the camera axis by up to max_facing_rad
+    base_yaw = float(rng.uniform(-0.5, 0.5)) * (max_facing_rad / CORPUS_MAX_FACING_RAD)
+    pos, yaw = np.zeros(2), base_yaw
     k = float(first)
     pending_phrase: list[tuple[mv.Move, bool]] = []
     prev_section = None
@@ -166,9 +172,9 @@ def plan_moves(b_start: float, b_end: float, bar_offset: int, sections_b: list[t
             cands = [m for m in style_moves if m.intensity in allowed and m.beats <= sec_left]
             cands = cands or [mv.MOVES_BY_NAME["bounce"]]
             # keep the facing near the front: turns only when facing the front, turn back otherwise
-            if abs(yaw) > 1e-3:
+            if abs(yaw - base_yaw) > 1e-3:
                 turn_back = mv.MOVES_BY_NAME["quarter_turn"]
-                pending_phrase = [(turn_back, yaw < 0)]
+                pending_phrase = [(turn_back, yaw < base_yaw)]
             else:
                 if new_section and sec[0] == "chorus":
                     big = [m for m in cands if m.intensity == 2 and m.name in ("jump", "spin", "hop",
@@ -200,18 +206,37 @@ def plan_moves(b_start: float, b_end: float, bar_offset: int, sections_b: list[t
         instances.append(inst)
         dx, dz, dturn = m.end_offset(p, mirror)
         pos = pos + _rot2(yaw) @ np.array([dx, dz])
-        yaw = float(np.round((yaw + dturn) / (np.pi / 2)) * (np.pi / 2)) % (2 * np.pi)
-        if yaw > np.pi:
-            yaw -= 2 * np.pi
-        if abs(dturn) > 6:  # a full spin leaves the facing where it was
-            yaw = inst.anchor_yaw
+        # facings are the front or a quarter turn away from it; a full spin changes nothing
+        rel = float(np.round((yaw + dturn - base_yaw) / (np.pi / 2)) * (np.pi / 2))
+        rel = (rel + np.pi) % (2 * np.pi) - np.pi
+        yaw = inst.anchor_yaw if abs(dturn) > 6 else base_yaw + rel
         k += m.beats
     return instances
 
 
 # ----------------------------------------------------------------------------- channels
-def _blend_channels(b: np.ndarray, insts: list[MoveInstance]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Cross-faded body channels over frames and the facing (N,) radians (not blended)."""
+#: Arm-shape variants: (elevation, elbow flex) offsets in degrees added to a move's arms.
+_ARM_SHAPES = ((0.0, 0.0), (8.0, 15.0), (-8.0, -10.0), (12.0, 25.0), (-5.0, 20.0), (5.0, -15.0))
+#: Arm channel bounds: elevation (keeps clear of straight up), elbow flex (joint limit).
+_ELEV_RANGE = (-88 * mv.DEG, 80 * mv.DEG)
+_FLEX_RANGE = (0.0, 145 * mv.DEG)
+
+
+def _vary_arms(ch: dict[str, np.ndarray], shape: int) -> None:
+    """Add the instance's arm-shape variant (in place), within the channel bounds."""
+    de, df = (v * mv.DEG for v in _ARM_SHAPES[shape % len(_ARM_SHAPES)])
+    for k in ("armL", "armR"):
+        ch[k][:, 0] = np.clip(ch[k][:, 0] + de, *_ELEV_RANGE)
+        ch[k][:, 3] = np.clip(ch[k][:, 3] + df, *_FLEX_RANGE)
+
+
+def _blend_channels(b: np.ndarray, insts: list[MoveInstance], bar_offset: int = 0
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Cross-faded body channels over frames and the facing (N,) radians (not blended).
+
+    Each instance's arms get its arm-shape variant; every downbeat gets an extra knee dip
+    that grows with the section energy (hits on downbeats).
+    """
     n = len(b)
     acc = {k: np.zeros((n, w)) for k, w in mv.CHANNELS.items()}
     wsum = np.zeros(n)
@@ -225,12 +250,17 @@ def _blend_channels(b: np.ndarray, insts: list[MoveInstance]) -> tuple[dict[str,
             continue
         local = np.clip(b[sel] - inst.start_beat, 0.0, inst.move.beats)
         ch, _ = inst.move.evaluate(local, inst.params, inst.mirror)
+        _vary_arms(ch, inst.params.arm_shape)
+        # downbeat dip: a raised-cosine bump from beat 4 of a bar to beat 2 of the next, so
+        # the body is still (turning) on beats 4, 1 and 2 and beat 3 is left alone
+        x = (b[sel] - inst.params.feel - bar_offset + 2.0) % BEATS_PER_BAR - 2.0
+        ch["bounce"] = ch["bounce"] - (0.01 + 0.02 * inst.params.energy) * mv.bump(x, 0.0, 1.0)[:, None]
         w_in = np.ones(sel.size) if i == 0 else mv.ramp(b[sel], inst.start_beat - h, inst.start_beat + h)
         w_out = np.ones(sel.size) if i == len(insts) - 1 else 1.0 - mv.ramp(b[sel], inst.end_beat - h,
                                                                               inst.end_beat + h)
         w = w_in * w_out
-        for k in acc:
-            acc[k][sel] += ch[k] * w[:, None]
+        for k, total in acc.items():
+            total[sel] += ch[k] * w[:, None]
         wsum[sel] += w
         own = (b[sel] >= inst.start_beat) | (i == 0)
         own &= (b[sel] < inst.end_beat) | (i == len(insts) - 1)
@@ -332,11 +362,12 @@ def _arm_rotation(arm: np.ndarray, side: float) -> np.ndarray:
     return twist @ arc @ _rz(-side * np.pi / 2)
 
 
-def build_motion(b: np.ndarray, insts: list[MoveInstance], fps: float = FPS
+def build_motion(b: np.ndarray, insts: list[MoveInstance], fps: float = FPS, bar_offset: int = 0
                  ) -> tuple[Motion, np.ndarray]:
-    """Frames at beat positions ``b`` -> (Motion, contacts (N, 4) bool)."""
+    """Frames at beat positions ``b`` -> (Motion, contacts (N, 4) bool). Bars start at
+    beats ``bar_offset + 4 k``."""
     n = len(b)
-    ch, facing = _blend_channels(b, insts)
+    ch, facing = _blend_channels(b, insts, bar_offset)
     feet = _foot_tracks(b, insts)
     la, ra = feet["L"]["pos"], feet["R"]["pos"]
     # Pelvis: stance centre, 5 cm ahead of the ankle midpoint, plus weight shift and sway.
@@ -396,7 +427,8 @@ def build_motion(b: np.ndarray, insts: list[MoveInstance], fps: float = FPS
 
 # ----------------------------------------------------------------------------- entry points
 def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration_s: float, style: str,
-                energy: float = 0.5, seed: int = 0, sections=None, fps: float = FPS) -> Dance:
+                energy: float = 0.5, seed: int = 0, sections=None, fps: float = FPS,
+                max_facing_rad: float = CORPUS_MAX_FACING_RAD) -> Dance:
     """Dance to the given beats for ``duration_s`` seconds (frames at ``fps``).
 
     Args:
@@ -408,10 +440,12 @@ def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration
         seed: RNG seed; same inputs -> same motion.
         sections: optional song structure, ``Section`` objects, dicts or
             (name, start_s, end_s) tuples; without it one section is picked from ``energy``.
+        fps: frame rate of the result.
+        max_facing_rad: the dancer's front is drawn within this angle of the camera axis.
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
-    n = max(1, int(round(duration_s * fps)))
+    n = max(1, round(duration_s * fps))
     t = np.arange(n) / fps
     b = beat_positions(t, beat_times_s)
     off = _bar_offset(beat_times_s, downbeat_times_s)
@@ -425,8 +459,9 @@ def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration
     secs_b[0] = (secs_b[0][0], -1e9, secs_b[0][2])
     secs_b[-1] = (secs_b[-1][0], secs_b[-1][1], 1e9)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7])
-    insts = plan_moves(float(b[0]), float(b[-1]) + 1e-6, off, secs_b, style, float(energy), rng)
-    motion, contacts = build_motion(b, insts, fps)
+    insts = plan_moves(float(b[0]), float(b[-1]) + 1e-6, off, secs_b, style, float(energy), rng,
+                       max_facing_rad)
+    motion, contacts = build_motion(b, insts, fps, off)
 
     def beat_to_s(x: float) -> float:
         return float(np.interp(x, b, t, left=t[0], right=t[-1])) if n > 1 else 0.0
@@ -438,10 +473,14 @@ def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration
 
 
 def procedural_dance(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration_s: float,
-                     style: str, energy: float = 0.5, seed: int = 0, sections=None) -> Motion:
+                     style: str, energy: float = 0.5, seed: int = 0, sections=None,
+                     max_facing_rad: float = 0.0) -> Motion:
     """The procedural dancer: SMPL-24 ``Motion`` at 30 FPS, ``duration_s`` long.
 
     The live engine's fallback groove and the non-learned baseline. See ``choreograph``
-    for the arguments; this returns only the motion.
+    for the arguments; this returns only the motion. Unlike the corpus (which varies the
+    dancer's front by up to ``CORPUS_MAX_FACING_RAD``), it faces the camera unless
+    ``max_facing_rad`` says otherwise.
     """
-    return choreograph(beat_times_s, downbeat_times_s, duration_s, style, energy, seed, sections).motion
+    return choreograph(beat_times_s, downbeat_times_s, duration_s, style, energy, seed, sections,
+                       max_facing_rad=max_facing_rad).motion

@@ -91,7 +91,7 @@ def plan_corpus(hours: float, seed: int, min_s: float = 30.0, max_s: float = 90.
         if i % len(STYLES) == 0:
             rng.shuffle(order)
         style = order[i % len(STYLES)]
-        frames = int(round(rng.uniform(min_s, max_s) * FPS))
+        frames = round(rng.uniform(min_s, max_s) * FPS)
         lo, hi = STYLE_BPM[style]
         specs.append(SequenceSpec(i, f"{style}_{i:05d}", style, frames, float(rng.uniform(lo, hi)),
                                   float(rng.uniform(0.25, 0.85)), int(rng.integers(2**31)), split_of(i)))
@@ -131,7 +131,7 @@ def make_sequence(spec: SequenceSpec, sample_rate: int) -> tuple[dict[str, np.nd
         "moves": dance.moves, "distinct_moves": sorted(set(names)),
         "sections": [{"name": s.name, "start_s": round(s.start_s, 4), "end_s": round(s.end_s, 4)}
                      for s in song.sections],
-        "music_meta": song.meta, "n_beats": int(len(song.beat_times_s)),
+        "music_meta": song.meta, "n_beats": len(song.beat_times_s),
     }
     return arrays, song.audio, meta
 

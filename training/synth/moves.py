@@ -13,8 +13,8 @@ leading twin. Timing feel, amplitude and arm shapes vary through ``MoveParams``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,7 +86,6 @@ class Move:
     travel: Callable[[MoveParams], tuple[float, float]] = lambda p: (0.0, 0.0)
     turn: float = 0.0
     description: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
     def evaluate(self, b: np.ndarray, p: MoveParams, mirror: bool = False
                  ) -> tuple[dict[str, np.ndarray], list[Step]]:
@@ -345,16 +344,18 @@ def _spin(b, p):
 
 
 def _jump(b, p):
+    # crouched on the beat, airborne between beats, deepest landing absorb on the next beat
     L, R = _nh(p)
     wide = 0.1 * p.amp
-    steps = [Step("L", 0.6, 1.0, L + wide, 0.0, height=0.12), Step("R", 0.6, 1.0, R - wide, 0.0, height=0.12),
-             Step("L", 2.6, 3.0, L, 0.0, height=0.1), Step("R", 2.6, 3.0, R, 0.0, height=0.1)]
+    steps = [Step("L", 0.3, 0.8, L + wide, 0.0, height=0.12), Step("R", 0.3, 0.8, R - wide, 0.0, height=0.12),
+             Step("L", 2.3, 2.8, L, 0.0, height=0.1), Step("R", 2.3, 2.8, R, 0.0, height=0.1)]
     n = len(b)
-    crouch = -0.1 * bump(b % 2.0, 0.4, 0.3)
-    air = 0.12 * p.amp * np.sin(np.pi * np.clip((b % 2 - 0.6) / 0.4, 0, 1))
-    land = -0.08 * hold(b % 2 + 0.0, 1.0, 1.1, 1.15, 1.5)
+    c = b % 2.0
+    crouch = -0.08 * bump(c, 0.05, 0.25)
+    air = 0.12 * p.amp * np.sin(np.pi * np.clip((c - 0.3) / 0.5, 0, 1))
+    land = -0.08 * bump(c, 1.0, 0.2)
     ch = {"bounce": crouch + air + land}
-    up = hold(b, 0.05, 0.95, 1.4, 2.3)
+    up = hold(b, 0.0, 0.85, 1.2, 1.9)
     ch["armL"] = arms(n, -70 + 135 * up, 10 + 10 * up, 0, 20)
     ch["armR"] = arms(n, -70 + 135 * up, 10 + 10 * up, 0, 20)
     ch["head"] = np.stack([-10 * DEG * up, np.zeros(n), np.zeros(n)], -1)
@@ -550,14 +551,16 @@ def _charleston(b, p):
 
 
 def _criss_cross(b, p):
+    # a jump per beat: off the floor between beats, landed and sunk on the beat
     L, R = _nh(p)
-    steps = [Step("L", 0.6, 1.0, -0.03, 0.08, height=0.08), Step("R", 0.6, 1.0, 0.03, -0.08, height=0.08),
-             Step("L", 1.6, 2.0, L, 0.0, height=0.08), Step("R", 1.6, 2.0, R, 0.0, height=0.08),
-             Step("L", 2.6, 3.0, -0.03, -0.08, height=0.08), Step("R", 2.6, 3.0, 0.03, 0.08, height=0.08),
-             Step("L", 3.6, 4.0, L, 0.0, height=0.08), Step("R", 3.6, 4.0, R, 0.0, height=0.08)]
+    steps = [Step("L", 0.3, 0.75, -0.03, 0.08, height=0.08), Step("R", 0.3, 0.75, 0.03, -0.08, height=0.08),
+             Step("L", 1.3, 1.75, L, 0.0, height=0.08), Step("R", 1.3, 1.75, R, 0.0, height=0.08),
+             Step("L", 2.3, 2.75, -0.03, -0.08, height=0.08), Step("R", 2.3, 2.75, 0.03, 0.08, height=0.08),
+             Step("L", 3.3, 3.75, L, 0.0, height=0.08), Step("R", 3.3, 3.75, R, 0.0, height=0.08)]
     n = len(b)
-    air = 0.06 * np.sin(np.pi * np.clip(((b % 1.0) - 0.6) / 0.4, 0, 1))
-    ch = {"bounce": air - 0.05 * pulse(b, 2.0)}
+    c = b % 1.0
+    air = 0.06 * np.sin(np.pi * np.clip((c - 0.3) / 0.45, 0, 1))
+    ch = {"bounce": air - 0.05 * (bump(c, 0.0, 0.25) + bump(c, 1.0, 0.25))}
     o = pulse(b, 2.0, period=2.0, at=1.0)
     ch["armL"] = arms(n, -60 + 50 * o, 20, 0, 40)
     ch["armR"] = arms(n, -60 + 50 * o, 20, 0, 40)
@@ -565,15 +568,17 @@ def _criss_cross(b, p):
 
 
 def _side_lunge(b, p):
-    L, R = _nh(p)
+    R = -p.half_width
     d = 0.25 * p.amp
     steps = [Step("R", 0.45, 1.0, R - d, 0.0, yaw=-20 * DEG), Step("R", 2.45, 3.0, R, 0.0)]
     n = len(b)
-    lunge = hold(b, 0.5, 1.0, 2.5, 3.0)
+    # one pose per beat (out, reach, gather, home), switching between beats
+    lunge = stepwise(b, [0.0, 1.0, 1.0, 0.6], 0.5)
+    reach = stepwise(b, [0.0, 0.6, 1.0, 0.2], 0.5)
     ch = {"bounce": -0.08 * lunge + groove_bounce(b, p, 0.02), "sway": np.stack([-0.5 * d * lunge, np.zeros(n)], -1),
-          "spine": np.stack([8 * DEG * lunge, -10 * DEG * lunge, np.zeros(n)], -1),
-          "head": np.stack([np.zeros(n), np.zeros(n), -25 * DEG * lunge], -1)}
-    ch["armR"] = arms(n, -70 + 75 * lunge, 10, 0, 15)
+          "spine": np.stack([8 * DEG * lunge, -10 * DEG * reach, np.zeros(n)], -1),
+          "head": np.stack([np.zeros(n), np.zeros(n), -25 * DEG * reach], -1)}
+    ch["armR"] = arms(n, -70 + 75 * reach, 10, 0, 15 + 30 * (1 - reach))
     ch["armL"] = arms(n, -70 + 30 * lunge, 80, 0, 70)
     return ch, steps
 
@@ -637,7 +642,6 @@ def _quarter_turn(b, p):
         x0 = R if foot == "R" else L
         c, s = np.cos(th), np.sin(th)
         steps.append(Step(foot, i + 0.45, i + 1.0, c * x0, -s * x0, yaw=th, height=0.06))
-    n = len(b)
     ch = {"facing": -90 * DEG * ramp(b, 0.3, 4.0), "bounce": groove_bounce(b, p, 0.03)}
     ch["armL"], ch["armR"] = swing_arms(b, p, 15)
     return ch, steps
@@ -656,12 +660,14 @@ def _stomp(b, p):
 
 
 def _hop(b, p):
+    # small two-footed hops between beats 0-1 and 2-3, landing sunk on the beat
     L, R = _nh(p)
-    steps = [Step("L", 0.65, 1.0, L, 0.0, height=0.08), Step("R", 0.65, 1.0, R, 0.0, height=0.08),
-             Step("L", 2.65, 3.0, L, 0.0, height=0.08), Step("R", 2.65, 3.0, R, 0.0, height=0.08)]
+    steps = [Step("L", 0.35, 0.8, L, 0.0, height=0.08), Step("R", 0.35, 0.8, R, 0.0, height=0.08),
+             Step("L", 2.35, 2.8, L, 0.0, height=0.08), Step("R", 2.35, 2.8, R, 0.0, height=0.08)]
     n = len(b)
-    air = 0.07 * p.amp * np.sin(np.pi * np.clip(((b % 2.0) - 0.65) / 0.35, 0, 1))
-    ch = {"bounce": air - 0.06 * pulse(b, 2.0, period=2.0, at=1.05) - 0.04 * pulse(b, 2.0, period=2.0, at=0.5)}
+    c = b % 2.0
+    air = 0.07 * p.amp * np.sin(np.pi * np.clip((c - 0.35) / 0.45, 0, 1))
+    ch = {"bounce": air - 0.06 * bump(c, 1.0, 0.25) - 0.04 * (bump(c, 0.0, 0.3) + bump(c, 2.0, 0.3))}
     ch["armL"] = arms(n, -50 + 30 * pulse(b, 2, period=2, at=1), 30, 0, 70)
     ch["armR"] = arms(n, -50 + 30 * pulse(b, 2, period=2, at=1), 30, 0, 70)
     return ch, steps
@@ -706,8 +712,7 @@ def _two_step(b, p):
     return ch, steps
 
 
-ALL = ("house", "hiphop", "pop", "breakbeat", "funk", "latin")
-_travel_step = lambda p: (-p.travel * 0.8, 0.0)  # noqa: E731
+ALL = ("house", "hiphop", "pop", "breakbeat", "funk", "latin")  # = music.STYLES
 
 MOVES: tuple[Move, ...] = (
     Move("bounce", 4, 0, ALL, ("knees", "head"), _bounce, description="bounce on the beat"),

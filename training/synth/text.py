@@ -53,12 +53,12 @@ def describe(style: str, energy: float, move_names: list[str], bpm: float, rng: 
     parts = Counter(p for n in move_names if n in MOVES_BY_NAME for p in MOVES_BY_NAME[n].body_parts)
     part = parts.most_common(1)[0][0] if parts else "whole body"
     level = 0 if energy < 0.4 else 1 if energy < 0.7 else 2
-    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]
     genre = pick(_GENRE.get(style, (style,)))
     en = pick(_ENERGY[level])
     tempo = pick(next(words for limit, words in _TEMPO if bpm < limit))
     fields = {"energy": en, "genre": genre, "tempo": tempo, "m1": top[0], "m2": top[1], "m3": top[2],
-              "part": part, "bpm": int(round(bpm)), "adverb": pick(_ADVERB[level])}
+              "part": part, "bpm": round(bpm), "adverb": pick(_ADVERB[level])}
     text = pick(_TEMPLATES).format(**fields, Energy=en.capitalize(), Genre=genre[:1].upper() + genre[1:],
                                    M1=top[0][:1].upper() + top[0][1:])
     return text
