@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.fft import dct, rfft
 
 from opendance.errors import InputError
@@ -108,7 +109,15 @@ def chroma_filterbank(sr: int = ANALYSIS_SR, n_fft: int = N_FFT,
 
 
 class SpectralFrame:
-    """The per-frame spectral maths (envelope, MFCC, chroma) on one analysis window."""
+    """The per-frame spectral maths (envelope, MFCC, chroma) on analysis windows.
+
+    ``frames`` takes any number of consecutive windows at once. Every operation is either
+    element-wise or one transform / matrix-vector product per window (the filterbank
+    products run as a stack of BLAS ``gemv`` calls, the very call ``mel @ power`` makes
+    for one window), so each row is bit-identical whether the windows arrive one at a
+    time (live hops) or a whole block at once (files); ``tests/test_audio_features_speed.py``
+    pins this.
+    """
 
     def __init__(self) -> None:
         self._window = np.hanning(N_FFT + 1)[:-1]          # periodic Hann
@@ -116,17 +125,29 @@ class SpectralFrame:
         self._chroma = chroma_filterbank()
         self._prev_db = np.full(N_MELS, 10 * np.log10(_DB_FLOOR))
 
+    def frames(self, windows: np.ndarray) -> np.ndarray:
+        """``windows``: (k, N_FFT) float64, consecutive analysis windows (each ending at
+        its frame's time, oldest first) -> (k, 1 + 20 + 12) float64 rows."""
+        windows = np.asarray(windows, dtype=np.float64)
+        k = windows.shape[0]
+        if k == 0:
+            return np.zeros((0, 1 + N_MFCC + N_CHROMA))
+        power = np.abs(rfft(windows * self._window, axis=-1)) ** 2     # (k, n_fft/2+1)
+        # (F, B) @ (k, B, 1): one gemv per window, exactly ``fb @ power[t]``.
+        db = 10.0 * np.log10(np.maximum(np.matmul(self._mel, power[:, :, None])[:, :, 0], _DB_FLOOR))
+        prev = np.concatenate([self._prev_db[None, :], db[:-1]])
+        envelope = np.mean(np.maximum(0.0, db - prev), axis=1)
+        self._prev_db = db[-1].copy()
+        mfcc = dct(db, type=2, norm="ortho", axis=-1)[:, :N_MFCC]
+        chroma = np.matmul(self._chroma, power[:, :, None])[:, :, 0]
+        peak = chroma.max(axis=1, keepdims=True)
+        loud = peak > 1e-8
+        chroma = np.where(loud, chroma / np.where(loud, peak, 1.0), 0.0)
+        return np.concatenate([envelope[:, None], mfcc, chroma], axis=1)
+
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """``frame``: (N_FFT,) float64 samples ending now -> (1 + 20 + 12,) float64."""
-        power = np.abs(rfft(frame * self._window)) ** 2
-        db = 10.0 * np.log10(np.maximum(self._mel @ power, _DB_FLOOR))
-        envelope = float(np.mean(np.maximum(0.0, db - self._prev_db)))
-        self._prev_db = db
-        mfcc = dct(db, type=2, norm="ortho")[:N_MFCC]
-        chroma = self._chroma @ power
-        peak = chroma.max()
-        chroma = chroma / peak if peak > 1e-8 else np.zeros(N_CHROMA)
-        return np.concatenate([[envelope], mfcc, chroma])
+        return self.frames(np.asarray(frame, dtype=np.float64)[None, :])[0]
 
 
 class SpectralStream:
@@ -146,38 +167,33 @@ class SpectralStream:
         self._pending = np.zeros(0, dtype=np.float32)      # analysis samples not yet in a hop
         self.frames_done = 0
 
-    @property
-    def audio_s(self) -> float:
-        """Audio time covered by the emitted frames: (frames_done - 1) / FPS seconds."""
-        return max(0, self.frames_done - 1) / FPS
-
-    def _frame(self, events: list[SubHopEvents]) -> np.ndarray:
-        row = np.zeros(SPECTRAL_DIM, dtype=np.float32)
-        row[:CH_ONSET] = self._spectral(self._win)
-        row[CH_ONSET] = float(any(e.onset for e in events))
-        row[CH_BEAT] = float(any(e.beat for e in events))
-        return row
-
     def feed(self, block: np.ndarray) -> tuple[np.ndarray, list[SubHopEvents]]:
         """``block``: (n,) float32 mono at ``sample_rate``. Returns the new rows
-        ((k, SPECTRAL_DIM) float32) and aubio's per-sub-hop events (in order)."""
-        rows: list[np.ndarray] = []
-        events: list[SubHopEvents] = []
-        if self.frames_done == 0:
-            rows.append(self._frame([]))
-            self.frames_done = 1
+        ((k, SPECTRAL_DIM) float32) and aubio's per-sub-hop events (in order).
+
+        All complete hops of the block are analysed together (one batch of windows, one
+        aubio loop); rows do not depend on how the audio was cut into blocks."""
         y = self._resampler.process(block)
         pending = np.concatenate([self._pending, y]) if self._pending.size else y
         n_hops = pending.size // HOP
-        for h in range(n_hops):
-            hop = pending[h * HOP:(h + 1) * HOP]
-            hop_events = [self._tracker.process(hop[i:i + AUBIO_HOP]) for i in range(0, HOP, AUBIO_HOP)]
-            self._win = np.concatenate([self._win[HOP:], hop.astype(np.float64)])
-            rows.append(self._frame(hop_events))
-            events.extend(hop_events)
-            self.frames_done += 1
+        new = pending[:n_hops * HOP]
         self._pending = pending[n_hops * HOP:].copy()
-        out = np.stack(rows) if rows else np.zeros((0, SPECTRAL_DIM), dtype=np.float32)
+        events = self._tracker.process_block(new)           # HOP // AUBIO_HOP per hop
+        buf = np.concatenate([self._win, new.astype(np.float64)])
+        # Window of hop h (1..n_hops) ends at buf[N_FFT + h * HOP - 1].
+        windows = sliding_window_view(buf, N_FFT)[HOP::HOP]
+        self._win = buf[buf.size - N_FFT:].copy()
+        first = self.frames_done == 0
+        if first:                                            # frame 0: silence only
+            windows = np.concatenate([np.zeros((1, N_FFT)), windows])
+        out = np.zeros((windows.shape[0], SPECTRAL_DIM), dtype=np.float32)
+        out[:, :CH_ONSET] = self._spectral.frames(windows)
+        if n_hops:
+            flags = np.array([(e.onset, e.beat) for e in events], dtype=bool)
+            flags = flags.reshape(n_hops, HOP // AUBIO_HOP, 2).any(axis=1)
+            out[int(first):, CH_ONSET] = flags[:, 0]
+            out[int(first):, CH_BEAT] = flags[:, 1]
+        self.frames_done += out.shape[0]
         return out, events
 
 

@@ -107,18 +107,33 @@ def dp_beats(odf: np.ndarray, rate_hz: float, period_s, tightness: float = 100.0
     period = np.broadcast_to(np.asarray(period_s, dtype=np.float64) * rate_hz, (n,))
     score = x.copy()
     back = np.full(n, -1, dtype=np.int64)
-    for t in range(n):
-        p = period[t]
-        offs = np.arange(max(1, round(p / 2)), round(2 * p) + 1)
-        prev = t - offs
-        ok = prev >= 0
-        if not ok.any():
+    # Offsets of sample t: lo[t] .. hi[t] samples back (half to twice the period).
+    lo = np.maximum(1, np.rint(period / 2)).astype(np.int64)     # rint: round half to even,
+    hi = np.rint(2 * period).astype(np.int64)                     # like Python's round
+    # Every predecessor of t lies at or before t - lo[t], so a block of samples
+    # t0 .. t1 - 1 with t - t0 < lo[t] depends only on scores before t0: the block is
+    # solved at once, with the same element-wise arithmetic and first-maximum choice as
+    # one sample at a time (bit-identical; tests/test_audio_features_speed.py).
+    t0 = 0
+    while t0 < n:
+        t1 = t0 + 1
+        while t1 < n and t1 - t0 < lo[t1]:
+            t1 += 1
+        t = np.arange(t0, t1)
+        offs = np.arange(lo[t0:t1].min(), hi[t0:t1].max() + 1)
+        if offs.size == 0:
+            t0 = t1
             continue
-        cand = score[prev[ok]] - tightness * np.log(offs[ok] / p) ** 2
-        j = int(np.argmax(cand))
-        if cand[j] > 0:
-            score[t] = x[t] + cand[j]
-            back[t] = prev[ok][j]
+        prev = t[:, None] - offs[None, :]
+        ok = (offs[None, :] >= lo[t0:t1, None]) & (offs[None, :] <= hi[t0:t1, None]) & (prev >= 0)
+        cand = np.where(ok, score[np.maximum(prev, 0)] - tightness * np.log(offs[None, :] / period[t0:t1, None]) ** 2,
+                        -np.inf)
+        j = np.argmax(cand, axis=1)
+        best = cand[np.arange(t.size), j]
+        take = ok.any(axis=1) & (best > 0)
+        score[t[take]] = x[t[take]] + best[take]
+        back[t[take]] = prev[take, j[take]]
+        t0 = t1
     # Last beat: best score within the final period.
     tail = max(0, n - round(period[-1]))
     t = tail + int(np.argmax(score[tail:]))

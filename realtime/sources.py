@@ -386,7 +386,6 @@ class MicSource(AudioSource):
         if self._stream is not None:
             return
         self._stop.clear()
-        self._t_start = time.monotonic()
         try:
             self._open()
         except Exception as exc:

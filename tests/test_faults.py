@@ -185,6 +185,7 @@ def test_audio_source_vanishing_is_logged_once_and_survived(tmp_path, song_wav, 
     assert run.chunks_after(run.t_start + FAULT_AT_S + FAULT_FOR_S) >= 2
 
 
+@pytest.mark.slow
 def test_audio_stall_then_burst(tmp_path, song_wav, model, caplog):
     plan = _plan_at("stall")
     run = run_session(tmp_path, song_wav, model, source_wrap=lambda s: FaultySource(s, plan.start()))
@@ -275,6 +276,17 @@ def test_generator_stalling_for_a_second(tmp_path, song_wav, model, caplog):
     late = [c for c in run.chunks if c.wall_ms > 900]
     assert late, "no chunk took the stall"
     assert run.chunks_after(late[-1].t_end_mono_s) >= 2, "the model did not come back after the stall"
+
+
+@pytest.mark.xfail(strict=True, reason="a late model chunk is not logged: StreamingGenerator.step "
+                   "(engine/stream.py, engine owner) counts missed deadlines silently; it should warn "
+                   "(throttled) 'chunk ready N ms late, the groove covered it: lower --steps, raise "
+                   "--lead-ms or use a faster backend'")
+def test_generator_stall_is_logged_once(tmp_path, song_wav, model, caplog):
+    plan = FaultPlan().at("stall", 1.0, 2.0, limit=1)
+    run = run_session(tmp_path, song_wav, FaultyGenerator(model, plan.start(), stall_s=1.0), seconds=3.0)
+    assert plan.hits["stall"] == 1 and any(c.wall_ms > 900 for c in run.chunks)
+    assert len(records(caplog, "late")) == 1
 
 
 @pytest.mark.parametrize("kind", ["nan_logits", pytest.param("inf_logits", marks=pytest.mark.slow)])

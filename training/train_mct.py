@@ -67,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
+    p.add_argument("--init-from", default=None, help="start from this MCT checkpoint's weights (same preset "
+                   "and tokenizer; the optimizer and schedule start fresh)")
     p.add_argument("--no-joint", action="store_true", help="ablation: no joint prediction of trajectory / "
                    "keypoint tokens (see the module docstring)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="scale of all auxiliary losses (0: off)")
@@ -396,6 +398,16 @@ def run(args) -> int:
                           n_kpt_codes=tokenizer.codebook_size("kpt"),
                           frames_per_token=tokenizer.frames_per_token)
         model.set_music_stats(train.music.mean(0), train.music.std(0))
+        if args.init_from:
+            from opendance.engine.mct import load_mct
+
+            init, init_meta = load_mct(args.init_from)
+            if init.cfg != model.cfg:
+                raise OpenDanceError(f"--init-from {args.init_from}: its config differs from preset {args.preset!r}")
+            model.load_state_dict(init.state_dict())
+            meta_init = {"init_from": str(args.init_from), "init_step": init_meta.get("step")}
+        else:
+            meta_init = {}
         model.to(info.device)
         joint = not args.no_joint
         ddp = model
@@ -408,7 +420,7 @@ def run(args) -> int:
         mask_ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
         snapshots = {int(s) for s in args.snapshot_steps.split(",") if s.strip()}
         meta = {"data": str(data), "tokenizer": tok_src, "joint_prediction": joint, "preset": args.preset,
-                "aux_weight": args.aux_weight, "text_encoder": getattr(text_enc, "name", "none")}
+                "aux_weight": args.aux_weight, "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
             save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": tok_src})
 
