@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import platform
 import statistics
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from opendance.exporters.aistpp import read_aistpp
 from opendance.motion import Motion
 from opendance.training import metrics as M
 
@@ -26,9 +26,8 @@ FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "aistpp_sampl
 
 
 def fixture() -> Motion:
-    with open(FIXTURE, "rb") as f:
-        data = pickle.load(f)
-    return Motion.from_axis_angle(data["smpl_poses"], data["smpl_trans"], 60)
+    """The AIST++ sample at 60 FPS, through the restricted-unpickler reader."""
+    return read_aistpp(FIXTURE)
 
 
 def long_clip(seconds: float) -> Motion:

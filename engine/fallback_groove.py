@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 REF_BPM = 120.0
 BEATS_PER_BAR = 4
+# Until the beat clock has its first tempo estimate (~1.5-4.5 s of music), the groove runs
+# on a provisional grid: this tempo, a beat at audio time 0 (the stream start). 120 BPM is
+# the beat clock's own tempo prior (``BeatClock.prior_bpm``; Ellis, "Beat Tracking by
+# Dynamic Programming", 2007) and the most common tempo of dance music.
+PROVISIONAL_BPM = 120.0
 PELVIS_HEIGHT_M = 0.93  # standing pelvis height of the SMPL template, approximately
 
 
@@ -68,6 +73,19 @@ class GrooveFallback:
             return float(downbeat_phase % 1.0) * BEATS_PER_BAR
         return float(beat_phase % 1.0)
 
+    def bar_position_at(self, tempo_bpm: float, beat_phase: float, downbeat_phase: float,
+                        t_audio_s: float) -> float:
+        """Bar position (beats, [0, 4)) at audio time ``t_audio_s`` (seconds).
+
+        From the beat clock's phases when it has a tempo (``tempo_bpm`` > 0; once it has
+        one, it keeps the last known tempo); before that, from the provisional grid
+        (``PROVISIONAL_BPM``, a beat at audio time 0), so the groove keeps moving while the
+        clock is still listening instead of holding the pose of phase 0.
+        """
+        if tempo_bpm > 0 and np.isfinite(tempo_bpm):
+            return self.bar_position(beat_phase, downbeat_phase)
+        return float(provisional_beat_phase(t_audio_s))
+
     def sample(self, bar_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Poses at bar positions (beats, any real): (N, 24, 4) float32 and (N, 3) float32."""
         pos = np.asarray(bar_positions, np.float64) % BEATS_PER_BAR * self._frames_per_beat
@@ -82,6 +100,12 @@ class GrooveFallback:
     def pose(self, beat_phase: float, downbeat_phase: float) -> GroovePose:
         q, t = self.sample(np.array([self.bar_position(beat_phase, downbeat_phase)]))
         return GroovePose(q[0], t[0])
+
+
+def provisional_beat_phase(t_s: float | np.ndarray) -> float | np.ndarray:
+    """Beat phase [0, 1) at time ``t_s`` (seconds since the stream start, scalar or array)
+    on the provisional grid: ``PROVISIONAL_BPM``, a beat at 0."""
+    return np.mod(np.asarray(t_s, np.float64) * PROVISIONAL_BPM / 60.0, 1.0)
 
 
 def _procedural_bar(fps: float, style: str, energy: float, seed: int) -> Motion | None:
@@ -149,7 +173,9 @@ class GrooveGenerator:
     beat by construction, and a way to run without model weights). The beat and bar
     phases come from the grid channels (``opendance.realtime.features``: sin/cos of the
     beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros when
-    unknown), so it sees exactly what the model sees. ``state``: frames made so far.
+    unknown), so it sees exactly what the model sees; until the grid is known it dances
+    on the provisional grid (``provisional_beat_phase`` of its own frame count), so it
+    does not stand still while the beat clock listens. ``state``: frames made so far.
     """
 
     fps = 30.0
@@ -164,12 +190,14 @@ class GrooveGenerator:
         from opendance.realtime.features import SPECTRAL_DIM
 
         n = int(request.n_new_frames)
+        done = 0 if request.prefix is None else int(request.prefix)
         grid = np.asarray(request.music, np.float64)[-n:, SPECTRAL_DIM:SPECTRAL_DIM + 4]
+        beat_known = np.hypot(grid[:, 0], grid[:, 1]) > 0.5
         beat = np.mod(np.arctan2(grid[:, 0], grid[:, 1]) / (2 * np.pi), 1.0)
         bar_known = np.hypot(grid[:, 2], grid[:, 3]) > 0.5
         bar = np.mod(np.arctan2(grid[:, 2], grid[:, 3]) / (2 * np.pi), 1.0)
-        pos = np.where(bar_known, bar * BEATS_PER_BAR, beat)
+        provisional = provisional_beat_phase((done + np.arange(n)) / self.fps)
+        pos = np.where(bar_known, bar * BEATS_PER_BAR, np.where(beat_known, beat, provisional))
         quats, trans = self.groove.sample(pos)          # root around the floor origin
         motion = Motion(rot.quat_to_matrix(quats), trans, self.fps)
-        done = 0 if request.prefix is None else int(request.prefix)
         return GenerationResult(motion, done + n, {})

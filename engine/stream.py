@@ -72,6 +72,9 @@ class StreamConfig:
         preempt_min_interval_s: at most one preemption this often (a fader sending a
             stream of changes costs at most one extra chunk per interval), s.
         seed: base sampling seed (chunk i uses seed + i), None = nondeterministic.
+        late_warn_every_s: a model chunk ready after its first frame was due is logged as
+            a warning at most this often (the late chunks in between are counted in the
+            next warning and in ``counts["missed"]``), s.
     """
 
     chunk_frames: int = 16
@@ -85,6 +88,7 @@ class StreamConfig:
     preempt: bool = True
     preempt_min_interval_s: float = 0.25
     seed: int | None = 0
+    late_warn_every_s: float = 30.0
 
 
 @dataclass
@@ -209,6 +213,8 @@ class StreamingGenerator:
         self._error_until_mono = -math.inf
         self._last_model_try_mono = -math.inf
         self._errors_logged: set[str] = set()
+        self._late_warned_mono = -math.inf
+        self._late_unwarned = 0
         self._chunk_id = 0
         self._want_lead_s = self.config.target_lead_s
         self._seams: deque[_Seam] = deque(maxlen=8)
@@ -344,6 +350,8 @@ class StreamingGenerator:
         t_ready = time.monotonic()
         now_after = self.now_audio_s()
         missed = now_after > start_a
+        if missed and from_model:
+            self._warn_late(now_after - start_a)
         self._seams.append(_Seam(start_a, prefix_before, self._model_to_world_xz.copy(), controls.version))
         written = self.buffer.write(
             BufferedChunk(start_a, quats, trans, source=mode, controls_version=controls.version,
@@ -432,11 +440,14 @@ class StreamingGenerator:
         return replace(controls, **changes) if changes else controls
 
     def _groove_chunk(self, start_a: float, n_new: int) -> tuple[np.ndarray, np.ndarray]:
+        """The groove for frames at audio times ``start_a + i / fps`` on the beat clock's
+        grid (a provisional one until it has a tempo): (n_new, 24, 4), (n_new, 3) float32."""
         times = start_a + np.arange(n_new) / self.fps
         pos = np.empty(n_new)
         for i, t in enumerate(times):
             s = self.beat_clock.state(float(t))
-            pos[i] = self.fallback.bar_position(s.phase, getattr(s, "downbeat_phase", -1.0))
+            pos[i] = self.fallback.bar_position_at(s.tempo_bpm, s.phase, getattr(s, "downbeat_phase", -1.0),
+                                                   float(t))
         quats, trans = self.fallback.sample(pos)
         _, tail_t = self.buffer.tail(1)
         if len(tail_t):
@@ -460,6 +471,20 @@ class StreamingGenerator:
                       "If this repeats, check the model/backend (opendance doctor).",
                       key, self.config.error_backoff_s, exc_info=exc)
         self.counts["error_exceptions"] += 1
+
+    def _warn_late(self, late_s: float) -> None:
+        """Warn that a model chunk was ready ``late_s`` seconds after its first frame was
+        due (the output clock played the groove meanwhile); throttled by
+        ``late_warn_every_s``."""
+        self._late_unwarned += 1
+        now = time.monotonic()
+        if now - self._late_warned_mono < self.config.late_warn_every_s:
+            return
+        more = f" ({self._late_unwarned} late chunks since the last warning)" if self._late_unwarned > 1 else ""
+        log.warning("model chunk ready %.0f ms late, the groove covered it%s: lower --steps, raise --lead-ms "
+                    "or use a faster backend", late_s * 1e3, more)
+        self._late_warned_mono = now
+        self._late_unwarned = 0
 
     def step_time_ms(self) -> dict:
         """Model chunk wall times over the kept records: p50/p95/p99 (ms) and count."""

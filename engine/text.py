@@ -71,7 +71,8 @@ class MiniLMEncoder:
             return None
         hit = self._cache.get(text)
         if hit is None:
-            hit = np.asarray(self._model.encode(text, normalize_embeddings=True), dtype=np.float32)
+            hit = np.asarray(self._model.encode(text, normalize_embeddings=True, show_progress_bar=False),
+                             dtype=np.float32)
             if len(self._cache) >= self._cache_size:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[text] = hit

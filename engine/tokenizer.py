@@ -42,7 +42,7 @@ model normalises internally with per-branch mean/std buffers fitted on training 
 
 * ``encode(feats: {branch: (B, T, C)}) -> {branch: (B, T // 4) int64}``; only the
   branches present are encoded; T must be a multiple of ``frames_per_token``.
-* ``decode(ids: {branch: (B, N) int64}) -> {branch: (B, 4N, C)}``.
+* ``decode(ids: {branch: (B, N) int64}) -> {branch: (B, 4N, C)}`` (no autograd).
 * ``decode_soft(branch, weights (B, N, K)) -> (B, 4N, C)``: differentiable decode of a
   distribution over the codebook (Gumbel-softmax weights): the code vectors are mixed by
   the weights, then decoded. One-hot weights give exactly ``decode``.
@@ -442,8 +442,10 @@ class DanceTokenizer(nn.Module):
             out[name] = br.vq.nearest(br.encode_latent(self.normalize(name, x)))
         return out
 
+    @torch.no_grad()
     def decode(self, ids: dict) -> dict:
-        """{branch: (B, N) int64} -> {branch: (B, N * F, C) raw features}."""
+        """{branch: (B, N) int64} -> {branch: (B, N * F, C) raw features} (no autograd;
+        use ``decode_soft`` for a differentiable path)."""
         out = {}
         for name, i in ids.items():
             br = self._branch(name)

@@ -29,6 +29,16 @@ from opendance.realtime.sample_clock import SampleClock
 
 log = logging.getLogger(__name__)
 
+# Clipping: a sample at or beyond this magnitude is at full scale (an integer converter's
+# largest code is 1 - 2^-15 = 0.99997 of full scale at 16 bits, so 0.999 catches every
+# width). A block clips when at least CLIP_FRACTION of its samples are at full scale: a
+# hot master's isolated 0 dBFS peaks stay under it, an overdriven input does not.
+CLIP_LEVEL = 0.999
+CLIP_FRACTION = 0.01
+# A clipping episode ends after this much audio without a clipping block; the next
+# clipping block then warns again (seconds of audio).
+CLIP_EPISODE_GAP_S = 10.0
+
 
 @dataclass
 class AnalyzerStats:
@@ -40,12 +50,16 @@ class AnalyzerStats:
         process_ms_total: time spent in ``process`` (ms).
         last_latency_ms: for the last block, ``time.monotonic()`` at the end of its
             analysis minus the monotonic time of its last sample (capture-to-feature).
+        clipped_samples: samples at full scale (``|x| >= CLIP_LEVEL``) seen so far.
+        clipping_episodes: clipping episodes (each warned once, see ``CLIP_EPISODE_GAP_S``).
     """
 
     blocks: int = 0
     frames: int = 0
     process_ms_total: float = 0.0
     last_latency_ms: float = float("nan")
+    clipped_samples: int = 0
+    clipping_episodes: int = 0
 
 
 class MusicTimeline:
@@ -134,6 +148,7 @@ class LiveAnalyzer:
         self._sample_clock = SampleClock(self.sample_rate)
         self._samples = 0
         self._harmony_done = -1                     # last beat index given harmony evidence
+        self._last_clip_s = -float("inf")           # audio time of the last clipping block
         self.stats = AnalyzerStats()
 
     def process(self, block: np.ndarray, t_mono_s: float) -> np.ndarray:
@@ -148,6 +163,7 @@ class LiveAnalyzer:
         t_start = time.perf_counter()
         x = np.asarray(block, dtype=np.float32).reshape(-1)
         self._sample_clock.observe(self._samples, t_mono_s)
+        self._check_clipping(x)
         self._samples += x.size
         rows, events = self._stream.feed(x)
         with self._lock:
@@ -160,6 +176,22 @@ class LiveAnalyzer:
         st.process_ms_total += (time.perf_counter() - t_start) * 1000.0
         st.last_latency_ms = (time.monotonic() - (t_mono_s + x.size / self.sample_rate)) * 1000.0
         return rows
+
+    def _check_clipping(self, x: np.ndarray) -> None:
+        """Count full-scale samples of the block ``x`` (starting at ``self._samples``);
+        warn once per clipping episode."""
+        n = int(np.count_nonzero(np.abs(x) >= CLIP_LEVEL))
+        if n == 0:
+            return
+        self.stats.clipped_samples += n
+        if n < max(2, CLIP_FRACTION * x.size):
+            return
+        t_s = self._samples / self.sample_rate
+        if t_s - self._last_clip_s > CLIP_EPISODE_GAP_S:
+            self.stats.clipping_episodes += 1
+            log.warning("input is clipping (%d of %d samples at full scale at %.1f s): lower the input gain "
+                        "(mixer send or sound card level); the dancer keeps going", n, x.size, t_s)
+        self._last_clip_s = t_s
 
     def _feed_harmony(self) -> None:
         """Give the beat clock the chroma change at each committed beat once the beat

@@ -246,21 +246,31 @@ class BeatClock:
         t_last = self._now_s - ODF_PEAK_DELAY_S
         periods = period0 * (1.0 + np.linspace(-0.02, 0.02, 17))
         best = (-np.inf, period0, 0.0, 0.0)
-        for p in periods:
-            n_beats = int((n - 1) * dt / p)
-            if n_beats < 1:
-                continue
-            lag = np.arange(0.0, p, dt)                    # candidate: latest beat at now - lag
-            k = np.arange(n_beats)
-            pos = (n - 1) - (lag[:, None] + k[None, :] * p) * self.rate   # fractional index
+        n_beats = [int((n - 1) * dt / p) for p in periods]
+        n_lags = [np.arange(0.0, p, dt).size for p in periods]
+        if max(n_beats) >= 1:
+            # The element-wise maths of every period at once, padded to the longest lag /
+            # beat list; np.arange(0, p, dt) is a prefix of np.arange(0, p_max, dt), and each
+            # period's sums below run over exactly its own (lags, beats) block, as before.
+            lag = np.arange(0.0, periods[int(np.argmax(n_lags))], dt)
+            k = np.arange(max(n_beats))
+            pos = (n - 1) - (lag[None, :, None] + k[None, None, :] * periods[:, None, None]) * self.rate
             i0 = np.floor(pos).astype(np.int64)
             frac = pos - i0
             ok = i0 >= 0
             i0c = np.clip(i0, 0, n - 2)
             val = np.where(ok, x[i0c] * (1 - frac) + x[i0c + 1] * frac, 0.0)
-            s = (val * self.comb_decay ** k[None, :]).sum(axis=1)
-            j = int(np.argmax(s))
-            if s[j] > best[0]:
+            weighted = val * self.comb_decay ** k[None, None, :]
+            best_s = None
+            for q, p in enumerate(periods):
+                if n_beats[q] < 1:
+                    continue
+                s = weighted[q, :n_lags[q], :n_beats[q]].sum(axis=1)
+                j = int(np.argmax(s))
+                if s[j] > best[0]:
+                    best, best_s = (s[j], float(p), j, 0.0), s
+            if best_s is not None:          # peakiness and sub-lag refinement of the winner only
+                s, j = best_s, best[2]
                 med = float(np.median(s))
                 peak = (s[j] - med) / (abs(s[j]) + abs(med) + 1e-12)
                 frac_j = 0.0
@@ -269,9 +279,9 @@ class BeatClock:
                     den = a - 2 * b + c
                     if den < 0:
                         frac_j = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-                best = (s[j], float(p), (j + frac_j) * dt, peak)
-        _, p, lag, peak = best
-        return p, t_last - lag, float(np.clip(peak, 0.0, 1.0))
+                best = (best[0], best[1], (j + frac_j) * dt, peak)
+        _, p, lag_s, peak = best
+        return p, t_last - lag_s, float(np.clip(peak, 0.0, 1.0))
 
     # ---------------------------------------------------------- committed beats
     def _commit(self) -> None:

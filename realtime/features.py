@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy.fft import dct, rfft
 
 from opendance.errors import InputError
@@ -128,18 +127,21 @@ class SpectralFrame:
     def frames(self, windows: np.ndarray) -> np.ndarray:
         """``windows``: (k, N_FFT) float64, consecutive analysis windows (each ending at
         its frame's time, oldest first) -> (k, 1 + 20 + 12) float64 rows."""
-        windows = np.asarray(windows, dtype=np.float64)
         k = windows.shape[0]
         if k == 0:
             return np.zeros((0, 1 + N_MFCC + N_CHROMA))
         power = np.abs(rfft(windows * self._window, axis=-1)) ** 2     # (k, n_fft/2+1)
-        # (F, B) @ (k, B, 1): one gemv per window, exactly ``fb @ power[t]``.
-        db = 10.0 * np.log10(np.maximum(np.matmul(self._mel, power[:, :, None])[:, :, 0], _DB_FLOOR))
+        if k == 1:                # a live hop: the same gemv, without the stacking overhead
+            mel = (self._mel @ power[0])[None, :]
+            chroma = (self._chroma @ power[0])[None, :]
+        else:                     # (F, B) @ (k, B, 1): one gemv per window, as above
+            mel = np.matmul(self._mel, power[:, :, None])[:, :, 0]
+            chroma = np.matmul(self._chroma, power[:, :, None])[:, :, 0]
+        db = 10.0 * np.log10(np.maximum(mel, _DB_FLOOR))
         prev = np.concatenate([self._prev_db[None, :], db[:-1]])
-        envelope = np.mean(np.maximum(0.0, db - prev), axis=1)
-        self._prev_db = db[-1].copy()
+        envelope = np.add.reduce(np.maximum(0.0, db - prev), axis=1) / N_MELS     # = np.mean
+        self._prev_db = db[-1]
         mfcc = dct(db, type=2, norm="ortho", axis=-1)[:, :N_MFCC]
-        chroma = np.matmul(self._chroma, power[:, :, None])[:, :, 0]
         peak = chroma.max(axis=1, keepdims=True)
         loud = peak > 1e-8
         chroma = np.where(loud, chroma / np.where(loud, peak, 1.0), 0.0)
@@ -147,7 +149,7 @@ class SpectralFrame:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """``frame``: (N_FFT,) float64 samples ending now -> (1 + 20 + 12,) float64."""
-        return self.frames(np.asarray(frame, dtype=np.float64)[None, :])[0]
+        return self.frames(np.asarray(frame, dtype=np.float64).reshape(1, N_FFT))[0]
 
 
 class SpectralStream:
@@ -178,21 +180,24 @@ class SpectralStream:
         n_hops = pending.size // HOP
         new = pending[:n_hops * HOP]
         self._pending = pending[n_hops * HOP:].copy()
+        first = int(self.frames_done == 0)
+        if n_hops == 0 and not first:                        # most small device blocks
+            return np.zeros((0, SPECTRAL_DIM), dtype=np.float32), []
         events = self._tracker.process_block(new)           # HOP // AUBIO_HOP per hop
         buf = np.concatenate([self._win, new.astype(np.float64)])
-        # Window of hop h (1..n_hops) ends at buf[N_FFT + h * HOP - 1].
-        windows = sliding_window_view(buf, N_FFT)[HOP::HOP]
         self._win = buf[buf.size - N_FFT:].copy()
-        first = self.frames_done == 0
+        # Window of hop h (1..n_hops) is buf[h * HOP : h * HOP + N_FFT] (a strided view).
+        windows = np.ndarray((n_hops, N_FFT), np.float64, buf, HOP * buf.itemsize, (HOP * buf.itemsize, buf.itemsize))
         if first:                                            # frame 0: silence only
             windows = np.concatenate([np.zeros((1, N_FFT)), windows])
         out = np.zeros((windows.shape[0], SPECTRAL_DIM), dtype=np.float32)
         out[:, :CH_ONSET] = self._spectral.frames(windows)
-        if n_hops:
-            flags = np.array([(e.onset, e.beat) for e in events], dtype=bool)
-            flags = flags.reshape(n_hops, HOP // AUBIO_HOP, 2).any(axis=1)
-            out[int(first):, CH_ONSET] = flags[:, 0]
-            out[int(first):, CH_BEAT] = flags[:, 1]
+        per_hop = HOP // AUBIO_HOP
+        for i, e in enumerate(events):                       # flag: any sub-hop of the frame
+            if e.onset:
+                out[first + i // per_hop, CH_ONSET] = 1.0
+            if e.beat:
+                out[first + i // per_hop, CH_BEAT] = 1.0
         self.frames_done += out.shape[0]
         return out, events
 

@@ -90,6 +90,65 @@ class ControlBoard:
         return self._times.get(version)
 
 
+class InputConditioner:
+    """Makes each audio block fit for the analyzer: finite samples at the announced rate.
+
+    * Non-finite samples (NaN / inf: a broken driver or plug-in) become 0 (silence); the
+      first such block is logged as a warning saying what to do; ``bad_samples`` counts.
+    * A block whose ``AudioBlock.sample_rate`` is not the announced rate (the device
+      changed its rate under us) is resampled to the announced rate with the project's
+      streaming resampler (``opendance.realtime.resample.StreamResampler``, kept while
+      that rate lasts), so the analyzer and the audio clock, which count samples at the
+      announced rate, stay true. Each new rate is warned about once; the return to the
+      announced rate is logged at info level.
+
+    Args:
+        sample_rate: the announced rate (Hz) the analyzer runs at.
+    """
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = int(sample_rate)
+        self.bad_samples = 0
+        self.resampled_blocks = 0
+        self._rate_in = self.sample_rate
+        self._resampler = None
+        self._warned_rates: set[int] = set()
+
+    def __call__(self, samples: np.ndarray, block_rate: int) -> np.ndarray:
+        """Args: samples (n,) float at ``block_rate`` Hz. Returns (m,) float32 at
+        ``sample_rate``, all finite."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        finite = np.isfinite(x)
+        if not finite.all():
+            if self.bad_samples == 0:
+                log.warning("audio input delivered NaN/inf samples (broken driver?): replaced by silence; "
+                            "check the audio device and its driver")
+            self.bad_samples += int(x.size - np.count_nonzero(finite))
+            x = np.where(finite, x, np.float32(0.0))
+        rate = int(block_rate) if block_rate else self.sample_rate
+        if rate != self._rate_in:
+            self._switch_rate(rate)
+        if self._resampler is None:
+            return x
+        self.resampled_blocks += 1
+        return self._resampler.process(x)
+
+    def _switch_rate(self, rate: int) -> None:
+        from opendance.realtime.resample import StreamResampler
+
+        if rate == self.sample_rate:
+            log.info("audio input is back at the announced sample rate (%d Hz)", rate)
+            self._resampler = None
+        else:
+            if rate not in self._warned_rates:
+                self._warned_rates.add(rate)
+                log.warning("audio input changed its sample rate from %d Hz to %d Hz: resampling it to %d Hz; "
+                            "set the device to %d Hz (or restart with its new rate) for the best timing",
+                            self.sample_rate, rate, self.sample_rate, self.sample_rate)
+            self._resampler = StreamResampler(rate, self.sample_rate)   # raises ValueError if rate <= 0
+        self._rate_in = rate
+
+
 class LiveSession:
     """Audio in, frames out. ``start()``, then ``stop()`` (or use as a context manager).
 
@@ -127,6 +186,7 @@ class LiveSession:
         self._stop = threading.Event()
         self._audio_thread: threading.Thread | None = None
         self._samples = 0
+        self._conditioner = InputConditioner(int(source.sample_rate))
         self._started = False
 
     # ----------------------------------------------------------------- lifecycle
@@ -184,6 +244,8 @@ class LiveSession:
 
     # ----------------------------------------------------------------- audio thread
     def _pump_audio(self) -> None:
+        """Audio thread: read blocks, make them finite and at the announced rate, map the
+        audio clock (stream seconds counted at that rate) and analyse them."""
         sr = float(self.source.sample_rate)
         while not self._stop.is_set():
             try:
@@ -199,11 +261,11 @@ class LiveSession:
                     self.finished.set()
                     return
                 continue
-            t_stream = self._samples / sr
-            self._samples += len(block.samples)
-            self.clock.observe(block.t_mono_s, t_stream)
-            samples = np.nan_to_num(np.asarray(block.samples, np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
             try:
+                samples = self._conditioner(block.samples, getattr(block, "sample_rate", sr))
+                t_stream = self._samples / sr
+                self._samples += len(samples)
+                self.clock.observe(block.t_mono_s, t_stream)
                 self.analyzer.process(samples, block.t_mono_s)
             except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 if self.audio_error is None:
@@ -217,8 +279,12 @@ class LiveSession:
         return BeatInfo(float(s.tempo_bpm), float(s.phase), float(down), float(s.confidence))
 
     def _groove_pose(self, beat: BeatInfo) -> tuple[np.ndarray, np.ndarray]:
-        p = self.groove.pose(beat.beat_phase, beat.downbeat_phase)
-        return p.quats, p.trans
+        """The output clock's underrun pose for the frame due now: the groove on the beat
+        (on the provisional grid at the audio time of now, while the clock has no tempo)."""
+        t_audio_s = self.clock.now_audio_s() + self.config.lookahead_s
+        pos = self.groove.bar_position_at(beat.tempo_bpm, beat.beat_phase, beat.downbeat_phase, t_audio_s)
+        q, t = self.groove.sample(np.array([pos]))
+        return q[0], t[0]
 
     def _audio_label(self, stream_s: float) -> float:
         d = self.config.loop_period_s

@@ -31,7 +31,7 @@ def _test_music(sample_rate: int, seconds: float, bpm: float = 112.0) -> np.ndar
     n = int(seconds * sample_rate)
     i = np.arange(n, dtype=np.int64)
     sig = ((i * 2654435761) % (1 << 32) >> 29) - 3
-    beat = int(round(60.0 / bpm * sample_rate))
+    beat = round(60.0 / bpm * sample_rate)
     pos, k = i % beat, i // beat
     decay = sample_rate // 12
     env = np.maximum(0, decay - pos) * (9000 + 5000 * (k % 4 == 0)) // decay
@@ -43,7 +43,7 @@ def _test_music(sample_rate: int, seconds: float, bpm: float = 112.0) -> np.ndar
     tone = np.zeros(n, dtype=np.int64)
     for c in range(4):
         for note in chords[c]:
-            period = int(round(sample_rate / (440.0 * 2 ** ((note - 69) / 12))))
+            period = round(sample_rate / (440.0 * 2 ** ((note - 69) / 12)))
             tone += np.where(bar == c, np.where((i % period) < period // 2, 700, -700), 0)
     return (sig + kick + hat + tone).astype(np.float32) / 32768.0
 
@@ -59,7 +59,7 @@ def clip():
 
 
 def test_matches_the_pinned_reference(reference, clip):
-    close = dict(rtol=1e-6, atol=1e-5)
+    close = {"rtol": 1e-6, "atol": 1e-5}
     np.testing.assert_allclose(F.extract_spectral(clip, F.ANALYSIS_SR), reference["spectral_15360"], **close)
     np.testing.assert_allclose(F.extract_spectral(_test_music(44100, 5.0), 44100), reference["spectral_44100"],
                                **close)

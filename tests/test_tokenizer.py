@@ -277,3 +277,22 @@ def test_path_to_traj_features_matches_motion_features():
     np.testing.assert_allclose(x[:, [0, 3]], 0.0, atol=1e-5)
     back = features_to_motion({"motion": f["motion"][:40], "traj": x}, start_trans=path[0], start_heading=np.pi / 2)
     np.testing.assert_allclose(back.trans, path, atol=1e-5)
+
+
+def test_bundled_tokenizer_reconstructs_a_procedural_dance():
+    """Regression check of the shipped weights on fresh in-distribution motion."""
+    from opendance.engine.tokenizer import default_tokenizer_path, load_default_tokenizer
+    synth = pytest.importorskip("opendance.training.synth.choreography", reason="corpus generator absent")
+    if not default_tokenizer_path().exists():
+        pytest.skip("bundled tokenizer weights not present in this tree")
+    beats = np.arange(0.3, 8.0, 0.5)
+    m = synth.procedural_dance(beats, beats[::4], 8.0, "house", energy=0.7, seed=123).slice(0, 240)
+    tok = load_default_tokenizer()
+    f = motion_to_features(m)
+    rec = tok.decode(tok.encode(_batch(f)))
+    back = features_to_motion({"motion": rec["motion"][0], "traj": f["traj"]}, start_trans=m.trans[0],
+                              start_heading=heading_of(m.rotations)[0])
+    mpjpe_mm = 1000 * np.linalg.norm(back.joints() - m.joints(), axis=-1).mean()
+    assert mpjpe_mm < 60.0, mpjpe_mm  # held-out corpus: ~23 mm; a rest pose: > 100 mm
+    kpt_px = np.linalg.norm(keypoints_to_pixels(rec["kpt"][0].numpy()) - keypoints_to_pixels(f["kpt"]), axis=-1).mean()
+    assert kpt_px < 12.0, kpt_px

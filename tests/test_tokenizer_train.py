@@ -211,3 +211,24 @@ def test_procedural_corpus_folder_loads(tmp_path):
     assert seqs and all(s.music.shape == (s.motion.n_frames, 0) for s in seqs)
     with_music = load_dataset(root, limit=1)
     assert with_music[0].music.shape[0] == with_music[0].motion.n_frames and with_music[0].music.shape[1] > 0
+
+
+def test_aistpp_with_music_features(tmp_path):
+    import soundfile as sf
+    (tmp_path / "motions").mkdir()
+    (tmp_path / "wavs").mkdir()
+    with open(tmp_path / "motions" / "gHO_sBM_cAll_d20_mHO1_ch01.pkl", "wb") as fh:
+        pickle.dump(_synth_pkl(7, seconds=6.0), fh)
+    sr = 22050
+    t = np.arange(int(7.0 * sr)) / sr
+    clicks = (np.mod(t, 0.5) < 0.01) * np.sin(2 * np.pi * 1000 * t)  # 120 BPM
+    sf.write(tmp_path / "wavs" / "mHO1.wav", (0.5 * clicks + 1e-4 * np.random.default_rng(0).normal(size=t.size)
+                                              ).astype(np.float32), sr)
+    seqs = load_dataset(tmp_path)
+    s = seqs[0]
+    assert s.style == "HO" and s.audio_path.endswith("mHO1.wav")
+    assert s.music.shape[0] == s.motion.n_frames == 180 and s.music.shape[1] > 0
+    assert np.isfinite(s.music).all()
+    with pytest.raises(InputError, match="music file missing"):
+        (tmp_path / "wavs" / "mHO1.wav").unlink()
+        load_dataset(tmp_path)

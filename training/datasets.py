@@ -36,7 +36,6 @@ else "train"; stable across machines and runs.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 import zlib
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 
 from opendance import rotations as rot
 from opendance.errors import InputError
+from opendance.exporters.aistpp import read_aistpp
 from opendance.motion import Motion
 from opendance.skeleton import FOOT_JOINTS, N_JOINTS
 from opendance.training.sequence import DanceSequence
@@ -181,19 +181,13 @@ def _aistpp_splits(root: Path) -> tuple[dict[str, str], set[str]] | None:
 
 
 def read_aistpp_motion(path: str | Path) -> Motion:
-    """One AIST++ motion pickle -> 30 FPS ``Motion`` on the floor (see module docstring)."""
-    with open(path, "rb") as fh:
-        # AIST++ ships its motions as pickles of NumPy arrays (a data file, not a checkpoint).
-        data = pickle.load(fh)
-    try:
-        poses = np.asarray(data["smpl_poses"], dtype=np.float64)
-        trans = np.asarray(data["smpl_trans"], dtype=np.float64)
-    except KeyError as exc:
-        raise InputError(f"{path}: missing AIST++ key {exc}") from exc
-    if "smpl_scaling" in data:
-        trans = trans / float(np.asarray(data["smpl_scaling"]).reshape(-1)[0])
-    m = Motion.from_axis_angle(poses.reshape(-1, N_JOINTS, 3), trans, fps=60.0).resample(FPS)
-    return put_on_floor(m)
+    """One AIST++ motion pickle -> 30 FPS ``Motion`` on the floor (see module docstring).
+
+    Read by ``opendance.exporters.aistpp.read_aistpp``: a restricted unpickler that only
+    rebuilds NumPy arrays (a pickle is code; these files are data the user chose) and
+    divides the translation by ``smpl_scaling``. Raises ``InputError`` on a bad file.
+    """
+    return put_on_floor(read_aistpp(path).resample(FPS))
 
 
 def load_aistpp(root, split=None, with_music=True, limit=None) -> list[DanceSequence]:

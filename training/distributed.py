@@ -75,20 +75,35 @@ def barrier() -> None:
         dist.barrier()
 
 
+def _comm_device() -> torch.device:
+    """Where collectives need their tensors: the current GPU for NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over processes in place (identity when alone); returns it."""
+    """Sum a tensor over processes in place (identity when alone); returns it.
+
+    Works for CPU tensors under NCCL too (they travel through the GPU)."""
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        dev = _comm_device()
+        if t.device == dev:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        else:
+            tmp = t.to(dev)
+            dist.all_reduce(tmp, op=dist.ReduceOp.SUM)
+            t.copy_(tmp)
     return t
 
 
-def broadcast_object(obj, src: int = 0):
-    """``obj`` from rank ``src`` on every process (identity when alone)."""
+def broadcast_flag(flag: bool, src: int = 0) -> bool:
+    """Rank ``src``'s boolean on every process (identity when alone), e.g. "stop now"."""
     if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_comm_device())
+    dist.broadcast(t, src=src)
+    return bool(t.item())
 
 
 def shard(n_items: int, info: DistInfo) -> slice:
@@ -107,7 +122,8 @@ def max_divergence(tensors) -> float:
         return 0.0
     worst = 0.0
     for t in tensors:
-        hi, lo = t.detach().clone().float(), t.detach().clone().float()
+        hi = t.detach().to(_comm_device(), torch.float32, copy=True)
+        lo = hi.clone()
         dist.all_reduce(hi, op=dist.ReduceOp.MAX)
         dist.all_reduce(lo, op=dist.ReduceOp.MIN)
         worst = max(worst, float((hi - lo).abs().max()) if hi.numel() else 0.0)

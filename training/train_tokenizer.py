@@ -392,7 +392,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) 
             D.barrier()
             out_of_time = cfg.time_budget_min is not None and \
                 time.perf_counter() - t0 > 60.0 * cfg.time_budget_min
-            if D.broadcast_object(out_of_time):  # rank 0 decides for everyone
+            if D.broadcast_flag(out_of_time):  # rank 0 decides for everyone
                 log.warning("time budget of %.1f min used up after epoch %d", cfg.time_budget_min, epoch + 1)
                 break
 
