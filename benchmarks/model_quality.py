@@ -145,6 +145,8 @@ def unseen_songs(gen, n_songs: int, seconds: float, steps: int) -> dict:
 def _fmt(v, nd=3):
     if v is None:
         return "n/a"
+    if isinstance(v, float) and abs(v) > 1e5:
+        return f"{v:.1e} (!)"
     if isinstance(v, float):
         return f"{v:.{nd}f}"
     return str(v)
@@ -168,6 +170,10 @@ def to_markdown(res: dict) -> str:
         L.append(f"| {name} | {_fmt(r['PFC'])} | {_fmt(r['FID_k'], 2)} | {_fmt(r['FID_g'], 2)} | "
                  f"{_fmt(r['Div_k'], 2)} | {_fmt(r['Div_g'], 2)} | {_fmt(r['BAS_bailando'], 4)} | "
                  f"{_fmt(r['foot_skating_ratio'])} |")
+    if any(isinstance(r.get(k), float) and abs(r[k]) > 1e5 for r in q.values() for k in ("FID_g", "Div_g")):
+        L += ["", "(!) A geometric feature that is constant over the ground-truth segments has ~0 standard "
+              "deviation, so the metrics module's normalisation by the ground truth's std blows up for a method "
+              "that varies in it: the value is not meaningful."]
     L += ["", "Generation speed (offline, whole segments, 2-core shared CPU): " + ", ".join(
         f"{k}: {v:.1f}x real time" for k, v in res["speed_x_realtime"].items()), ""]
     L += ["## Controllability (Table 4 layout)", "",
@@ -232,7 +238,11 @@ def main() -> None:
     ap.add_argument("--train-note", default="", help="how the model was trained (for the table header)")
     ap.add_argument("--out", default=str(RESULTS / "model.md"))
     ap.add_argument("--json-out", default=str(RESULTS / "model_quality.json"))
+    ap.add_argument("--from-json", default=None, help="only re-render the Markdown from a saved JSON")
     args = ap.parse_args()
+    if args.from_json:
+        Path(args.out).write_text(to_markdown(json.loads(Path(args.from_json).read_text())))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import sys
 

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--text", default="", help="style prompt, e.g. 'energetic house with big arm moves'")
     p.add_argument("--traj", default=None, help="trajectory waypoints file (CSV time_s,x,z or JSON)")
     p.add_argument("--keyframes", default=None, help="keyframe poses / 2D keypoints file (JSON)")
-    p.add_argument("--steps", type=int, default=8, help="MS-LRM decoding steps per chunk")
+    p.add_argument("--steps", type=int, default=4, help="MS-LRM decoding steps per chunk")
     p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same dance)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
@@ -76,9 +76,10 @@ def read_traj(path: str | Path, n_frames: int, fps: float = 30.0) -> tuple[np.nd
 
 
 def traj_constraint(pos: np.ndarray, mask: np.ndarray, height_m: float, fps: float = 30.0) -> np.ndarray:
-    """(T, 3) planar pelvis path -> (T, 4) trajectory features (engine.tokenizer layout):
-    planar velocity in the heading frame with the heading held at 0 (facing +Z), the given
-    height, zero heading change."""
+    """(T, 3) planar pelvis path -> (T, 4) trajectory features (engine.tokenizer layout)
+    with the planar velocity in *world* x, z (use with ``Constraints.traj_world``, which
+    turns it into the dancer's heading frame chunk by chunk), the given height, and zero
+    heading change."""
     vel = np.zeros((len(pos), 4), np.float32)
     step = np.diff(pos, axis=0, prepend=pos[:1]) * fps
     if len(pos) > 1:
@@ -160,6 +161,7 @@ def _run(args) -> int:
         pos, mask = read_traj(args.traj, n)
         height = float(gen.tok.denormalize("traj", torch.zeros(4))[2])   # the corpus's mean pelvis height
         cons.values["traj"], cons.frames["traj"] = traj_constraint(pos, mask, height), mask
+        cons.traj_world = True
     if args.keyframes:
         for b, (v, m) in read_keyframes(args.keyframes, n).items():
             cons.values[b], cons.frames[b] = v, m

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opendance.controls import ControlState
 from opendance.engine.api import GenerationRequest, GenerationResult
 from opendance.engine.mct import BRANCHES, MCT, MCTInputs
 from opendance.engine.sampler import SamplerConfig, decode
@@ -80,10 +79,15 @@ class Constraints:
         values: branch -> (T, C) float32 features ("traj" (T, 4), "kpt" (T, 48),
             "motion" (T, 144); see ``engine.tokenizer``), T = the song's frames.
         frames: branch -> (T,) bool, where the constraint is given.
+        traj_world: the "traj" planar velocities (channels 0, 1) are in world x, z rather
+            than the dancer's heading frame; each chunk turns them into the heading frame
+            of the dancer at the chunk's start (a path drawn on the floor, e.g. from
+            ``opendance generate --traj``, with the heading change constrained to 0).
     """
 
     values: dict = field(default_factory=dict)
     frames: dict = field(default_factory=dict)
+    traj_world: bool = False
 
     def window(self, start: int, stop: int) -> tuple[dict, dict]:
         vals, masks = {}, {}
@@ -239,6 +243,9 @@ class MCTGenerator:
                 for b in BRANCHES:
                     given[b][:n_ctx] = state.tokens[b][-n_ctx:]
             vals, masks = constraints.window(start_f, stop_f)
+            if constraints.traj_world and "traj" in vals:
+                heading = start_heading if state is None else state.last_heading
+                vals["traj"] = _world_to_heading(vals["traj"], heading)
             for b in masks:
                 masks[b][:n_ctx * fpt] = False   # the prefix is already fixed
             tokens = self._decode_window(win_music, valid, text, given, vals, masks, steps=steps,
@@ -265,7 +272,6 @@ class MCTGenerator:
         """Tokens of one window: given (prefix) ids >= 0 are fixed, constraint tokens too,
         the rest decoded. Returns branch -> (L,) int64 numpy."""
         cfg = self.model.cfg
-        n_win = len(given["motion"])
         ids = {b: torch.from_numpy(given[b].copy()).unsqueeze(0) for b in BRANCHES}
         fixed = {b: ids[b] >= 0 for b in BRANCHES}
         for b, vals in cons_vals.items():
@@ -375,6 +381,16 @@ class MCTGenerator:
         return vals, mask, index
 
 
+def _world_to_heading(traj: np.ndarray, heading: float) -> np.ndarray:
+    """(T, 4) trajectory features with world planar velocity -> heading-frame velocity
+    (R_y(heading)^T applied to (vx, 0, vz); see ``engine.tokenizer``)."""
+    out = traj.copy()
+    c, s = math.cos(heading), math.sin(heading)
+    vx, vz = traj[:, 0], traj[:, 1]
+    out[:, 0], out[:, 1] = c * vx - s * vz, s * vx + c * vz
+    return out
+
+
 # ---------------------------------------------------------------------- loading
 def default_mct_path() -> Path:
     from importlib import resources
@@ -389,11 +405,11 @@ def load_generator(mct_path, tokenizer=None, backend: str = "auto", device: str 
     from opendance.engine.text import load_text_encoder
     from opendance.engine.tokenizer import load_default_tokenizer, load_tokenizer
 
-    model, meta = load_mct(mct_path)
+    model, _meta = load_mct(mct_path)
     if tokenizer is None:
         # the tokenizer the MCT was trained with travels beside it (train_mct writes it)
         p = Path(mct_path)
-        stem = p.name[:-len(".safetensors")] if p.name.endswith(".safetensors") else p.name
+        stem = p.name.removesuffix(".safetensors")
         for cand in (p.with_name(stem + ".tokenizer.safetensors"), p.with_name("mct.tokenizer.safetensors")):
             if cand.exists():
                 tokenizer = load_tokenizer(cand)

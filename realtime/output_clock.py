@@ -92,12 +92,14 @@ class AudioClockMap:
 @dataclass
 class BeatInfo:
     """What the output clock stamps on frames: tempo_bpm, beat_phase [0,1),
-    downbeat_phase [0,1) or -1, confidence [0,1]."""
+    downbeat_phase [0,1) or -1, confidence [0,1]; audio_s: the audio time (seconds) it
+    describes, nan when not given (not stamped; the underrun pose may use it)."""
 
     tempo_bpm: float = 0.0
     beat_phase: float = 0.0
     downbeat_phase: float = -1.0
     confidence: float = 0.0
+    audio_s: float = float("nan")
 
 
 @dataclass

@@ -276,12 +276,13 @@ class LiveSession:
     def _beat_info(self, audio_s: float) -> BeatInfo:
         s = self.analyzer.state(audio_s)
         down = s.downbeat_phase if s.downbeat_phase is not None and math.isfinite(s.downbeat_phase) else -1.0
-        return BeatInfo(float(s.tempo_bpm), float(s.phase), float(down), float(s.confidence))
+        return BeatInfo(float(s.tempo_bpm), float(s.phase), float(down), float(s.confidence), float(audio_s))
 
     def _groove_pose(self, beat: BeatInfo) -> tuple[np.ndarray, np.ndarray]:
-        """The output clock's underrun pose for the frame due now: the groove on the beat
-        (on the provisional grid at the audio time of now, while the clock has no tempo)."""
-        t_audio_s = self.clock.now_audio_s() + self.config.lookahead_s
+        """The output clock's underrun pose for the frame ``beat`` describes: the groove on
+        the beat (on the provisional grid at the frame's audio time while the beat clock
+        has no tempo)."""
+        t_audio_s = beat.audio_s if math.isfinite(beat.audio_s) else self.clock.now_audio_s()
         pos = self.groove.bar_position_at(beat.tempo_bpm, beat.beat_phase, beat.downbeat_phase, t_audio_s)
         q, t = self.groove.sample(np.array([pos]))
         return q[0], t[0]

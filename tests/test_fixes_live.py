@@ -183,6 +183,23 @@ def test_the_groove_still_follows_a_known_tempo():
     np.testing.assert_allclose(q, q_ref, atol=1e-6)
 
 
+def test_the_output_clock_underrun_groove_moves_before_the_beat_clock_has_a_tempo():
+    """An empty buffer before any audio: the output clock's underrun pose (the session's
+    groove) follows the provisional grid instead of holding phase 0."""
+    import time
+
+    from opendance.realtime.session import LiveSession
+    from opendance.realtime.sources import ArraySource
+
+    session = LiveSession(ArraySource(np.zeros(22050, np.float32), 22050), FakeGenerator())
+    t0 = time.monotonic()
+    session.clock.start(t0, 0.0)
+    frames = [session.output.make_frame(t0 + k * 0.125, k) for k in range(4)]    # quarter beats at 120 BPM
+    assert all(f.extra.get("underrun") and f.tempo_bpm == 0.0 for f in frames)   # honest: no tempo yet
+    q = np.stack([f.local_quats for f in frames])
+    assert np.abs(q - q[:1]).max() > 0.05, "the underrun groove held one still pose"
+
+
 def test_the_groove_only_generator_moves_before_the_grid_is_known():
     from opendance.engine.api import GenerationRequest
     from opendance.engine.fallback_groove import GrooveGenerator, provisional_beat_phase

@@ -407,3 +407,11 @@ def test_text_encoders():
     assert a.shape == (384,) and a.dtype == np.float32
     assert abs(float(np.linalg.norm(a)) - 1) < 1e-4 and not np.allclose(a, b)
     np.testing.assert_array_equal(enc.encode("energetic house dance"), a)   # cached, identical
+
+
+def test_world_path_turns_into_the_heading_frame():
+    from opendance.engine.generator import _world_to_heading
+
+    world = np.array([[1.0, 0.0, 0.9, 0.0]], np.float32)          # moving along world +X
+    np.testing.assert_allclose(_world_to_heading(world, 0.0), world, atol=1e-6)      # facing +Z: sideways (x)
+    np.testing.assert_allclose(_world_to_heading(world, math.pi / 2)[0, :2], [0.0, 1.0], atol=1e-6)  # forwards

@@ -39,8 +39,6 @@ def test_generate_help_is_fast_and_complete():
 
 
 def test_traj_and_keyframe_files(tmp_path):
-    import torch
-
     from opendance.engine.generate_cli import read_keyframes, read_traj, traj_constraint
 
     f = tmp_path / "path.csv"
@@ -61,7 +59,6 @@ def test_traj_and_keyframe_files(tmp_path):
     from opendance.errors import InputError
     with pytest.raises(InputError, match="72"):
         read_keyframes(bad, 90)
-    del torch
 
 
 @needs_model
