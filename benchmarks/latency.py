@@ -133,7 +133,9 @@ def run(args) -> dict:
     source = ArraySource(song.audio, song.sample_rate, realtime=True)
     box = {}
     hub = BridgeHub(ws_port=0, on_control=lambda ch: box["s"].set_controls(**ch))
-    config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3),
+    config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3,
+                                                beat_snap=not args.no_beat_snap,
+                                                beat_snap_accent=args.beat_snap_accent),
                            controls=ControlState(steps=args.steps, refine=args.refine))
     session = LiveSession(source, gen, [hub], config)
     box["s"] = session
@@ -199,6 +201,8 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
         "chunk_frames": session.streamer.chunk_frames,
         "target_lead_ms": args.lead_ms,
         "steps_requested": args.steps,
+        "beat_snap": session.streamer.beat_snap_status(),
+        "beat_snap_ms": _pct([r.timings_ms["beat_snap"] for r in model if "beat_snap" in r.timings_ms]),
         "step_time_ms": _pct(wall),
         "steps_used": _pct([r.steps for r in model], (5, 50)),
         "real_time_factor": round(float(wall.sum() / 1e3 / max(music_s, 1e-9)), 4),
@@ -347,6 +351,9 @@ def main(argv=None) -> int:
     p.add_argument("--fps", type=float, default=60.0)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--refine", action="store_true")
+    p.add_argument("--no-beat-snap", action="store_true", help="turn off the engine's beat snap (engine.beat_warp)")
+    p.add_argument("--beat-snap-accent", type=float, default=0.2,
+                   help="beat snap's beat-periodic speed modulation amplitude (0 = shifts only)")
     p.add_argument("--lead-ms", type=float, default=800.0)
     p.add_argument("--backend", default="auto")
     p.add_argument("--random-weights", action="store_true", help="untrained MCT (when the default model is missing)")

@@ -262,7 +262,10 @@ def load_mct(path, map_location: str = "cpu") -> tuple[MCT, dict]:
     tensors, cfg = load_checkpoint(path, map_location)
     if cfg.get("kind") != CHECKPOINT_KIND:
         raise OpenDanceError(f"{path}: not an MCT checkpoint (kind={cfg.get('kind')!r})")
-    model = MCT(MCTConfig.from_dict(cfg["mct"]))
+    try:
+        model = MCT(MCTConfig.from_dict(cfg["mct"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OpenDanceError(f"{path}: bad MCT config: {exc}") from None
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise OpenDanceError(f"{path}: checkpoint does not match the model "

@@ -134,6 +134,12 @@ def decode(backend, inputs: MCTInputs, free: dict[str, Tensor], cfg: SamplerConf
                       inputs.text_keep, tokens["traj"], tokens["kpt"], tokens["motion"])
         logits = _guided(backend, x, cfg.cfg_scale)
         logit_of = {b: logits.get(b).float().to(tokens[b].device) for b in BRANCHES}
+        for b in free:
+            if not bool(torch.isfinite(logit_of[b]).all()):
+                # Sampling would silently pick the NaN / inf entries: fail loudly so the
+                # stream logs it once and covers the chunk with the groove.
+                raise FloatingPointError(f"backend {getattr(backend, 'name', type(backend).__name__)} "
+                                         f"returned NaN/inf {b} logits at MS-LRM step {step}")
         if refiner is not None and step in cfg.refine_steps and "motion" in free:
             logit_of["motion"] = refiner(logit_of["motion"], tokens, free, generator)
         for b, f in free.items():

@@ -35,7 +35,7 @@ import numpy as np
 
 from opendance.controls import ControlState
 from opendance.engine.api import ChunkGenerator, GenerationRequest
-from opendance.engine.fallback_groove import GrooveFallback
+from opendance.engine.fallback_groove import GrooveFallback, GrooveGenerator
 from opendance.realtime.motion_buffer import BufferedChunk, MotionBuffer
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,13 @@ class StreamConfig:
         late_warn_every_s: a model chunk ready after its first frame was due is logged as
             a warning at most this often (the late chunks in between are counted in the
             next warning and in ``counts["missed"]``), s.
+        beat_snap: warp each model chunk in time (``engine.beat_warp``) so its kinematic
+            beats land on the beat clock's predicted beats; only while the clock is locked,
+            never on the procedural groove (already on the beat); the chunk's first and
+            last ``beat_snap_edge_frames`` frames stay in place, so seams are unchanged.
+        beat_snap_edge_frames: frames kept fixed at each end of a warped chunk.
+        beat_snap_accent: amplitude of the beat-periodic playback-speed modulation of
+            the warp (0 = only move kinematic beats; see ``engine.beat_warp``).
     """
 
     chunk_frames: int = 16
@@ -89,6 +96,9 @@ class StreamConfig:
     preempt_min_interval_s: float = 0.25
     seed: int | None = 0
     late_warn_every_s: float = 30.0
+    beat_snap: bool = True
+    beat_snap_edge_frames: int = 2
+    beat_snap_accent: float = 0.2
 
 
 @dataclass
@@ -221,6 +231,14 @@ class StreamingGenerator:
         self._last_preempt_mono = -math.inf
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # beat snap: joints of the previous raw model chunk's tail (context for finding the
+        # next chunk's beats) with the audio time right after it; counters for the status
+        self._snap_ctx: tuple[float, np.ndarray] | None = None
+        self.snap_stats = {"chunks": 0, "warped": 0, "pairs": 0, "shift_ms_sum": 0.0}
+        # the procedural groove (--groove-only) is on the beat by construction: never warped
+        self.beat_snap_on = bool(self.config.beat_snap) and not isinstance(generator, GrooveGenerator)
+        if self.beat_snap_on:          # import now (scipy, ~0.5 s), not inside the first chunk
+            import opendance.engine.beat_warp  # noqa: F401
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -415,11 +433,43 @@ class StreamingGenerator:
             raise ValueError(f"generator returned {motion.n_frames} frames, asked for {n_new}")
         if motion.fps != self.fps:
             raise ValueError(f"generator returned {motion.fps} FPS motion, expected {self.fps}")
-        quats = motion.quaternions()[:n_new]
-        if not (np.isfinite(quats).all() and np.isfinite(motion.trans).all()):
+        motion = motion.slice(0, n_new)
+        if not (np.isfinite(motion.rotations).all() and np.isfinite(motion.trans).all()):
             raise ValueError("generator returned NaN or infinite motion")
+        timings = dict(res.timings_ms)
+        continues = self._prefix is not None
         self._prefix = res.state
-        return quats, motion.trans[:n_new].copy(), dict(res.timings_ms)
+        if self.beat_snap_on:
+            t = time.perf_counter()
+            motion = self._beat_snap(motion, start_a, continues)
+            timings["beat_snap"] = (time.perf_counter() - t) * 1e3
+        return motion.quaternions(), motion.trans.copy(), timings
+
+    def _beat_snap(self, motion, start_a: float, continues: bool):
+        """The chunk warped onto the predicted beats (``engine.beat_warp``); unchanged when
+        the beat clock is not locked or has no prediction for the chunk."""
+        from opendance.engine.beat_warp import beat_snap
+        joints = motion.joints()
+        ctx = self._snap_ctx
+        self._snap_ctx = (start_a + motion.n_frames / self.fps, joints[-12:])
+        state = self.beat_clock.state(float(start_a))
+        predict = getattr(self.beat_clock, "predict_beats", None)
+        if not getattr(state, "locked", False) or predict is None or not state.tempo_bpm > 0:
+            return motion
+        period = 60.0 / float(state.tempo_bpm)
+        t_end = start_a + (motion.n_frames - 1) / self.fps
+        beats = predict(start_a - period, t_end + period)
+        context = ctx[1] if (continues and ctx is not None and abs(ctx[0] - start_a) < 0.5 / self.fps) else None
+        edge = self.config.beat_snap_edge_frames
+        out, warp = beat_snap(motion, start_a, beats, locked=True, joints=joints, period_s=period,
+                              context_joints=context, head_frames=edge, tail_frames=edge,
+                              accent=self.config.beat_snap_accent)
+        self.snap_stats["chunks"] += 1
+        self.snap_stats["warped"] += int(not warp.identity)
+        if warp.pairs:
+            self.snap_stats["pairs"] += len(warp.pairs)
+            self.snap_stats["shift_ms_sum"] += sum(abs(r - k) for k, _, r in warp.pairs) / self.fps * 1e3
+        return out
 
     def _model_controls(self, controls: ControlState) -> ControlState:
         """Controls as the model sees them: the path moved into the model's own floor
@@ -485,6 +535,13 @@ class StreamingGenerator:
                     "or use a faster backend", late_s * 1e3, more)
         self._late_warned_mono = now
         self._late_unwarned = 0
+
+    def beat_snap_status(self) -> dict:
+        """Beat snap summary: on/off, model chunks considered (clock locked), chunks
+        warped, and the mean |shift| of the moved kinematic beats, ms."""
+        st = self.snap_stats
+        return {"on": self.beat_snap_on, "chunks": st["chunks"], "warped": st["warped"],
+                "mean_shift_ms": round(st["shift_ms_sum"] / st["pairs"], 1) if st["pairs"] else None}
 
     def step_time_ms(self) -> dict:
         """Model chunk wall times over the kept records: p50/p95/p99 (ms) and count."""

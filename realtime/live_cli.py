@@ -81,6 +81,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--energy", type=float, default=0.5, help="movement energy 0..1 (0.5 = as generated)")
     g.add_argument("--steps", type=int, default=4, help="MS-LRM decoding steps per chunk (fewer when late)")
     g.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement")
+    g.add_argument("--no-beat-snap", action="store_true",
+                   help="do not time-warp model chunks onto the predicted beats (engine.beat_warp)")
     g.add_argument("--lead-ms", type=float, default=800.0,
                    help="motion generated ahead of the music; less = faster control response, more = "
                         "safer on a busy machine")
@@ -160,7 +162,8 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
 
     hub = BridgeHub.from_args(args, on_control=on_control)
     sinks = [hub] + ([recorder] if recorder else [])
-    config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3),
+    config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3,
+                                                                beat_snap=not args.no_beat_snap),
                            lookahead_s=args.lookahead_ms / 1e3, controls=controls,
                            loop_period_s=loop_period_s)
     session = LiveSession(source, generator, sinks, config)
@@ -245,6 +248,7 @@ def run_stats(session, seconds: float) -> dict:
     return {"seconds": round(seconds, 2), "frames": st.frames, "dropped_frames": st.dropped,
             "underrun_frames": st.underruns, "sink_errors": st.sink_errors,
             "chunks": dict(session.streamer.counts), "step_ms": session.streamer.step_time_ms(),
+            "beat_snap": session.streamer.beat_snap_status(),
             "jitter_ms": session.output.jitter_ms(),
             "audio_error": None if session.audio_error is None else str(session.audio_error)}
 

@@ -312,6 +312,7 @@ class LiveSession:
             "dropped_frames": st.dropped,
             "underrun_frames": st.underruns,
             "controls_version": self.controls.get().version,
+            "beat_snap": self.streamer.beat_snap_status(),
         }
 
 

@@ -22,12 +22,28 @@ ROOT = Path(__file__).resolve().parent.parent
 needs_model = pytest.mark.skipif(not default_mct_path().exists(), reason="bundled MCT weights not present")
 
 
-def _corpus() -> Path | None:
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """The procedural corpus named in data/CORPUS_READY, or (on a fresh clone, where data/
+    is not committed) a 3-clip corpus made here in ~2 s by the corpus command."""
     ready = ROOT / "data" / "CORPUS_READY"
-    if not ready.exists():
-        return None
-    p = Path(ready.read_text().split()[0])
-    return p if p.exists() else None
+    if ready.exists():
+        p = Path(ready.read_text().split()[0])
+        if p.exists():
+            return p
+    from opendance.cli import main
+
+    out = tmp_path_factory.mktemp("corpus")
+    assert main(["corpus", "make", "--hours", "0.03", "--out", str(out), "--seed", "1"]) == 0
+    return out
+
+
+def _one_sequence(corpus: Path):
+    from opendance.training.datasets import load_dataset
+
+    splits = json.loads((corpus / "manifest.json").read_text())["splits"]
+    split = "test" if splits.get("test") else "train"     # a tiny corpus has no test split
+    return load_dataset(corpus, split, limit=1)[0]
 
 
 def test_generate_help_is_fast_and_complete():
@@ -72,18 +88,13 @@ def test_default_model_loads_and_is_live_sized():
 
 
 @needs_model
-def test_default_model_seam_within_corpus_range():
+def test_default_model_seam_within_corpus_range(corpus):
     """Chunks generated live continue the prefix: joint speed across every seam stays
     within the corpus's normal range (its 99.9th percentile of per-frame joint speed)."""
     from opendance.controls import ControlState
     from opendance.engine.api import GenerationRequest
     from opendance.engine.generator import load_default_generator
-    from opendance.training.datasets import load_dataset
-
-    corpus = _corpus()
-    if corpus is None:
-        pytest.skip("procedural corpus not present (data/CORPUS_READY)")
-    seq = load_dataset(corpus, "test", limit=1)[0]
+    seq = _one_sequence(corpus)
     j = seq.motion.joints()
     limit = np.percentile(np.linalg.norm(np.diff(j, axis=0), axis=-1).max(axis=1), 99.9)
     gen = load_default_generator(backend="torch", text="none")
@@ -128,10 +139,7 @@ def test_generate_command_errors_are_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_trainer_runs_under_torchrun_with_two_processes(tmp_path):
-    corpus = _corpus()
-    if corpus is None:
-        pytest.skip("procedural corpus not present (data/CORPUS_READY)")
+def test_trainer_runs_under_torchrun_with_two_processes(tmp_path, corpus):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     cmd = [torchrun, "--nproc_per_node=2", "-m", "opendance.cli", "train", "mct", "--data", str(corpus),
            "--out", str(tmp_path), "--random-tokenizer", "--preset", "tiny", "--steps", "3", "--batch-size", "4",

@@ -362,3 +362,19 @@ def test_evaluate_input_errors(aist_motion):
         M.evaluate([aist_motion, aist_motion.slice(0, 2)], [aist_motion])
     single = M.evaluate([aist_motion], [aist_motion])
     assert single["FID_k"] is None and single["Div_k"] is None and single["PFC"] > 0
+
+
+def test_default_protocol_floors_the_std_of_a_feature_constant_in_the_ground_truth():
+    from opendance.training.metrics.fid import DEFAULT_STD_FLOOR, frechet_distance, normalise
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(20, 3))
+    gt[:, 2] = 0.0                              # constant over the ground truth
+    pred = rng.normal(size=(20, 3))
+    pred[:, 2] = rng.uniform(0, 1, size=20)     # varies in the prediction
+    raw = frechet_distance(*normalise(pred, gt))
+    floored = frechet_distance(*normalise(pred, gt, std_floor=DEFAULT_STD_FLOOR))
+    assert raw > 1e15                            # Bailando's normalisation explodes
+    assert 10 < floored < 1e5                    # large but finite: (mean 0.5 / 0.01)^2 ~ 2500
+    # dimensions with a real spread are untouched by the floor
+    assert np.allclose(normalise(pred, gt)[0][:, :2], normalise(pred, gt, std_floor=DEFAULT_STD_FLOOR)[0][:, :2])

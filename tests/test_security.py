@@ -31,10 +31,6 @@ from opendance.errors import OpenDanceError
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = ("opendance", "engine", "realtime", "bridges", "exporters", "training", "kernels", "benchmarks")
 RESTRICTED_UNPICKLER = "exporters/aistpp.py"   # subclasses pickle.Unpickler, allow-list of NumPy globals
-KNOWN_BUGS = {  # offender -> the strict-xfail test that fails until it is fixed
-    ("training/datasets.py", "pickle.load"): "test_training_aistpp_reader_does_not_run_pickled_code",
-    ("benchmarks/bench_metrics.py", "pickle.load"): "(benchmark fixture, repo-owned file; see report)",
-}
 
 
 # ---------------------------------------------------------------------- static scan
@@ -113,8 +109,6 @@ def test_no_code_executing_loaders_in_the_package():
         for line, what in unsafe_calls(p.read_text()):
             if rel == RESTRICTED_UNPICKLER and what == "pickle.Unpickler subclass":
                 continue
-            if (rel, what) in KNOWN_BUGS:
-                continue
             offenders.append(f"{rel}:{line}: {what}")
     assert offenders == [], "unsafe loading (use safetensors / JSON, or the restricted unpickler):\n" \
         + "\n".join(offenders)
@@ -177,9 +171,6 @@ def test_a_benign_aistpp_pickle_still_loads(tmp_path):
     assert read_aistpp(p).n_frames == 10
 
 
-@pytest.mark.xfail(strict=True, reason="training/datasets.py read_aistpp_motion (training owner) calls "
-                   "pickle.load on AIST++ files: a malicious .pkl in a dataset folder runs code; it should "
-                   "use opendance.exporters.aistpp.read_aistpp (restricted unpickler)")
 def test_training_aistpp_reader_does_not_run_pickled_code(tmp_path):
     from opendance.training.datasets import read_aistpp_motion
 
@@ -230,9 +221,6 @@ def test_checkpoint_configs_are_plain_json(tmp_path):
         load_checkpoint(p)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/mct.py load_mct (model owner): unknown keys in the JSON "
-                   "config raise a bare ValueError from MCTConfig.from_dict, not an OpenDanceError "
-                   "naming the file, so the CLI prints a traceback")
 def test_an_mct_config_with_unknown_keys_is_a_clean_error(tmp_path):
     from opendance.engine.mct import MCTConfig, build_mct, load_mct, save_mct
     from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM

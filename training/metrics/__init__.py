@@ -48,7 +48,9 @@ Protocols. Results depend strongly on them, so ``evaluate`` and the CLI take one
 
 ``"default"``: ours, physically consistent, for our own comparisons over time.
   * Features at each clip's own rate (the project runs at 30 FPS), whole clips, real
-    frame times (1/fps) everywhere, corrected acceleration; same normalisation and FID.
+    frame times (1/fps) everywhere, corrected acceleration; the same normalisation and FID,
+    except that each ground-truth std is floored at 0.01 (a feature constant over the ground
+    truth would otherwise divide by 1e-10 and blow FID up to 1e16).
   * BAS: same formulas, distances in frames at the clip's rate (sigma 3 frames = 100 ms
     at 30 FPS; FACT's order scaled to round(10 * fps / 60)).
   * PFC: EDGE's formula at 30 FPS (there is nothing to correct; other rates are

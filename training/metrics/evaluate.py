@@ -13,7 +13,7 @@ from opendance.errors import InputError
 from opendance.motion import Motion
 from opendance.training.metrics._common import check_protocol
 from opendance.training.metrics.bas import beat_align_score
-from opendance.training.metrics.fid import diversity, frechet_distance, normalise
+from opendance.training.metrics.fid import DEFAULT_STD_FLOOR, diversity, frechet_distance, normalise
 from opendance.training.metrics.geometric import manual_features
 from opendance.training.metrics.kinetic import kinetic_features
 from opendance.training.metrics.physics import foot_skating_ratio, pfc
@@ -135,7 +135,8 @@ def evaluate(pred: Sequence[Motion], gt: Sequence[Motion],
     for key, attr in (("k", "kinetic"), ("g", "geometric")):
         p_feats = np.stack([getattr(c, attr) for c in p_clips])
         g_feats = np.stack([getattr(c, attr) for c in g_clips])
-        p_norm, g_norm = normalise(p_feats, g_feats)
+        p_norm, g_norm = normalise(p_feats, g_feats,
+                                   std_floor=DEFAULT_STD_FLOOR if protocol == "default" else 0.0)
         if len(pred) >= 2 and len(gt) >= 2:
             out[f"FID_{key}"] = frechet_distance(p_norm, g_norm)
         else:

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: Added to the standard deviation before dividing (metrics_new.py ``normalize``).
 NORMALISE_EPS = 1e-10
+# Floor on the ground truth's per-dimension std in the ``default`` protocol: a geometric
+# feature is a fraction of frames in [0, 1], so 0.01 is "one frame in a hundred".
+DEFAULT_STD_FLOOR = 1e-2
 #: Diagonal offset used when sqrtm of the covariance product is not finite.
 SQRTM_EPS = 1e-5
 
@@ -39,11 +42,16 @@ def _as_feats(feats: np.ndarray, name: str, min_rows: int) -> np.ndarray:
     return f
 
 
-def normalise(pred_feats: np.ndarray, gt_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalise(pred_feats: np.ndarray, gt_feats: np.ndarray,
+              std_floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Normalise both sets by the ground truth's mean and std.
 
     Args:
         pred_feats: (N, D); gt_feats: (M, D).
+        std_floor: lower bound on each dimension's std. Bailando's code uses none (only
+            +1e-10), so a feature that is constant over the ground truth but varies in the
+            prediction explodes the FID (1e16 and more); the ``default`` protocol passes
+            ``DEFAULT_STD_FLOOR`` so such a feature counts like any other large difference.
     Returns:
         (pred, gt) normalised, float64, same shapes.
     """
@@ -52,7 +60,7 @@ def normalise(pred_feats: np.ndarray, gt_feats: np.ndarray) -> tuple[np.ndarray,
     if pred.shape[1] != gt.shape[1]:
         raise InputError(f"feature sizes differ: pred {pred.shape[1]}, gt {gt.shape[1]}")
     mean = gt.mean(axis=0)
-    std = gt.std(axis=0) + NORMALISE_EPS
+    std = np.maximum(gt.std(axis=0), std_floor) + NORMALISE_EPS
     return (pred - mean) / std, (gt - mean) / std
 
 
