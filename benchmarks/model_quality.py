@@ -34,6 +34,8 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 FPS = 30
 
+log = logging.getLogger("model_quality")
+
 
 @dataclass
 class Segment:
@@ -47,7 +49,7 @@ class Segment:
 
 
 def segments_of(seqs, seg_s: float, max_segments: int, fpt: int = 4) -> list[Segment]:
-    n = int(round(seg_s * FPS)) // fpt * fpt
+    n = round(seg_s * FPS) // fpt * fpt
     out = []
     for s in seqs:
         for start in range(0, s.motion.n_frames - n + 1, n):
@@ -155,10 +157,10 @@ def _fmt(v, nd=3):
 def to_markdown(res: dict) -> str:
     cfg = res["config"]
     L = [f"# Model quality (issue 7) — {cfg['date']}, machine: {cfg['machine']}", "",
-         f"Model: `{cfg['model']}` ({cfg['params']} parameters, trained {cfg['train_note']}). Data: the procedural "
+         (f"Model: `{cfg['model']}` ({cfg['params']} parameters, trained {cfg['train_note']}). Data: the procedural "
          f"corpus's held-out test split, {cfg['n_segments']} segments of {cfg['segment_s']} s "
          f"(30 FPS, default metric protocol). Decoding: {cfg['steps']} MS-LRM steps per 8-token chunk "
-         f"with a 16-token prefix, temperature 1, seed fixed. Reproduce: `{cfg['command']}`.", "",
+         f"with a 16-token prefix, temperature 1, seed fixed. Reproduce: `{cfg['command']}`."), "",
          "## Quality (Tables 1 / 2 layout)", "",
          "| method | PFC ↓ | FID_k ↓ | FID_g ↓ | Div_k | Div_g | BAS (Bailando) ↑ | foot skating ↓ |",
          "|---|---|---|---|---|---|---|---|"]
@@ -171,14 +173,14 @@ def to_markdown(res: dict) -> str:
                  f"{_fmt(r['Div_k'], 2)} | {_fmt(r['Div_g'], 2)} | {_fmt(r['BAS_bailando'], 4)} | "
                  f"{_fmt(r['foot_skating_ratio'])} |")
     if any(isinstance(r.get(k), float) and abs(r[k]) > 1e5 for r in q.values() for k in ("FID_g", "Div_g")):
-        L += ["", "(!) A geometric feature that is constant over the ground-truth segments has ~0 standard "
+        L += ["", ("(!) A geometric feature that is constant over the ground-truth segments has ~0 standard "
               "deviation, so the metrics module's normalisation by the ground truth's std blows up for a method "
-              "that varies in it: the value is not meaningful."]
+              "that varies in it: the value is not meaningful.")]
     L += ["", "Generation speed (offline, whole segments, 2-core shared CPU): " + ", ".join(
         f"{k}: {v:.1f}x real time" for k, v in res["speed_x_realtime"].items()), ""]
     L += ["## Controllability (Table 4 layout)", "",
-          "Errors against each test segment's own ground truth; the signal given is the ground truth's "
-          "trajectory / 2D keypoints at every frame.", "",
+          ("Errors against each test segment's own ground truth; the signal given is the ground truth's "
+          "trajectory / 2D keypoints at every frame."), "",
           "| model | signals given | trajectory error (cm) ↓ | keypoint error (px) ↓ |", "|---|---|---|---|"]
     for model_name, rows in res["control"].items():
         for label, r in rows.items():
@@ -192,10 +194,10 @@ def to_markdown(res: dict) -> str:
     u = res.get("unseen")
     if u:
         L += ["## Songs outside the training seeds", "",
-              "Synthesized with seeds 900000+ (the corpus uses small seeds); music features and beats "
-              "from our own audio analysis (`extract_features`, `track_beats`).", "",
-              "| style | true BPM | tracked BPM | BAS model vs tracked beats | BAS model vs true beats | "
-              "BAS procedural (tracked beats) | PFC model |", "|---|---|---|---|---|---|---|"]
+              ("Synthesized with seeds 900000+ (the corpus uses small seeds); music features and beats "
+              "from our own audio analysis (`extract_features`, `track_beats`)."), "",
+              ("| style | true BPM | tracked BPM | BAS model vs tracked beats | BAS model vs true beats | "
+              "BAS procedural (tracked beats) | PFC model |"), "|---|---|---|---|---|---|---|"]
         for r in u["songs"]:
             L.append(f"| {r['style']} | {r['bpm']} | {r['tracked_bpm']} | {r['BAS_model_tracked']:.4f} | "
                      f"{r['BAS_model_true']:.4f} | {r['BAS_procedural_tracked']:.4f} | {r['PFC_model']:.3f} |")
@@ -205,11 +207,11 @@ def to_markdown(res: dict) -> str:
     sp = res.get("speed")
     if sp:
         L += ["", "## Live chunk speed (benchmarks/model_speed.py)", "",
-              "One chunk = 8 new tokens (1.07 s of motion) after a 16-token prefix, decoded by MS-LRM and the "
+              ("One chunk = 8 new tokens (1.07 s of motion) after a 16-token prefix, decoded by MS-LRM and the "
               "DDT decoder, batch 1, torch backend. Wall time on the shared 2-core CPU (other jobs running: "
-              "load average given) and the process CPU time per call.", "",
-              "| torch threads | forward (ms) | 1 step | 2 steps | 4 steps | 8 steps | 4 steps + refinement | "
-              "4-step CPU time (ms) | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+              "load average given) and the process CPU time per call."), "",
+              ("| torch threads | forward (ms) | 1 step | 2 steps | 4 steps | 8 steps | 4 steps + refinement | "
+              "4-step CPU time (ms) | load avg |"), "|---|---|---|---|---|---|---|---|---|"]
         for name, r in sp.items():
             cells = [r["forward"]["median_ms"]] + [r[k]["median_ms"] for k in (
                 "chunk_1step", "chunk_2step", "chunk_4step", "chunk_8step", "chunk_4step_refine")]
@@ -217,8 +219,8 @@ def to_markdown(res: dict) -> str:
                      + f" | {r['chunk_4step'].get('cpu_median_ms', float('nan')):.1f} | {r['loadavg_1min_after']} |")
         L.append("")
         L.append("Medians over 20 chunks; p95 and the rest in `model_quality.json`.")
-    L += ["", "Paper (AIST++, for scale only; a different dataset and protocol): ground truth PFC 1.332, "
-          "FID_k 17.10, FID_g 10.60, BAS 0.2374; OpenDanceNet 1.140 / 24.82 / 12.54 / 0.2513.", ""]
+    L += ["", ("Paper (AIST++, for scale only; a different dataset and protocol): ground truth PFC 1.332, "
+          "FID_k 17.10, FID_g 10.60, BAS 0.2374; OpenDanceNet 1.140 / 24.82 / 12.54 / 0.2513."), ""]
     return "\n".join(L)
 
 
@@ -257,7 +259,7 @@ def main() -> None:
     gen = load_generator(model_path, backend="torch")
     gen_momask = load_generator(model_path, backend="torch", text="none", sampler=SamplerConfig(remask="momask"))
     segs = segments_of(load_dataset(data, "test"), args.segment_s, args.max_segments)
-    logging.info("%d test segments", len(segs))
+    log.info("%d test segments", len(segs))
     gt = [s.motion for s in segs]
     res = {"config": {"date": "2026-11-26", "machine": "2-core CPU, no GPU (shared, timings noisy)",
                       "model": model_path, "params": gen.model.n_params(), "n_segments": len(segs),
@@ -277,7 +279,7 @@ def main() -> None:
     ours_r, sp = generate_set(gen, segs, args.steps, refine=True)
     res["speed_x_realtime"]["ours + refinement"] = sp
     res["quality"]["ours + refinement"] = quality(ours_r, segs, gt)
-    logging.info("quality done")
+    log.info("quality done")
     res["ablations"]["full (MS-LRM, joint prediction, no refinement)"] = res["quality"]["ours (music only)"]
     res["ablations"]["+ refinement"] = res["quality"]["ours + refinement"]
     mm, _ = generate_set(gen_momask, segs, args.steps)
@@ -304,7 +306,7 @@ def main() -> None:
     else:
         notes.append("Joint prediction off: not measured in this run (no `--no-joint-model` given).")
     res["ablation_notes"] = " ".join(notes)
-    logging.info("control done")
+    log.info("control done")
     if args.songs:
         res["unseen"] = unseen_songs(gen, args.songs, args.song_s, args.steps)
     if not args.no_speed:

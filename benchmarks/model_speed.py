@@ -33,7 +33,12 @@ def _generator(preset: str | None, backend: str, model_path: str | None = None):
     import torch
 
     from opendance.engine.backends import create_backend
-    from opendance.engine.generator import MCTGenerator, default_mct_path, load_default_generator, load_generator
+    from opendance.engine.generator import (
+        MCTGenerator,
+        default_mct_path,
+        load_default_generator,
+        load_generator,
+    )
     from opendance.engine.mct import build_mct
     from opendance.engine.text import NullEncoder
     from opendance.engine.tokenizer import DanceTokenizer, default_tokenizer_path, load_tokenizer
@@ -97,8 +102,8 @@ def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30
             r = gen.generate(req)
             ms.append((time.perf_counter() - t) * 1e3)
             cpu.append((time.process_time() - c) * 1e3)
-            for k in parts:
-                parts[k].append(r.timings_ms[k])
+            for k, values in parts.items():
+                values.append(r.timings_ms[k])
         key = f"chunk_{steps}step" + ("_refine" if refine else "")
         out[key] = {**_stats(ms, cpu), "sampler_median_ms": round(float(np.median(parts["steps"])), 2),
                     "ddt_decode_median_ms": round(float(np.median(parts["decode"])), 2)}

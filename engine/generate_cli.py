@@ -91,9 +91,9 @@ def traj_constraint(pos: np.ndarray, mask: np.ndarray, height_m: float, fps: flo
 
 def read_keyframes(path: str | Path, n_frames: int, fps: float = 30.0) -> dict:
     """Keyframes file -> {"motion": (values (T, 144), mask (T,)), "kpt": (values (T, 48), mask)}."""
+    from opendance import camera
     from opendance.engine.tokenizer import motion_to_features
     from opendance.motion import Motion
-    from opendance import camera
 
     try:
         items = json.loads(Path(path).read_text())
@@ -105,7 +105,7 @@ def read_keyframes(path: str | Path, n_frames: int, fps: float = 30.0) -> dict:
     half = camera.IMAGE_SIZE / 2.0
     for it in items:
         try:
-            f = int(round(float(it["time_s"]) * fps))
+            f = round(float(it["time_s"]) * fps)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path}: every keyframe needs time_s ({exc})") from exc
         if not 0 <= f < n_frames:

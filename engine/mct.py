@@ -88,9 +88,9 @@ class MCTConfig:
 # (benchmarks/model_speed.py), and it trains in ~30 minutes on such a machine.
 # "gpu": for GPUs and real datasets (AIST++, FineDance): longer windows, 8.5 s.
 PRESETS: dict[str, dict] = {
-    "tiny": dict(d_model=32, n_layers=1, n_heads=2, max_tokens=16),   # unit tests
-    "cpu": dict(d_model=128, n_layers=3, n_heads=4, max_tokens=24),
-    "gpu": dict(d_model=512, n_layers=12, n_heads=8, max_tokens=64),
+    "tiny": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_tokens": 16},   # unit tests
+    "cpu": {"d_model": 128, "n_layers": 3, "n_heads": 4, "max_tokens": 24},
+    "gpu": {"d_model": 512, "n_layers": 12, "n_heads": 8, "max_tokens": 64},
 }
 
 

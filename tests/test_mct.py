@@ -3,6 +3,7 @@ randomly initialised tokenizer; the bundled model's tests skip when it is absent
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -193,7 +194,7 @@ def test_ms_lrm_remasks_committed_tokens_momask_does_not(model, remask):
         assert int(out["motion"][0, 0]) == 1
     # both: once committed in the MoMask variant, tokens never change
     if remask == "momask":
-        for t0, t1 in zip(trace, trace[1:]):
+        for t0, t1 in itertools.pairwise(trace):
             done = ~t0["masked"]["motion"]
             assert torch.equal(t0["tokens"]["motion"][done], t1["tokens"]["motion"][done])
 
@@ -262,7 +263,7 @@ def test_live_chunks_continue_and_are_deterministic(generator):
         np.testing.assert_array_equal(x.rotations, y.rotations)
     assert sa.frames_done == 96
     # the root continues from the previous chunk's last frame (one step away, not a jump)
-    for prev, nxt in zip(a, a[1:]):
+    for prev, nxt in itertools.pairwise(a):
         step = np.linalg.norm(nxt.trans[0, [0, 2]] - prev.trans[-1, [0, 2]])
         inner = np.linalg.norm(np.diff(nxt.trans[:, [0, 2]], axis=0), axis=1)
         assert step <= inner.max() + 1e-4
@@ -271,7 +272,7 @@ def test_live_chunks_continue_and_are_deterministic(generator):
 def _seam_speed_ratio(chunks):
     """Joint speed at each seam / the 99th percentile of speeds inside the chunks."""
     inner, seams = [], []
-    for prev, nxt in zip(chunks, chunks[1:]):
+    for prev, nxt in itertools.pairwise(chunks):
         jp, jn = prev.joints(), nxt.joints()
         seams.append(np.linalg.norm(jn[0] - jp[-1], axis=-1).max())
     for c in chunks:

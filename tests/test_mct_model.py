@@ -6,6 +6,7 @@ training); the torchrun test needs the procedural corpus and is marked slow.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -105,7 +106,7 @@ def test_default_model_seam_within_corpus_range(corpus):
         r = gen.generate(GenerationRequest(state, music[hi - 128:hi], 128, 32, ControlState(), 4, seed=i))
         chunks.append(r.motion.joints())
         state = r.state
-    seams = [np.linalg.norm(b[0] - a[-1], axis=-1).max() for a, b in zip(chunks, chunks[1:])]
+    seams = [np.linalg.norm(b[0] - a[-1], axis=-1).max() for a, b in itertools.pairwise(chunks)]
     assert max(seams) <= limit, (seams, limit)
 
 
@@ -145,7 +146,7 @@ def test_trainer_runs_under_torchrun_with_two_processes(tmp_path, corpus):
            "--out", str(tmp_path), "--random-tokenizer", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
            "--limit-clips", "3", "--no-progress", "--threads", "1", "--text", "none", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout[res.stdout.index("{"):])
     assert summary["processes"] == 2 and summary["steps"] == 3

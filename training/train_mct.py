@@ -346,8 +346,12 @@ def run(args) -> int:
 
     from opendance.engine.mct import build_mct, save_mct
     from opendance.engine.text import load_text_encoder
-    from opendance.engine.tokenizer import (DanceTokenizer, default_tokenizer_path, load_tokenizer,
-                                            save_tokenizer)
+    from opendance.engine.tokenizer import (
+        DanceTokenizer,
+        default_tokenizer_path,
+        load_tokenizer,
+        save_tokenizer,
+    )
     from opendance.errors import OpenDanceError
     from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
     from opendance.training import distributed as D

@@ -4,8 +4,14 @@ See ``base.py`` for the contract every backend implements and ``create_backend``
 choosing one by name.
 """
 
-from opendance.engine.backends.base import (Backend, BackendUnavailable, TorchBackend, available_backends,
-                                            create_backend, register_backend)
+from opendance.engine.backends.base import (
+                                            Backend,
+                                            BackendUnavailable,
+                                            TorchBackend,
+                                            available_backends,
+                                            create_backend,
+                                            register_backend,
+)
 
 __all__ = ["Backend", "BackendUnavailable", "TorchBackend", "available_backends", "create_backend",
            "register_backend"]
