@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import median_ms
 
 from opendance.exporters import load_motion, save_motion
 from opendance.motion import Motion
@@ -35,24 +34,16 @@ def long_clip(seconds: float) -> Motion:
     return clip[: int(seconds * 30)]
 
 
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
 
 def bench_formats(clip: Motion, repeats: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for ext, options in ((".npz", {}), (".pkl", {}), (".npy", {}), (".bvh", {"units": "cm"}), (".glb", {})):
             path = Path(d) / f"clip{ext}"
-            write_ms = _median_ms(lambda p=path, o=options: save_motion(clip, p, **o), repeats)
+            write_ms = median_ms(lambda p=path, o=options: save_motion(clip, p, **o), repeats)
             row = {"format": ext, "write_ms": round(write_ms, 2), "size_kib": round(path.stat().st_size / 1024, 1)}
             if ext != ".glb":
-                row["read_ms"] = round(_median_ms(lambda p=path: load_motion(p), repeats), 2)
+                row["read_ms"] = round(median_ms(lambda p=path: load_motion(p), repeats), 2)
             rows.append(row)
     return rows
 
@@ -66,12 +57,12 @@ def bench_fk(clip: Motion, repeats: int, threads: int) -> dict:
 
     per_k = 1000.0 / clip.n_frames
     out = {"numpy_float32_ms_per_1000_frames":
-           round(_median_ms(lambda: fk_np(clip.rotations, clip.trans), repeats) * per_k, 3)}
+           round(median_ms(lambda: fk_np(clip.rotations, clip.trans), repeats) * per_k, 3)}
     for dtype in (torch.float32, torch.float64):
         r = torch.tensor(clip.rotations, dtype=dtype)
         t = torch.tensor(clip.trans, dtype=dtype)
         with torch.no_grad():
-            ms = _median_ms(lambda r=r, t=t: forward_kinematics(r, t), repeats)
+            ms = median_ms(lambda r=r, t=t: forward_kinematics(r, t), repeats)
         out[f"torch_{str(dtype).split('.')[-1]}_ms_per_1000_frames"] = round(ms * per_k, 3)
     out["torch_threads"] = torch.get_num_threads()
     return out

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from _timing import median_ms
 
 from opendance.exporters.aistpp import read_aistpp
 from opendance.motion import Motion
@@ -38,26 +38,18 @@ def long_clip(seconds: float) -> Motion:
     return clip.slice(0, int(seconds * 60))
 
 
-def timed_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
 
 def time_protocol(motion: Motion, protocol: str, beats: np.ndarray, repeats: int) -> dict[str, float]:
     """Milliseconds per metric on one clip, and ``evaluate`` on 8 + 8 clips of 10 s."""
     j, fps = motion.joints(), motion.fps
     row = {
-        "forward_kinematics": timed_ms(motion.joints, repeats),
-        "kinetic_features": timed_ms(lambda: M.kinetic_features(j, fps, protocol), repeats),
-        "manual_features": timed_ms(lambda: M.manual_features(j, fps, protocol), repeats),
-        "bas_bailando": timed_ms(lambda: M.beat_align_score(j, fps, beats, "bailando"), repeats),
-        "bas_fact": timed_ms(lambda: M.beat_align_score(j, fps, beats, "fact"), repeats),
-        "pfc": timed_ms(lambda: M.pfc(j, fps), repeats),
-        "foot_skating_ratio": timed_ms(lambda: M.foot_skating_ratio(j, fps, protocol), repeats),
+        "forward_kinematics": median_ms(motion.joints, repeats),
+        "kinetic_features": median_ms(lambda: M.kinetic_features(j, fps, protocol), repeats),
+        "manual_features": median_ms(lambda: M.manual_features(j, fps, protocol), repeats),
+        "bas_bailando": median_ms(lambda: M.beat_align_score(j, fps, beats, "bailando"), repeats),
+        "bas_fact": median_ms(lambda: M.beat_align_score(j, fps, beats, "fact"), repeats),
+        "pfc": median_ms(lambda: M.pfc(j, fps), repeats),
+        "foot_skating_ratio": median_ms(lambda: M.foot_skating_ratio(j, fps, protocol), repeats),
     }
     step = int(fps)
     clips = [motion.slice(i * step, i * step + 10 * step) for i in range(8)]
