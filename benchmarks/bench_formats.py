@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from _timing import median_ms
 
 from opendance.exporters import load_motion, save_motion
 from opendance.motion import Motion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
+from _timing import median_ms
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "aistpp_sample.pkl"
 

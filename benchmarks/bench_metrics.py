@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _timing import median_ms
 
 from opendance.exporters.aistpp import read_aistpp
 from opendance.motion import Motion
 from opendance.training import metrics as M
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
+from _timing import median_ms
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "aistpp_sample.pkl"
 
