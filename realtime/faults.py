@@ -607,7 +607,11 @@ def ws_flood(url: str, n: int, message: str = '{"type": "control", "set": {"ener
     from websockets.sync.client import connect
 
     sent, closed, code = 0, False, None
-    with connect(url, open_timeout=timeout_s, close_timeout=1.0) as ws:
+    # max_queue=None: the client library keeps reading incoming frames into memory even
+    # though we never call recv() while flooding. With its default bounded queue it stops
+    # reading the socket once 16 frames (pose frames, error replies) are queued, and the
+    # server's 1008 close frame then sits unread behind them (the result depended on timing).
+    with connect(url, open_timeout=timeout_s, close_timeout=1.0, max_queue=None) as ws:
         try:
             for _ in range(n):
                 ws.send(message)
