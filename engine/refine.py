@@ -3,9 +3,10 @@
 OpenDanceNet's refinement, at chosen decoding rounds: sample the motion tokens with the
 Gumbel-softmax (Jang et al. 2017, "Categorical Reparameterization with Gumbel-Softmax"),
 decode the soft sample through the tokenizer (``DanceTokenizer.decode_soft``), rebuild
-the body with the trajectory, run forward kinematics (``opendance.kernels.fk`` through
+the body with the trajectory, run forward kinematics (``opendance.kernels.dispatch`` through
 ``tokenizer.features_to_joints_torch``), evaluate the foot-slide loss
-(``opendance.kernels.fk.foot_slide_loss``), and update the logits
+(``opendance.kernels.dispatch.foot_slide_loss``: the CUDA kernel on CUDA tensors, the PyTorch
+reference otherwise), and update the logits
 
     e <- e - eps * dL_fs/de          (repeated ``iters`` times)
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from opendance.kernels.fk import foot_slide_loss
+from opendance.kernels.dispatch import foot_slide_loss
 
 log = logging.getLogger(__name__)
 

@@ -239,7 +239,7 @@ def features_to_joints_torch(motion: Tensor, traj: Tensor, fps: float = 30.0,
     Returns:
         (B, T, 24, 3) joint positions in metres, frame 0's pelvis at x = z = 0.
     """
-    from opendance.kernels.fk import forward_kinematics
+    from opendance.kernels.dispatch import forward_kinematics
 
     B, T, _ = motion.shape
     h0 = torch.as_tensor(start_heading, dtype=traj.dtype, device=traj.device).reshape(-1, 1)

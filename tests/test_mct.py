@@ -385,12 +385,12 @@ def test_training_steps_reduce_loss(tok):
     for _ in range(8):
         inputs, targets, masks, feats = batch
         loss, stats = compute_losses(model(inputs), targets, masks, feats, tok)
-        assert math.isfinite(float(loss.detach())) and {"ce_motion", "ce_traj", "ce_kpt", "fk_m", "contact_mps",
+        assert math.isfinite(loss.item()) and {"ce_motion", "ce_traj", "ce_kpt", "fk_m", "contact_mps",
                                                "traj_aux", "kpt_aux"} <= set(stats)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0]
 
 
