@@ -11,16 +11,20 @@ Timings on a shared machine are noisy: prefer the ratios (real-time factor).
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import platform
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
 
 import numpy as np
 from tqdm import tqdm
 
 from opendance.realtime.analyzer import LiveAnalyzer
-from opendance.realtime.beat_eval import evaluate, standard_cases
-from opendance.realtime.features import FPS, HOP, SpectralStream
+from tests.support.beat_eval import evaluate, standard_cases
+from opendance.engine.music.features import FPS, HOP, SpectralStream
 from opendance.realtime.synth import make_track
 
 
@@ -80,9 +84,9 @@ def pulse_capture_latency(seconds: float = 8.0, block: int = 256, sample_rate: i
     analyzer has a feature row whose onset envelope shows them (capture-to-feature)."""
     import threading
 
-    from opendance.realtime.features import CH_ENVELOPE
+    from opendance.engine.music.features import CH_ENVELOPE
     from opendance.realtime.sources import MicSource
-    from opendance.realtime.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
+    from tests.support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
     try:
         vmic = PulseVirtualMic("pipe", sample_rate=sample_rate)
@@ -167,8 +171,8 @@ def beat_figures() -> dict:
 def octave_sweep(shifts: tuple[int, ...] = (0, 128, 256, 384, 512, 640, 768, 896)) -> dict:
     """Tempo-octave robustness: clicks / drums / band at 80-160 BPM (step 10), the music
     shifted by fractions of an analysis hop; counts runs whose final tempo is off by > 3 %."""
-    from opendance.realtime.beat_clock import BeatClock
-    from opendance.realtime.features import stream_spectral
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.features import stream_spectral
 
     runs, wrong = 0, []
     grid = [(p, b) for p in ("clicks", "drums", "band") for b in range(80, 161, 10)]

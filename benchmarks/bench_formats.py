@@ -56,7 +56,7 @@ def bench_fk(clip: Motion, repeats: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     from opendance.kernels.fk import forward_kinematics
-    from opendance.kernels.fk_numpy import forward_kinematics as fk_np
+    from opendance.fk_numpy import forward_kinematics as fk_np
 
     per_k = 1000.0 / clip.n_frames
     out = {"numpy_float32_ms_per_1000_frames":

@@ -17,10 +17,14 @@ over the published frames (~6 s of real time).
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import logging
 import statistics
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
 
 import numpy as np
 
@@ -68,7 +72,7 @@ def session_skew(seconds: float = 2.5) -> dict:
     import soundfile as sf
 
     from opendance.engine.generator import load_default_generator
-    from opendance.realtime.faults import FaultPlan, FaultySource, run_faulted_session
+    from tests.support.faults import FaultPlan, FaultySource, run_faulted_session
     from opendance.realtime.sources import FileSource
     from opendance.training.synth.music import synthesize_song
 

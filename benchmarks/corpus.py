@@ -27,7 +27,7 @@ import numpy as np
 
 def bench_speed(seconds: float, hours: float, workers: int) -> dict:
     from opendance.camera import project
-    from opendance.training.synth.choreography import choreograph
+    from opendance.engine.choreo.choreography import choreograph
     from opendance.training.synth.corpus import corpus_sample_rate, music_features, save_npz, write_corpus
     from opendance.training.synth.music import STYLES, synthesize_song
     sr = corpus_sample_rate()
@@ -85,7 +85,7 @@ def bench_quality(corpus_dir: str, split: str, protocol: str) -> dict:
 
     from opendance.training.corpus import load_corpus
     from opendance.training.metrics import evaluate
-    from opendance.training.synth.limits import check_joint_limits
+    from opendance.engine.choreo.joint_limits import check_joint_limits
     seqs = load_corpus(corpus_dir, split)
     motions = [s.motion for s in seqs]
     beats = [s.beat_times_s for s in seqs]

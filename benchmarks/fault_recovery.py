@@ -4,7 +4,7 @@
     python benchmarks/fault_recovery.py --only raise,stall_gen
 
 Each scenario runs the real session (file source, the bundled model on torch, every
-bridge on loopback, a recorder; ``opendance.realtime.faults.run_faulted_session``) for
+bridge on loopback, a recorder; ``tests.support.faults.run_faulted_session``) for
 ``--seconds`` with one fault from ``--at`` for ``--for`` seconds, and reports:
 
 * ``max_gap_ms``: the longest gap between two published frames (the output clock's
@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
 
 SCENARIOS = {  # name -> (wrapper, fault kind)
     "baseline": (None, None),
@@ -58,7 +60,7 @@ class CountHandler(logging.Handler):
 
 
 def scenario(name: str, model, song: Path, args, tmp: Path) -> dict:
-    from opendance.realtime.faults import (
+    from tests.support.faults import (
         FaultPlan,
         FaultyBackend,
         FaultyGenerator,

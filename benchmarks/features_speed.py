@@ -70,10 +70,11 @@ def _timed(fn):
 
 def _time_song(a: np.ndarray, a44: np.ndarray, beats_s: np.ndarray, downbeats_s: np.ndarray) -> dict:
     """Wall and CPU seconds of each stage on one song (``a`` at 15360 Hz, ``a44`` at 44.1 kHz)."""
-    from opendance.realtime import features as F
-    from opendance.realtime.beats import AUBIO_HOP, AubioBeatTracker
-    from opendance.realtime.offline_beats import track_beats_from_events
-    from opendance.realtime.resample import StreamResampler
+    from opendance.engine.music import features as F
+    from opendance.engine.music.clip_features import extract_features
+    from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker
+    from opendance.engine.music.offline_beats import track_beats_from_events
+    from opendance.engine.music.resample import StreamResampler
 
     def resample():
         r = StreamResampler(44100, F.ANALYSIS_SR)
@@ -108,8 +109,8 @@ def _time_song(a: np.ndarray, a44: np.ndarray, beats_s: np.ndarray, downbeats_s:
     (sp, ev), *out["stream_spectral_15360"] = _timed(lambda: F.stream_spectral(a, F.ANALYSIS_SR))
     out["stream_spectral_44100"] = _timed(lambda: F.stream_spectral(a44, 44100))[1:]
     out["offline_beats"] = _timed(lambda: track_beats_from_events(ev, sp))[1:]
-    out["features_given_beats"] = _timed(lambda: F.extract_features(a, F.ANALYSIS_SR, beats_s, downbeats_s))[1:]
-    out["features_auto_beats"] = _timed(lambda: F.extract_features(a, F.ANALYSIS_SR))[1:]
+    out["features_given_beats"] = _timed(lambda: extract_features(a, F.ANALYSIS_SR, beats_s, downbeats_s))[1:]
+    out["features_auto_beats"] = _timed(lambda: extract_features(a, F.ANALYSIS_SR))[1:]
     out["live_hop_by_hop_15360"] = _timed(live)[1:]
     out["live_blocks_44100"] = _timed(live44)[1:]
     return out
@@ -118,7 +119,7 @@ def _time_song(a: np.ndarray, a44: np.ndarray, beats_s: np.ndarray, downbeats_s:
 def bench(seconds: float, n_styles: int) -> dict:
     from scipy.signal import resample_poly
 
-    from opendance.realtime.features import ANALYSIS_SR
+    from opendance.engine.music.features import ANALYSIS_SR
     from opendance.training.synth.music import STYLES, synthesize_song
 
     wall: dict[str, float] = {}

@@ -54,6 +54,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+
 SECTIONS = ("env", "compile", "host", "kernels", "onnx", "cuda", "tensorrt")
 FEET = (7, 8, 10, 11)
 
@@ -161,7 +163,7 @@ def section_compile(args) -> dict:
 
 
 def section_host(args) -> dict:
-    from opendance.kernels import host_check
+    from tests.support import host_check
     from opendance.kernels.fk import foot_slide_loss, forward_kinematics_6d
     from opendance.skeleton import smpl_skeleton
 
@@ -300,7 +302,7 @@ def section_kernels(args) -> dict:
 
 def _model(preset: str):
     from opendance.engine.mct import build_mct
-    from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
     torch.manual_seed(0)
     return build_mct(preset, music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM, n_motion_codes=512,
@@ -315,7 +317,7 @@ def section_onnx(args) -> dict:
         return _skip(f"{exc.name} not installed")
     from opendance.engine.backends import TorchBackend
     from opendance.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from opendance.exporters.onnx_export import cached_export, example_inputs, export_key, validate_onnx
+    from opendance.engine.backends.onnx_export import cached_export, example_inputs, export_key, validate_onnx
 
     model = _model(args.preset)
     t0 = time.perf_counter()
@@ -345,7 +347,7 @@ def section_cuda(args) -> dict:
         return _skip(why)
     from opendance.engine.backends import TorchBackend
     from opendance.engine.backends.cuda_backend import CudaGraphBackend, measure_bf16_agreement
-    from opendance.exporters.onnx_export import example_inputs
+    from opendance.engine.backends.onnx_export import example_inputs
 
     out, rows = {"presets": {}}, []
     reps = 20 if args.quick else 100
@@ -402,14 +404,14 @@ def section_tensorrt(args) -> dict:
     why = _gpu_reason()
     if why:
         return _skip(why)
-    from opendance.exporters.tensorrt import TensorRTUnavailable, import_tensorrt
+    from opendance.engine.backends.tensorrt_build import TensorRTUnavailable, import_tensorrt
 
     try:
         trt = import_tensorrt()
     except TensorRTUnavailable as exc:
         return _skip(str(exc))
     from opendance.engine.backends.tensorrt_backend import TensorRTBackend
-    from opendance.exporters.onnx_export import example_inputs
+    from opendance.engine.backends.onnx_export import example_inputs
 
     model = _model(args.preset)
     t0 = time.perf_counter()

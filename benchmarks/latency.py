@@ -99,7 +99,7 @@ def random_generator(backend: str = "torch"):
     from opendance.engine.generator import MCTGenerator
     from opendance.engine.mct import MCT, PRESETS, MCTConfig
     from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig
-    from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
     torch.manual_seed(0)
     tc = TokenizerConfig()
@@ -190,7 +190,8 @@ def _pct(x, qs=(50, 95, 99)) -> dict:
 
 
 def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
-    from opendance.training.metrics.bas import beat_align_score, motion_beat_frames
+    from opendance.engine.kinematic_beats import motion_beat_frames
+    from opendance.training.metrics.bas import beat_align_score
 
     recs = list(session.streamer.records)
     model = [r for r in recs if r.mode in ("model", "frozen")]

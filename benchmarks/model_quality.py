@@ -119,11 +119,11 @@ def control_errors(gen, segs, steps, seed=300) -> dict:
 
 
 def unseen_songs(gen, n_songs: int, seconds: float, steps: int) -> dict:
-    from opendance.realtime.features import extract_features
-    from opendance.realtime.offline_beats import track_beats
+    from opendance.engine.music.clip_features import extract_features
+    from opendance.engine.music.offline_beats import track_beats
     from opendance.training.metrics.bas import beat_align_score
     from opendance.training.metrics.physics import pfc
-    from opendance.training.synth.choreography import procedural_dance
+    from opendance.engine.choreo.choreography import procedural_dance
     from opendance.training.synth.music import STYLES, synthesize_song
 
     rows = []
@@ -251,7 +251,7 @@ def main() -> None:
     from opendance.engine.generator import default_mct_path, load_generator
     from opendance.engine.sampler import SamplerConfig
     from opendance.training.datasets import load_dataset
-    from opendance.training.synth.choreography import procedural_dance
+    from opendance.engine.choreo.choreography import procedural_dance
     from opendance.training.train_mct import _default_data
 
     data = args.data or _default_data()

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+
 log = logging.getLogger("soak")
 
 STYLES = ("house", "hiphop", "pop", "breakbeat", "funk", "latin")
@@ -144,7 +146,7 @@ def run(args) -> dict:
     from opendance.bridges.hub import BridgeHub
     from opendance.engine.generator import load_default_generator
     from opendance.engine.stream import snapshot
-    from opendance.realtime.faults import osc_message
+    from tests.support.faults import osc_message
     from opendance.realtime.session import LiveSession, SessionConfig
 
     proc = psutil.Process()

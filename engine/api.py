@@ -26,7 +26,7 @@ class GenerationRequest:
             generated tokens and whatever the model needs to continue seamlessly), or
             None at the start.
         music: (T_ctx + T_new, D) float32 music features at 30 FPS covering the prefix
-            context and the new frames, in the layout of ``opendance.realtime.features``.
+            context and the new frames, in the layout of ``opendance.engine.music.features``.
         spectral_valid_frames: how many leading rows of ``music`` have real spectral
             channels (audio heard so far); rows after it carry only the beat grid
             (predicted by the beat clock) and their spectral channels are to be ignored.

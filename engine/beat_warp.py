@@ -2,7 +2,7 @@
 predicted music beats.
 
 A *kinematic beat* is a local minimum of the mean joint speed after Gaussian smoothing
-(the body pauses on the beat), found with ``opendance.training.metrics.bas
+(the body pauses on the beat), found with ``opendance.engine.kinematic_beats
 .motion_beat_frames`` (Bailando variant: speed index k = speed between frames k and k+1,
 sigma 5 frames), so what is moved is exactly what the BAS metric scores
 (Li et al., "Bailando", CVPR 2022).
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from opendance.motion import Motion
-from opendance.training.metrics.bas import motion_beat_frames
+from opendance.engine.kinematic_beats import motion_beat_frames
 
 #: Largest shift, as a fraction of the beat period, for pairing a kinematic beat with a
 #: music beat (farther ones are treated as off-beat moves and left alone).

@@ -1,6 +1,6 @@
 """The procedural groove the live engine holds on the beat when the model is too late.
 
-One bar of rule-based dance (``opendance.training.synth.choreography.procedural_dance``
+One bar of rule-based dance (``opendance.engine.choreo.choreography.procedural_dance``
 at a reference tempo) is made once, looped seamlessly, and then sampled by *bar
 position* (beats since the downbeat, from the beat clock), so it stays on the beat at
 any tempo. Sampling costs a slerp, so the output clock can also use it frame by frame
@@ -111,7 +111,7 @@ def provisional_beat_phase(t_s: float | np.ndarray) -> float | np.ndarray:
 def _procedural_bar(fps: float, style: str, energy: float, seed: int) -> Motion | None:
     """Bar 2 of a 3-bar procedural dance at REF_BPM, made loopable; None if unavailable."""
     try:
-        from opendance.training.synth.choreography import procedural_dance
+        from opendance.engine.choreo.choreography import procedural_dance
     except ImportError:
         log.warning("procedural choreography is not available; the fallback groove is a plain bounce")
         return None
@@ -171,7 +171,7 @@ class GrooveGenerator:
 
     Used by ``--groove-only`` (the engine's timing measured with a dancer that is on the
     beat by construction, and a way to run without model weights). The beat and bar
-    phases come from the grid channels (``opendance.realtime.features``: sin/cos of the
+    phases come from the grid channels (``opendance.engine.music.features``: sin/cos of the
     beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros when
     unknown), so it sees exactly what the model sees; until the grid is known it dances
     on the provisional grid (``provisional_beat_phase`` of its own frame count), so it
@@ -187,7 +187,7 @@ class GrooveGenerator:
 
     def generate(self, request):
         from opendance.engine.api import GenerationResult
-        from opendance.realtime.features import SPECTRAL_DIM
+        from opendance.engine.music.features import SPECTRAL_DIM
 
         n = int(request.n_new_frames)
         done = 0 if request.prefix is None else int(request.prefix)

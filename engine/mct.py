@@ -10,7 +10,7 @@ predicts logits for the motion tokens **and** for the trajectory and keypoint to
 (joint prediction, the paper's key ablation).
 
 * Music enters as continuous features: the ``frames_per_token`` frames of one token step
-  (each the ``music_dim`` channels of ``opendance.realtime.features`` plus one
+  (each the ``music_dim`` channels of ``opendance.engine.music.features`` plus one
   "spectral channels valid" flag) are concatenated and projected to ``d_model``. Spectral
   channels of frames after the "now" cut are zeroed and flagged invalid, so the model
   dances on the predicted beat grid alone there.
@@ -41,7 +41,7 @@ class MCTConfig:
     """Hyper-parameters (stored as JSON beside the weights).
 
     Attributes:
-        music_dim: per-frame music channels (``opendance.realtime.features.FEATURE_DIM``).
+        music_dim: per-frame music channels (``opendance.engine.music.features.FEATURE_DIM``).
         spectral_dim: how many leading channels are spectral (hidden after the "now" cut).
         frames_per_token: frames (30 FPS) per token step (the tokenizer's downsampling).
         text_dim: sentence-embedding size (384 for all-MiniLM-L6-v2).
@@ -166,7 +166,7 @@ class MCT(nn.Module):
             nn.Linear(cfg.frames_per_token * (cfg.music_dim + 1), d), nn.GELU(), nn.Linear(d, d))
         self.music_null = nn.Parameter(torch.zeros(d))
         # Per-channel music normalisation fitted on the training corpus (the features are
-        # raw: MFCCs in dB, see opendance.realtime.features); set with set_music_stats.
+        # raw: MFCCs in dB, see opendance.engine.music.features); set with set_music_stats.
         self.register_buffer("music_mean", torch.zeros(cfg.music_dim))
         self.register_buffer("music_std", torch.ones(cfg.music_dim))
         self.text_proj = nn.Linear(cfg.text_dim, d)

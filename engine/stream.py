@@ -36,7 +36,7 @@ import numpy as np
 from opendance.controls import ControlState
 from opendance.engine.api import ChunkGenerator, GenerationRequest
 from opendance.engine.fallback_groove import GrooveFallback, GrooveGenerator
-from opendance.realtime.motion_buffer import BufferedChunk, MotionBuffer
+from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 import sys
 
-from opendance.cli import main
+from opendance.commands.main import main
 
 sys.exit(main())

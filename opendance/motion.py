@@ -89,7 +89,7 @@ class Motion:
 
     def joints(self, skeleton: Skeleton | None = None) -> np.ndarray:
         """(T, 24, 3) float32 world joint positions in metres (NumPy FK)."""
-        from opendance.kernels.fk_numpy import forward_kinematics
+        from opendance.fk_numpy import forward_kinematics
         return forward_kinematics(self.rotations, self.trans, skeleton).astype(np.float32)
 
     def foot_height_range(self, skeleton: Skeleton | None = None) -> tuple[float, float]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opendance.realtime.beat_clock import BeatClock, BeatState
-from opendance.realtime.features import (
+from opendance.engine.music.beat_clock import BeatClock, BeatState
+from opendance.engine.music.features import (
     CH_CHROMA,
     FEATURE_DIM,
     FPS,

@@ -24,8 +24,8 @@ import numpy as np
 
 from opendance import rotations as rot
 from opendance.frames import PoseFrame
-from opendance.kernels.fk_numpy import forward_kinematics
-from opendance.realtime.motion_buffer import MotionBuffer
+from opendance.fk_numpy import forward_kinematics
+from opendance.engine.motion_buffer import MotionBuffer
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.stream import ChunkRecord, StreamConfig, StreamingGenerator
-from opendance.realtime.motion_buffer import MotionBuffer
+from opendance.engine.motion_buffer import MotionBuffer
 from opendance.realtime.output_clock import AudioClockMap, BeatInfo, OutputClock
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class InputConditioner:
       first such block is logged as a warning saying what to do; ``bad_samples`` counts.
     * A block whose ``AudioBlock.sample_rate`` is not the announced rate (the device
       changed its rate under us) is resampled to the announced rate with the project's
-      streaming resampler (``opendance.realtime.resample.StreamResampler``, kept while
+      streaming resampler (``opendance.engine.music.resample.StreamResampler``, kept while
       that rate lasts), so the analyzer and the audio clock, which count samples at the
       announced rate, stay true. Each new rate is warned about once; the return to the
       announced rate is logged at info level.
@@ -134,7 +134,7 @@ class InputConditioner:
         return self._resampler.process(x)
 
     def _switch_rate(self, rate: int) -> None:
-        from opendance.realtime.resample import StreamResampler
+        from opendance.engine.music.resample import StreamResampler
 
         if rate == self.sample_rate:
             log.info("audio input is back at the announced sample rate (%d Hz)", rate)

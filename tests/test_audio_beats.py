@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from opendance.realtime.beat_clock import BeatClock
-from opendance.realtime.beat_eval import evaluate, standard_cases
-from opendance.realtime.features import stream_spectral
-from opendance.realtime.offline_beats import track_beats
+from opendance.engine.music.beat_clock import BeatClock
+from tests.support.beat_eval import evaluate, standard_cases
+from opendance.engine.music.features import stream_spectral
+from opendance.engine.music.offline_beats import track_beats
 from opendance.realtime.synth import make_track
 
 CASES = {name: (track, change) for name, track, change in standard_cases(duration_s=16.0)}

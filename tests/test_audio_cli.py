@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from opendance.cli import main
+from opendance.commands.main import main
 from opendance.realtime.synth import make_track
 
 

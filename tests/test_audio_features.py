@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from opendance.errors import InputError
-from opendance.realtime import features as F
-from opendance.realtime.resample import StreamResampler
+from opendance.engine.music import features as F
+from opendance.engine.music.clip_features import extract_features
+from opendance.engine.music.resample import StreamResampler
 from opendance.realtime.synth import make_track
 
 
@@ -99,11 +100,11 @@ def test_beat_grid_unknown_is_zero_and_start_offset():
 
 
 def test_extract_features_with_and_without_beats(drums):
-    f = F.extract_features(drums.audio, drums.sample_rate, drums.beat_times_s, drums.downbeat_times_s)
+    f = extract_features(drums.audio, drums.sample_rate, drums.beat_times_s, drums.downbeat_times_s)
     assert f.shape == (240, F.FEATURE_DIM)
     g = F.beat_grid(240, drums.beat_times_s, drums.downbeat_times_s)
     np.testing.assert_array_equal(f[:, F.SPECTRAL_DIM:], g)
-    auto = F.extract_features(drums.audio, drums.sample_rate)
+    auto = extract_features(drums.audio, drums.sample_rate)
     # The offline tracker's grid agrees with the truth: phase vectors nearly parallel.
     dot = (auto[60:, 35] * g[60:, 0] + auto[60:, 36] * g[60:, 1])
     assert np.median(dot) > 0.95

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opendance.realtime import features as F
-from opendance.realtime.beats import AUBIO_HOP, AubioBeatTracker
-from opendance.realtime.offline_beats import dp_beats, track_beats
+from opendance.engine.music import features as F
+from opendance.engine.music.clip_features import extract_features
+from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker
+from opendance.engine.music.offline_beats import dp_beats, track_beats
 
 REFERENCE = Path(__file__).parent / "data" / "features_reference.npz"
 
@@ -63,7 +64,7 @@ def test_matches_the_pinned_reference(reference, clip):
     np.testing.assert_allclose(F.extract_spectral(clip, F.ANALYSIS_SR), reference["spectral_15360"], **close)
     np.testing.assert_allclose(F.extract_spectral(_test_music(44100, 5.0), 44100), reference["spectral_44100"],
                                **close)
-    np.testing.assert_allclose(F.extract_features(clip, F.ANALYSIS_SR), reference["features_auto_15360"], **close)
+    np.testing.assert_allclose(extract_features(clip, F.ANALYSIS_SR), reference["features_auto_15360"], **close)
     tb = track_beats(clip, F.ANALYSIS_SR)
     np.testing.assert_allclose(tb.beat_times_s, reference["beat_times_s"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(tb.downbeat_times_s, reference["downbeat_times_s"], rtol=0, atol=1e-9)
@@ -166,7 +167,7 @@ def test_blockwise_dp_equals_sample_by_sample(case):
 
 @pytest.mark.parametrize("k", [1, 5, 8, 13, 24, 40, 128, 130])
 def test_row_sums_is_numpy_sum_bit_for_bit(k):
-    from opendance.realtime.resample import row_sums
+    from opendance.engine.music.resample import row_sums
 
     rng = np.random.default_rng(k)
     p = rng.standard_normal((3000, k)) * 10.0 ** rng.uniform(-4, 4, (3000, k))

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from opendance.realtime.synth import make_track
-from opendance.realtime.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
+from tests.support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
 pytestmark = pytest.mark.audio
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from opendance.errors import InputError, OpenDanceError
-from opendance.realtime import features as F
+from opendance.engine.music import features as F
 from opendance.realtime.analyzer import LiveAnalyzer
 from opendance.realtime.ring import AudioRing
 from opendance.realtime.sample_clock import SampleClock

@@ -19,8 +19,8 @@ from opendance.engine.backends.cuda_backend import (
 )
 from opendance.engine.mct import BRANCHES, build_mct
 from opendance.engine.sampler import SamplerConfig, decode
-from opendance.exporters import tensorrt as trt_export
-from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+from opendance.engine.backends import tensorrt_build as trt_export
+from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def model():
 
 
 def _inputs(model, b, n, seed=0):
-    from opendance.exporters.onnx_export import example_inputs
+    from opendance.engine.backends.onnx_export import example_inputs
 
     return example_inputs(model, b, n, seed)
 
@@ -63,7 +63,7 @@ def ort_backend(model, request, tmp_path_factory):
     pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript")
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     from opendance.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from opendance.exporters.onnx_export import cached_export
+    from opendance.engine.backends.onnx_export import cached_export
 
     cache = getattr(request.config, "cache", None)  # shared with test_onnx_export.py when on
     folder = cache.mkdir("opendance-onnx") if cache is not None else tmp_path_factory.mktemp("onnx")

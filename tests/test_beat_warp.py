@@ -7,8 +7,8 @@ import pytest
 
 from opendance.engine.beat_warp import DEFAULT_RATIO, apply_time_map, beat_snap, beat_time_map, identity_warp
 from opendance.motion import Motion
-from opendance.realtime.motion_buffer import seam_blend
-from opendance.training.metrics.bas import motion_beat_frames
+from opendance.engine.motion_buffer import seam_blend
+from opendance.engine.kinematic_beats import motion_beat_frames
 
 FPS = 30.0
 
@@ -171,7 +171,7 @@ def _run_stream(beat_snap: bool, clock=None, generator=None, chunks: int = 8):
     from opendance.controls import ControlState
     from opendance.engine.fallback_groove import GrooveFallback
     from opendance.engine.stream import StreamConfig, StreamingGenerator
-    from opendance.realtime.motion_buffer import MotionBuffer
+    from opendance.engine.motion_buffer import MotionBuffer
 
     buf = MotionBuffer(fps=30.0)
     now = lambda: 0.0  # audio clock held at 0: every chunk goes after the buffer's end

@@ -9,7 +9,7 @@ import pytest
 
 from opendance.bridges.hub import BridgeHub, add_bridge_arguments
 from opendance.bridges.playback import MotionPlayback, rig_check_motion
-from opendance.cli import main
+from opendance.commands.main import main
 from opendance.errors import OpenDanceError
 from opendance.skeleton import L_SHOULDER, L_WRIST, R_SHOULDER, R_WRIST
 

@@ -9,7 +9,7 @@ import pytest
 
 smplx = pytest.importorskip("smplx", reason="smplx (the [smpl] extra) is not installed")
 
-from opendance.body_model import (
+from opendance.exporters.body_model import (
     N_VERTICES,
     BodyModel,
     add_body_model_arguments,
@@ -84,7 +84,7 @@ def test_without_files_the_bundled_skeleton_is_used_and_errors_are_clear(tmp_pat
 
 def test_meshes_from_a_motion_through_the_cli_path(tmp_path):
     from opendance.exporters import load_motion
-    from opendance.exporters.cli import _write_meshes
+    from opendance.commands.formats import _write_meshes
 
     model = BodyModel.from_struct(synthetic_struct())
     motion = load_motion(__import__("pathlib").Path(__file__).parent / "data" / "aistpp_sample.pkl")[:3]
@@ -122,7 +122,7 @@ def test_cli_with_a_model_folder(tmp_path, capsys):
     glb body and OBJ meshes come from it; info uses its skeleton."""
     import pickle
 
-    from opendance.cli import main
+    from opendance.commands.main import main
     from opendance.exporters import load_motion
     from opendance.exporters.bvh import parse_bvh
 

@@ -7,11 +7,11 @@ import json
 import subprocess
 import sys
 
-from opendance import doctor
+from opendance.commands import doctor
 
 
 def test_doctor_json_lists_every_piece(capsys):
-    from opendance.cli import main
+    from opendance.commands.main import main
 
     assert main(["doctor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

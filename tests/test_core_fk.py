@@ -8,7 +8,7 @@ import torch
 
 from opendance import rotations as rn
 from opendance.kernels.fk import foot_slide_loss, forward_kinematics, forward_kinematics_6d
-from opendance.kernels.fk_numpy import forward_kinematics as fk_np
+from opendance.fk_numpy import forward_kinematics as fk_np
 from opendance.skeleton import (
     HEAD,
     L_FOOT,

@@ -9,16 +9,16 @@ import pytest
 
 from opendance.motion import Motion
 from opendance.skeleton import FOOT_JOINTS
-from opendance.training.synth import moves as mv
-from opendance.training.synth.choreography import (
+from opendance.engine.choreo import moves as mv
+from opendance.engine.choreo.choreography import (
     MoveInstance,
     beat_positions,
     build_motion,
     choreograph,
     procedural_dance,
 )
-from opendance.training.synth.ik import two_bone_ik
-from opendance.training.synth.limits import check_joint_limits
+from opendance.engine.choreo.ik import two_bone_ik
+from opendance.engine.choreo.joint_limits import check_joint_limits
 from opendance.training.synth.music import STYLES, synthesize_song
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from opendance.training.metrics import evaluate
-from opendance.training.synth.choreography import choreograph
+from opendance.engine.choreo.choreography import choreograph
 from opendance.training.synth.music import STYLES, synthesize_song
 
 AISTPP_GT_PFC = 1.332   # OpenDance / EDGE tables, AIST++ ground truth

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opendance.training.synth.moves import MOVES_BY_NAME
+from opendance.engine.choreo.moves import MOVES_BY_NAME
 from opendance.training.synth.text import describe
 
 

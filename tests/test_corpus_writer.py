@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from opendance.camera import project
-from opendance.cli import main
+from opendance.commands.main import main
 from opendance.training.corpus import load_corpus
 from opendance.training.sequence import DanceSequence
 from opendance.training.synth.corpus import plan_corpus, write_corpus
@@ -33,7 +33,7 @@ def corpus(tmp_path_factory) -> Path:
 def test_layout_and_manifest(corpus: Path) -> None:
     m = json.loads((corpus / "manifest.json").read_text())
     assert m["version"] == 1 and m["fps"] == 30 and m["seed"] == 7
-    from opendance.realtime.features import FEATURE_DIM
+    from opendance.engine.music.features import FEATURE_DIM
     assert m["feature_dim"] == FEATURE_DIM
     names = [n for s in ("train", "val", "test") for n in m["splits"][s]]
     assert sorted(names) == sorted(m["sequences"]) and len(names) == 3
@@ -55,7 +55,7 @@ def test_modalities_agree(corpus: Path) -> None:
             assert z["trans"].shape == (t, 3) and z["contacts"].shape == (t, 4)
         assert s.meta["contacts"].dtype == bool
         # the beat-grid channels of the features are built from the same beats
-        from opendance.realtime.features import CH_BEAT_COS
+        from opendance.engine.music.features import CH_BEAT_COS
         on_beat = np.round(s.beat_times_s * 30).astype(int)
         on_beat = on_beat[on_beat < t]
         assert np.mean(s.music[on_beat, CH_BEAT_COS]) > 0.9

@@ -11,7 +11,7 @@ from opendance import rotations as rot
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.stream import StreamConfig, StreamingGenerator
-from opendance.realtime.motion_buffer import BufferedChunk, MotionBuffer, seam_blend
+from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer, seam_blend
 from opendance.realtime.output_clock import AudioClockMap, OutputClock
 from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
 
@@ -32,7 +32,7 @@ def _swing(n, freq, phase, amp, axis, fps=30.0):
 
 def _max_accel(quats, trans):
     """Max second difference of joint world positions (metres / frame^2)."""
-    from opendance.kernels.fk_numpy import forward_kinematics
+    from opendance.fk_numpy import forward_kinematics
     j = forward_kinematics(rot.quat_to_matrix(quats), trans)
     return np.abs(np.diff(j, 2, axis=0)).max(axis=(1, 2))
 

@@ -46,8 +46,8 @@ def test_info_json_reports_frames_fps_duration_and_feet():
 
 
 def _run_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
-    """``opendance.cli.main`` in this process (no interpreter start-up), same result shape."""
-    from opendance.cli import main
+    """``opendance.commands.main.main`` in this process (no interpreter start-up), same result shape."""
+    from opendance.commands.main import main
 
     rc = main(list(args))
     out, err = capsys.readouterr()

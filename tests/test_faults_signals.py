@@ -24,8 +24,8 @@ EXIT_BOUND_S = 8.0       # signal -> process gone (stop waits up to 5 s for the 
 
 RUNNER = r"""
 import sys, pathlib
-import opendance.realtime.live_cli as live_cli
-from opendance.realtime.faults import FaultPlan, FaultyGenerator
+import opendance.commands.live as live_cli
+from tests.support.faults import FaultPlan, FaultyGenerator
 
 marker = pathlib.Path(sys.argv[1])
 
@@ -43,7 +43,7 @@ def load(backend):
     return Marked(model, FaultPlan().at("stall", 0.0), stall_s=0.3)
 
 live_cli._load_model = load
-from opendance.cli import main
+from opendance.commands.main import main
 sys.exit(main(sys.argv[2:]))
 """
 

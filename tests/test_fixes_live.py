@@ -27,8 +27,8 @@ from test_engine_fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import PROVISIONAL_BPM, GrooveFallback
 from opendance.engine.stream import StreamConfig, StreamingGenerator
-from opendance.realtime.beat_clock import BeatClock
-from opendance.realtime.motion_buffer import MotionBuffer
+from opendance.engine.music.beat_clock import BeatClock
+from opendance.engine.motion_buffer import MotionBuffer
 from opendance.realtime.session import InputConditioner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def test_the_output_clock_underrun_groove_moves_before_the_beat_clock_has_a_temp
 def test_the_groove_only_generator_moves_before_the_grid_is_known():
     from opendance.engine.api import GenerationRequest
     from opendance.engine.fallback_groove import GrooveGenerator, provisional_beat_phase
-    from opendance.realtime.features import FEATURE_DIM
+    from opendance.engine.music.features import FEATURE_DIM
 
     g = GrooveGenerator()
     music = np.zeros((16, FEATURE_DIM), np.float32)     # grid channels zero: the clock has no grid yet

@@ -18,7 +18,7 @@ from opendance.engine.mct import BRANCHES, MCTConfig, MCTInputs, build_mct, load
 from opendance.engine.refine import FootSlideRefiner, RefineConfig
 from opendance.engine.sampler import SamplerConfig, decode, n_masked_after
 from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig
-from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
 FPT = 4
 

@@ -32,7 +32,7 @@ def corpus(tmp_path_factory) -> Path:
         p = Path(ready.read_text().split()[0])
         if p.exists():
             return p
-    from opendance.cli import main
+    from opendance.commands.main import main
 
     out = tmp_path_factory.mktemp("corpus")
     assert main(["corpus", "make", "--hours", "0.03", "--out", str(out), "--seed", "1"]) == 0
@@ -48,7 +48,7 @@ def _one_sequence(corpus: Path):
 
 
 def test_generate_help_is_fast_and_complete():
-    from opendance.cli import build_parser
+    from opendance.commands.main import build_parser
 
     parser = build_parser()
     args = parser.parse_args(["generate", "song.wav", "-o", "out.bvh", "--steps", "3", "--refine", "--seed", "2"])
@@ -56,7 +56,7 @@ def test_generate_help_is_fast_and_complete():
 
 
 def test_traj_and_keyframe_files(tmp_path):
-    from opendance.engine.generate_cli import read_keyframes, read_traj, traj_constraint
+    from opendance.commands.generate import read_keyframes, read_traj, traj_constraint
 
     f = tmp_path / "path.csv"
     f.write_text("time_s,x,z\n0,0,0\n2,1,0\n")
@@ -114,7 +114,7 @@ def test_default_model_seam_within_corpus_range(corpus):
 def test_generate_command_writes_a_deterministic_file(tmp_path):
     import soundfile as sf
 
-    from opendance.cli import main
+    from opendance.commands.main import main
     from opendance.exporters.formats import load_motion
     from opendance.training.synth.music import synthesize_song
 
@@ -132,7 +132,7 @@ def test_generate_command_writes_a_deterministic_file(tmp_path):
 
 
 def test_generate_command_errors_are_one_line(tmp_path, capsys):
-    from opendance.cli import main
+    from opendance.commands.main import main
 
     rc = main(["generate", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.bvh")])
     assert rc == 2
@@ -142,7 +142,7 @@ def test_generate_command_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_trainer_runs_under_torchrun_with_two_processes(tmp_path, corpus):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    cmd = [torchrun, "--nproc_per_node=2", "-m", "opendance.cli", "train", "mct", "--data", str(corpus),
+    cmd = [torchrun, "--nproc_per_node=2", "-m", "opendance.commands.main", "train", "mct", "--data", str(corpus),
            "--out", str(tmp_path), "--random-tokenizer", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
            "--limit-clips", "3", "--no-progress", "--threads", "1", "--text", "none", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

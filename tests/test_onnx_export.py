@@ -14,8 +14,8 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from opendance.engine.mct import MCTInputs, build_mct
 from opendance.errors import OpenDanceError
-from opendance.exporters import onnx_export as ox
-from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+from opendance.engine.backends import onnx_export as ox
+from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
 
 def tiny_mct(seed: int = 1):
@@ -106,7 +106,7 @@ def test_fp16_graph_carries_its_precision(model, onnx_cache):
 def test_export_cli_writes_a_validated_graph(model, tmp_path, capsys):
     import json
 
-    from opendance.cli import main
+    from opendance.commands.main import main
     from opendance.engine.mct import save_mct
 
     ckpt = save_mct(model, tmp_path / "mct.safetensors")
@@ -122,7 +122,7 @@ def test_build_trt_cli_without_tensorrt_says_how_to_get_it(tmp_path, capsys):
         pytest.skip("TensorRT is installed here")
     except ImportError:
         pass
-    from opendance.cli import main
+    from opendance.commands.main import main
 
     assert main(["build-trt", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err

@@ -152,7 +152,7 @@ def test_a_malicious_aistpp_pickle_is_refused_without_running_code(tmp_path):
 
 
 def test_the_convert_command_refuses_a_malicious_pickle_with_one_line(tmp_path, capsys):
-    from opendance.cli import main
+    from opendance.commands.main import main
 
     marker = tmp_path / "pwned"
     evil = _evil_pickle(tmp_path / "evil.pkl", marker)
@@ -223,7 +223,7 @@ def test_checkpoint_configs_are_plain_json(tmp_path):
 
 def test_an_mct_config_with_unknown_keys_is_a_clean_error(tmp_path):
     from opendance.engine.mct import MCTConfig, build_mct, load_mct, save_mct
-    from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
     m = build_mct("tiny", music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM, n_motion_codes=8, n_traj_codes=8,
                   n_kpt_codes=8)
@@ -237,7 +237,7 @@ def test_an_mct_config_with_unknown_keys_is_a_clean_error(tmp_path):
 
 
 def test_convert_help_says_pickles_are_trusted_data(capsys):
-    from opendance.cli import main
+    from opendance.commands.main import main
     with pytest.raises(SystemExit):
         main(["convert", "--help"])
     out = capsys.readouterr().out.lower()
@@ -259,7 +259,7 @@ def _all_actions(parser):
 def test_every_cli_listener_defaults_to_loopback():
     from opendance.bridges.security import is_loopback
     from opendance.bridges.udp import parse_host_port
-    from opendance.cli import build_parser
+    from opendance.commands.main import build_parser
 
     seen = 0
     for cmd, act in _all_actions(build_parser()):
@@ -323,7 +323,7 @@ def test_a_public_websocket_bind_with_a_token_checks_it():
 
 def test_osc_control_with_a_token_rejects_messages_without_it():
     from opendance.bridges.control import OscControlServer
-    from opendance.realtime.faults import osc_message
+    from tests.support.faults import osc_message
 
     got = []
     ctl = OscControlServer("0.0.0.0", 0, got.append, token="correct-horse-battery")
@@ -386,7 +386,7 @@ def test_control_values_are_bounded():
 
 def test_osc_rate_limit_bounds_what_reaches_the_engine():
     from opendance.bridges.control import OscControlDispatcher
-    from opendance.realtime.faults import osc_message
+    from tests.support.faults import osc_message
 
     got = []
     d = OscControlDispatcher(got.append, rate_hz=100.0, burst=200.0)

@@ -133,9 +133,9 @@ def test_a_broken_source_does_not_stop_the_output():
 def test_play_command_runs_a_file_and_writes_the_recording(tmp_path, monkeypatch, capsys):
     import soundfile as sf
 
-    from opendance.cli import main
+    from opendance.commands.main import main
     from opendance.exporters.formats import load_motion
-    from opendance.realtime import live_cli
+    from opendance.commands import live as live_cli
     from opendance.realtime import session as session_mod
 
     song = tmp_path / "song.wav"
@@ -154,7 +154,7 @@ def test_play_command_runs_a_file_and_writes_the_recording(tmp_path, monkeypatch
 
 
 def test_play_rejects_bad_arguments_with_one_line(tmp_path, capsys):
-    from opendance.cli import main
+    from opendance.commands.main import main
     rc = main(["play", str(tmp_path / "missing.wav"), "--no-speakers"])
     assert rc == 2
     assert "missing.wav" in capsys.readouterr().err
@@ -198,7 +198,7 @@ def test_groove_generator_follows_the_grid_channels():
     from opendance.controls import ControlState
     from opendance.engine.api import GenerationRequest
     from opendance.engine.fallback_groove import GrooveGenerator
-    from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
 
     g = GrooveGenerator()
     beats = np.arange(0, 10, 0.5)                      # 120 BPM, bars from 0

@@ -282,7 +282,7 @@ def test_path_to_traj_features_matches_motion_features():
 def test_bundled_tokenizer_reconstructs_a_procedural_dance():
     """Regression check of the shipped weights on fresh in-distribution motion."""
     from opendance.engine.tokenizer import default_tokenizer_path, load_default_tokenizer
-    synth = pytest.importorskip("opendance.training.synth.choreography", reason="corpus generator absent")
+    synth = pytest.importorskip("opendance.engine.choreo.choreography", reason="corpus generator absent")
     if not default_tokenizer_path().exists():
         pytest.skip("bundled tokenizer weights not present in this tree")
     beats = np.arange(0.3, 8.0, 0.5)

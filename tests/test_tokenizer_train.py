@@ -154,7 +154,7 @@ def test_resume_without_checkpoint_is_a_clear_error(aist_dir, tmp_path):
 
 
 def test_cli_defaults_match_train_config():
-    from opendance.training.train_cli import TOKENIZER_DEFAULTS
+    from opendance.commands.train import TOKENIZER_DEFAULTS
     from opendance.training.train_tokenizer import TrainConfig
     d = TrainConfig(data="", out="")
     for k, v in TOKENIZER_DEFAULTS.items():
@@ -162,7 +162,7 @@ def test_cli_defaults_match_train_config():
 
 
 def test_cli_train_tokenizer(aist_dir, tmp_path, capsys):
-    from opendance.cli import main
+    from opendance.commands.main import main
     out = tmp_path / "cli"
     rc = main(["train", "tokenizer", "--data", str(aist_dir), "--out", str(out), "--epochs", "1",
                "--size", "tiny", "--batch-size", "8", "--window", "32", "--max-steps-per-epoch", "2",
@@ -180,7 +180,7 @@ def test_torchrun_two_cpu_processes(aist_dir, tmp_path):
         pytest.skip("torchrun not found")
     out = tmp_path / "ddp"
     torchrun = str(Path(sys.executable).parent / "torchrun")
-    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "opendance.cli", "train", "tokenizer",
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "opendance.commands.main", "train", "tokenizer",
            "--data", str(aist_dir), "--out", str(out), "--epochs", "2", "--size", "tiny",
            "--batch-size", "8", "--window", "32", "--max-steps-per-epoch", "3", "--threads", "1",
            "--device", "cpu", "--no-progress", "--json"]

@@ -23,7 +23,7 @@ Both real datasets store SMPL(-X) ``transl`` rather than the pelvis position and
 floor anywhere; we shift each clip vertically so its lowest foot joint touches y = 0
 (the corpus convention), which also absorbs the pelvis offset of the rest pose.
 
-Music features are ``opendance.realtime.features``'s layout (spectral channels from
+Music features are ``opendance.engine.music.features``'s layout (spectral channels from
 ``stream_spectral``, beat grid from the offline beat tracker over the same events, i.e.
 what ``extract_features`` computes) at 30 FPS, aligned with the motion; both are cut to
 the shorter. ``with_music=False`` skips the
@@ -139,8 +139,8 @@ def _music_for(wav: Path | None, n_frames: int, with_music: bool) -> tuple[np.nd
         raise InputError(f"music file missing: {wav}")
     import soundfile as sf
 
-    from opendance.realtime.features import beat_grid, stream_spectral
-    from opendance.realtime.offline_beats import track_beats_from_events
+    from opendance.engine.music.features import beat_grid, stream_spectral
+    from opendance.engine.music.offline_beats import track_beats_from_events
 
     audio, sr = sf.read(str(wav), dtype="float32", always_2d=True)
     spectral, events = stream_spectral(audio.mean(axis=1), int(sr))

@@ -1,6 +1,6 @@
 """DDP helpers: the same training script runs alone or under ``torchrun``.
 
-``torchrun --nproc_per_node=N -m opendance.cli train tokenizer ...`` sets ``RANK``,
+``torchrun --nproc_per_node=N -m opendance.commands.main train tokenizer ...`` sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` (PyTorch's
 "env://" rendezvous); ``init_distributed`` reads them and starts a process group (NCCL
 on CUDA, gloo on CPU). Without them it returns a single-process ``DistInfo`` and every

@@ -20,7 +20,7 @@ class DanceSequence:
     Attributes:
         name: unique id (e.g. "house_0042").
         motion: SMPL-24 motion at 30 FPS (T frames).
-        music: (T, D) float32 per-frame music features from ``opendance.realtime.features``
+        music: (T, D) float32 per-frame music features from ``opendance.engine.music.features``
             (spectral channels then beat-grid channels; see that module for the layout),
             frame t describes the audio at time t / 30 s.
         beat_times_s: (B,) seconds, music beats.

@@ -353,7 +353,7 @@ def run(args) -> int:
         save_tokenizer,
     )
     from opendance.errors import OpenDanceError
-    from opendance.realtime.features import FEATURE_DIM, SPECTRAL_DIM
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
     from opendance.training import distributed as D
     from opendance.training.datasets import load_dataset
 
@@ -393,7 +393,7 @@ def run(args) -> int:
             raise OpenDanceError(f"{data}: no clip has {max_tokens * 4} frames for a training window")
         if train.music.shape[1] != FEATURE_DIM:
             raise OpenDanceError(f"{data}: music features have {train.music.shape[1]} channels, "
-                                 f"expected {FEATURE_DIM} (opendance.realtime.features)")
+                                 f"expected {FEATURE_DIM} (opendance.engine.music.features)")
         log.info("data: %d train clips (%d windows), %d val clips, %.1f s", len(train.names),
                  len(train.starts), len(val.names), time.perf_counter() - t0)
         model = build_mct(args.preset, music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM,

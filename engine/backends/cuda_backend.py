@@ -80,7 +80,7 @@ class CudaGraphBackend(Backend):
     name = "cuda"
 
     def __init__(self, model: MCT, device: str = "cuda", dtype: str = "fp32", use_graphs: bool | None = None):
-        from opendance.exporters.onnx_export import FlatMCT
+        from opendance.engine.backends.onnx_export import FlatMCT
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -184,7 +184,7 @@ def measure_bf16_agreement(model: MCT, device: str = "cuda", batch: int = 4, tok
     Returns ``{"motion": share, "traj": share, "kpt": share, "max_abs_logit_diff": float}``:
     the share of positions whose argmax token is the same in both, averaged over inputs.
     """
-    from opendance.exporters.onnx_export import example_inputs
+    from opendance.engine.backends.onnx_export import example_inputs
 
     fp32 = CudaGraphBackend(model, device, "fp32", use_graphs)
     bf16 = CudaGraphBackend(model, device, "bf16", use_graphs)

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: the MCT exported to ONNX (``opendance.exporters.onnx_export``)
+"""ONNX Runtime backend: the MCT exported to ONNX (``opendance.engine.backends.onnx_export``)
 and run by onnxruntime, on the CPU (or the CUDA execution provider when asked for a CUDA
 device and onnxruntime-gpu is installed).
 
@@ -36,7 +36,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: MCT, device: str = "cpu", onnx_path: str | os.PathLike | None = None,
                  threads: int | None = None):
-        from opendance.exporters.onnx_export import cached_export, cpu_copy, ort_session
+        from opendance.engine.backends.onnx_export import cached_export, cpu_copy, ort_session
 
         super().__init__(model.eval(), device)
         self.onnx_path = str(onnx_path) if onnx_path else str(cached_export(cpu_copy(model)))
@@ -65,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
         return True, ""
 
     def logits(self, inputs: MCTInputs) -> MCTLogits:
-        from opendance.exporters.onnx_export import run_ort
+        from opendance.engine.backends.onnx_export import run_ort
 
         out = run_ort(self.session, inputs)
         return MCTLogits(*(torch.from_numpy(o) for o in out))

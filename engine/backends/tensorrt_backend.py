@@ -1,5 +1,5 @@
 """TensorRT backend: the MCT's ONNX graph built into a TensorRT plan
-(``opendance.exporters.tensorrt``) and run with the TensorRT 10 / 11 tensor-address API
+(``opendance.engine.backends.tensorrt_build``) and run with the TensorRT 10 / 11 tensor-address API
 (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``) on torch's current
 stream, reading and writing torch CUDA tensors directly.
 
@@ -41,8 +41,8 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, model: MCT, device: str = "cuda", precision: str = "fp16", max_batch: int = 8):
-        from opendance.exporters.onnx_export import cached_export, cpu_copy
-        from opendance.exporters.tensorrt import ShapeProfile, cached_plan, import_tensorrt
+        from opendance.engine.backends.onnx_export import cached_export, cpu_copy
+        from opendance.engine.backends.tensorrt_build import ShapeProfile, cached_plan, import_tensorrt
 
         trt = import_tensorrt()
         dev = torch.device(device)
@@ -68,7 +68,7 @@ class TensorRTBackend(Backend):
         try:
             import tensorrt  # noqa: F401
         except ImportError:
-            from opendance.exporters.tensorrt import INSTALL_HINT
+            from opendance.engine.backends.tensorrt_build import INSTALL_HINT
 
             return False, INSTALL_HINT
         return True, ""
@@ -77,7 +77,7 @@ class TensorRTBackend(Backend):
         return _TRT_DTYPES[self._engine.get_tensor_dtype(name).name]
 
     def logits(self, inputs: MCTInputs) -> MCTLogits:
-        from opendance.exporters.onnx_export import OUTPUT_NAMES
+        from opendance.engine.backends.onnx_export import OUTPUT_NAMES
 
         b = inputs.motion.shape[0]
         if b > self._max_batch:

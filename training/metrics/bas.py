@@ -27,47 +27,13 @@ protocol's rate first.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import argrelextrema
 
 from opendance.errors import InputError
-from opendance.training.metrics._common import as_joints, check_fps
+from opendance.engine.kinematic_beats import check_variant, motion_beat_frames
+from opendance.validate import as_joints, check_fps
 
-VARIANTS = ("bailando", "fact")
 #: Score Gaussian width, frames (both released codes).
 SCORE_SIGMA_FRAMES = 3.0
-#: Bailando's smoothing of the speed curve, frames (``G(kinetic_vel, 5)``).
-BAILANDO_SMOOTH_SIGMA_FRAMES = 5.0
-#: FACT's local-minimum half-window, frames at 60 FPS (``order=10 # 10 for 60FPS``).
-FACT_ORDER_AT_60FPS = 10
-
-
-def _check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise InputError(f"unknown BAS variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    return variant
-
-
-def motion_beat_frames(joints: np.ndarray, fps: float, variant: str = "bailando") -> np.ndarray:
-    """Motion beats as frame indices of the variant's speed curve.
-
-    Args:
-        joints: (T, J, 3) metres, T >= 3.
-        fps: frames per second (used by ``"fact"`` to scale its minimum window).
-        variant: ``"bailando"`` or ``"fact"`` (see the module docstring).
-    Returns:
-        (B,) int64 frame indices: for ``"bailando"`` index k is the speed between frames
-        k and k+1; for ``"fact"`` index k is the speed between frames k-1 and k.
-    """
-    p = as_joints(joints, min_frames=3)
-    fps = check_fps(fps)
-    step = np.linalg.norm(p[1:] - p[:-1], axis=-1)  # (T-1, J) metres per frame
-    if _check_variant(variant) == "bailando":
-        speed = gaussian_filter1d(step.mean(axis=1), BAILANDO_SMOOTH_SIGMA_FRAMES)
-        return argrelextrema(speed, np.less)[0].astype(np.int64)
-    envelope = np.concatenate([[0.0], step.sum(axis=1)])
-    order = max(1, round(FACT_ORDER_AT_60FPS * fps / 60.0))
-    return argrelextrema(envelope, np.less, order=order)[0].astype(np.int64)
 
 
 def motion_beats(joints: np.ndarray, fps: float, variant: str = "bailando") -> np.ndarray:
@@ -107,7 +73,7 @@ def beat_align_score(joints: np.ndarray, fps: float, music_beats_s: np.ndarray,
         beat falls inside the clip); NaN for ``"bailando"`` when no music beat falls
         inside the clip (the released codes would fail on these empty cases).
     """
-    variant = _check_variant(variant)
+    variant = check_variant(variant)
     n = as_joints(joints, min_frames=3).shape[0]
     motion = motion_beat_frames(joints, fps, variant)
     # Bailando truncates the beat channel to the T-1 speed frames, FACT to the T frames.

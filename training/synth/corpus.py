@@ -7,7 +7,7 @@ Layout (``DIR``)::
     <split>/<name>.npz                poses (T, 72) float32 axis-angle radians
                                       trans (T, 3) float32 metres (pelvis, EDGE convention)
                                       keypoints2d (T, 24, 2) float32 pixels (opendance.camera)
-                                      music (T, FEATURE_DIM) float32 (opendance.realtime.features)
+                                      music (T, FEATURE_DIM) float32 (opendance.engine.music.features)
                                       beats (B,), downbeats (D,) float64 seconds
                                       contacts (T, 4) bool: L_ankle, R_ankle, L_foot, R_foot
     <split>/<name>.wav                the synthesized song, 16-bit PCM mono
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from opendance.camera import CAMERA_POS, FOCAL_PX, IMAGE_SIZE, project
-from opendance.training.synth.choreography import FPS, choreograph
+from opendance.engine.choreo.choreography import FPS, choreograph
 from opendance.training.synth.music import STYLE_BPM, STYLES, synthesize_song
 from opendance.training.synth.text import describe
 
@@ -43,19 +43,19 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 def corpus_sample_rate() -> int:
     """The WAV rate: the features module's analysis rate (no resampling on the way)."""
-    from opendance.realtime.features import ANALYSIS_SR
+    from opendance.engine.music.features import ANALYSIS_SR
     return int(ANALYSIS_SR)
 
 
 def music_features(audio: np.ndarray, sample_rate: int, beat_times_s: np.ndarray,
                    downbeat_times_s: np.ndarray) -> np.ndarray:
     """The one place the corpus computes music features: (T, FEATURE_DIM) float32."""
-    from opendance.realtime.features import extract_features
+    from opendance.engine.music.clip_features import extract_features
     return extract_features(audio, sample_rate, beat_times_s, downbeat_times_s).astype(np.float32)
 
 
 def feature_dim() -> int:
-    from opendance.realtime.features import FEATURE_DIM
+    from opendance.engine.music.features import FEATURE_DIM
     return int(FEATURE_DIM)
 
 

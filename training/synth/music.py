@@ -21,7 +21,7 @@ from scipy import signal
 
 STYLES: tuple[str, ...] = ("house", "hiphop", "pop", "breakbeat", "funk", "latin")
 
-#: Default corpus sample rate (Hz). Features are computed by ``opendance.realtime.features``,
+#: Default corpus sample rate (Hz). Features are computed by ``opendance.engine.music.features``,
 #: which resamples to its own analysis rate.
 DEFAULT_SAMPLE_RATE = 22050
 BEATS_PER_BAR = 4

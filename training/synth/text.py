@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from opendance.training.synth.moves import MOVES_BY_NAME
+from opendance.engine.choreo.moves import MOVES_BY_NAME
 
 _GENRE = {
     "house": ("house", "deep house", "four-on-the-floor house", "club house"),

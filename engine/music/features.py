@@ -38,8 +38,8 @@ import numpy as np
 from scipy.fft import dct, rfft
 
 from opendance.errors import InputError
-from opendance.realtime.beats import AUBIO_HOP, AubioBeatTracker, SubHopEvents
-from opendance.realtime.resample import StreamResampler
+from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker, SubHopEvents
+from opendance.engine.music.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -301,23 +301,3 @@ def _phase_of(t: np.ndarray, marks_s) -> tuple[np.ndarray | None, np.ndarray | N
     if np.any(period <= 0):
         raise InputError("beat / downbeat times must be strictly increasing")
     return np.mod((t - b[k]) / period, 1.0), period
-
-
-def extract_features(audio: np.ndarray, sample_rate: int, beat_times_s=None,
-                     downbeat_times_s=None) -> np.ndarray:
-    """Spectral then grid channels: (T, FEATURE_DIM) float32 at 30 FPS.
-
-    When ``beat_times_s`` is None the beats come from the offline beat tracker
-    (``opendance.realtime.offline_beats.track_beats``, run on this clip), and the downbeats
-    from it too unless ``downbeat_times_s`` is given.
-    """
-    spectral, events = stream_spectral(audio, sample_rate)
-    if beat_times_s is None:
-        from opendance.realtime.offline_beats import track_beats_from_events
-
-        result = track_beats_from_events(events, spectral)
-        beat_times_s = result.beat_times_s
-        if downbeat_times_s is None:
-            downbeat_times_s = result.downbeat_times_s
-    grid = beat_grid(spectral.shape[0], beat_times_s, downbeat_times_s)
-    return np.concatenate([spectral, grid], axis=1)

@@ -137,7 +137,7 @@ def _run(args) -> int:
     from opendance.engine.generator import Constraints, load_default_generator, load_generator
     from opendance.engine.sampler import SamplerConfig
     from opendance.exporters.formats import format_for_path, save_motion
-    from opendance.realtime.features import extract_features
+    from opendance.engine.music.clip_features import extract_features
     from opendance.realtime.sources import load_audio
 
     format_for_path(args.out)   # fail early on an unknown extension

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opendance.realtime.beats import ODF_PEAK_DELAY_S, SubHopEvents
-from opendance.realtime.offline_beats import metrical_period, tempo_from_odf
+from opendance.engine.music.beats import ODF_PEAK_DELAY_S, SubHopEvents
+from opendance.engine.music.tempo import metrical_period, tempo_from_odf
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,16 @@ from opendance.errors import OpenDanceError
 
 # Modules that register subcommands, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "opendance.exporters.cli",
-    "opendance.exporters.model_cli",
-    "opendance.realtime.audio_cli",
-    "opendance.doctor",
-    "opendance.bridges.cli",
-    "opendance.training.train_cli",
-    "opendance.training.eval_cli",
-    "opendance.training.corpus_cli",
-    "opendance.engine.generate_cli",
-    "opendance.realtime.live_cli",
+    "opendance.commands.formats",
+    "opendance.commands.model",
+    "opendance.commands.audio",
+    "opendance.commands.doctor",
+    "opendance.commands.stream",
+    "opendance.commands.train",
+    "opendance.commands.eval",
+    "opendance.commands.corpus",
+    "opendance.commands.generate",
+    "opendance.commands.live",
 )
 
 EXIT_USER_ERROR = 2

@@ -24,8 +24,8 @@ import numpy as np
 from opendance import rotations as rot
 from opendance.motion import Motion
 from opendance.skeleton import smpl_skeleton
-from opendance.training.synth import moves as mv
-from opendance.training.synth.ik import max_reach, two_bone_ik
+from opendance.engine.choreo import moves as mv
+from opendance.engine.choreo.ik import max_reach, two_bone_ik
 
 FPS = 30.0
 BEATS_PER_BAR = 4

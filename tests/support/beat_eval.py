@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from opendance.realtime.beat_clock import BeatClock
-from opendance.realtime.features import stream_spectral
+from opendance.engine.music.beat_clock import BeatClock
+from opendance.engine.music.features import stream_spectral
 from opendance.realtime.synth import SynthTrack
 
 WINDOW_S = 0.07

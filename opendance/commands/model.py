@@ -49,7 +49,7 @@ def _load_model(checkpoint: str | None):
 
 
 def _cmd_export(args) -> int:
-    from opendance.exporters.onnx_export import export_mct
+    from opendance.engine.backends.onnx_export import export_mct
 
     model = _load_model(args.checkpoint).eval()
     res = export_mct(model, args.out, "fp16" if args.fp16 else "fp32", args.opset, args.max_batch)
@@ -65,7 +65,7 @@ def _cmd_export(args) -> int:
 def _cmd_build_trt(args) -> int:
     import time
 
-    from opendance.exporters.tensorrt import ShapeProfile, build_plan, cached_plan, import_tensorrt
+    from opendance.engine.backends.tensorrt_build import ShapeProfile, build_plan, cached_plan, import_tensorrt
 
     trt = import_tensorrt()  # fails first, with the install hint, when TensorRT is absent
     model = _load_model(args.checkpoint)

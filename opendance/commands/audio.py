@@ -37,14 +37,14 @@ def register(subparsers) -> None:
 def _cmd_beats(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from opendance.realtime.features import stream_spectral
-    from opendance.realtime.offline_beats import track_beats_from_events
+    from opendance.engine.music.features import stream_spectral
+    from opendance.engine.music.offline_beats import track_beats_from_events
     from opendance.realtime.sources import load_audio
 
     audio, sr = load_audio(args.file)
     spectral, events = stream_spectral(audio, sr)
     if args.live:
-        from opendance.realtime.beat_clock import BeatClock
+        from opendance.engine.music.beat_clock import BeatClock
 
         clock = BeatClock()
         for i in range(0, len(events), clock.update_every):

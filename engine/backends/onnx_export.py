@@ -13,7 +13,7 @@ outputs stay float32 (cast at the graph's edges).
 Exports are cached by ``export_key`` (a hash of the weights, config, precision, opset and
 torch version): ``cached_export`` returns the same file without re-exporting.
 
-CLI: ``opendance export-onnx`` (``opendance.exporters.model_cli``).
+CLI: ``opendance export-onnx`` (``opendance.commands.model``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Block-size invariant by construction: every output sample is one dot product of a fixed
 filter phase with a fixed span of input samples, computed the same way whatever block the
 input arrived in, so a file fed in one piece and a device fed 256 samples at a time give
-bit-identical output (the offline/live identity of ``opendance.realtime.features`` rests on
+bit-identical output (the offline/live identity of ``opendance.engine.music.features`` rests on
 this).
 
 Filter: Kaiser-windowed sinc (beta 8), ``taps_per_phase`` taps per polyphase branch,

@@ -1,7 +1,7 @@
 """TensorRT plan builder for the MCT's ONNX graph (TensorRT 10 and 11 APIs).
 
 ``build_plan(onnx_path, profile, precision)`` parses the ONNX graph written by
-``opendance.exporters.onnx_export`` and builds a serialized engine ("plan") with one
+``opendance.engine.backends.onnx_export`` and builds a serialized engine ("plan") with one
 optimisation profile covering the batch and window ranges the live path uses.
 
 Precision:
@@ -163,7 +163,7 @@ def cached_plan(onnx_path: str | os.PathLike, profile: ShapeProfile, precision: 
                 cache_dir: str | os.PathLike | None = None, device_name: str = "", trt=None) -> Path:
     """The plan for this graph / profile / precision / TensorRT / GPU, built on a miss."""
     trt = trt or import_tensorrt()
-    from opendance.exporters.onnx_export import default_cache_dir
+    from opendance.engine.backends.onnx_export import default_cache_dir
 
     root = Path(cache_dir) if cache_dir else default_cache_dir().parent / "tensorrt"
     key = plan_key(onnx_path, profile, precision, str(trt.__version__), device_name)

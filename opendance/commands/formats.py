@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from opendance.body_model import add_body_model_arguments, body_model_from_args, skeleton_from_args
+from opendance.exporters.body_model import add_body_model_arguments, body_model_from_args, skeleton_from_args
 from opendance.errors import InputError
 
 FORMAT_HELP = """formats (by extension):
@@ -83,7 +83,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _write_meshes(model, motion, folder: Path) -> None:
     from tqdm import tqdm
 
-    from opendance.body_model import save_obj
+    from opendance.exporters.body_model import save_obj
 
     folder.mkdir(parents=True, exist_ok=True)
     verts, _ = model.vertices(motion)

@@ -2,7 +2,7 @@
 
 Both run unchanged under ``torchrun`` for several processes / GPUs / machines, e.g.::
 
-    torchrun --nproc_per_node=2 -m opendance.cli train tokenizer --data DIR --out DIR
+    torchrun --nproc_per_node=2 -m opendance.commands.main train tokenizer --data DIR --out DIR
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The procedural choreographer: parametric moves, leg IK, joint limits, whole dances."""
