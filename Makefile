@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both set everything up on first use.
-.PHONY: setup run test test-slow bench lint
+.PHONY: setup run test test-slow lint
 
 setup:
 	@bash scripts/setup.sh

@@ -2,7 +2,7 @@
 
 Used by the tests, ``benchmarks/audio.py`` and ``SynthSource``. Every signal carries a
 white-noise floor (default -80 dBFS RMS) because aubio's tracker misbehaves on digital
-silence (see DESIGN.md).
+silence: it misses beats between clicks (see docs/audio.md).
 """
 
 from __future__ import annotations

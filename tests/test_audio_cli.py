@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from opendance.commands.main import main
-from opendance.realtime.synth import make_track
+from opendance.realtime.test_signals import make_track
 
 
 @pytest.fixture(scope="module")

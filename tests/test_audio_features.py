@@ -9,7 +9,7 @@ from opendance.errors import InputError
 from opendance.engine.music import features as F
 from opendance.engine.music.clip_features import extract_features
 from opendance.engine.music.resample import StreamResampler
-from opendance.realtime.synth import make_track
+from opendance.realtime.test_signals import make_track
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from opendance.realtime.synth import make_track
+from opendance.realtime.test_signals import make_track
 from tests.support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
 pytestmark = pytest.mark.audio

@@ -15,7 +15,7 @@ from opendance.realtime.analyzer import LiveAnalyzer
 from opendance.realtime.ring import AudioRing
 from opendance.realtime.sample_clock import SampleClock
 from opendance.realtime.sources import FileSource, MicSource, SynthSource, load_audio
-from opendance.realtime.synth import make_track
+from opendance.realtime.test_signals import make_track
 
 
 # ------------------------------------------------------------------------ ring

@@ -11,23 +11,21 @@ import pytest
 import torch
 
 from opendance.engine.backends import BackendUnavailable, TorchBackend, available_backends, create_backend
+from opendance.engine.backends import tensorrt_build as trt_export
 from opendance.engine.backends.cuda_backend import (
     CudaGraphBackend,
     batch_bucket,
     concat_inputs,
     token_agreement,
 )
-from opendance.engine.mct import BRANCHES, build_mct
+from opendance.engine.mct import BRANCHES
+from opendance.engine.music.features import FEATURE_DIM
 from opendance.engine.sampler import SamplerConfig, decode
-from opendance.engine.backends import tensorrt_build as trt_export
-from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(1)
-    return build_mct("tiny", music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM, n_motion_codes=64,
-                     n_traj_codes=32, n_kpt_codes=64).eval()
+def model(tiny_mct):
+    return tiny_mct
 
 
 def _inputs(model, b, n, seed=0):
@@ -62,8 +60,8 @@ def test_unavailable_backend_raises_the_reason(model):
 def ort_backend(model, request, tmp_path_factory):
     pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript")
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-    from opendance.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
     from opendance.engine.backends.onnx_export import cached_export
+    from opendance.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     cache = getattr(request.config, "cache", None)  # shared with test_onnx_export.py when on
     folder = cache.mkdir("opendance-onnx") if cache is not None else tmp_path_factory.mktemp("onnx")

@@ -17,7 +17,7 @@ from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_
 
 ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
 
-from test_engine_fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
+from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
 
 
 def _swing(n, freq, phase, amp, axis, fps=30.0):

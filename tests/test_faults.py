@@ -57,11 +57,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 # ---------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def model():
-    from opendance.engine.generator import default_mct_path, load_default_generator
-    if not default_mct_path().exists():
-        pytest.skip("the bundled default model is not there (engine/weights/mct.safetensors)")
-    return load_default_generator(backend="torch", text="none")
+def model(default_generator):
+    return default_generator
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine_fakes import FakeBeatClock, FakeGenerator, FakeTimeline
+from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import PROVISIONAL_BPM, GrooveFallback

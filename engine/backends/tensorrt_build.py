@@ -17,7 +17,8 @@ inside), the profile, the precision and the TensorRT version; a plan is only val
 TensorRT version and GPU model that built it (that is part of the key via the version and
 the device name).
 
-TensorRT is not pip-installable in this workplace (see DESIGN.md): without it every entry
+TensorRT is often not pip-installable (PyPI's ``tensorrt-*-libs`` download from NVIDIA's
+index at install time; see docs/gpu.md): without it every entry
 point raises ``TensorRTUnavailable`` with the install hint.
 """
 

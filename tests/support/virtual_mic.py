@@ -1,5 +1,5 @@
 """A private PulseAudio server with a virtual microphone, for tests and benchmarks on
-machines without a sound card (recipe in DESIGN.md).
+machines without a sound card (the recipe is in docs/audio.md).
 
 Two kinds of microphone:
 
