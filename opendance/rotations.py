@@ -139,11 +139,6 @@ def quat_slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.ndar
     return _normalize(w0 * q0 + w1 * q1)
 
 
-def matrix_slerp(m0: np.ndarray, m1: np.ndarray, t: np.ndarray | float) -> np.ndarray:
-    """Slerp between rotation matrices (..., 3, 3)."""
-    return quat_to_matrix(quat_slerp(matrix_to_quat(m0), matrix_to_quat(m1), t))
-
-
 def rotation_about(axis: str, angle_rad: np.ndarray | float) -> np.ndarray:
     """(..., 3, 3) rotation about a coordinate axis 'x', 'y' or 'z'."""
     a = np.asarray(angle_rad, dtype=np.float64)
