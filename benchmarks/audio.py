@@ -25,7 +25,7 @@ from tqdm import tqdm
 from opendance.realtime.analyzer import LiveAnalyzer
 from tests.support.beat_eval import evaluate, standard_cases
 from opendance.engine.music.features import FPS, HOP, SpectralStream
-from opendance.realtime.synth import make_track
+from opendance.realtime.test_signals import make_track
 
 
 def analysis_cost(sample_rate: int = 44100, seconds: float = 30.0, block: int = 512) -> dict:

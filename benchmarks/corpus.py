@@ -2,6 +2,7 @@
 
     python benchmarks/corpus.py speed [--seconds 60] [--hours 0.1 --workers 2]
     python benchmarks/corpus.py quality DIR [--split all] [--protocol bailando]
+    python benchmarks/corpus.py sheets docs/corpus            # contact sheets, one PNG per style
 
 ``speed`` times each stage (music synthesis, choreography + IK, FK + 2D keypoints, music
 features, writing) on one 60 s song per style in this process, then runs the whole writer
@@ -113,6 +114,50 @@ def bench_quality(corpus_dir: str, split: str, protocol: str) -> dict:
             "move_counts": dict(moves.most_common())}
 
 
+def contact_sheets(out_dir: str, seconds: float = 60.0, seed: int = 7, frames: int = 10,
+                   every_s: float = 0.2, size: int = 200) -> dict:
+    """One PNG per style (``out_dir/<style>.png``): a row from the first chorus, a row from
+    the verse before it and a row from the first breakdown (or the intro), ``frames``
+    frames ``every_s`` apart, stick figures through the canonical camera (red dots:
+    planted feet). Also ``moves.png``: every move once, right-leading, one row each."""
+    from opendance.engine.choreo import moves as mv
+    from opendance.engine.choreo.choreography import MoveInstance, build_motion, choreograph
+    from opendance.training.render import draw_frame, write_png
+    from opendance.training.synth.music import STYLES, synthesize_song
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i, style in enumerate(STYLES):
+        song = synthesize_song(style, seconds, None, seed=seed + i, sample_rate=8000)
+        dance = choreograph(song.beat_times_s, song.downbeat_times_s, seconds, style, 0.6, seed + i,
+                            song.sections, max_facing_rad=0.0)
+        joints = dance.motion.joints()
+        starts = {}
+        for sec in song.sections:
+            starts.setdefault(sec.name, sec.start_s)
+        rows, labels = [], []
+        for name in ("verse", "chorus", "breakdown" if "breakdown" in starts else "intro"):
+            t0 = starts.get(name, 0.0)
+            idx = (t0 * 30 + np.arange(frames) * every_s * 30).round().astype(int)
+            idx = np.clip(idx, 0, len(joints) - 1)
+            rows.append(np.concatenate([draw_frame(joints[k], dance.contacts[k], size) for k in idx], axis=1))
+            labels.append(f"{name}@{t0:.1f}s")
+        write_png(out / f"{style}.png", np.concatenate(rows, axis=0))
+        written[style] = {"rows": labels, "bpm": round(song.bpm, 1), "half_time": dance.half_time}
+    rows = []
+    p = mv.MoveParams(amp=1.0, energy=0.7, half_width=0.19, travel=0.27)
+    for m in mv.MOVES:
+        b = np.arange(0, m.beats, 1 / 15)
+        motion, contacts = build_motion(b, [MoveInstance(m, 0.0, False, p, "verse")])
+        j = motion.joints()
+        idx = np.linspace(0, len(j) - 1, 8).round().astype(int)
+        rows.append(np.concatenate([draw_frame(j[k], contacts[k], 128) for k in idx], axis=1))
+    write_png(out / "moves.png", np.concatenate(rows, axis=0))
+    written["moves"] = [m.name for m in mv.MOVES]
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -124,9 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("dir", help="corpus directory")
     q.add_argument("--split", default="all", help="train, val, test or all (default all)")
     q.add_argument("--protocol", default="bailando", choices=("bailando", "default"))
+    sh = sub.add_parser("sheets", help="contact sheets (PNG) of every style and every move")
+    sh.add_argument("dir", help="output directory (e.g. docs/corpus)")
+    sh.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     if args.what == "speed":
         res = bench_speed(args.seconds, args.hours, args.workers)
+    elif args.what == "sheets":
+        res = contact_sheets(args.dir, seed=args.seed)
     else:
         res = bench_quality(args.dir, args.split, args.protocol)
     print(json.dumps(res))

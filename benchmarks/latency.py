@@ -24,7 +24,9 @@ Reported (see ``analyse``):
 Usage:
     python benchmarks/latency.py --duration 60 --out benchmarks/results/latency.json \
         --png benchmarks/results/latency.png
-    python benchmarks/latency.py --duration 600      # the 10-minute song of issue 9
+    python benchmarks/latency.py --duration 600      # the 10-minute song
+    python benchmarks/latency.py --duration 60 --control-latency     # control latency, many samples
+    python benchmarks/latency.py --clock-only 10     # the output clock alone: jitter
 ``--random-weights`` runs an untrained MCT of the CPU preset (same cost, no skill) when
 the bundled model is missing.
 """
@@ -38,6 +40,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,9 +50,12 @@ log = logging.getLogger("latency")
 
 
 # ----------------------------------------------------------------- receiver process
-def run_receiver(url: str, out_path: str, duration_s: float, control_every_s: float, values: list[float]) -> None:
+def run_receiver(url: str, out_path: str, duration_s: float, control_every_s: float, values: list[float],
+                 control_jitter: float = 0.0) -> None:
     """Connect, record every binary frame (arrival time, header, joints), send an energy
-    control every ``control_every_s``; save an npz at the end."""
+    control every ``control_every_s`` (times a random factor in ``1 +- control_jitter``,
+    so the changes land at every phase of the engine's chunks); save an npz at the end."""
+    rng = np.random.default_rng(0)
     from websockets.sync.client import connect
 
     from opendance.bridges.wire_format import HEADER, JOINTS_OFFSET
@@ -58,7 +64,7 @@ def run_receiver(url: str, out_path: str, duration_s: float, control_every_s: fl
     joints = []
     controls = []        # (t_sent, value)
     t_end = time.monotonic() + duration_s
-    next_ctrl = time.monotonic() + control_every_s
+    next_ctrl = float("inf")          # the first control goes 2 s after the first frame arrived
     k = 0
     with connect(url, max_size=2 ** 20, open_timeout=10) as ws:
         while time.monotonic() < t_end:
@@ -72,6 +78,8 @@ def run_receiver(url: str, out_path: str, duration_s: float, control_every_s: fl
             if isinstance(msg, bytes) and msg[:4] == b"ODF1":
                 h = HEADER.unpack_from(msg, 0)
                 # magic, version, header size, frame, fps, time_s, audio_time_s, 5f, 3f
+                if not recv_t:
+                    next_ctrl = now + max(control_every_s, 2.0)
                 recv_t.append(now)
                 idx.append(h[3])
                 send_t.append(h[5])
@@ -79,15 +87,23 @@ def run_receiver(url: str, out_path: str, duration_s: float, control_every_s: fl
                 energy.append(h[11])
                 joints.append(np.frombuffer(msg, "<f4", 72, JOINTS_OFFSET).reshape(24, 3).copy())
             if control_every_s > 0 and now >= next_ctrl:
-                v = values[k % len(values)]
+                v = _control_value(k, values)
                 k += 1
                 ws.send(json.dumps({"type": "control", "id": k, "set": {"energy": v}}))
                 controls.append((time.monotonic(), v))
-                next_ctrl = now + control_every_s
+                next_ctrl = now + control_every_s * (1.0 + control_jitter * rng.uniform(-1.0, 1.0))
     np.savez(out_path, recv_t=np.array(recv_t), frame=np.array(idx), send_t=np.array(send_t),
              audio_t=np.array(audio_t), energy=np.array(energy, np.float32),
              joints=np.array(joints, np.float32).reshape(-1, 24, 3),
              controls=np.array(controls, np.float64).reshape(-1, 2))
+
+
+def _control_value(k: int, values: list[float]) -> float:
+    """The energy of control ``k``: a different value each time (golden-ratio steps over
+    ``[min(values), max(values)]``, 3 decimals), so a frame's energy names the control it
+    was made with even when an earlier control had not shown yet."""
+    lo, hi = min(values), max(values)
+    return round(lo + (hi - lo) * ((k * 0.6180339887) % 1.0), 3)
 
 
 # ----------------------------------------------------------------- the engine side
@@ -98,14 +114,15 @@ def random_generator(backend: str = "torch"):
     from opendance.engine.backends.base import create_backend
     from opendance.engine.generator import MCTGenerator
     from opendance.engine.mct import MCT, PRESETS, MCTConfig
-    from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig
     from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
+    from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig
 
     torch.manual_seed(0)
     tc = TokenizerConfig()
     tok = DanceTokenizer(tc).eval()
-    cfg = MCTConfig(music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM, n_motion_codes=tc.codebook_size["motion"],
-                    n_traj_codes=tc.codebook_size["traj"], n_kpt_codes=tc.codebook_size["kpt"], **PRESETS["cpu"])
+    cfg = MCTConfig(music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM,
+                    n_motion_codes=tc.codebook_size["motion"], n_traj_codes=tc.codebook_size["traj"],
+                    n_kpt_codes=tc.codebook_size["kpt"], **PRESETS["cpu"])
     model = MCT(cfg).eval()
     return MCTGenerator(model, tok, create_backend(backend, model))
 
@@ -125,7 +142,8 @@ def run(args) -> dict:
         from opendance.engine.fallback_groove import GrooveGenerator
         gen, model_name = GrooveGenerator(), "procedural groove (no model)"
     elif args.random_weights:
-        gen, model_name = random_generator(args.backend if args.backend != "auto" else "torch"), "random-weights MCT (cpu preset)"
+        gen = random_generator(args.backend if args.backend != "auto" else "torch")
+        model_name = "random-weights MCT (cpu preset)"
     else:
         from opendance.engine.generator import load_default_generator
         gen, model_name = load_default_generator(backend=args.backend), "default model"
@@ -134,6 +152,8 @@ def run(args) -> dict:
     box = {}
     hub = BridgeHub(ws_port=0, on_control=lambda ch: box["s"].set_controls(**ch))
     config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3,
+                                                chunk_frames=args.chunk_frames,
+                                                preempt_in_chunk=not args.no_preempt_in_chunk,
                                                 beat_snap=not args.no_beat_snap,
                                                 beat_snap_accent=args.beat_snap_accent),
                            controls=ControlState(steps=args.steps, refine=args.refine))
@@ -145,7 +165,8 @@ def run(args) -> dict:
     url = f"ws://127.0.0.1:{hub.ws.port}/ws?format=binary"
     receiver = subprocess.Popen([sys.executable, __file__, "--receiver", url, "--recv-out", str(recv_path),
                                  "--duration", str(args.duration + 3.0),
-                                 "--control-every", str(args.control_every)])
+                                 "--control-every", str(args.control_every),
+                                 "--control-jitter", str(args.control_jitter)])
     time.sleep(1.5)                                   # receiver connects (imports take a moment)
     proc = psutil.Process()
     samples = []                                      # t, audio_s, lead_s, rss_mb, threads, locked
@@ -178,6 +199,69 @@ def run(args) -> dict:
     if args.png:
         plot(session, recv, np.array(samples, np.float64), result, song, args.png)
     return result
+
+
+# ----------------------------------------------------------------- the output clock alone
+def clock_jitter(seconds: float, fps: float, prepare_s: float, switch_s: float | None, load: bool,
+                 rt: bool = True) -> dict:
+    """Output-clock jitter with no engine: a buffer of motion, a sink that keeps nothing,
+    and optionally a thread that keeps the GIL busy the way the generator and analyzer
+    do (pure-Python loops and NumPy calls). |interval - 1/fps| p50/p99/max, ms."""
+    from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
+    from opendance.realtime.output_clock import AudioClockMap, OutputClock
+
+    class Drop:
+        def send(self, frame) -> None:
+            pass
+
+    n = int((seconds + 2) * 30)
+    rng = np.random.default_rng(0)
+    buf = MotionBuffer(fps=30.0, capacity=n + 64)
+    quats = np.tile(np.array([0, 0, 0, 1], np.float32), (n, 24, 1))
+    quats[..., :3] += rng.normal(0, 0.05, (n, 24, 3)).astype(np.float32)
+    quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
+    buf.write(BufferedChunk(0.0, quats, np.tile(np.float32([0, 0.9, 0]), (n, 1))))
+    clock = AudioClockMap()
+    clock.start()
+    stop = threading.Event()
+
+    def busy() -> None:
+        a = rng.normal(size=(256, 256)).astype(np.float32)
+        while not stop.is_set():
+            sum(i * i for i in range(3000))          # Python bytecode: holds the GIL
+            np.sort(a, axis=None)                     # a NumPy call that holds the GIL (~0.5 ms)
+
+    worker = threading.Thread(target=busy, daemon=True)
+    out = OutputClock(buf, clock, [Drop()], fps=fps, prepare_s=prepare_s, switch_interval_s=switch_s,
+                      realtime_priority=rt)
+    if load:
+        worker.start()
+    out.start()
+    time.sleep(seconds)
+    out.stop()
+    stop.set()
+    if load:
+        worker.join()
+    j = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.jitter_ms().items()}
+    return j | {"dropped": out.stats.dropped, "priority": out.priority}
+
+
+def clock_report(seconds: float, fps: float) -> dict:
+    """Jitter of the output clock alone, before (no early wake, default switch interval,
+    normal priority) and after (wake early + poll the last stretch, 0.5 ms switch
+    interval, real-time priority where allowed), idle and with a GIL-busy thread."""
+    from opendance.realtime.output_clock import PREPARE_S, SWITCH_INTERVAL_S
+
+    rows = {}
+    for load in (False, True):
+        for name, prep, sw, rt in (("before", 0.0, None, False),
+                                   ("early wake + switch interval", PREPARE_S, SWITCH_INTERVAL_S, False),
+                                   ("real-time priority only", 0.0, None, True),
+                                   ("after (all three)", PREPARE_S, SWITCH_INTERVAL_S, True)):
+            key = f"{name}, {'GIL-busy thread' if load else 'idle'}"
+            rows[key] = clock_jitter(seconds, fps, prep, sw, load, rt)
+    return {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "load_avg": os.getloadavg(),
+            "fps": fps, "seconds_each": seconds, "jitter_ms": rows}
 
 
 # ----------------------------------------------------------------- analysis
@@ -227,8 +311,9 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
     st = session.output.stats
     send = np.asarray(st.send_times)
     dev_send = np.abs(np.diff(send) - 1 / fps) * 1e3 if len(send) > 2 else np.zeros(0)
-    out = {"fps": fps, "frames_published": st.frames, "dropped_frames": st.dropped, "underrun_frames": st.underruns,
-           "frames_received": len(rt), "frames_skipped_by_ws": int(np.sum(np.diff(frames) - 1)) if len(frames) else 0,
+    out = {"fps": fps, "frames_published": st.frames, "dropped_frames": st.dropped,
+           "underrun_frames": st.underruns, "frames_received": len(rt),
+           "frames_skipped_by_ws": int(np.sum(np.diff(frames) - 1)) if len(frames) else 0,
            "jitter_receiver_ms": _pct(dev_recv, (50, 99)), "jitter_output_clock_ms": _pct(dev_send, (50, 99)),
            "transport_ms": _pct((rt - recv["send_t"]) * 1e3, (50, 99))}
 
@@ -278,7 +363,10 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
         hit = np.nonzero((rt > t_sent) & (np.abs(recv["energy"] - v) < 1e-4))[0]
         if hit.size:
             lat.append((rt[hit[0]] - t_sent) * 1e3)
-    ctrl = {"sent": len(cs), "observed": len(lat), "latency_ms": _pct(lat, (50, 95))}
+    ctrl = {"sent": len(cs), "observed": len(lat), "latency_ms": _pct(lat, (50, 95, 99)),
+            "latency_ms_each": [round(x, 1) for x in lat],
+            "preempted_in_chunk": sum(1 for r in recs
+                                      if r.preempted and r.splice_audio_s > r.start_audio_s + 1e-6)}
 
     # ---- memory
     mem = {}
@@ -352,24 +440,46 @@ def main(argv=None) -> int:
     p.add_argument("--fps", type=float, default=60.0)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--refine", action="store_true")
-    p.add_argument("--no-beat-snap", action="store_true", help="turn off the engine's beat snap (engine.beat_warp)")
+    p.add_argument("--no-beat-snap", action="store_true",
+                   help="turn off the engine's beat snap (engine.beat_warp)")
     p.add_argument("--beat-snap-accent", type=float, default=0.2,
                    help="beat snap's beat-periodic speed modulation amplitude (0 = shifts only)")
     p.add_argument("--lead-ms", type=float, default=800.0)
     p.add_argument("--backend", default="auto")
-    p.add_argument("--random-weights", action="store_true", help="untrained MCT (when the default model is missing)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="untrained MCT (when the default model is missing)")
     p.add_argument("--groove-only", action="store_true",
                    help="dance the procedural groove on the beat grid instead of a model: on the beat by "
                         "construction, so beat sync measures the engine's own timing")
     p.add_argument("--control-every", type=float, default=3.0, help="seconds between energy controls")
+    p.add_argument("--control-jitter", type=float, default=0.0,
+                   help="randomize the control interval by this fraction (0.5: 0.5x..1.5x)")
+    p.add_argument("--control-latency", action="store_true",
+                   help="control-latency mode: an energy change every 1 s +- 50 %% (many samples, at every "
+                        "phase of the chunks); same as --control-every 1 --control-jitter 0.5")
+    p.add_argument("--chunk-frames", type=int, default=16, help="new frames per chunk at 30 FPS")
+    p.add_argument("--clock-only", type=float, default=0.0, metavar="SECONDS",
+                   help="measure the output clock alone (no engine), idle and with a GIL-busy thread, "
+                        "before / after its jitter fixes, SECONDS per configuration")
+    p.add_argument("--no-preempt-in-chunk", action="store_true",
+                   help="preempt only at chunk seams (the engine before mid-chunk preemption)")
     p.add_argument("--out", default=None, help="write the JSON here too")
     p.add_argument("--png", default=None, help="timeline plot")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--receiver", default=None, help=argparse.SUPPRESS)
     p.add_argument("--recv-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.clock_only:
+        text = json.dumps(clock_report(args.clock_only, args.fps), indent=2)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return 0
+    if args.control_latency:
+        args.control_every, args.control_jitter = 1.0, 0.5
     if args.receiver:
-        run_receiver(args.receiver, args.recv_out, args.duration, args.control_every, [0.2, 0.8])
+        run_receiver(args.receiver, args.recv_out, args.duration, args.control_every, [0.2, 0.8],
+                     args.control_jitter)
         return 0
     logging.basicConfig(level=logging.WARNING)
     result = run(args)

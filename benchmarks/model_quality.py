@@ -66,7 +66,7 @@ def segments_of(seqs, seg_s: float, max_segments: int, fpt: int = 4) -> list[Seg
 
 
 def _gt_start(m):
-    from opendance.engine.tokenizer import heading_of
+    from opendance.engine.motion_repr import heading_of
     return m.trans[0].astype(np.float64), float(heading_of(m.rotations[:1])[0])
 
 
@@ -95,7 +95,7 @@ def quality(pred, segs, gt=None) -> dict:
 def control_errors(gen, segs, steps, seed=300) -> dict:
     """Trajectory (cm) and keypoint (px) errors with / without the signal given."""
     from opendance.engine.generator import Constraints
-    from opendance.engine.tokenizer import keypoints_to_pixels, motion_to_features
+    from opendance.engine.motion_repr import keypoints_to_pixels, motion_to_features
     from opendance.training.metrics.control import keypoint_error, keypoints_2d, trajectory_error
 
     feats = {s.name: motion_to_features(s.motion) for s in segs}
@@ -119,11 +119,11 @@ def control_errors(gen, segs, steps, seed=300) -> dict:
 
 
 def unseen_songs(gen, n_songs: int, seconds: float, steps: int) -> dict:
+    from opendance.engine.choreo.choreography import procedural_dance
     from opendance.engine.music.clip_features import extract_features
     from opendance.engine.music.offline_beats import track_beats
     from opendance.training.metrics.bas import beat_align_score
     from opendance.training.metrics.physics import pfc
-    from opendance.engine.choreo.choreography import procedural_dance
     from opendance.training.synth.music import STYLES, synthesize_song
 
     rows = []
@@ -248,10 +248,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import sys
 
+    from opendance.engine.choreo.choreography import procedural_dance
     from opendance.engine.generator import default_mct_path, load_generator
     from opendance.engine.sampler import SamplerConfig
     from opendance.training.datasets import load_dataset
-    from opendance.engine.choreo.choreography import procedural_dance
     from opendance.training.train_mct import _default_data
 
     data = args.data or _default_data()

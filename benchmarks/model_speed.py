@@ -79,7 +79,7 @@ def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30
            "d_model": cfg.d_model, "n_layers": cfg.n_layers, "window_tokens": ctx + new_tokens,
            "prefix_tokens": ctx, "new_tokens": new_tokens, "new_seconds": round(n_new / 30.0, 3),
            "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
-           "date": "2026-11-26", "note": "shared 2-core CPU, ~8 other jobs running: timings are noisy"}
+           "date": time.strftime("%Y-%m-%d"), "note": "shared 2-core CPU, ~8 other jobs running: timings are noisy"}
     # one forward pass
     from opendance.engine.mct import MCTInputs
     L = ctx + new_tokens

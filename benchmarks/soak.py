@@ -146,8 +146,8 @@ def run(args) -> dict:
     from opendance.bridges.hub import BridgeHub
     from opendance.engine.generator import load_default_generator
     from opendance.engine.stream import snapshot
-    from tests.support.faults import osc_message
     from opendance.realtime.session import LiveSession, SessionConfig
+    from tests.support.faults import osc_message
 
     proc = psutil.Process()
     audio, sr = playlist(args.song_s, args.seed)
@@ -226,9 +226,10 @@ def run(args) -> dict:
         ctl.close()
     elapsed = time.monotonic() - t0
     return {"config": {"minutes_asked": args.minutes, "fps": args.fps, "backend": args.backend,
-                       "song_s": args.song_s, "every_s": args.every, "date": "2026-11-26",
+                       "song_s": args.song_s, "every_s": args.every, "date": time.strftime("%Y-%m-%d"),
                        "machine": f"{os.cpu_count()}-core CPU, no GPU, {platform.python_version()}",
-                       "model": "bundled default (torch)" if args.backend in ("auto", "torch") else args.backend},
+                       "model": ("bundled default (torch)" if args.backend in ("auto", "torch")
+                                 else args.backend)},
             "ran_s": round(elapsed, 1), "audio_s": round(elapsed, 1), "ws_reconnects": reader.reconnects,
             "summary": summarize(samples, args), "samples": samples}
 
@@ -289,14 +290,24 @@ def plot(result: dict, path: Path) -> None:
         return np.array([np.nan if x[k] is None else x[k] for x in s], dtype=float)
 
     fig, ax = plt.subplots(3, 2, figsize=(12, 9), sharex=True)
-    ax[0, 0].plot(t, col("rss_mb")); ax[0, 0].set_ylabel("RSS (MB)")
-    ax[0, 1].plot(t, col("threads"), label="Python"); ax[0, 1].plot(t, col("os_threads"), label="OS")
-    ax[0, 1].plot(t, col("fds"), label="fds"); ax[0, 1].set_ylabel("threads / fds"); ax[0, 1].legend()
-    ax[1, 0].plot(t, col("step_ms_p50"), label="p50"); ax[1, 0].plot(t, col("step_ms_max"), label="max", alpha=.6)
-    ax[1, 0].set_ylabel("model chunk (ms)"); ax[1, 0].legend()
-    ax[1, 1].plot(t, col("lead_ms")); ax[1, 1].set_ylabel("lead (ms)")
-    ax[2, 0].plot(t, col("clock_err_ms_max"), label="|err| max"); ax[2, 0].plot(t, col("clock_err_ms_mean"), label="mean")
-    ax[2, 0].set_ylabel("audio-clock map error (ms)"); ax[2, 0].legend(); ax[2, 0].set_xlabel("minutes")
+    ax[0, 0].plot(t, col("rss_mb"))
+    ax[0, 0].set_ylabel("RSS (MB)")
+    ax[0, 1].plot(t, col("threads"), label="Python")
+    ax[0, 1].plot(t, col("os_threads"), label="OS")
+    ax[0, 1].plot(t, col("fds"), label="fds")
+    ax[0, 1].set_ylabel("threads / fds")
+    ax[0, 1].legend()
+    ax[1, 0].plot(t, col("step_ms_p50"), label="p50")
+    ax[1, 0].plot(t, col("step_ms_max"), label="max", alpha=.6)
+    ax[1, 0].set_ylabel("model chunk (ms)")
+    ax[1, 0].legend()
+    ax[1, 1].plot(t, col("lead_ms"))
+    ax[1, 1].set_ylabel("lead (ms)")
+    ax[2, 0].plot(t, col("clock_err_ms_max"), label="|err| max")
+    ax[2, 0].plot(t, col("clock_err_ms_mean"), label="mean")
+    ax[2, 0].set_ylabel("audio-clock map error (ms)")
+    ax[2, 0].legend()
+    ax[2, 0].set_xlabel("minutes")
     ax[2, 1].plot(t, col("frame_drift_frames") - col("frame_drift_frames")[0])
     ax[2, 1].set_ylabel("frame-count drift since start (frames)")
     ax[2, 1].set_xlabel("minutes")

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,7 +42,7 @@ def _default_data() -> str | None:
 
 def decoder_speed(tok, window_frames: int = 120, batches=(1, 16), repeats: int = 20) -> dict:
     """Frames decoded (and encoded) per millisecond, all branches, median over repeats."""
-    from opendance.engine.tokenizer import BRANCHES, FEATURE_DIMS
+    from opendance.engine.motion_repr import BRANCHES, FEATURE_DIMS
 
     out = {}
     n_tok = window_frames // tok.frames_per_token
@@ -101,6 +103,7 @@ def main(argv=None) -> int:
     from opendance.engine.tokenizer import load_default_tokenizer, load_tokenizer
     from opendance.training.datasets import load_dataset
     from opendance.training.train_tokenizer import build_bank, evaluate_tokenizer
+    from tests.support.listening import roundtrip_jitter
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,7 +114,8 @@ def main(argv=None) -> int:
         seqs = load_dataset(args.data, args.split, with_music=False, limit=args.limit_clips)
         bank = build_bank(seqs)
         result["heldout"] = {"data": args.data, "split": args.split, "clips": len(seqs),
-                             "frames": int(bank.lengths.sum()), **evaluate_tokenizer(tok, bank, 120)}
+                             "frames": int(bank.lengths.sum()), **evaluate_tokenizer(tok, bank, 120),
+                             "jitter_share": roundtrip_jitter(tok, seqs)}
     result["aistpp_fixture"] = fixture_errors(tok)
     result["speed"] = decoder_speed(tok)
     if args.json:
@@ -122,6 +126,9 @@ def main(argv=None) -> int:
             print(f"held-out ({h['split']}, {h['clips']} clips): MPJPE {h['mpjpe_mm']:.1f} mm, trajectory "
                   f"{h['traj_err_cm']:.1f} cm (final {h['traj_final_cm']:.1f}) over 4 s, keypoints "
                   f"{h['kpt_err_px']:.2f} px")
+            j = h["jitter_share"]
+            print(f"  velocity power above 6 Hz: corpus {j['corpus']:.1%}, round trip {j['roundtrip']:.1%} "
+                  f"(max {j['roundtrip_max']:.1%})")
             for b in ("motion", "traj", "kpt"):
                 print(f"  {b}: usage {h[b + '_usage']:.1%}, perplexity {h[b + '_perplexity']:.1f}")
         f = result["aistpp_fixture"]

@@ -148,8 +148,9 @@ def parse_ws_control(changes: object) -> dict:
 class OscControlDispatcher:
     """Datagram -> validated changes -> ``on_control``, with bounds, rate limit and counters.
 
-    Every datagram is bounded (``MAX_OSC_DATAGRAM``), rate limited (token bucket over
-    all senders: ``rate_hz`` messages/s, bursts of ``burst``), parsed strictly
+    Every datagram is bounded (``MAX_OSC_DATAGRAM``), every message in it rate limited
+    (token bucket over all senders: ``rate_hz`` messages/s, bursts of ``burst``; a bundle
+    of 32 messages costs 32), parsed strictly
     (``osc_wire.decode_packet``) and validated; rejects are counted in ``rejected`` by
     reason and logged (at most one line per reason every 5 s under a flood). Exceptions
     from ``on_control`` are logged, never raised: nothing a sender does stops the caller.
@@ -176,19 +177,28 @@ class OscControlDispatcher:
         if len(data) > MAX_OSC_DATAGRAM:
             self._reject("too large", f"{len(data)} bytes > {MAX_OSC_DATAGRAM}", addr)
             return
-        if not self._bucket.allow():
-            self._reject("rate limit", "more than the allowed control messages per second", addr)
-            return
         try:
             messages = decode_packet(data)
         except OscDecodeError as exc:
             self._reject("malformed", f"not a valid OSC packet: {exc}", addr)
             return
+        except Exception as exc:  # noqa: BLE001 -- no datagram may stop the listener
+            self._reject("malformed", f"undecodable OSC packet ({type(exc).__name__})", addr)
+            return
+        if not messages and not self._bucket.allow():     # an empty bundle still costs one message
+            self._reject("rate limit", "more than the allowed control messages per second", addr)
         for address, args in messages[:32]:
+            # The rate limit counts messages, not datagrams: a bundle of 32 costs 32.
+            if not self._bucket.allow():
+                self._reject("rate limit", "more than the allowed control messages per second", addr)
+                return
             try:
                 changes = parse_osc_control(address, args, self.token)
             except ControlError as exc:
                 self._reject("invalid", str(exc), addr)
+                continue
+            except Exception as exc:  # noqa: BLE001 -- a value no validator foresaw: refuse it, keep listening
+                self._reject("invalid", f"{address}: unusable arguments ({type(exc).__name__})", addr)
                 continue
             self.accepted += 1
             try:
@@ -236,7 +246,10 @@ class OscControlServer(OscControlDispatcher):
                 if self._stop.is_set():
                     break
                 continue
-            self.handle_datagram(data, addr)
+            try:
+                self.handle_datagram(data, addr)
+            except Exception:  # noqa: BLE001 -- the listener outlives any datagram
+                log.exception("OSC control: unexpected error handling a datagram from %s", addr)
 
     def close(self) -> None:
         self._stop.set()

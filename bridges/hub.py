@@ -60,7 +60,8 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"serve the WebSocket stream and the browser viewer on PORT "
                         f"(default when given alone: {WS_DEFAULT_PORT}); open http://HOST:PORT/")
     g.add_argument("--ws-host", default="127.0.0.1", metavar="HOST",
-                   help="address the WebSocket server binds (default 127.0.0.1; others need --token)")
+                   help="address the WebSocket server binds (default 127.0.0.1; loopback, i.e. 127.0.0.0/8 "
+                        "or ::1, needs no token; any other address needs --token)")
     g.add_argument("--control-osc", nargs="?", const=CONTROL_OSC_DEFAULT, metavar="[HOST:]PORT",
                    help=f"listen for OSC controls (/opendance/style, /energy, /steps, /traj...) "
                         f"(default when given alone: {CONTROL_OSC_DEFAULT})")

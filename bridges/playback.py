@@ -64,15 +64,20 @@ class MotionPlayback:
         loop: start over at the end (the root jumps back), else stop.
         bpm: tempo for the beat fields (0: unknown; phases stay 0).
         clock, sleep: injectable time source (``time.monotonic`` seconds) for tests.
+        stage: the output stage for the clip, ``Motion -> Motion`` (the command passes
+            ``opendance.engine.stage.OutputStage.process_motion``), applied once before
+            playing; None plays the clip as it is.
     """
 
     def __init__(self, motion: Motion, fps: float = 60.0, loop: bool = True, bpm: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 stage: Callable[[Motion], Motion] | None = None) -> None:
         if fps <= 0 or not math.isfinite(fps):
             raise OpenDanceError(f"--fps must be a positive number, got {fps}")
         if bpm < 0 or not math.isfinite(bpm):
             raise OpenDanceError(f"--bpm must be >= 0, got {bpm}")
-        m = motion.resample(fps)
+        m = (stage(motion) if stage is not None else motion).resample(fps)
         self.fps = float(fps)
         self.loop = loop
         self.bpm = float(bpm)

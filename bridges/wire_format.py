@@ -7,7 +7,7 @@ JSON (text message), protocol version ``v`` = 1; the JSON Schema is
      "time_s": 5123.016, "audio_time_s": 12.5, "beat_phase": 0.25, "tempo_bpm": 120.0,
      "beat_confidence": 0.9, "downbeat_phase": 0.56, "energy": 0.5, "source": "file",
      "root": [x, y, z], "quats": [24 x (x, y, z, w) flattened, 96 numbers],
-     "joints": [24 x (x, y, z) flattened, 72 numbers]}
+     "joints": [24 x (x, y, z) flattened, 72 numbers], "avatar": 0}
 
 ``time_s`` is the sender's ``time.monotonic()`` when the frame is due (send time);
 ``audio_time_s`` the position in the music the frame belongs to. Numbers are rounded
@@ -29,6 +29,11 @@ view it with Float32Array at offsets 52, 64 and 448)::
     64      float32 x96 local quaternions, 24 joints x (x, y, z, w), AIST++ order
     448     float32 x72 world joint positions, 24 joints x (x, y, z), metres
 
+Several avatars: a frame whose ``extra["avatar"]`` is k (0 <= k < ``MAX_AVATARS``) belongs
+to avatar k. JSON frames always say ``"avatar"``; binary frames of avatar 0 are the
+736 bytes above, and those of any other avatar append a uint32 avatar id (740 bytes),
+so a client that only knows the 736-byte layout shows avatar 0 and ignores the rest.
+
 All positions and rotations are in the SMPL frame (right-handed, Y up, metres,
 facing +Z), like three.js's default frame, so the viewer needs no conversion.
 """
@@ -49,7 +54,18 @@ HEADER = struct.Struct("<4sHHIfdd5f3f")
 QUATS_OFFSET = HEADER.size                      # 64
 JOINTS_OFFSET = QUATS_OFFSET + N_JOINTS * 4 * 4  # 448
 BINARY_SIZE = JOINTS_OFFSET + N_JOINTS * 3 * 4   # 736
+AVATAR_TRAILER = struct.Struct("<I")            # only on frames of avatars 1..MAX_AVATARS-1
 FORMATS = ("json", "binary")
+MAX_AVATARS = 16
+
+
+def avatar_of(frame: PoseFrame) -> int:
+    """The avatar a frame belongs to (``frame.extra["avatar"]``, default 0); ValueError
+    when it is not an integer in [0, MAX_AVATARS)."""
+    a = frame.extra.get("avatar", 0) if isinstance(frame.extra, dict) else 0
+    if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= int(a) < MAX_AVATARS:
+        raise ValueError(f"avatar must be an integer in [0, {MAX_AVATARS}), got {a!r}")
+    return int(a)
 
 
 def encode_json(frame: PoseFrame) -> str:
@@ -65,24 +81,28 @@ def encode_json(frame: PoseFrame) -> str:
         "root": np.round(np.asarray(frame.root_pos, dtype=np.float64), 5).tolist(),
         "quats": np.round(np.asarray(frame.local_quats, dtype=np.float64).reshape(-1), 5).tolist(),
         "joints": np.round(np.asarray(frame.joints, dtype=np.float64).reshape(-1), 5).tolist(),
+        "avatar": avatar_of(frame),
     }, separators=(",", ":"), allow_nan=False)
 
 
 def encode_binary(frame: PoseFrame) -> bytes:
-    """The frame as one 736-byte binary message (layout above)."""
+    """The frame as one 736-byte binary message (740 with the avatar trailer; layout above)."""
+    avatar = avatar_of(frame)
     root = np.asarray(frame.root_pos, dtype=np.float32).reshape(3)
     head = HEADER.pack(BINARY_MAGIC, PROTOCOL_VERSION, HEADER.size, int(frame.frame_index) & 0xFFFFFFFF,
                        float(frame.fps), float(frame.time_s), float(frame.audio_time_s),
                        float(frame.beat_phase), float(frame.tempo_bpm), float(frame.beat_confidence),
                        float(frame.downbeat_phase), float(frame.energy), *root.tolist())
-    return (head + np.asarray(frame.local_quats, dtype="<f4").tobytes()
+    body = (head + np.asarray(frame.local_quats, dtype="<f4").tobytes()
             + np.asarray(frame.joints, dtype="<f4").tobytes())
+    return body + AVATAR_TRAILER.pack(avatar) if avatar else body
 
 
 def decode_binary(data: bytes) -> dict:
     """Inverse of ``encode_binary`` (for tests, benchmarks and Python clients)."""
-    if len(data) != BINARY_SIZE or data[:4] != BINARY_MAGIC:
+    if len(data) not in (BINARY_SIZE, BINARY_SIZE + AVATAR_TRAILER.size) or data[:4] != BINARY_MAGIC:
         raise ValueError(f"not an opendance binary frame ({len(data)} bytes)")
+    avatar = AVATAR_TRAILER.unpack_from(data, BINARY_SIZE)[0] if len(data) > BINARY_SIZE else 0
     (_, version, header, index, fps, t, audio_t, phase, tempo, conf, down, energy,
      rx, ry, rz) = HEADER.unpack_from(data)
     return {
@@ -91,4 +111,5 @@ def decode_binary(data: bytes) -> dict:
         "energy": energy, "root": np.array([rx, ry, rz], np.float32),
         "quats": np.frombuffer(data, "<f4", N_JOINTS * 4, header).reshape(N_JOINTS, 4),
         "joints": np.frombuffer(data, "<f4", N_JOINTS * 3, JOINTS_OFFSET).reshape(N_JOINTS, 3),
+        "avatar": avatar,
     }

@@ -64,6 +64,15 @@ class GenerationResult:
 
 
 class ChunkGenerator(Protocol):
+    """What the streaming generator drives.
+
+    Capabilities (read with ``getattr(generator, name, default)``, so a generator that
+    does not declare one gets the default):
+        beat_aligned: True when its chunks are on the music's beat grid by construction
+            (the procedural groove); the streaming generator then never beat-snaps them.
+            Default False (a learned model: its chunks are warped onto the predicted beats).
+    """
+
     fps: float               # 30
     frames_per_token: int    # temporal downsampling of the tokenizer (4)
     context_frames: int      # frames of prefix context the model conditions on

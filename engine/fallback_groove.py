@@ -1,10 +1,14 @@
-"""The procedural groove the live engine holds on the beat when the model is too late.
+"""The procedural dance the live engine plays when the model is late, and ``--groove-only``.
 
-One bar of rule-based dance (``opendance.engine.choreo.choreography.procedural_dance``
-at a reference tempo) is made once, looped seamlessly, and then sampled by *bar
-position* (beats since the downbeat, from the beat clock), so it stays on the beat at
-any tempo. Sampling costs a slerp, so the output clock can also use it frame by frame
-when the generator stalls. ``GrooveGenerator`` wraps it as a ``ChunkGenerator``.
+The whole choreographer (``opendance.engine.choreo.choreography.choreograph``: phrases of
+moves, sections that come back with variation, the groove, accents, steps with planted
+feet) dances a ``LOOP_BARS``-bar routine at a reference tempo once, at construction; it
+is then sampled by *phrase position* (beats since the routine's first downbeat, unwrapped
+from the beat clock's bar phase and the audio time), so it stays on the beat at any tempo
+and a show running on it does not repeat for ``LOOP_BARS`` bars. Sampling costs a slerp
+per frame, so the output clock can also use it frame by frame when the generator stalls.
+``GrooveGenerator`` wraps it as a ``ChunkGenerator``.
+
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ log = logging.getLogger(__name__)
 
 REF_BPM = 120.0
 BEATS_PER_BAR = 4
+#: Length of the routine, bars (80 s at 120 BPM; more than 60 s up to 160 BPM).
+LOOP_BARS = 40
+#: The routine's song structure, (section, bars), adding up to ``LOOP_BARS``: sections come
+#: back with variation (``choreography.plan_moves``), builds ramp into choruses.
+LOOP_SECTIONS = (("verse", 8), ("build", 4), ("chorus", 8), ("verse", 8), ("build", 4), ("chorus", 8))
+#: The routine's last bar eases into its first: frames of cross-fade.
+LOOP_BLEND_BARS = 1
 # Until the beat clock has its first tempo estimate (~1.5-4.5 s of music), the groove runs
 # on a provisional grid: this tempo, a beat at audio time 0 (the stream start). 120 BPM is
 # the beat clock's own tempo prior (``BeatClock.prior_bpm``; Ellis, "Beat Tracking by
@@ -39,18 +50,18 @@ class GroovePose:
 
 
 class GrooveFallback:
-    """A one-bar loop sampled by bar position.
+    """A ``LOOP_BARS``-bar routine of the procedural choreographer, sampled by beat position.
 
     Args:
-        fps: frame rate the loop is built at (30).
-        style: style name passed to ``procedural_dance``.
+        fps: frame rate the routine is built at (30).
+        style: style name passed to the choreographer.
         energy: [0, 1].
         seed: choreography seed.
     """
 
     def __init__(self, fps: float = 30.0, style: str = "house", energy: float = 0.4, seed: int = 0):
         self.fps = float(fps)
-        motion = _procedural_bar(fps, style, energy, seed)
+        motion = _procedural_routine(fps, style, energy, seed)
         if motion is None:
             motion = _bounce_bar(fps)
             self.kind = "bounce"
@@ -61,6 +72,8 @@ class GrooveFallback:
         trans = motion.trans.astype(np.float64)
         trans[:, [0, 2]] -= trans[:, [0, 2]].mean(axis=0)
         self._trans = trans.astype(np.float32)
+        self.loop_beats = self.n_frames / self._frames_per_beat
+        self._anchor: tuple[float, float] | None = None     # (audio s, phrase beats) last placed
 
     @property
     def n_frames(self) -> int:
@@ -86,9 +99,33 @@ class GrooveFallback:
             return self.bar_position(beat_phase, downbeat_phase)
         return float(provisional_beat_phase(t_audio_s))
 
+    def phrase_position_at(self, tempo_bpm: float, beat_phase: float, downbeat_phase: float,
+                           t_audio_s: float) -> float:
+        """Phrase position (beats since a downbeat of the routine, unwrapped) at audio time
+        ``t_audio_s``: the bar position of ``bar_position_at`` plus whole bars counted from
+        the audio time at the clock's tempo, anchored on the last position placed (so a
+        tempo change moves the count by no more than the beats it really gained; calls a
+        little behind the last one, like the output clock's underrun pose, land in the same
+        bar). Without a downbeat it keeps the beat phase and counts beats; before the clock
+        has a tempo it counts on the provisional grid. Feed it to ``sample``.
+        """
+        t = float(t_audio_s)
+        if not (tempo_bpm > 0 and np.isfinite(tempo_bpm)):
+            return t * PROVISIONAL_BPM / 60.0
+        known_bar = downbeat_phase is not None and np.isfinite(downbeat_phase) and downbeat_phase >= 0
+        p = self.bar_position(beat_phase, downbeat_phase if known_bar else -1.0)
+        period = BEATS_PER_BAR if known_bar else 1.0
+        anchor = self._anchor
+        est = t * tempo_bpm / 60.0 if anchor is None else anchor[1] + (t - anchor[0]) * tempo_bpm / 60.0
+        u = p + period * round((est - p) / period)
+        if anchor is None or t >= anchor[0]:
+            self._anchor = (t, u)
+        return float(u)
+
     def sample(self, bar_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Poses at bar positions (beats, any real): (N, 24, 4) float32 and (N, 3) float32."""
-        pos = np.asarray(bar_positions, np.float64) % BEATS_PER_BAR * self._frames_per_beat
+        """Poses at phrase positions (beats, any real; positions in [0, 4) are the
+        routine's first bar): (N, 24, 4) float32 and (N, 3) float32."""
+        pos = np.mod(np.asarray(bar_positions, np.float64), self.loop_beats) * self._frames_per_beat
         n = self.n_frames
         i0 = np.floor(pos).astype(np.int64) % n
         i1 = (i0 + 1) % n
@@ -108,45 +145,57 @@ def provisional_beat_phase(t_s: float | np.ndarray) -> float | np.ndarray:
     return np.mod(np.asarray(t_s, np.float64) * PROVISIONAL_BPM / 60.0, 1.0)
 
 
-def _procedural_bar(fps: float, style: str, energy: float, seed: int) -> Motion | None:
-    """Bar 2 of a 3-bar procedural dance at REF_BPM, made loopable; None if unavailable."""
+def _procedural_routine(fps: float, style: str, energy: float, seed: int) -> Motion | None:
+    """``LOOP_BARS`` bars of the choreographer at REF_BPM with ``LOOP_SECTIONS``, made
+    loopable (its last bar eases into the first); None if unavailable."""
     try:
         from opendance.engine.choreo.choreography import procedural_dance
     except ImportError:
         log.warning("procedural choreography is not available; the fallback groove is a plain bounce")
         return None
     beat_s = 60.0 / REF_BPM
-    n_bars = 3
-    beats = np.arange(n_bars * BEATS_PER_BAR) * beat_s
+    n_bars = LOOP_BARS + LOOP_BLEND_BARS
+    beats = np.arange(n_bars * BEATS_PER_BAR + 1) * beat_s
     downbeats = beats[::BEATS_PER_BAR]
+    sections, bar = [], 0
+    for name, bars in LOOP_SECTIONS:
+        sections.append((name, bar * BEATS_PER_BAR * beat_s, (bar + bars) * BEATS_PER_BAR * beat_s))
+        bar += bars
+    sections[-1] = (sections[-1][0], sections[-1][1], n_bars * BEATS_PER_BAR * beat_s)
     try:
         motion = procedural_dance(beats, downbeats, n_bars * BEATS_PER_BAR * beat_s, style=style,
-                                  energy=energy, seed=seed)
+                                  energy=energy, seed=seed, sections=sections)
     except Exception as exc:  # noqa: BLE001 - a bad style name etc.: the fallback must still exist
         log.warning("procedural_dance failed (%s); the fallback groove is a plain bounce", exc)
         return None
     if motion.fps != fps:
         motion = motion.resample(fps)
-    bar = round(BEATS_PER_BAR * beat_s * fps)
-    if len(motion) < 2 * bar:
+    length = round(LOOP_BARS * BEATS_PER_BAR * beat_s * fps)
+    blend = round(LOOP_BLEND_BARS * BEATS_PER_BAR * beat_s * fps)
+    if len(motion) < length + blend:
         return None
-    return _make_loop(motion, bar, bar)
+    return _make_loop(motion, length, blend)
 
 
-def _make_loop(motion: Motion, start: int, length: int, blend: int = 6) -> Motion:
-    """Frames [start, start+length) with the last ``blend`` frames eased into the first."""
-    q = motion.quaternions()[start:start + length].astype(np.float64)
-    t = motion.trans[start:start + length].astype(np.float64)
-    w = (np.arange(1, blend + 1) / (blend + 1))[:, None]
-    head_q = motion.quaternions()[start + length - blend:start + length]
-    # ease the tail of the loop towards the frames that precede its head, so frame
-    # length-1 -> frame 0 is one ordinary step
-    pre = max(0, start - blend)
-    target_q = motion.quaternions()[pre:pre + blend]
-    target_t = motion.trans[pre:pre + blend]
-    if len(target_q) == blend:
-        q[-blend:] = rot.quat_slerp(head_q, target_q, w)
-        t[-blend:] = t[-blend:] * (1 - w) + target_t * w
+def _make_loop(motion: Motion, length: int, blend: int) -> Motion:
+    """Frames [0, length) made to loop: frame ``length - 1`` -> frame 0 is one ordinary step.
+
+    ``motion`` continues ``blend`` frames past ``length``. The routine's net travel is taken
+    out, spread over the loop (the root drifts back by at most a few mm per second), so its
+    end meets its start; the first ``blend`` frames start as the continuation of the end
+    and ease into the routine's own start (rotations by slerp).
+    """
+    q_all = motion.quaternions().astype(np.float64)
+    t_all = motion.trans.astype(np.float64)
+    shift = t_all[length] - t_all[0]
+    shift[1] = 0.0
+    drift = (np.arange(length + blend) / length)[:, None] * shift[None]
+    t_fixed = t_all[:length + blend] - drift
+    q = q_all[:length].copy()
+    t = t_fixed[:length].copy()
+    w = (0.5 - 0.5 * np.cos(np.pi * (np.arange(blend) / blend)))[:, None]
+    q[:blend] = rot.quat_slerp(q_all[length:length + blend], q_all[:blend], w)
+    t[:blend] = t_fixed[length:length + blend] * (1 - w) + t_fixed[:blend] * w
     return Motion(rot.quat_to_matrix(q), t, motion.fps)
 
 
@@ -166,8 +215,9 @@ def _bounce_bar(fps: float) -> Motion:
 
 
 class GrooveGenerator:
-    """The fallback groove as a ``ChunkGenerator``: dances the procedural bar on the beat
-    grid channels of the music window, with no model.
+    """The fallback groove as a ``ChunkGenerator``: dances the procedural routine on the beat
+    grid channels of the music window, with no model, counting phrases on from chunk to
+    chunk (so it dances the routine, not one bar).
 
     Used by ``--groove-only`` (the engine's timing measured with a dancer that is on the
     beat by construction, and a way to run without model weights). The beat and bar
@@ -181,9 +231,34 @@ class GrooveGenerator:
     fps = 30.0
     frames_per_token = 4
     context_frames = 0
+    beat_aligned = True      # on the beat by construction: never beat-snapped (engine.api)
 
     def __init__(self, groove: GrooveFallback | None = None):
         self.groove = groove or GrooveFallback(fps=self.fps)
+        self._last: tuple[float, float] | None = None    # (unwrapped beats, beats per frame)
+
+    def _unwrap(self, pos: np.ndarray, bar_known: np.ndarray, beat_known: np.ndarray) -> np.ndarray:
+        """Bar / beat positions of a chunk -> phrase positions (beats, unwrapped), counting
+        on from the previous chunk: each frame goes to the bar (or, with only the beat
+        known, the beat) nearest to where the last frame's step would take it. Frames on
+        the provisional grid keep their beat phase (one beat, as before the clock has a grid)."""
+        out = pos.astype(np.float64).copy()
+        last = self._last
+        for i in range(len(out)):
+            if not beat_known[i] and not bar_known[i]:
+                continue
+            period = BEATS_PER_BAR if bar_known[i] else 1.0
+            if last is None:
+                u = out[i]
+                step = PROVISIONAL_BPM / 60.0 / self.fps
+            else:
+                est = last[0] + last[1]
+                u = out[i] + period * round((est - out[i]) / period)
+                step = float(np.clip(u - last[0], 0.0, 0.5)) if u > last[0] else last[1]
+            out[i] = u
+            last = (u, step)
+        self._last = last
+        return out
 
     def generate(self, request):
         from opendance.engine.api import GenerationResult
@@ -198,6 +273,7 @@ class GrooveGenerator:
         bar = np.mod(np.arctan2(grid[:, 2], grid[:, 3]) / (2 * np.pi), 1.0)
         provisional = provisional_beat_phase((done + np.arange(n)) / self.fps)
         pos = np.where(bar_known, bar * BEATS_PER_BAR, np.where(beat_known, beat, provisional))
+        pos = self._unwrap(pos, bar_known, beat_known)
         quats, trans = self.groove.sample(pos)          # root around the floor origin
         motion = Motion(rot.quat_to_matrix(quats), trans, self.fps)
         return GenerationResult(motion, done + n, {})

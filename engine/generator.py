@@ -110,7 +110,8 @@ class MCTGenerator:
         tokenizer: the ``DanceTokenizer`` the MCT was trained with.
         backend: an ``engine.backends.Backend`` for the forward passes.
         text_encoder: ``engine.text`` encoder (``NullEncoder`` = music only).
-        context_tokens: prefix token steps kept as context (default: 3/4 of the window).
+        context_tokens: prefix token steps kept as context (default: a third of the window:
+            enough for continuity, little enough that the prefix does not dictate the chunk).
         sampler: default decoding options (steps and refinement come per request).
         refine: a ``engine.refine.FootSlideRefiner`` options object, or None for defaults.
         seam_frames: frames over which the seam correction fades out.
@@ -136,7 +137,7 @@ class MCTGenerator:
                 raise OpenDanceError(f"{b} codebook sizes differ (tokenizer {tokenizer.codebook_size(b)}, "
                                      f"MCT {model.cfg.n_codes(b)}): they were not trained together")
         self.max_tokens = model.cfg.max_tokens
-        self.context_tokens = int(context_tokens if context_tokens is not None else max(self.max_tokens - 8, 0))
+        self.context_tokens = int(context_tokens if context_tokens is not None else self.max_tokens // 3)
         self.context_frames = self.context_tokens * self.frames_per_token
         self.sampler = sampler or SamplerConfig()
         self.refiner = FootSlideRefiner(tokenizer, refine_cfg)
@@ -203,7 +204,8 @@ class MCTGenerator:
     # ------------------------------------------------------------------ offline
     def generate_song(self, music: np.ndarray, text: str = "", constraints: Constraints | None = None,
                       steps: int = 4, refine: bool = False, seed: int | None = 0, chunk_tokens: int = 8,
-                      start_trans=None, start_heading: float = 0.0, progress: bool = False) -> Motion:
+                      start_trans=None, start_heading: float = 0.0, progress: bool = False,
+                      token_log: dict | None = None) -> Motion:
         """A whole song, chunk by chunk as the live engine would (all audio known).
 
         Args:
@@ -214,6 +216,8 @@ class MCTGenerator:
             seed: base seed (chunk k uses seed + k); None = nondeterministic.
             chunk_tokens: new token steps per chunk after the first full window.
             start_trans: (3,) metres, start pelvis x, z; start_heading: radians.
+            token_log: when a dict, branch -> list of (n,) int64 arrays of the new tokens of
+                each chunk is filled in (for token statistics).
         Returns:
             Motion of floor(T / frames_per_token) * frames_per_token frames at 30 FPS.
         """
@@ -253,6 +257,9 @@ class MCTGenerator:
             motion, state = self._emit(tokens, n_ctx, state if n_ctx else None,
                                        start=(start_trans, start_heading) if not n_ctx else None)
             out.append(motion)
+            if token_log is not None:
+                for b in BRANCHES:
+                    token_log.setdefault(b, []).append(tokens[b][n_ctx:].copy())
             done += n_new
             k += 1
             if bar is not None:
@@ -297,6 +304,7 @@ class MCTGenerator:
         steps = max(1, int(steps))
         scfg = SamplerConfig(steps=steps, remask=self.sampler.remask, temperature=self.sampler.temperature,
                              cfg_scale=self.sampler.cfg_scale,
+                             choice_temperature=self.sampler.choice_temperature,
                              refine_steps=(steps - 1,) if refine else (), branches=self.sampler.branches)
         if not any(bool(f.any()) for f in free.values()):
             return {b: ids[b][0].numpy() for b in BRANCHES}
@@ -306,7 +314,7 @@ class MCTGenerator:
     def _emit(self, tokens: dict, n_ctx: int, state: GeneratorState | None, start=None
               ) -> tuple[Motion, GeneratorState]:
         """Decode a window's tokens; return the new frames and the next state."""
-        from opendance.engine.tokenizer import features_to_motion
+        from opendance.engine.motion_repr import features_to_motion
 
         fpt = self.frames_per_token
         with torch.no_grad():
@@ -343,7 +351,7 @@ class MCTGenerator:
 
     def _keyframe_constraint(self, keyframe: tuple, n_win: int) -> tuple[np.ndarray, np.ndarray]:
         """A pose (72 axis-angle radians) as a motion-branch constraint on the window's last frame."""
-        from opendance.engine.tokenizer import motion_to_features
+        from opendance.engine.motion_repr import motion_to_features
 
         pose = Motion.from_axis_angle(np.asarray(keyframe, np.float64).reshape(1, 72), np.zeros((1, 3)))
         f = motion_to_features(pose)["motion"][0]
@@ -405,7 +413,10 @@ def load_generator(mct_path, tokenizer=None, backend: str = "auto", device: str 
     from opendance.engine.text import load_text_encoder
     from opendance.engine.tokenizer import load_default_tokenizer, load_tokenizer
 
-    model, _meta = load_mct(mct_path)
+    model, meta = load_mct(mct_path)
+    trained_with = meta.get("text_encoder")
+    if text == "auto" and trained_with in ("none", "words"):
+        text = trained_with   # the encoder the model learned; another one's embeddings mean nothing to it
     if tokenizer is None:
         # the tokenizer the MCT was trained with travels beside it (train_mct writes it)
         p = Path(mct_path)

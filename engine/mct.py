@@ -14,6 +14,11 @@ predicts logits for the motion tokens **and** for the trajectory and keypoint to
   "spectral channels valid" flag) are concatenated and projected to ``d_model``. Spectral
   channels of frames after the "now" cut are zeroed and flagged invalid, so the model
   dances on the predicted beat grid alone there.
+* With ``music_skip`` (the presets), the music embedding of each token step is also
+  added (through a linear map) to the trajectory, keypoint and motion token embeddings
+  of the same step, so "what the music does now" reaches each token without the
+  attention first having to learn to find its step (beat timing is easy to use); the
+  music positions stay in the sequence as in the paper.
 * Text enters as one sentence embedding (``text_dim`` floats) projected to ``d_model``.
 * A dropped modality (music or text, per sample) is replaced by a learned null embedding
   (classifier-free guidance uses the same mechanism).
@@ -48,6 +53,8 @@ class MCTConfig:
         n_motion_codes, n_traj_codes, n_kpt_codes: codebook sizes of the three DDT branches.
         max_tokens: longest window in token steps (positional table size).
         d_model, n_layers, n_heads, ff_mult, dropout: transformer size.
+        music_skip: add each step's music embedding to the token embeddings of that step
+            (see the module docstring; False for checkpoints that predate it).
     """
 
     music_dim: int
@@ -63,6 +70,7 @@ class MCTConfig:
     n_heads: int = 4
     ff_mult: int = 4
     dropout: float = 0.1
+    music_skip: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,9 +96,9 @@ class MCTConfig:
 # (benchmarks/model_speed.py), and it trains in ~30 minutes on such a machine.
 # "gpu": for GPUs and real datasets (AIST++, FineDance): longer windows, 8.5 s.
 PRESETS: dict[str, dict] = {
-    "tiny": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_tokens": 16},   # unit tests
-    "cpu": {"d_model": 128, "n_layers": 3, "n_heads": 4, "max_tokens": 24},
-    "gpu": {"d_model": 512, "n_layers": 12, "n_heads": 8, "max_tokens": 64},
+    "tiny": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_tokens": 16, "music_skip": True},  # tests
+    "cpu": {"d_model": 128, "n_layers": 3, "n_heads": 4, "max_tokens": 24, "music_skip": True},
+    "gpu": {"d_model": 512, "n_layers": 12, "n_heads": 8, "max_tokens": 64, "music_skip": True},
 }
 
 
@@ -165,6 +173,7 @@ class MCT(nn.Module):
         self.music_proj = nn.Sequential(
             nn.Linear(cfg.frames_per_token * (cfg.music_dim + 1), d), nn.GELU(), nn.Linear(d, d))
         self.music_null = nn.Parameter(torch.zeros(d))
+        self.music_skip = nn.Linear(d, d) if cfg.music_skip else None
         # Per-channel music normalisation fitted on the training corpus (the features are
         # raw: MFCCs in dB, see opendance.engine.music.features); set with set_music_stats.
         self.register_buffer("music_mean", torch.zeros(cfg.music_dim))
@@ -207,13 +216,17 @@ class MCT(nn.Module):
         tk = text_keep.to(m.dtype).view(b, 1)
         t = (self.text_proj(text) * tk + self.text_null * (1 - tk)).unsqueeze(1)  # (B, 1, d)
         pos = self.pos_emb[:n_tok]
+        if self.music_skip is not None:
+            pos_tok = pos + self.music_skip(m)          # (B, L, d): each step hears its music
+        else:
+            pos_tok = pos
         me = self.mod_emb
         seq = torch.cat([
             m + pos + me[0],
             t + me[1],
-            self.tok_emb["traj"](traj) + pos + me[2],
-            self.tok_emb["kpt"](kpt) + pos + me[3],
-            self.tok_emb["motion"](motion) + pos + me[4],
+            self.tok_emb["traj"](traj) + pos_tok + me[2],
+            self.tok_emb["kpt"](kpt) + pos_tok + me[3],
+            self.tok_emb["motion"](motion) + pos_tok + me[4],
         ], dim=1)
         h = self.norm(self.encoder(seq))
         s_traj = n_tok + 1
@@ -266,7 +279,11 @@ def load_mct(path, map_location: str = "cpu") -> tuple[MCT, dict]:
         model = MCT(MCTConfig.from_dict(cfg["mct"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise OpenDanceError(f"{path}: bad MCT config: {exc}") from None
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:    # tensor shapes that do not fit the config
+        reason = " ".join(str(exc).split())[:200]
+        raise OpenDanceError(f"{path}: weights do not fit the config ({reason})") from None
     if missing or unexpected:
         raise OpenDanceError(f"{path}: checkpoint does not match the model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -286,7 +286,8 @@ class MotionBuffer:
             q0, q1 = self._q[i0], self._q[i1]
             p0, p1 = self._p[i0], self._p[i1]
             j = i0 if a < 0.5 else i1
-            src, ver, cid, energy = self._src[j], int(self._ver[j]), int(self._chunk[j]), float(self._energy[j])
+            src, ver, cid = self._src[j], int(self._ver[j]), int(self._chunk[j])
+            energy = float(self._energy[j])
         quats = rot.quat_slerp(q0, q1, a).astype(np.float32) if a > 0 else q0.copy()
         trans = (p0 * (1 - a) + p1 * a).astype(np.float32)
         return BufferSample(quats, trans, src, ver, cid, bool(underrun), energy)

@@ -76,7 +76,7 @@ class FootSlideRefiner:
     @torch.no_grad()
     def loss_of(self, logits: Tensor, tokens: dict, free: dict, generator=None) -> Tensor:
         """Foot-slide loss ((m/s)^2) of the soft sample of ``logits`` (no update)."""
-        from opendance.engine.tokenizer import features_to_joints_torch
+        from opendance.engine.motion_repr import features_to_joints_torch
 
         traj = self.traj_features(tokens, free)
         w = self._soft_weights(logits, tokens["motion"], free["motion"], generator)
@@ -94,7 +94,7 @@ class FootSlideRefiner:
 
     def __call__(self, logits: Tensor, tokens: dict, free: dict, generator=None) -> Tensor:
         """(B, L, K) motion logits -> refined (B, L, K) logits (same dtype)."""
-        from opendance.engine.tokenizer import features_to_joints_torch
+        from opendance.engine.motion_repr import features_to_joints_torch
 
         cfg = self.cfg
         mfree = free["motion"]
@@ -120,7 +120,7 @@ class FootSlideRefiner:
 @torch.no_grad()
 def foot_slide_of_tokens(tokenizer, motion_ids: Tensor, traj_ids: Tensor, fps: float = 30.0) -> float:
     """Foot-slide loss ((m/s)^2) of hard tokens decoded: (B, L) motion and traj ids."""
-    from opendance.engine.tokenizer import features_to_joints_torch
+    from opendance.engine.motion_repr import features_to_joints_torch
 
     dec = tokenizer.decode({"motion": motion_ids, "traj": traj_ids})
     return float(foot_slide_loss(features_to_joints_torch(dec["motion"], dec["traj"], fps), fps))

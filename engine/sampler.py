@@ -9,7 +9,10 @@ given prefix). Round ``s`` (0-based) of ``N``:
    ``logits = uncond + cfg_scale * (cond - uncond)``, Ho & Salimans 2022);
 2. optional physical refinement of the motion logits (``engine/refine.py``);
 3. every currently masked free position gets a sampled token (temperature; 0 = argmax),
-   its confidence the probability of that token;
+   its confidence the log-probability of that token plus annealed Gumbel noise,
+   ``choice_temperature * (1 - (s + 1) / N) * g`` (MaskGIT's choice temperature, Chang et
+   al. 2022): without the noise the few generic codes of a song always win the ranking,
+   are committed first and the whole window collapses onto them;
 4. ``floor(n_free * cos(pi/2 * (s + 1) / N))`` free positions are re-masked (the cosine
    schedule of MaskGIT, Chang et al. 2022, as MoMask uses it): those of lowest confidence.
 
@@ -47,6 +50,8 @@ class SamplerConfig:
         remask: "ms-lrm" or "momask" (see the module docstring).
         temperature: softmax temperature for sampling; 0 = greedy (argmax).
         cfg_scale: classifier-free guidance scale; 1 = off (one forward per round).
+        choice_temperature: scale of the annealed Gumbel noise added to the confidence
+            ranking (0 = rank by probability alone; off when ``temperature`` is 0).
         refine_steps: rounds (0-based) at which the refiner moves the motion logits.
         branches: which branches to decode (others keep their given / mask ids).
     """
@@ -55,6 +60,7 @@ class SamplerConfig:
     remask: str = "ms-lrm"
     temperature: float = 1.0
     cfg_scale: float = 1.0
+    choice_temperature: float = 4.5
     refine_steps: tuple[int, ...] = ()
     branches: tuple[str, ...] = BRANCHES
 
@@ -65,6 +71,8 @@ class SamplerConfig:
             raise ValueError(f"remask must be one of {REMASK_MODES}, got {self.remask!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.choice_temperature < 0:
+            raise ValueError(f"choice_temperature must be >= 0, got {self.choice_temperature}")
 
 
 # A refiner gets (motion logits (B, L, K), the current tokens per branch, free masks) and
@@ -82,9 +90,12 @@ def _sample(logits: Tensor, temperature: float, gen: torch.Generator | None) -> 
     """(B, L, K) -> (B, L) ids: Gumbel-max sampling at ``temperature`` (0 = argmax)."""
     if temperature == 0:
         return logits.argmax(-1)
-    u = torch.rand(logits.shape, generator=gen, dtype=torch.float32, device=logits.device)
-    gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
-    return (logits / temperature + gumbel).argmax(-1)
+    return (logits / temperature + _gumbel(logits.shape, gen, logits.device)).argmax(-1)
+
+
+def _gumbel(shape, gen: torch.Generator | None, device) -> Tensor:
+    u = torch.rand(shape, generator=gen, dtype=torch.float32, device=device)
+    return -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
 
 
 def _guided(backend, inputs: MCTInputs, cfg_scale: float) -> MCTLogits:
@@ -144,11 +155,14 @@ def decode(backend, inputs: MCTInputs, free: dict[str, Tensor], cfg: SamplerConf
             logit_of["motion"] = refiner(logit_of["motion"], tokens, free, generator)
         for b, f in free.items():
             lg = logit_of[b]
-            probs = torch.softmax(lg, -1)
+            logp = torch.log_softmax(lg, -1)
             new = _sample(lg, cfg.temperature, generator)
             upd = masked[b]
             tok = torch.where(upd, new, tokens[b])
-            conf = probs.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+            conf = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+            anneal = cfg.choice_temperature * (1.0 - (step + 1) / cfg.steps)
+            if anneal > 0 and cfg.temperature > 0:   # greedy decoding stays deterministic
+                conf = conf + anneal * _gumbel(conf.shape, generator, conf.device)
             if cfg.remask == "momask":
                 conf = torch.where(upd, conf, torch.full_like(conf, math.inf))
             conf = torch.where(f, conf, torch.full_like(conf, math.inf))

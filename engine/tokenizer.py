@@ -3,39 +3,10 @@
 Public API (frozen; the MCT, the sampler and the streaming generator build on it)
 ==================================================================================
 
-Branches, ``BRANCHES = ("motion", "traj", "kpt")``, each with its own encoder, codebook
-and decoder and no cross-modal fusion before quantization (OpenDanceNet's DDT):
-
-``"motion"`` (J), ``(T, 144)`` float32: 24 joints x 6D (first two columns of the local
-    rotation matrix, ``opendance.rotations.matrix_to_6d``), AIST++ joint order. Joint 0 is
-    the root orientation *relative to the heading frame*: the root's yaw about world +Y
-    (the heading, see ``heading_of``) is removed and carried by the trajectory branch,
-    so the same move gives the same motion tokens whichever way the dancer faces.
-``"traj"`` (X), ``(T, 4)`` float32, invariant to where on the floor the dancer stands and
-    which way they face:
-      0, 1: planar root velocity (x, z) in m/s, expressed in the heading frame of the
-            previous frame (z = forwards, x = the dancer's left);
-      2:    pelvis height above the floor, metres (world y of the root);
-      3:    heading change, rad/s (wrapped to (-pi, pi] per frame, times fps).
-    Velocities and heading change at frame t describe the step from t-1 to t; frame 0
-    repeats frame 1's step (no past).
-``"kpt"`` (K), ``(T, 48)`` float32: the 24 joints projected by the canonical camera
-    (``opendance.camera.project``), normalised as ``(pixels - IMAGE_SIZE / 2) /
-    (IMAGE_SIZE / 2)`` (so the image spans [-1, 1], u right, v down), flattened
-    (u0, v0, u1, v1, ...). Use ``keypoints_to_pixels`` to go back. These depend on where
-    the dancer stands, as image keypoints do.
-
-Functions:
-
-* ``motion_to_features(motion) -> {branch: (T, C) float32}`` (motion at 30 FPS).
-* ``features_to_motion(feats, start_trans=None, start_heading=None, fps=30) -> Motion``:
-  integrates the trajectory. Frame 0's pelvis is at ``start_trans`` (x, z; y comes from
-  the height channel; default origin) with heading ``start_heading`` radians (default 0 =
-  facing +Z); the heading-free root orientation is turned back by the heading.
-* ``features_to_joints_torch(motion, traj, fps)``: the same, differentiable, to joints.
-* ``heading_of(rotations) -> (T,) radians``: the yaw of the root orientation.
-* ``path_to_traj_features(positions (T, 3), heading=None, fps=30) -> (T, 4)``: trajectory
-  features of a root path (a trajectory target); heading defaults to the travel direction.
+Branches ``BRANCHES = ("motion", "traj", "kpt")``, each with its own encoder, codebook
+and decoder and no cross-modal fusion before quantization (OpenDanceNet's DDT). The
+feature layouts and the conversions to and from ``Motion`` live in
+``opendance.engine.motion_repr``.
 
 Model (``DanceTokenizer(config)``, an ``nn.Module``; features in and out are *raw*, the
 model normalises internally with per-branch mean/std buffers fitted on training data):
@@ -70,208 +41,15 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from opendance import camera
-from opendance import rotations as rot
-from opendance import rotations_torch as rot_t
 from opendance.engine.checkpoint import load_checkpoint, save_checkpoint
+from opendance.engine.motion_repr import BRANCHES, FEATURE_DIMS
 from opendance.engine.vq import EMAQuantizer
 from opendance.errors import InputError, OpenDanceError
-from opendance.motion import Motion
-from opendance.skeleton import N_JOINTS
 
-BRANCHES: tuple[str, ...] = ("motion", "traj", "kpt")
-FEATURE_DIMS: dict[str, int] = {"motion": N_JOINTS * 6, "traj": 4, "kpt": N_JOINTS * 2}
 CHECKPOINT_KIND = "opendance.dance_tokenizer"
-_HALF_IMAGE = camera.IMAGE_SIZE / 2.0
-
-
-# ====================================================================== features
-def heading_of(rotations: np.ndarray) -> np.ndarray:
-    """Yaw of the root orientation about world +Y.
-
-    Args:
-        rotations: (T, 24, 3, 3) local rotations (only joint 0 is read) or (T, 3, 3).
-    Returns:
-        (T,) float64 radians; 0 when the root's forward axis (+Z) points along world +Z,
-        pi/2 when it points along +X.
-    """
-    r = np.asarray(rotations, dtype=np.float64)
-    root = r[:, 0] if r.ndim == 4 else r
-    fwd = root[:, :, 2]  # the root's local +Z in world coordinates
-    return np.arctan2(fwd[:, 0], fwd[:, 2])
-
-
-def _wrap(a: np.ndarray) -> np.ndarray:
-    return (a + np.pi) % (2 * np.pi) - np.pi
-
-
-def motion_to_features(motion: Motion) -> dict[str, np.ndarray]:
-    """Per-frame features of every branch (see the module docstring for the layouts).
-
-    Returns:
-        {"motion": (T, 144), "traj": (T, 4), "kpt": (T, 48)} float32.
-    """
-    fps = motion.fps
-    rots = motion.rotations.astype(np.float64)
-    T = motion.n_frames
-    theta = heading_of(rots)
-    ry = rot.rotation_about("y", theta)  # (T, 3, 3)
-    local = rots.copy()
-    local[:, 0] = np.swapaxes(ry, -1, -2) @ rots[:, 0]
-    motion_f = rot.matrix_to_6d(local).reshape(T, -1)
-
-    trans = motion.trans.astype(np.float64)
-    traj = np.zeros((T, 4))
-    traj[:, 2] = trans[:, 1]
-    if T > 1:
-        step = trans[1:] - trans[:-1]
-        step[:, 1] = 0.0
-        v = (np.swapaxes(ry[:-1], -1, -2) @ step[..., None])[..., 0]  # previous heading frame
-        traj[1:, 0] = v[:, 0] * fps
-        traj[1:, 1] = v[:, 2] * fps
-        traj[1:, 3] = _wrap(np.diff(theta)) * fps
-        traj[0, [0, 1, 3]] = traj[1, [0, 1, 3]]
-
-    px = camera.project(motion.joints())  # (T, 24, 2)
-    kpt = ((px - _HALF_IMAGE) / _HALF_IMAGE).reshape(T, -1)
-    return {"motion": motion_f.astype(np.float32), "traj": traj.astype(np.float32),
-            "kpt": kpt.astype(np.float32)}
-
-
-def path_to_traj_features(positions_m: np.ndarray, heading_rad: np.ndarray | None = None,
-                          fps: float = 30.0) -> np.ndarray:
-    """Trajectory features for a root path (e.g. a user's trajectory target).
-
-    Args:
-        positions_m: (T, 3) pelvis positions in metres (y = pelvis height).
-        heading_rad: (T,) facing per frame (see ``heading_of``); default: the direction of
-            travel (held where the path stands still; 0 if it never moves).
-        fps: frame rate of the path.
-    Returns:
-        (T, 4) float32 ``"traj"`` features, exactly what ``motion_to_features`` gives for a
-        motion with this root path and heading.
-    """
-    p = np.asarray(positions_m, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise InputError(f"positions must be (T, 3) metres, got {p.shape}")
-    T = p.shape[0]
-    if heading_rad is None:
-        step = np.diff(p[:, [0, 2]], axis=0)
-        moving = np.linalg.norm(step, axis=1) > 1e-6
-        theta = np.zeros(T)
-        if moving.any():
-            direction = np.arctan2(step[:, 0], step[:, 1])
-            idx = np.maximum.accumulate(np.where(moving, np.arange(T - 1), -1))
-            idx[idx < 0] = int(np.argmax(moving))
-            theta[1:] = direction[idx]
-            theta[0] = theta[1]
-            theta = np.unwrap(theta)
-    else:
-        theta = np.asarray(heading_rad, dtype=np.float64).reshape(T)
-    traj = np.zeros((T, 4))
-    traj[:, 2] = p[:, 1]
-    if T > 1:
-        ry = rot.rotation_about("y", theta[:-1])
-        step = p[1:] - p[:-1]
-        step[:, 1] = 0.0
-        v = (np.swapaxes(ry, -1, -2) @ step[..., None])[..., 0]
-        traj[1:, 0], traj[1:, 1] = v[:, 0] * fps, v[:, 2] * fps
-        traj[1:, 3] = _wrap(np.diff(theta)) * fps
-        traj[0, [0, 1, 3]] = traj[1, [0, 1, 3]]
-    return traj.astype(np.float32)
-
-
-def keypoints_to_pixels(kpt: np.ndarray) -> np.ndarray:
-    """(..., 48) normalised keypoint features -> (..., 24, 2) float32 canonical-camera pixels."""
-    k = np.asarray(kpt, dtype=np.float32)
-    return (k.reshape(k.shape[:-1] + (N_JOINTS, 2)) * _HALF_IMAGE + _HALF_IMAGE).astype(np.float32)
-
-
-def features_to_motion(feats: dict, start_trans=None, start_heading: float | None = None,
-                       fps: float = 30.0) -> Motion:
-    """Rebuild a ``Motion`` from ``"motion"`` (T, 144) and ``"traj"`` (T, 4) features.
-
-    Args:
-        feats: branch -> (T, C) array or tensor (a leading batch axis of 1 is accepted).
-        start_trans: (3,) metres; frame 0's pelvis x, z (y comes from the height channel).
-            Default: the origin.
-        start_heading: radians, frame 0's heading (default 0: facing +Z).
-        fps: frame rate of the features (velocities are per second).
-    Returns:
-        Motion of T frames at ``fps``.
-    """
-    for b in ("motion", "traj"):
-        if b not in feats:
-            raise InputError(f"features_to_motion needs the {b!r} branch; got {sorted(feats)}")
-    m = _as_2d(feats["motion"], "motion")
-    x = _as_2d(feats["traj"], "traj").astype(np.float64)
-    if m.shape[0] != x.shape[0]:
-        raise InputError(f"motion has {m.shape[0]} frames, traj {x.shape[0]}")
-    T = m.shape[0]
-    theta0 = float(start_heading or 0.0)
-    theta = theta0 + np.concatenate([[0.0], np.cumsum(x[1:, 3] / fps)])
-    ry = rot.rotation_about("y", theta)
-    step_local = np.zeros((T, 3))
-    step_local[:, 0] = x[:, 0] / fps
-    step_local[:, 2] = x[:, 1] / fps
-    step = np.zeros((T, 3))
-    if T > 1:
-        step[1:] = (ry[:-1] @ step_local[1:, :, None])[..., 0]
-    p0 = np.zeros(3) if start_trans is None else np.asarray(start_trans, dtype=np.float64).reshape(3)
-    trans = np.cumsum(step, axis=0) + np.array([p0[0], 0.0, p0[2]])
-    trans[:, 1] = x[:, 2]
-    local = rot.sixd_to_matrix(m.reshape(T, N_JOINTS, 6).astype(np.float64))
-    local[:, 0] = ry @ local[:, 0]
-    return Motion(local.astype(np.float32), trans.astype(np.float32), fps)
-
-
-def features_to_joints_torch(motion: Tensor, traj: Tensor, fps: float = 30.0,
-                             start_heading: Tensor | float = 0.0) -> Tensor:
-    """Differentiable ``features_to_motion`` + forward kinematics.
-
-    Args:
-        motion: (B, T, 144) raw motion features; traj: (B, T, 4) raw trajectory features.
-        fps: frame rate; start_heading: radians (scalar or (B,)).
-    Returns:
-        (B, T, 24, 3) joint positions in metres, frame 0's pelvis at x = z = 0.
-    """
-    from opendance.kernels.dispatch import forward_kinematics
-
-    B, T, _ = motion.shape
-    h0 = torch.as_tensor(start_heading, dtype=traj.dtype, device=traj.device).reshape(-1, 1)
-    dtheta = torch.cat([torch.zeros_like(traj[:, :1, 3]), traj[:, 1:, 3] / fps], dim=1)
-    theta = h0 + torch.cumsum(dtheta, dim=1)  # (B, T)
-    c, s = torch.cos(theta), torch.sin(theta)
-    prev_c = torch.cat([c[:, :1], c[:, :-1]], 1)
-    prev_s = torch.cat([s[:, :1], s[:, :-1]], 1)
-    vx, vz = traj[..., 0] / fps, traj[..., 1] / fps
-    # R_y(theta) @ (vx, 0, vz): x' = c vx + s vz, z' = -s vx + c vz
-    dx = prev_c * vx + prev_s * vz
-    dz = -prev_s * vx + prev_c * vz
-    dx = torch.cat([torch.zeros_like(dx[:, :1]), dx[:, 1:]], 1)
-    dz = torch.cat([torch.zeros_like(dz[:, :1]), dz[:, 1:]], 1)
-    trans = torch.stack([torch.cumsum(dx, 1), traj[..., 2], torch.cumsum(dz, 1)], -1)
-    local = rot_t.sixd_to_matrix(motion.reshape(B, T, N_JOINTS, 6))
-    zero, one = torch.zeros_like(c), torch.ones_like(c)
-    ry = torch.stack([c, zero, s, zero, one, zero, -s, zero, c], -1).reshape(B, T, 3, 3)
-    root = ry @ local[:, :, 0]
-    local = torch.cat([root[:, :, None], local[:, :, 1:]], dim=2)
-    return forward_kinematics(local, trans)
-
-
-def _as_2d(a, name: str) -> np.ndarray:
-    if isinstance(a, Tensor):
-        a = a.detach().cpu().numpy()
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise InputError(f"{name} features must be (T, C), got {a.shape}")
-    return a
 
 
 # ====================================================================== model
@@ -287,6 +65,13 @@ class TokenizerConfig:
         hidden: width of the encoder MLP and decoder convolutions per branch.
         enc_blocks: residual MLP blocks of the window-local encoder.
         dec_blocks: residual temporal-conv blocks of the decoder (kernel 3 over tokens).
+        decoder: "upsample" (default): the token-rate features are linearly interpolated to
+            the frame rate and refined by ``frame_blocks`` residual convolutions (kernel 5)
+            over frames, so neighbouring tokens overlap and a token boundary is not a seam;
+            "snippet" (legacy checkpoints): each token emits its own ``frames_per_token``
+            frames through a linear layer, with a jump at every token boundary.
+        frame_hidden: width of the frame-rate convolutions per branch ("upsample").
+        frame_blocks: residual frame-rate blocks ("upsample").
         ema_decay, beta, restart_threshold: quantizer settings (``engine.vq``).
     """
 
@@ -297,6 +82,9 @@ class TokenizerConfig:
     hidden: dict = field(default_factory=lambda: {"motion": 192, "traj": 96, "kpt": 128})
     enc_blocks: int = 2
     dec_blocks: int = 2
+    decoder: str = "upsample"
+    frame_hidden: dict = field(default_factory=lambda: {"motion": 96, "traj": 32, "kpt": 64})
+    frame_blocks: int = 2
     ema_decay: float = 0.99
     beta: float = 0.02
     restart_threshold: float = 1.0
@@ -306,7 +94,10 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TokenizerConfig:
+        """From a checkpoint's JSON; a checkpoint without "decoder" predates the upsampling
+        decoder and is read as "snippet"."""
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known.setdefault("decoder", "snippet")
         return cls(**known)
 
 
@@ -341,11 +132,12 @@ class _ResMLP(nn.Module):
 
 
 class _ResConv(nn.Module):
-    """Residual block over the token axis: conv(k=3) -> GELU -> conv(k=1). x: (B, H, N)."""
+    """Residual block over a time axis: conv(k) -> GELU -> conv(k=1). x: (B, H, N)."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, kernel: int = 3) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.GELU(), nn.Conv1d(width, width, 3, padding=1, padding_mode="replicate"),
+        self.net = nn.Sequential(nn.GELU(), nn.Conv1d(width, width, kernel, padding=kernel // 2,
+                                                      padding_mode="replicate"),
                                  nn.GELU(), nn.Conv1d(width, width, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -364,7 +156,16 @@ class _Branch(nn.Module):
                                      nn.LayerNorm(H), nn.Linear(H, D))
         self.dec_in = nn.Conv1d(D, H, 1)
         self.dec_blocks = nn.Sequential(*[_ResConv(H) for _ in range(cfg.dec_blocks)])
-        self.dec_out = nn.Linear(H, F * n_feat)
+        self.upsample = cfg.decoder == "upsample"
+        if cfg.decoder not in ("upsample", "snippet"):
+            raise InputError(f"tokenizer decoder must be 'upsample' or 'snippet', got {cfg.decoder!r}")
+        if self.upsample:
+            Hf = int(cfg.frame_hidden[name])
+            self.frame_in = nn.Conv1d(H, Hf, 1)
+            self.frame_blocks = nn.Sequential(*[_ResConv(Hf, 5) for _ in range(cfg.frame_blocks)])
+            self.frame_out = nn.Conv1d(Hf, n_feat, 1)
+        else:
+            self.dec_out = nn.Linear(H, F * n_feat)
         self.vq = EMAQuantizer(int(cfg.codebook_size[name]), D, cfg.ema_decay, cfg.beta,
                                cfg.restart_threshold)
         self.register_buffer("mean", torch.zeros(n_feat))
@@ -377,9 +178,15 @@ class _Branch(nn.Module):
 
     def decode_latent(self, q: Tensor) -> Tensor:
         """(B, N, D) code vectors -> (B, N * F, C) normalised features."""
-        h = self.dec_blocks(self.dec_in(q.transpose(1, 2))).transpose(1, 2)
-        B, N, _ = h.shape
-        return self.dec_out(h).reshape(B, N * self.F, self.n_feat)
+        h = self.dec_blocks(self.dec_in(q.transpose(1, 2)))            # (B, H, N)
+        B, _, N = h.shape
+        if self.upsample:
+            # overlapping upsampling: each frame mixes its two nearest tokens, then frame-rate
+            # convolutions shape the motion within and across token boundaries
+            h = nn.functional.interpolate(h, scale_factor=self.F, mode="linear", align_corners=False)
+            h = self.frame_out(self.frame_blocks(self.frame_in(h)))      # (B, C, N * F)
+            return h.transpose(1, 2)
+        return self.dec_out(h.transpose(1, 2)).reshape(B, N * self.F, self.n_feat)
 
 
 class DanceTokenizer(nn.Module):
@@ -524,7 +331,11 @@ def load_tokenizer(path: str | Path, map_location: str | torch.device = "cpu") -
     if cfg.get("kind") != CHECKPOINT_KIND:
         raise OpenDanceError(f"{path}: not a dance tokenizer checkpoint (kind={cfg.get('kind')!r})")
     tok = DanceTokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
-    missing, unexpected = tok.load_state_dict(tensors, strict=False)
+    try:
+        missing, unexpected = tok.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:    # tensor shapes that do not fit the config
+        reason = " ".join(str(exc).split())[:200]
+        raise OpenDanceError(f"{path}: weights do not fit the config ({reason})") from None
     if missing or unexpected:
         raise OpenDanceError(f"{path}: checkpoint does not match the model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -559,14 +370,8 @@ __all__ = [
     "TokenizerConfig",
     "TokenizerOutput",
     "default_tokenizer_path",
-    "features_to_joints_torch",
-    "features_to_motion",
-    "heading_of",
-    "keypoints_to_pixels",
     "load_default_tokenizer",
     "load_tokenizer",
-    "motion_to_features",
-    "path_to_traj_features",
     "save_tokenizer",
     "tokens_per_second",
 ]

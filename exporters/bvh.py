@@ -30,16 +30,37 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from opendance.errors import InputError
-from opendance.exporters._io import existing_file
+from opendance.errors import InputError, LimitError
+from opendance.exporters._io import atomic_write, existing_file, read_limited_text
 from opendance.motion import Motion
-from opendance.skeleton import JOINT_NAMES, PARENTS, Skeleton, smpl_skeleton
+from opendance.skeleton import JOINT_NAMES, L_FOOT, PARENTS, R_FOOT, Skeleton, smpl_skeleton
+from opendance.validate import (
+    MAX_BVH_BYTES,
+    MAX_BVH_CHANNELS_PER_JOINT,
+    MAX_BVH_JOINTS,
+    MAX_FPS,
+    MIN_FPS,
+    check_frames,
+)
 
 log = logging.getLogger(__name__)
 
 EULER_ORDERS = tuple("".join(p) for p in itertools.permutations("XYZ"))
 UNITS = {"m": 1.0, "cm": 100.0}
+TOE_JOINT_NAMES = (JOINT_NAMES[L_FOOT], JOINT_NAMES[R_FOOT])
 END_SITE_FRACTION = 0.5  # End Site offset = this fraction of the leaf's own bone
+
+
+def end_site_offset(sk: Skeleton, j: int) -> np.ndarray:
+    """(3,) metres: a leaf joint's End Site offset in its rest frame. For the toes (SMPL
+    ``left_foot`` / ``right_foot``) it is the toe tip: ahead of the toe joint along the
+    foot, level with it (the ankle-to-toe bone slopes down, so continuing it would put the
+    tip under the floor whenever the toe joint is on it); other leaves continue their bone
+    by ``END_SITE_FRACTION``."""
+    off = np.asarray(sk.offsets[j], np.float64) * END_SITE_FRACTION
+    if sk.names[j] in TOE_JOINT_NAMES:
+        off = off * np.array([1.0, 0.0, 1.0])
+    return off
 
 
 # ----------------------------------------------------------------------------- writing
@@ -94,7 +115,7 @@ def write_bvh(motion: Motion, path: str | Path, units: str = "m", euler: str = "
         if not kids:
             lines.append(f"{pad}\tEnd Site")
             lines.append(f"{pad}\t{{")
-            lines.append(f"{pad}\t\tOFFSET {_fmt(sk.offsets[j] * scale * END_SITE_FRACTION)}")
+            lines.append(f"{pad}\t\tOFFSET {_fmt(end_site_offset(sk, j) * scale)}")
             lines.append(f"{pad}\t}}")
         lines.append(f"{pad}}}")
 
@@ -110,7 +131,8 @@ def write_bvh(motion: Motion, path: str | Path, units: str = "m", euler: str = "
     values = np.concatenate([motion.trans.astype(np.float64) * scale, angles], axis=1)
     lines += ["MOTION", f"Frames: {t}", f"Frame Time: {1.0 / motion.fps:.8f}"]
     lines += [" ".join(f"{x:.6f}" for x in row) for row in values]
-    Path(path).write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -141,74 +163,127 @@ class BvhData:
 
 
 def parse_bvh(path: str | Path) -> BvhData:
-    """Parse a BVH file's hierarchy and motion (any skeleton). ``InputError`` on bad syntax."""
-    p = existing_file(path)
-    try:
-        text = p.read_text()
-    except UnicodeDecodeError:
-        raise InputError(f"{p}: not a text BVH file") from None
+    """Parse a BVH file's hierarchy and motion (any skeleton). ``InputError`` on bad syntax,
+    ``LimitError`` past the bounds of ``opendance.validate`` (joints, frames, frame rate)."""
+    p = existing_file(path, max_bytes=MAX_BVH_BYTES)
+    text = read_limited_text(p, "BVH")
     head, sep, motion_part = text.partition("MOTION")
     tokens = head.replace("{", " { ").replace("}", " } ").split()
     if not tokens or tokens[0] != "HIERARCHY" or not sep:
         raise InputError(f"{p}: not a BVH file (needs HIERARCHY ... MOTION sections)")
+    try:
+        joints = _parse_hierarchy(p, tokens)
+    except (IndexError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{p}: malformed BVH hierarchy ({exc})") from None
+    _check_channels(p, joints)
+    frame_time, values = _parse_motion(p, motion_part, sum(len(j.channels) for j in joints))
+    return BvhData(joints, frame_time, values)
+
+
+def _parse_hierarchy(p: Path, tokens: list[str]) -> list[BvhJoint]:
+    """The joints of the HIERARCHY tokens (after the keyword), in file order."""
     joints: list[BvhJoint] = []
     stack: list[int] = []     # open joints; -2 marks an End Site block
     i = 1
-    try:
-        while i < len(tokens):
-            tok = tokens[i]
-            if tok in ("ROOT", "JOINT"):
-                parent = stack[-1] if stack else -1
-                if (tok == "ROOT") != (parent == -1) or (joints and tok == "ROOT"):
-                    raise InputError(f"{p}: misplaced {tok} {tokens[i + 1]}")
-                joints.append(BvhJoint(tokens[i + 1], parent, np.zeros(3)))
-                if tokens[i + 2] != "{":
-                    raise InputError(f"{p}: expected '{{' after {tok} {tokens[i + 1]}")
-                stack.append(len(joints) - 1)
-                i += 3
-            elif tok == "End":
-                if tokens[i + 2] != "{":
-                    raise InputError(f"{p}: expected '{{' after End Site")
-                stack.append(-2)
-                i += 3
-            elif tok == "OFFSET":
-                off = np.array([float(x) for x in tokens[i + 1:i + 4]])
-                if stack[-1] >= 0:
-                    joints[stack[-1]].offset = off
-                i += 4
-            elif tok == "CHANNELS":
-                n = int(tokens[i + 1])
-                joints[stack[-1]].channels = tokens[i + 2:i + 2 + n]
-                i += 2 + n
-            elif tok == "}":
-                stack.pop()
-                i += 1
-            else:
-                raise InputError(f"{p}: unexpected token {tok!r} in HIERARCHY")
-    except (IndexError, ValueError) as exc:
-        raise InputError(f"{p}: malformed BVH hierarchy ({exc})") from None
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok in ("ROOT", "JOINT"):
+            parent = stack[-1] if stack else -1
+            if (tok == "ROOT") != (parent == -1) or (joints and tok == "ROOT"):
+                raise InputError(f"{p}: misplaced {tok} {tokens[i + 1]}")
+            joints.append(BvhJoint(tokens[i + 1], parent, np.zeros(3)))
+            if len(joints) > MAX_BVH_JOINTS:
+                raise InputError(f"{p}: more than {MAX_BVH_JOINTS} joints")
+            if tokens[i + 2] != "{":
+                raise InputError(f"{p}: expected '{{' after {tok} {tokens[i + 1]}")
+            stack.append(len(joints) - 1)
+            i += 3
+        elif tok == "End":
+            if tokens[i + 2] != "{":
+                raise InputError(f"{p}: expected '{{' after End Site")
+            stack.append(-2)
+            i += 3
+        elif tok == "OFFSET":
+            off = np.array([float(x) for x in tokens[i + 1:i + 4]])
+            if off.shape != (3,) or not np.isfinite(off).all():
+                raise InputError(f"{p}: OFFSET needs 3 finite numbers, got {tokens[i + 1:i + 4]}")
+            if stack[-1] >= 0:
+                joints[stack[-1]].offset = off
+            i += 4
+        elif tok == "CHANNELS":
+            i = _read_channels(p, tokens, i, joints[stack[-1]] if stack[-1] >= 0 else None)
+        elif tok == "}":
+            stack.pop()
+            i += 1
+        else:
+            raise InputError(f"{p}: unexpected token {tok!r} in HIERARCHY")
     if not joints or stack:
         raise InputError(f"{p}: malformed BVH hierarchy (no joints or unbalanced braces)")
+    return joints
+
+
+def _read_channels(p: Path, tokens: list[str], i: int, joint: BvhJoint | None) -> int:
+    """Reads ``CHANNELS n name...`` at ``tokens[i]`` into ``joint``; returns the next index."""
+    n = int(tokens[i + 1])
+    # A negative count once moved the cursor backwards: an endless loop.
+    if not 0 <= n <= MAX_BVH_CHANNELS_PER_JOINT:
+        raise InputError(f"{p}: CHANNELS count must be 0..{MAX_BVH_CHANNELS_PER_JOINT}, got {n}")
+    if joint is None:
+        raise InputError(f"{p}: CHANNELS inside an End Site")
+    joint.channels = tokens[i + 2:i + 2 + n]
+    if len(joint.channels) != n:
+        raise InputError(f"{p}: CHANNELS {n} lists fewer names")
+    return i + 2 + n
+
+
+def _check_channels(p: Path, joints: list[BvhJoint]) -> None:
+    """Known channel names, each axis at most once per kind (so at most 3 rotations)."""
     valid = {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
     for j in joints:
         bad = [c for c in j.channels if c not in valid]
         if bad:
             raise InputError(f"{p}: joint {j.name} has unknown channels {bad}")
+        for kind in ("rotation", "position"):
+            axes = [c[0] for c in j.channels if c.endswith(kind)]
+            if len(set(axes)) != len(axes):
+                raise InputError(f"{p}: joint {j.name} repeats a {kind} axis ({' '.join(axes)}); "
+                                 f"each of X, Y, Z at most once")
+
+
+def _parse_motion(p: Path, motion_part: str, n_channels: int) -> tuple[float, np.ndarray]:
+    """(frame time s, (T, n_channels) values) of the MOTION section, bounds checked first."""
     lines = [ln for ln in motion_part.strip().splitlines() if ln.strip()]
     try:
+        if not lines[0].startswith("Frames:"):
+            raise ValueError("missing 'Frames:'")
         n_frames = int(lines[0].split(":")[1])
         if not lines[1].startswith("Frame Time:"):
             raise ValueError("missing 'Frame Time:'")
         frame_time = float(lines[1].split(":")[1])
-        values = np.array([[float(x) for x in ln.split()] for ln in lines[2:2 + n_frames]])
     except (IndexError, ValueError) as exc:
         raise InputError(f"{p}: malformed BVH MOTION section ({exc})") from None
-    n_channels = sum(len(j.channels) for j in joints)
-    if n_frames < 1 or values.shape != (n_frames, n_channels):
+    check_frames(n_frames, p)
+    if not (np.isfinite(frame_time) and frame_time > 0):
+        raise InputError(f"{p}: Frame Time must be a positive number of seconds, got {frame_time}")
+    if not 1.0 / MAX_FPS <= frame_time <= 1.0 / MIN_FPS:
+        raise LimitError(f"{p}: Frame Time {frame_time:g} s is outside "
+                         f"[{1.0 / MAX_FPS:g}, {1.0 / MIN_FPS:g}] s "
+                         f"({MIN_FPS:g}..{MAX_FPS:g} frames per second)")
+    extra = len(lines) - 2 - n_frames
+    if extra > 0:
+        log.warning("%s: 'Frames: %d' but the file holds %d frame lines; reading the first %d",
+                    p, n_frames, n_frames + extra, n_frames)
+    try:
+        values = np.array([[float(x) for x in ln.split()] for ln in lines[2:2 + n_frames]])
+    except ValueError as exc:
+        raise InputError(f"{p}: malformed BVH MOTION section ({exc})") from None
+    if values.shape != (n_frames, n_channels):
         raise InputError(f"{p}: MOTION holds {values.shape} values, expected ({n_frames}, {n_channels})")
-    if not (frame_time > 0 and np.isfinite(values).all()):
-        raise InputError(f"{p}: Frame Time must be positive and values finite")
-    return BvhData(joints, frame_time, values)
+    if not np.isfinite(values).all():
+        raise InputError(f"{p}: MOTION values must be finite numbers")
+    return frame_time, values
 
 
 def _canonical_name(name: str) -> str:

@@ -22,7 +22,14 @@ import numpy as np
 
 from opendance import rotations as rot
 from opendance.errors import InputError
-from opendance.exporters._io import existing_file, require_frames, require_shape
+from opendance.exporters._io import (
+    atomic_write,
+    existing_file,
+    load_npy,
+    require_frames,
+    require_rotation_6d,
+    require_shape,
+)
 from opendance.motion import Motion
 
 log = logging.getLogger(__name__)
@@ -46,17 +53,16 @@ def _matrix_to_rows6d(m: np.ndarray) -> np.ndarray:
 def read_finedance(path: str | Path) -> Motion:
     """Read a (T, 315) FineDance npy into a 30 FPS ``Motion`` (hands identity)."""
     p = existing_file(path)
-    try:
-        raw = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{p}: not a readable .npy array ({exc})") from None
+    raw = load_npy(p, "FineDance motion")   # header (dtype, shape) checked before the data is read
     if raw.ndim == 2 and raw.shape[1] == 319:
         raise InputError(f"{p}: this is FineDance's (T, 319) training feature file (4 contact "
                          "columns first); convert the (T, 315) file from motion/ instead")
     data = require_shape("FineDance motion", raw, (None, WIDTH), p)
     require_frames(data.shape[0], p)
     t = data.shape[0]
-    mats = _rows6d_to_matrix(data[:, 3:].reshape(t, FINEDANCE_JOINTS, 6)[:, :BODY_JOINTS])
+    d6 = data[:, 3:].reshape(t, FINEDANCE_JOINTS, 6)[:, :BODY_JOINTS]
+    require_rotation_6d(d6, p)
+    mats = _rows6d_to_matrix(d6)
     rots = np.broadcast_to(np.eye(3), (t, 24, 3, 3)).copy()
     rots[:, :BODY_JOINTS] = mats
     return Motion(rots, data[:, :3], FINEDANCE_FPS)
@@ -72,5 +78,5 @@ def write_finedance(motion: Motion, path: str | Path) -> None:
     mats[:, :BODY_JOINTS] = motion.rotations[:, :BODY_JOINTS]
     out = np.concatenate([motion.trans.astype(np.float64),
                           _matrix_to_rows6d(mats).reshape(t, FINEDANCE_JOINTS * 6)], axis=1)
-    with open(path, "wb") as f:
+    with atomic_write(path) as f:
         np.save(f, out.astype(np.float32))

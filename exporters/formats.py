@@ -15,6 +15,7 @@ from pathlib import Path
 from opendance.errors import InputError
 from opendance.exporters import aistpp, bvh, finedance, gltf, smpl_npz
 from opendance.motion import Motion
+from opendance.validate import check_fps, resampled_frames
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,17 @@ def load_motion(path: str | Path, fmt: str | None = None, fps: float | None = No
     if f.reader is None:
         raise InputError(f"{path}: opendance can write {f.name} files but not read them")
     _check_options(f.reader, options, f, "reader")
-    motion = f.reader(path, **options)
+    if fps is not None:
+        fps = check_fps(fps, "the target fps")            # before reading anything
+    try:
+        motion = f.reader(path, **options)
+    except InputError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:   # e.g. a Motion refusing what a reader built
+        raise InputError(f"{path}: not a valid {f.name} motion ({exc})") from None
+    check_fps(motion.fps, f"{path}: frame rate")
     if fps is not None and fps != motion.fps:
+        resampled_frames(motion.n_frames, motion.fps, fps)  # bounded before the new frames are allocated
         motion = motion.resample(fps)
     return motion
 
@@ -113,4 +123,7 @@ def save_motion(motion: Motion, path: str | Path, fmt: str | None = None, **opti
     parent = Path(path).parent
     if not parent.is_dir():
         raise InputError(f"{path}: the folder {parent} does not exist")
+    if Path(path).is_dir():
+        raise InputError(f"{path}: is a folder; give a file name to write")
+    # Every writer goes through ``_io.atomic_write``: a temporary file renamed into place.
     f.writer(motion, path, **options)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from opendance.exporters._io import atomic_write
 from opendance.motion import Motion
 from opendance.skeleton import Skeleton, smpl_skeleton
 
@@ -190,7 +191,7 @@ def write_glb(motion: Motion, path: str | Path, skeleton: Skeleton | None = None
     js = json.dumps(doc, separators=(",", ":")).encode()
     js += b" " * (-len(js) % 4)
     total = 12 + 8 + len(js) + 8 + len(buf.blob)
-    with open(path, "wb") as f:
+    with atomic_write(path) as f:
         f.write(struct.pack("<III", 0x46546C67, 2, total))        # 'glTF', version 2
         f.write(struct.pack("<II", len(js), 0x4E4F534A) + js)     # JSON chunk
         f.write(struct.pack("<II", len(buf.blob), 0x004E4942) + bytes(buf.blob))  # BIN chunk

@@ -13,11 +13,10 @@ import math
 from dataclasses import dataclass, replace
 
 from opendance.errors import OpenDanceError
+from opendance.validate import MAX_PATH_POINTS, MAX_STEPS, MAX_TARGET_M, MAX_TEXT_CHARS, MIN_STEPS
 
-MAX_TEXT_CHARS = 200
-MAX_PATH_POINTS = 64
-MIN_STEPS, MAX_STEPS = 1, 16
-MAX_TARGET_M = 20.0
+__all__ = ["MAX_PATH_POINTS", "MAX_STEPS", "MAX_TARGET_M", "MAX_TEXT_CHARS", "MIN_STEPS", "ControlError",
+           "ControlState"]
 
 
 class ControlError(OpenDanceError):
@@ -60,9 +59,11 @@ class ControlState:
 
 
 def _finite(name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, bool):
+        raise ControlError(f"{name} must be a number, got bool")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ControlError(f"{name} must be a number, got {type(value).__name__}") from None
     if not math.isfinite(v) or not lo <= v <= hi:
         raise ControlError(f"{name} must be in [{lo}, {hi}], got {value!r}")
@@ -82,7 +83,9 @@ def _energy(value) -> float:
 
 
 def _steps(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    # NaN and +-inf are not whole numbers (int() of them raises): refuse them first.
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or int(value) != value):
         raise ControlError(f"steps must be a whole number, got {value!r}")
     if not MIN_STEPS <= int(value) <= MAX_STEPS:
         raise ControlError(f"steps must be in [{MIN_STEPS}, {MAX_STEPS}], got {value}")
@@ -100,6 +103,8 @@ def _flag(name: str):
 
 
 def _traj(value) -> tuple[tuple[float, float], ...]:
+    if isinstance(value, (str, bytes)):
+        raise ControlError("traj must be a list of [x, z] points in metres")
     try:
         pts = [tuple(p) for p in value]
     except TypeError:
@@ -118,9 +123,11 @@ def _traj(value) -> tuple[tuple[float, float], ...]:
 def _keyframe(value) -> tuple[float, ...] | None:
     if value is None:
         return None
+    if isinstance(value, (str, bytes)):
+        raise ControlError("keyframe must be 72 numbers (24 joints x axis-angle radians)")
     try:
         vals = [float(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ControlError("keyframe must be 72 numbers (24 joints x axis-angle radians)") from None
     if len(vals) != 72:
         raise ControlError(f"keyframe must have 72 numbers, got {len(vals)}")

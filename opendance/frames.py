@@ -29,8 +29,11 @@ class PoseFrame:
         tempo_bpm: current tempo estimate (0 when unknown).
         beat_confidence: [0, 1].
         downbeat_phase: [0, 1) position within the bar, or -1 when unknown.
-        energy: [0, 1] the energy control / music loudness the frame was made with.
+        energy: [0, 1] the energy control the frame was made with.
         source: what produced it ("model", "fallback", "file", ...).
+        music_level: [0, 1] smoothed RMS level of the music heard so far (0 when unknown;
+            ``opendance.bridges.music_meter``).
+        onset_strength: [0, 1] onset strength of the music, normalised to its recent peak.
     """
 
     time_s: float
@@ -47,3 +50,5 @@ class PoseFrame:
     energy: float = 0.0
     source: str = "model"
     extra: dict = field(default_factory=dict)
+    music_level: float = 0.0
+    onset_strength: float = 0.0

@@ -7,12 +7,16 @@ and hands the frame to each sink. It never waits for the generator: when the buf
 runs dry it plays the procedural groove on the beat (or holds the last pose) and counts
 the frames as underruns; when it wakes more than a frame late it skips the missed
 frames (counted as dropped) instead of bursting. A sink that raises is logged once and
-kept; the other sinks still get every frame.
+kept; the other sinks still get every frame. Sinks that ask for ``every_frame`` (the
+recorder) get one frame per 1/fps of audio time from their first frame on: skipped
+frames are filled in from the buffer for them, so a recording keeps its length.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -23,14 +27,56 @@ from typing import Protocol
 import numpy as np
 
 from opendance import rotations as rot
-from opendance.frames import PoseFrame
-from opendance.fk_numpy import forward_kinematics
 from opendance.engine.motion_buffer import MotionBuffer
+from opendance.fk_numpy import forward_kinematics
+from opendance.frames import PoseFrame
 
 log = logging.getLogger(__name__)
 
+MAX_FILL_S = 2.0   # the most audio time filled in at once for every-frame sinks, s
+PREPARE_S = 0.002  # the clock wakes this long before a frame is due to make it, s
+SPIN_S = 0.0003    # the last stretch before a frame's time is waited by polling the clock, s
+SWITCH_INTERVAL_S = 0.0005   # GIL switch interval while the clock runs, s
+
+
+RT_PRIORITY = 10            # SCHED_FIFO priority of the clock's thread where the system allows it
+NICE_FALLBACK = -10         # else this nice value, where allowed
+
+
+def raise_thread_priority() -> str:
+    """Give the calling thread real-time scheduling (``SCHED_FIFO``, priority
+    ``RT_PRIORITY``), else a higher nice value, where the system allows it (root,
+    CAP_SYS_NICE, or an rtprio limit as audio users get: ``ulimit -r``). Returns what it
+    got, in words. On a busy machine this is what keeps frame times steady: the thread
+    runs as soon as it wakes instead of queueing behind every other process."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+        return f"SCHED_FIFO {RT_PRIORITY}"
+    except (AttributeError, OSError):
+        pass
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, NICE_FALLBACK)
+        return f"nice {NICE_FALLBACK}"
+    except (AttributeError, OSError):
+        return "normal (no permission for real-time or raised priority)"
+
+
+def _wait_until(t_mono_s: float) -> None:
+    """Return at ``t_mono_s`` (``time.monotonic()``): sleep, then poll the last ``SPIN_S``."""
+    rest = t_mono_s - time.monotonic()
+    if rest > SPIN_S:
+        time.sleep(rest - SPIN_S)
+    while time.monotonic() < t_mono_s:
+        pass
+
 
 class FrameSink(Protocol):
+    """Receives frames. A sink whose ``every_frame`` attribute is True (a recorder) gets
+    exactly one frame per 1/fps of audio time: frames the clock skipped, or that the
+    audio clock's drift owes, are made from the buffer and sent to it alone (marked
+    ``extra["filled"]``); other sinks get the published frames only."""
+
     def send(self, frame: PoseFrame) -> None: ...
 
 
@@ -108,6 +154,7 @@ class ClockStats:
 
     frames: int = 0
     dropped: int = 0           # frames skipped because the clock woke too late
+    filled: int = 0            # frames made only for every-frame sinks (skipped or owed by drift)
     underruns: int = 0         # frames played with no generated motion at their time
     sink_errors: int = 0
     send_times: deque = field(default_factory=lambda: deque(maxlen=4096))  # actual mono send times
@@ -133,13 +180,26 @@ class OutputClock:
             and the underrun pose is cross-faded.
         audio_label: maps the internal (stream) audio time to ``PoseFrame.audio_time_s``
             (e.g. seconds into a looping file); identity by default.
+        prepare_s: wake this long before a frame is due to make it, then send it at its
+            time (sleep, then a spin of at most ``SPIN_S``), seconds.
+        switch_interval_s: while running, the interpreter's thread switch interval is
+            lowered to this (``sys.setswitchinterval``; default 5 ms), so the clock's
+            thread gets the GIL back soon after it wakes; restored by ``stop()``. None
+            leaves it alone.
+        realtime_priority: run the clock's thread with real-time scheduling where the
+            system allows it (``raise_thread_priority``; otherwise it runs as before).
+        music: callable() -> (level, onset strength), both [0, 1], stamped on every frame
+            (``PoseFrame.music_level`` / ``onset_strength``; ``bridges.music_meter``).
     """
 
     def __init__(self, buffer: MotionBuffer, clock: AudioClockMap, sinks: list[FrameSink] | None = None,
                  fps: float = 60.0, beat_info: Callable[[float], BeatInfo] | None = None,
                  underrun_pose: Callable[[BeatInfo], tuple[np.ndarray, np.ndarray]] | None = None,
                  energy: Callable[[], float] | None = None, lookahead_s: float = 0.0,
-                 transition_frames: int = 8, audio_label: Callable[[float], float] | None = None):
+                 transition_frames: int = 8, audio_label: Callable[[float], float] | None = None,
+                 prepare_s: float = PREPARE_S, switch_interval_s: float | None = SWITCH_INTERVAL_S,
+                 realtime_priority: bool = True,
+                 music: Callable[[], tuple[float, float]] | None = None):
         if fps <= 0 or fps > 240:
             raise ValueError(f"output fps must be in (0, 240], got {fps}")
         self.buffer = buffer
@@ -149,6 +209,7 @@ class OutputClock:
         self.beat_info = beat_info or (lambda _a: BeatInfo())
         self.underrun_pose = underrun_pose
         self.energy = energy or (lambda: 0.0)
+        self.music = music or (lambda: (0.0, 0.0))
         self.lookahead_s = float(lookahead_s)
         self.transition_frames = max(1, int(transition_frames))
         self.audio_label = audio_label or (lambda a: a)
@@ -162,12 +223,21 @@ class OutputClock:
         self._fade_left = 0
         self._fade_from: tuple[np.ndarray, np.ndarray] | None = None
         self._anchor_xz = np.zeros(2, np.float32)
+        self._grid_next_s: float | None = None    # audio time every-frame sinks are owed next
+        self.prepare_s = float(prepare_s)
+        self.switch_interval_s = switch_interval_s
+        self._saved_switch_s: float | None = None
+        self.realtime_priority = bool(realtime_priority)
+        self.priority = "normal"            # what the clock's thread got (``raise_thread_priority``)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("output clock already started")
         self._stop.clear()
+        if self.switch_interval_s is not None and sys.getswitchinterval() > self.switch_interval_s:
+            self._saved_switch_s = sys.getswitchinterval()
+            sys.setswitchinterval(self.switch_interval_s)
         self._thread = threading.Thread(target=self._run, name="opendance-output-clock", daemon=True)
         self._thread.start()
 
@@ -178,6 +248,9 @@ class OutputClock:
             if self._thread.is_alive():
                 log.error("output clock thread did not stop within %.1f s", timeout_s)
             self._thread = None
+        if self._saved_switch_s is not None:
+            sys.setswitchinterval(self._saved_switch_s)
+            self._saved_switch_s = None
 
     @property
     def running(self) -> bool:
@@ -185,12 +258,17 @@ class OutputClock:
 
     # ----------------------------------------------------------------- loop
     def _run(self) -> None:
+        if self.realtime_priority:
+            self.priority = raise_thread_priority()
+            if self.priority.startswith("normal"):
+                log.info("output clock: %s; frame times may jitter on a busy machine (allow it with "
+                         "'ulimit -r 10' or CAP_SYS_NICE)", self.priority)
         period = 1.0 / self.fps
         t0 = time.monotonic()
         k = 0
         while not self._stop.is_set():
             due = t0 + k * period
-            delay = due - time.monotonic()
+            delay = due - self.prepare_s - time.monotonic()      # wake early, make, send on time
             if delay > 0 and self._stop.wait(delay):
                 break
             now = time.monotonic()
@@ -200,19 +278,56 @@ class OutputClock:
                 k += late_frames
                 due = t0 + k * period
             try:
-                frame = self.make_frame(due, k)
+                self.tick(due, k)
             except Exception:            # never let one bad frame stop the clock
                 log.exception("output clock: could not make frame %d; skipping it", k)
-                k += 1
-                continue
-            self.stats.send_times.append(time.monotonic())
-            self.stats.lateness_s.append(time.monotonic() - due)
-            self._publish(frame)
-            self.stats.frames += 1
             k += 1
 
-    def _publish(self, frame: PoseFrame) -> None:
-        for i, sink in enumerate(self.sinks):
+    def tick(self, due_mono_s: float, index: int) -> None:
+        """Make and publish the frame due at ``due_mono_s`` (after the frames owed to the
+        every-frame sinks before it)."""
+        audio_s = self.clock.audio_at(due_mono_s) + self.lookahead_s
+        every = [s for s in self.sinks if getattr(s, "every_frame", False) is True]
+        to_every = True
+        if every:
+            owed, to_every = self._owed_frames(audio_s)
+            for a in owed:
+                fill = self._frame_at(self.clock.mono_at(a - self.lookahead_s), index, a)
+                fill.extra["filled"] = True
+                self.stats.filled += 1
+                self._publish(fill, every)
+        frame = self._frame_at(due_mono_s, index, audio_s)
+        _wait_until(due_mono_s)
+        now = time.monotonic()
+        self.stats.send_times.append(now)
+        self.stats.lateness_s.append(now - due_mono_s)
+        self._publish(frame, self.sinks if to_every else [s for s in self.sinks if s not in every])
+        self.stats.frames += 1
+
+    def _owed_frames(self, audio_s: float) -> tuple[list[float], bool]:
+        """The audio grid of the every-frame sinks: ``(audio times owed before the frame at
+        audio_s, whether that frame is on the grid)``. The grid starts at the first frame
+        and advances 1/fps per frame sent to them; a jump of the audio clock by more than
+        ``MAX_FILL_S`` (a seek or a source restart) restarts it."""
+        period = 1.0 / self.fps
+        nxt = self._grid_next_s
+        if nxt is None or abs(audio_s - nxt) > MAX_FILL_S:
+            if nxt is not None:
+                log.warning("audio clock jumped by %.2f s: the recording continues from the new time",
+                            audio_s - nxt)
+            self._grid_next_s = audio_s + period
+            return [], True
+        owed = []
+        while nxt < audio_s - 0.5 * period:
+            owed.append(nxt)
+            nxt += period
+        on_grid = nxt <= audio_s + 0.5 * period
+        self._grid_next_s = nxt + period if on_grid else nxt
+        return owed, on_grid
+
+    def _publish(self, frame: PoseFrame, sinks: list[FrameSink]) -> None:
+        for sink in sinks:
+            i = id(sink)
             try:
                 sink.send(frame)
             except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
@@ -225,7 +340,11 @@ class OutputClock:
     # ----------------------------------------------------------------- one frame
     def make_frame(self, due_mono_s: float, index: int) -> PoseFrame:
         """The frame due at ``due_mono_s`` (no side effects on sinks)."""
-        audio_s = self.clock.audio_at(due_mono_s) + self.lookahead_s
+        return self._frame_at(due_mono_s, index, self.clock.audio_at(due_mono_s) + self.lookahead_s)
+
+    def _frame_at(self, due_mono_s: float, index: int, audio_s: float) -> PoseFrame:
+        """The frame for audio time ``audio_s`` (motion already shifted by the lookahead),
+        stamped ``due_mono_s``."""
         beat = self.beat_info(audio_s)
         sample = self.buffer.sample(audio_s)
         energy = float(self.energy()) if sample is None else sample.energy
@@ -249,14 +368,16 @@ class OutputClock:
                 mode = "rest"
             if sample is not None:
                 extra["controls_version"] = sample.controls_version
-        quats, trans = self._crossfade(quats, trans, "buffer" if extra.get("underrun") is None else "underrun")
+        fade_mode = "buffer" if extra.get("underrun") is None else "underrun"
+        level, onset = self.music()
+        quats, trans = self._crossfade(quats, trans, fade_mode)
         joints = forward_kinematics(rot.quat_to_matrix(quats)[None], trans[None])[0]
         return PoseFrame(time_s=due_mono_s, frame_index=index, fps=self.fps,
                          local_quats=quats.astype(np.float32), root_pos=trans.astype(np.float32),
                          joints=joints.astype(np.float32), audio_time_s=float(self.audio_label(audio_s)),
                          beat_phase=float(beat.beat_phase), tempo_bpm=float(beat.tempo_bpm),
                          beat_confidence=float(beat.confidence), downbeat_phase=float(beat.downbeat_phase),
-                         energy=energy, source=mode, extra=extra)
+                         energy=energy, source=mode, extra=extra, music_level=level, onset_strength=onset)
 
     def _crossfade(self, quats: np.ndarray, trans: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """Ease from the last published pose when switching between generated motion and

@@ -29,10 +29,12 @@ from typing import Self
 
 import numpy as np
 
+from opendance.bridges.music_meter import MusicMeter
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.stream import ChunkRecord, StreamConfig, StreamingGenerator
-from opendance.engine.motion_buffer import MotionBuffer
+from opendance.engine.music.features import CH_ENVELOPE
+from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
 from opendance.realtime.output_clock import AudioClockMap, BeatInfo, OutputClock
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class SessionConfig:
         loop_period_s: for a looping file source: its length, so frames carry the time
             into the file on every pass; None otherwise (a file played once, a live input).
         groove_style: style of the procedural fallback groove.
+        stage: the output stage every chunk passes on its way into the motion buffer
+            (``opendance.engine.stage``; ``StageConfig(enabled=False)`` turns it off).
     """
 
     fps: float = 60.0
@@ -59,6 +63,7 @@ class SessionConfig:
     controls: ControlState = field(default_factory=ControlState)
     loop_period_s: float | None = None
     groove_style: str = "house"
+    stage: StageConfig = field(default_factory=StageConfig)
 
 
 class ControlBoard:
@@ -172,7 +177,9 @@ class LiveSession:
         self.controls = ControlBoard(self.config.controls)
         self.clock = AudioClockMap()
         self.analyzer = (analyzer_factory or _default_analyzer)(int(source.sample_rate))
-        self.buffer = MotionBuffer(fps=getattr(generator, "fps", 30.0))
+        self.meter = MusicMeter(int(source.sample_rate))  # level and onsets for the VJ outputs
+        fps = getattr(generator, "fps", 30.0)    # chunks pass the output stage as they are buffered
+        self.buffer = StagedMotionBuffer(OutputStage(self.config.stage, fps), fps=fps)
         self.groove = GrooveFallback(fps=self.buffer.fps, style=self.config.groove_style)
         self.streamer = StreamingGenerator(
             generator, self.buffer, self.analyzer.timeline, self.analyzer,
@@ -180,7 +187,7 @@ class LiveSession:
         self.output = OutputClock(
             self.buffer, self.clock, self.sinks, fps=self.config.fps, beat_info=self._beat_info,
             underrun_pose=self._groove_pose, energy=lambda: self.controls.get().energy,
-            lookahead_s=self.config.lookahead_s, audio_label=self._audio_label)
+            lookahead_s=self.config.lookahead_s, audio_label=self._audio_label, music=self.meter.read)
         self.finished = threading.Event()      # the source ended (a file without --loop)
         self.audio_error: BaseException | None = None
         self._stop = threading.Event()
@@ -240,7 +247,9 @@ class LiveSession:
     def set_controls(self, **changes) -> ControlState:
         """Change live controls (style, energy, steps, refine, frozen, traj_path,
         keyframe); applied from the next chunk. Raises ``ControlError``."""
-        return self.controls.update(**changes)
+        new = self.controls.update(**changes)
+        self.streamer.wake()          # preempt buffered motion now, not at the next poll
+        return new
 
     # ----------------------------------------------------------------- audio thread
     def _pump_audio(self) -> None:
@@ -266,7 +275,8 @@ class LiveSession:
                 t_stream = self._samples / sr
                 self._samples += len(samples)
                 self.clock.observe(block.t_mono_s, t_stream)
-                self.analyzer.process(samples, block.t_mono_s)
+                rows = self.analyzer.process(samples, block.t_mono_s)
+                self.meter.update(samples, rows[:, CH_ENVELOPE] if getattr(rows, "ndim", 0) == 2 else None)
             except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 if self.audio_error is None:
                     log.error("music analysis failed on a block (%s); skipping it", exc)
@@ -283,7 +293,7 @@ class LiveSession:
         the beat (on the provisional grid at the frame's audio time while the beat clock
         has no tempo)."""
         t_audio_s = beat.audio_s if math.isfinite(beat.audio_s) else self.clock.now_audio_s()
-        pos = self.groove.bar_position_at(beat.tempo_bpm, beat.beat_phase, beat.downbeat_phase, t_audio_s)
+        pos = self.groove.phrase_position_at(beat.tempo_bpm, beat.beat_phase, beat.downbeat_phase, t_audio_s)
         q, t = self.groove.sample(np.array([pos]))
         return q[0], t[0]
 

@@ -19,9 +19,10 @@ from typing import Self
 
 import numpy as np
 
-from opendance.errors import InputError, OpenDanceError
+from opendance.errors import InputError, LimitError, OpenDanceError
 from opendance.realtime.ring import AudioRing
 from opendance.realtime.sample_clock import SampleClock
+from opendance.validate import MAX_AUDIO_CHANNELS, MAX_DECODE_SECONDS, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -149,42 +150,217 @@ class ArraySource(AudioSource):
         return block
 
 
-def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read an audio file (WAV, FLAC, OGG, MP3, ... whatever libsndfile reads) as
-    ((N,) float32 mono, sample rate Hz). Raises ``InputError`` for a missing, corrupt or
-    empty file."""
+@dataclass(frozen=True)
+class AudioFileInfo:
+    """What an audio file's header says: rate Hz, channels, frames per channel, seconds."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_file_info(path: str | Path) -> AudioFileInfo:
+    """Open an audio file's header and check it against the bounds of ``opendance.validate``
+    (rate, channels) before any sample is decoded. ``InputError`` with one line for a
+    missing file, a folder, an unreadable or undecodable file; ``LimitError`` for a rate
+    or channel count out of range."""
     import soundfile as sf
 
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not an audio file")
+    if not p.exists():
         raise InputError(f"audio file not found: {p}")
+    if not p.is_file():
+        raise InputError(f"{p}: not a regular file")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        with open(p, "rb"):
+            pass
+    except PermissionError:
+        raise InputError(f"cannot read audio file {p}: permission denied") from None
+    try:
+        info = sf.info(str(p))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        raise InputError(f"cannot read audio file {p}: {exc}") from exc
-    if data.shape[0] == 0:
-        raise InputError(f"audio file {p} has no samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(mono)):
-        raise InputError(f"audio file {p} contains NaN or infinite samples")
-    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+        raise InputError(f"cannot read audio file {p}: {_sf_reason(exc)}") from None
+    check_sample_rate(int(info.samplerate), p)
+    # libsndfile clamps a chunk that claims more bytes than the file holds and notes it
+    # as "data : 160000 (should be 16000)": a truncated recording or a lying header.
+    bad = [ln.strip() for ln in str(getattr(info, "extra_info", "")).splitlines() if "should be" in ln]
+    if bad:
+        log.warning("%s: the header announces more than the file holds (%s); reading the %.2f s present "
+                    "(truncated file?)", p, "; ".join(bad[:2]), info.frames / max(1, info.samplerate))
+    if not 1 <= int(info.channels) <= MAX_AUDIO_CHANNELS:
+        raise LimitError(f"{p}: {info.channels} channels; at most {MAX_AUDIO_CHANNELS}")
+    return AudioFileInfo(p, int(info.samplerate), int(info.channels), max(int(info.frames), 0))
 
 
-class FileSource(ArraySource):
-    """An audio file as a source; ``t_audio_s`` is seconds into the file."""
+def _sf_reason(exc: Exception) -> str:
+    """libsndfile's reason without its noise ('System error.' says nothing)."""
+    text = " ".join(str(exc).split())
+    if "System error" in text or not text:
+        return "not an audio format libsndfile can decode (WAV, FLAC, OGG, MP3, ...)"
+    return text[:200]
+
+
+def iter_audio_blocks(path: str | Path | AudioFileInfo, block_s: float = 1.0, max_seconds: float | None = None
+                      ) -> Iterator[np.ndarray]:
+    """Decode a file in blocks of ``block_s`` seconds, each ``(n,) float32`` mono: memory
+    stays flat whatever the file length. Stops after ``max_seconds``. Warns once when the
+    header promised more samples than the file holds; NaN / inf samples are an error."""
+    import soundfile as sf
+
+    info = path if isinstance(path, AudioFileInfo) else audio_file_info(path)
+    block = max(1, int(block_s * info.sample_rate))
+    limit = info.frames if max_seconds is None else min(info.frames, int(max_seconds * info.sample_rate))
+    done = 0
+    try:
+        with sf.SoundFile(str(info.path)) as f:
+            while done < limit:
+                data = f.read(min(block, limit - done), dtype="float32", always_2d=True)
+                if data.shape[0] == 0:
+                    break
+                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                if not np.all(np.isfinite(mono)):
+                    raise InputError(f"audio file {info.path} contains NaN or infinite samples")
+                done += mono.size
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+    except InputError:
+        raise
+    except Exception as exc:  # a decode error mid-file
+        raise InputError(f"cannot read audio file {info.path}: {_sf_reason(exc)}") from None
+    if done < limit:
+        log.warning("%s: the header announces %.2f s but the file holds %.2f s of audio (truncated file?)",
+                    info.path, limit / info.sample_rate, done / info.sample_rate)
+
+
+def load_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file (WAV, FLAC, OGG, MP3, ... whatever libsndfile reads) as
+    ((N,) float32 mono, sample rate Hz), at most ``max_seconds`` of it, decoded block by
+    block into one preallocated array. Raises ``InputError`` for a missing, corrupt or
+    empty file, ``LimitError`` when the audio to decode is longer than
+    ``MAX_DECODE_SECONDS`` (pass ``max_seconds``)."""
+    info = audio_file_info(path)
+    seconds = info.duration_s if max_seconds is None else min(info.duration_s, float(max_seconds))
+    if seconds > MAX_DECODE_SECONDS:
+        raise LimitError(f"{info.path} is {info.duration_s / 60:.1f} min long; at most "
+                         f"{MAX_DECODE_SECONDS / 60:.0f} min are decoded at once (use --max-seconds)")
+    n_max = int(seconds * info.sample_rate) if max_seconds is not None else info.frames
+    out = np.empty(n_max, dtype=np.float32)
+    n = 0
+    for block in iter_audio_blocks(info, max_seconds=max_seconds):
+        out[n:n + block.size] = block
+        n += block.size
+    if n == 0:
+        raise InputError(f"audio file {info.path} has no samples")
+    return out[:n], info.sample_rate
+
+
+class FileSource(AudioSource):
+    """An audio file as a source, decoded block by block from disk (memory stays flat
+    with the file's length); ``t_audio_s`` is seconds into the file. Same pacing and
+    looping as ``ArraySource``."""
 
     def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False,
                  block_size: int = 512) -> None:
-        audio, sr = load_audio(path)
-        super().__init__(audio, sr, realtime=realtime, loop=loop, block_size=block_size)
-        self.path = Path(path)
+        info = audio_file_info(path)
+        if info.frames == 0:
+            raise InputError(f"audio file {info.path} has no samples")
+        self.path = info.path
+        self.info = info
+        self.sample_rate = info.sample_rate
+        self.realtime = realtime
+        self.loop = loop
+        self.block_size = max(1, int(block_size))
+        self._file = None
+        self._pos = 0
+        self._emitted = 0
+        self._t0: float | None = None
+        self._ended = False
+        self._lock = threading.Lock()     # stop() may come from another thread than read()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def duration_s(self) -> float:
+        return self.info.duration_s
+
+    def _open(self):
+        import soundfile as sf
+
+        if self._file is None:
+            try:
+                self._file = sf.SoundFile(str(self.path))
+            except Exception as exc:
+                raise InputError(f"cannot read audio file {self.path}: {_sf_reason(exc)}") from None
+        return self._file
+
+    def start(self) -> None:
+        with self._lock:
+            self._open().seek(0)
+            self._t0 = time.monotonic()
+            self._pos = self._emitted = 0
+            self._ended = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self._ended = True
+            f, self._file = self._file, None
+            if f is not None:
+                f.close()
+
+    def _next_samples(self) -> np.ndarray | None:
+        f = self._open()
+        for _ in range(2):                       # at most one wrap per block
+            data = f.read(self.block_size, dtype="float32", always_2d=True)
+            if data.shape[0]:
+                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy()
+                # NaN / inf in a file: silence, never a poisoned analysis
+                return np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+            if not self.loop or self._pos == 0:
+                return None
+            f.seek(0)
+            self._pos = 0
+        return None
+
+    def read(self, timeout_s: float | None = None) -> AudioBlock | None:
+        if self._t0 is None:
+            self.start()
+        if self._ended:
+            return None
+        t_first = self._t0 + self._emitted / self.sample_rate
+        if self.realtime:
+            due = t_first + self.block_size / self.sample_rate
+            wait = due - time.monotonic()
+            if timeout_s is not None and wait > timeout_s:
+                time.sleep(max(0.0, timeout_s))
+                return None
+            if wait > 0:
+                time.sleep(wait)
+        with self._lock:
+            if self._ended:
+                return None
+            samples = self._next_samples()
+        if samples is None:
+            self._ended = True
+            return None
+        block = AudioBlock(samples, t_first, self._pos / self.sample_rate, self.sample_rate)
+        self._pos += samples.size
+        self._emitted += samples.size
+        return block
 
 
 class SynthSource(ArraySource):
     """A synthetic track (``synth.make_track``) as a source; ``.track`` has the truth."""
 
     def __init__(self, realtime: bool = False, loop: bool = False, block_size: int = 512, **track_kwargs) -> None:
-        from opendance.realtime.synth import make_track
+        from opendance.realtime.test_signals import make_track
 
         self.track = make_track(**track_kwargs)
         super().__init__(self.track.audio, self.track.sample_rate, realtime=realtime, loop=loop,

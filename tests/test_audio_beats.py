@@ -11,7 +11,7 @@ from opendance.engine.music.beat_clock import BeatClock
 from tests.support.beat_eval import evaluate, standard_cases
 from opendance.engine.music.features import stream_spectral
 from opendance.engine.music.offline_beats import track_beats
-from opendance.realtime.synth import make_track
+from opendance.realtime.test_signals import make_track
 
 CASES = {name: (track, change) for name, track, change in standard_cases(duration_s=16.0)}
 
@@ -167,7 +167,7 @@ def test_downbeats_from_harmony_live_and_offline():
 def test_offline_tracker_follows_a_tempo_change():
     import mir_eval
 
-    from opendance.realtime.synth import beat_times
+    from opendance.realtime.test_signals import beat_times
 
     segs = [(0.0, 110.0), (10.0, 132.0)]
     track = make_track(20.0, segs, "drums", seed=5)

@@ -14,7 +14,8 @@ UNITY_PARENT = {
     "LeftShoulder": "UpperChest", "LeftUpperArm": "LeftShoulder", "LeftLowerArm": "LeftUpperArm",
     "LeftHand": "LeftLowerArm", "RightShoulder": "UpperChest", "RightUpperArm": "RightShoulder",
     "RightLowerArm": "RightUpperArm", "RightHand": "RightLowerArm", "LeftUpperLeg": "Hips",
-    "LeftLowerLeg": "LeftUpperLeg", "LeftFoot": "LeftLowerLeg", "LeftToes": "LeftFoot", "RightUpperLeg": "Hips",
+    "LeftLowerLeg": "LeftUpperLeg", "LeftFoot": "LeftLowerLeg", "LeftToes": "LeftFoot",
+    "RightUpperLeg": "Hips",
     "RightLowerLeg": "RightUpperLeg", "RightFoot": "RightLowerLeg", "RightToes": "RightFoot",
 }
 
@@ -84,7 +85,7 @@ def test_raised_left_arm_raises_the_avatars_left_arm(frame, up_axis, left_sign_a
 def test_humanoid_mapping_matches_unity_hierarchy():
     assert len(set(HUMANOID_NAMES)) == len(HUMANOID_NAMES) == 22
     smpl_to_unity = dict(SMPL_TO_HUMANOID)
-    for j, name in zip(HUMANOID_JOINTS, HUMANOID_NAMES):
+    for j, name in zip(HUMANOID_JOINTS, HUMANOID_NAMES, strict=False):
         p = PARENTS[j]
         if p < 0:
             assert name == "Hips"

@@ -16,7 +16,8 @@ from opendance.bridges.vmc import VmcEncoder, VmcSender
 from opendance.frames import PoseFrame
 from opendance.skeleton import JOINT_NAMES, smpl_skeleton
 
-osc4py3 = pytest.importorskip("osc4py3.oscbuildparse", reason="osc4py3 (dev extra) is the independent OSC parser")
+osc4py3 = pytest.importorskip("osc4py3.oscbuildparse",
+                              reason="osc4py3 (dev extra) is the independent OSC parser")
 
 
 def _messages(datagram):
@@ -40,7 +41,8 @@ def _frame(seed=0, t=100.0):
     return PoseFrame(time_s=t, frame_index=42, fps=60.0, local_quats=q,
                      root_pos=np.array([0.3, 0.95, -0.2], np.float32),
                      joints=rng.normal(size=(24, 3)).astype(np.float32), audio_time_s=12.25,
-                     beat_phase=0.25, tempo_bpm=123.0, beat_confidence=0.8, downbeat_phase=0.5, energy=0.7)
+                     beat_phase=0.25, tempo_bpm=123.0, beat_confidence=0.8, downbeat_phase=0.5, energy=0.7,
+                     music_level=0.25, onset_strength=0.6)
 
 
 def test_vmc_datagrams_parse_and_carry_unity_frame_values():
@@ -61,8 +63,9 @@ def test_vmc_datagrams_parse_and_carry_unity_frame_values():
     bones = {args[0]: np.array(args[1:]) for tags, args in by_addr["/VMC/Ext/Bone/Pos"]}
     assert set(bones) == set(HUMANOID_NAMES)
     offsets = smpl_skeleton().offsets
-    for j, name in zip(HUMANOID_JOINTS, HUMANOID_NAMES):
-        np.testing.assert_allclose(bones[name][3:], coords.smpl_to_unity_quat(frame.local_quats[j]), atol=1e-6)
+    for j, name in zip(HUMANOID_JOINTS, HUMANOID_NAMES, strict=False):
+        want = coords.smpl_to_unity_quat(frame.local_quats[j])
+        np.testing.assert_allclose(bones[name][3:], want, atol=1e-6)
         if name == "Hips":
             np.testing.assert_allclose(bones[name][:3], [0, 0.95, 0], atol=1e-6)
         else:
@@ -84,7 +87,7 @@ def _unity_fk(root, bones):
     """World positions of the 22 bones from what a Marionette receives (Unity frame)."""
     parents = smpl_skeleton().parents
     g, world = {}, {}
-    for j, name in zip(HUMANOID_JOINTS, HUMANOID_NAMES):
+    for j, name in zip(HUMANOID_JOINTS, HUMANOID_NAMES, strict=False):
         pos, q = bones[name]
         r = rot.quat_to_matrix(q)
         p = parents[j]
@@ -113,8 +116,8 @@ def test_vmc_rest_correction_gives_a_t_pose_rest():
     q[:, 3] = 1
     frame = PoseFrame(0.0, 0, 30.0, q, np.array([0, 0.9, 0], np.float32), np.zeros((24, 3), np.float32))
     _, bones = _bones(VmcEncoder(rest_correction=True).encode(frame))
-    for child, direction in [("LeftLowerArm", [-1, 0, 0]), ("LeftHand", [-1, 0, 0]), ("RightLowerArm", [1, 0, 0]),
-                             ("LeftLowerLeg", [0, -1, 0]), ("RightFoot", [0, -1, 0])]:
+    for child, direction in [("LeftLowerArm", [-1, 0, 0]), ("LeftHand", [-1, 0, 0]),
+                             ("RightLowerArm", [1, 0, 0]), ("LeftLowerLeg", [0, -1, 0]), ("RightFoot", [0, -1, 0])]:
         pos = bones[child][0]
         np.testing.assert_allclose(pos / np.linalg.norm(pos), direction, atol=1e-5)  # Unity: left is -X
     # SMPL's rest pose itself is then a few degrees off the T-pose, as measured in humanoid.py
@@ -156,7 +159,11 @@ def test_plain_osc_modes(mode):
     msgs = {addr: (tags, args) for d in datagrams for addr, tags, args in _messages(d)}
     assert msgs["/opendance/frame"] == (",ifff", (42, 0.5, 12.25, 60.0))
     np.testing.assert_allclose(msgs["/opendance/beat"][1], [0.25, 123.0, 0.8, 0.5], atol=1e-6)
-    np.testing.assert_allclose(msgs["/opendance/energy"][1], [0.7], atol=1e-6)
+    np.testing.assert_allclose(msgs["/opendance/control/energy"][1], [0.7], atol=1e-6)
+    assert "/opendance/energy" not in msgs  # the control is named as one; the music's level is separate
+    assert msgs["/opendance/bar"] == (",fi", (0.5, 3))
+    np.testing.assert_allclose(msgs["/opendance/music/level"][1], [0.25, -45.0], atol=1e-5)
+    np.testing.assert_allclose(msgs["/opendance/music/onset"][1], [0.6], atol=1e-6)
     np.testing.assert_allclose(msgs["/opendance/root"][1], frame.root_pos, atol=1e-6)
     if mode == "blob":
         tags, (blob,) = msgs["/opendance/joints"]
@@ -205,3 +212,47 @@ def test_blob_layout_is_big_endian_float32():
     i = d.index(b"/opendance/joints")
     size_off = i + len(b"/opendance/joints\x00\x00\x00") + 4  # address (20 bytes) + ",b\0\0"
     assert struct.unpack(">i", d[size_off:size_off + 4])[0] == 288
+
+
+def test_plain_osc_beat_and_downbeat_triggers_fire_once_per_beat_and_bar():
+    """120 BPM at 60 FPS for 4 bars: 16 beat triggers and 4 downbeat triggers, each in the
+    frame where its phase wraps, counted up; none while the bar is unknown."""
+    enc = OscEncoder("blob", time_origin_s=0.0)
+    beats, bars, bar_args = [], [], []
+    for k in range(1, 60 * 8 + 1):        # 8 s: 16 beats, 4 bars (the first at frame 120)
+        t = k / 60
+        f = _frame()
+        f.beat_phase, f.downbeat_phase, f.tempo_bpm = (t * 2) % 1.0, (t / 2) % 1.0, 120.0
+        if k <= 60:
+            f.downbeat_phase = -1.0        # bar not found yet
+        msgs = {a: args for d in enc.encode(f) for a, _, args in _messages(d)}
+        if "/opendance/trigger/beat" in msgs:
+            beats.append((k, msgs["/opendance/trigger/beat"][0]))
+        if "/opendance/trigger/downbeat" in msgs:
+            bars.append((k, msgs["/opendance/trigger/downbeat"][0]))
+        bar_args.append(msgs["/opendance/bar"])
+    assert [k for k, _ in beats] == list(range(30, 481, 30))[:len(beats)] and len(beats) == 16
+    assert [n for _, n in beats] == list(range(1, 17))
+    assert bars == [(120, 1), (240, 2), (360, 3), (480, 4)]
+    assert bar_args[0] == (-1.0, 0) and bar_args[119][1] == 1 and bar_args[118][1] == 4
+
+
+def test_music_meter_level_and_onset():
+    from opendance.bridges.music_meter import MusicMeter
+    sr = 48000
+    m = MusicMeter(sr)
+    assert m.read() == (0.0, 0.0)
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(sr // 10) / sr)).astype(np.float32)  # -9 dBFS RMS
+    for _ in range(10):
+        m.update(tone, np.array([0.2, 0.1], np.float32))
+    level, onset = m.read()
+    assert m.level_db() == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.3)
+    assert level == pytest.approx((m.level_db() + 60) / 60, abs=1e-6)
+    m.update(tone, np.array([4.0], np.float32))          # a strong onset: 1 relative to its peak
+    assert m.read()[1] == pytest.approx(1.0)
+    for _ in range(5):                                   # 0.5 s of silence: level falls, onset decays
+        m.update(np.zeros(sr // 10, np.float32), np.zeros(3, np.float32))
+    level2, onset2 = m.read()
+    assert level2 < level - 0.1 and onset2 < 0.05
+    m.update(np.full(480, np.nan, np.float32))           # never NaN out
+    assert all(np.isfinite(m.read()))

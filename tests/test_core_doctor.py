@@ -34,11 +34,14 @@ def test_model_checksum_and_mismatch(tmp_path, monkeypatch):
     blob = b"\x00\x01weights" * 1000
     (tmp_path / "default.safetensors").write_bytes(blob)
     digest = hashlib.sha256(blob).hexdigest()
+    unchecked = doctor.check_default_model()      # no .sha256 shipped: reported, not silently ok
+    assert unchecked.status == "warn" and digest in unchecked.detail and "no .sha256" in unchecked.detail
+    (tmp_path / "default.safetensors.sha256").write_text(digest + "  default.safetensors\n")
     ok = doctor.check_default_model()
-    assert ok.status == "ok" and digest in ok.detail
+    assert ok.status == "ok" and "matches .sha256" in ok.detail
     (tmp_path / "default.safetensors.sha256").write_text("0" * 64 + "  default.safetensors\n")
-    bad = doctor.check_default_model()
-    assert bad.status == "warn" and "MISMATCH" in bad.detail
+    bad = doctor.check_default_model()      # refused on load, so the learned dancer is missing
+    assert bad.status == "missing" and "MISMATCH" in bad.detail and "--write-checksums" in bad.fix
 
 
 def test_a_crashing_check_is_reported_not_raised():

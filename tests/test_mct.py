@@ -15,10 +15,10 @@ from opendance.engine.api import GenerationRequest
 from opendance.engine.backends import BackendUnavailable, TorchBackend, create_backend
 from opendance.engine.generator import Constraints, MCTGenerator
 from opendance.engine.mct import BRANCHES, MCTConfig, MCTInputs, build_mct, load_mct, save_mct
+from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 from opendance.engine.refine import FootSlideRefiner, RefineConfig
 from opendance.engine.sampler import SamplerConfig, decode, n_masked_after
 from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig
-from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
 FPT = 4
 
@@ -416,3 +416,17 @@ def test_world_path_turns_into_the_heading_frame():
     world = np.array([[1.0, 0.0, 0.9, 0.0]], np.float32)          # moving along world +X
     np.testing.assert_allclose(_world_to_heading(world, 0.0), world, atol=1e-6)      # facing +Z: sideways (x)
     np.testing.assert_allclose(_world_to_heading(world, math.pi / 2)[0, :2], [0.0, 1.0], atol=1e-6)  # forwards
+
+
+def test_choice_temperature_noise_is_seeded_and_changes_the_ranking(model):
+    be = create_backend("torch", model)
+    x = _inputs(model.cfg, 1, 12)
+
+    def run(ct, seed):
+        cfg = SamplerConfig(steps=4, choice_temperature=ct)
+        return decode(be, x, _free_all(1, 12), cfg, torch.Generator().manual_seed(seed))["motion"]
+
+    torch.testing.assert_close(run(4.5, 3), run(4.5, 3))
+    assert any(not torch.equal(run(4.5, s), run(0.0, s)) for s in range(4))
+    with pytest.raises(ValueError):
+        SamplerConfig(choice_temperature=-1)

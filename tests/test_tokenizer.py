@@ -7,19 +7,16 @@ import pytest
 import torch
 
 from opendance import camera
-from opendance.engine.tokenizer import (
+from opendance.engine.motion_repr import (
     BRANCHES,
     FEATURE_DIMS,
-    DanceTokenizer,
-    TokenizerConfig,
     features_to_joints_torch,
     features_to_motion,
     heading_of,
     keypoints_to_pixels,
-    load_tokenizer,
     motion_to_features,
-    save_tokenizer,
 )
+from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig, load_tokenizer, save_tokenizer
 from opendance.engine.vq import EMAQuantizer
 from opendance.errors import InputError, OpenDanceError
 from opendance.motion import Motion
@@ -265,7 +262,7 @@ def test_default_tokenizer_loads_or_says_why():
 
 
 def test_path_to_traj_features_matches_motion_features():
-    from opendance.engine.tokenizer import path_to_traj_features
+    from opendance.engine.motion_repr import path_to_traj_features
     m = _motion(50)
     f = motion_to_features(m)
     np.testing.assert_allclose(path_to_traj_features(m.trans, heading_of(m.rotations)), f["traj"], atol=1e-4)
@@ -296,3 +293,22 @@ def test_bundled_tokenizer_reconstructs_a_procedural_dance():
     assert mpjpe_mm < 60.0, mpjpe_mm  # held-out corpus: ~23 mm; a rest pose: > 100 mm
     kpt_px = np.linalg.norm(keypoints_to_pixels(rec["kpt"][0].numpy()) - keypoints_to_pixels(f["kpt"]), axis=-1).mean()
     assert kpt_px < 12.0, kpt_px
+
+
+def test_upsampling_decoder_has_no_token_boundary_seams():
+    """A constant token decodes to a constant (no 7.5 Hz wobble), and a window's frames
+    change smoothly across token boundaries; the legacy snippet decoder does neither."""
+    torch.manual_seed(0)
+    up = DanceTokenizer(SMALL).eval()
+    ids = {"motion": torch.full((1, 12), 5, dtype=torch.long)}
+    dec = up.decode(ids)["motion"][0]
+    assert float((dec - dec[0]).abs().max()) < 1e-5
+    legacy = DanceTokenizer(TokenizerConfig(**{**SMALL.to_dict(), "decoder": "snippet"})).eval()
+    dec_l = legacy.decode(ids)["motion"][0]
+    assert float((dec_l - dec_l[0]).abs().max()) > 1e-3
+
+
+def test_legacy_checkpoints_load_as_snippet_decoders():
+    cfg = TokenizerConfig.from_dict({k: v for k, v in SMALL.to_dict().items() if k != "decoder"})
+    assert cfg.decoder == "snippet"
+    assert TokenizerConfig().decoder == "upsample"

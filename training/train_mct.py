@@ -4,10 +4,19 @@ Recipe (OpenDanceNet's, with our streaming additions), per training window of ``
 token steps cut from a clip (all three branches tokenized once by the frozen DDT):
 
 * **masking**: music and text dropped per sample (``p_drop_music``, ``p_drop_text``:
-  the null embeddings, which also serve classifier-free guidance); trajectory and
-  keypoint tokens masked per token (a cosine-schedule ratio, or all of them with
-  ``p_cond_absent``); motion tokens masked with the cosine schedule
-  (``ratio = cos(pi/2 u)``, u ~ U(0, 1), MaskGIT / MoMask), at least one;
+  the null embeddings, which also serve classifier-free guidance). With
+  ``p_all_masked`` every token of all three branches after the prefix is masked: that
+  is the generation situation, and the model can only get it right by listening.
+  Otherwise motion tokens are masked with the cosine schedule (``ratio = cos(pi/2 u)``,
+  u ~ U(0, 1), MaskGIT / MoMask), at least one, and the trajectory and keypoint tokens
+  are masked at least wherever the motion token is (no shortcut copying the body from
+  the other branches at the same position), plus a cosine share of the rest; all of
+  them with ``p_cond_absent``; with ``p_cond_given`` they are instead given at a random
+  subset of positions, independent of the motion mask (user constraints);
+* **beat-grid augmentation**: with ``p_grid_aug`` the window's beat-grid channels are
+  replaced by a grid the live / offline beat tracker could have produced from the same
+  song: tempo halved (either beat parity), doubled, bar unknown, or shifted by up to
+  +-60 ms (``grid_variants``), so generation on tracked beats is not out of distribution;
 * **streaming**: with ``p_prefix`` a random prefix of 1..L-1 token steps is given in
   all three branches (the previous chunk; no loss there); with ``p_now_cut`` a random
   "now" frame (near the prefix end when there is one) after which the spectral music
@@ -23,10 +32,15 @@ token steps cut from a clip (all three branches tokenized once by the frozen DDT
   predicted), plus the FK and foot-contact losses; no keypoint prediction, no
   trajectory / keypoint auxiliary losses.
 
-The budget is wall time (``--minutes``) or steps (``--steps``), whichever ends first;
-the learning rate follows warm-up then cosine decay over that budget. Rank 0 writes
+The learning rate follows warm-up then cosine decay over ``--steps``; ``--minutes`` only
+stops a run early (wall time does not enter the schedule, so a run resumed with
+``--resume`` continues exactly: model, optimizer, step, torch and NumPy RNG states (the
+data order) are in ``OUT/train_state.safetensors`` beside ``OUT/last.safetensors``,
+written every ``--save-every`` steps). ``OUT/best.safetensors`` keeps the lowest
+listening loss (all branches masked, right music) on the validation songs. Rank 0 writes
 ``OUT/mct.safetensors`` + ``OUT/mct.json`` (and a copy of the tokenizer it trained
-with, ``OUT/mct.tokenizer.safetensors``, which ``engine.generator.load_generator`` uses), every ``--save-every`` steps and at the end, plus
+with, ``OUT/mct.tokenizer.safetensors``, which ``engine.generator.load_generator`` uses),
+every ``--save-every`` steps and at the end, plus
 ``OUT/mct_step{N}`` snapshots at ``--snapshot-steps`` (for equal-step ablations).
 
 Top-level imports are light on purpose: ``opendance train --help`` imports this module.
@@ -68,13 +82,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
     p.add_argument("--init-from", default=None, help="start from this MCT checkpoint's weights (same preset "
-                   "and tokenizer; the optimizer and schedule start fresh)")
+                   "and tokenizer; the optimizer and schedule start fresh; music statistics are this data's)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.safetensors and "
+                   "OUT/train_state.safetensors (same arguments)")
     p.add_argument("--no-joint", action="store_true", help="ablation: no joint prediction of trajectory / "
                    "keypoint tokens (see the module docstring)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="scale of all auxiliary losses (0: off)")
     p.add_argument("--limit-clips", type=int, default=None, help="read at most N clips per split")
     p.add_argument("--text", default="auto", help="text encoder: auto, minilm or none")
-    p.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
+    p.add_argument("--save-every", type=int, default=250, help="checkpoint (and resume state) every N steps")
+    p.add_argument("--eval-every", type=int, default=1000, help="listening check on validation every N steps")
     p.add_argument("--snapshot-steps", default="", help="comma list of steps to keep as OUT/mct_stepN")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -96,6 +113,9 @@ class TokenBank:
         text: (n_clips, text_dim) float32 embeddings; has_text (n_clips,) bool.
         names: clip names.
         starts: (S,) int64 token indices where a full ``max_tokens`` window fits in one clip.
+        grids: (V, F, 5) float32 beat-grid channels per ``GRID_VARIANTS`` (row 0: the
+            music's own grid).
+        clip_start: (n_clips,) int64 first token of each clip; tempo_bpm: (n_clips,).
     """
 
     music: np.ndarray
@@ -106,6 +126,26 @@ class TokenBank:
     has_text: np.ndarray
     names: list
     starts: np.ndarray
+    grids: np.ndarray
+    clip_start: np.ndarray
+    tempo_bpm: np.ndarray
+
+
+GRID_VARIANTS = ("given", "half_even", "half_odd", "double", "no_bar", "shifted")
+
+
+def grid_variants(n_frames: int, beats_s: np.ndarray, downbeats_s: np.ndarray, shift_s: float) -> np.ndarray:
+    """(V, n_frames, 5) beat grids a beat tracker could plausibly give for a song whose true
+    beats are ``beats_s`` (seconds): ``GRID_VARIANTS`` order; ``shift_s`` for "shifted"."""
+    from opendance.engine.music.features import beat_grid
+
+    b = np.asarray(beats_s, np.float64)
+    d = np.asarray(downbeats_s, np.float64)
+    mid = (b[:-1] + b[1:]) / 2 if b.size > 1 else b[:0]
+    out = [beat_grid(n_frames, b, d), beat_grid(n_frames, b[0::2], d), beat_grid(n_frames, b[1::2], d),
+           beat_grid(n_frames, np.sort(np.concatenate([b, mid])), d), beat_grid(n_frames, b, None),
+           beat_grid(n_frames, b + shift_s, d + shift_s)]
+    return np.stack(out).astype(np.float32)
 
 
 def build_bank(seqs, tokenizer, text_encoder, max_tokens: int, progress: bool = False) -> TokenBank:
@@ -113,14 +153,16 @@ def build_bank(seqs, tokenizer, text_encoder, max_tokens: int, progress: bool = 
     import torch
     from tqdm import tqdm
 
-    from opendance.engine.tokenizer import motion_to_features
+    from opendance.engine.motion_repr import motion_to_features
 
     fpt = tokenizer.frames_per_token
     music, clip_ids, names, texts = [], [], [], []
     feats = {b: [] for b in BRANCHES}
     tokens = {b: [] for b in BRANCHES}
     starts, n_tok_total = [], 0
-    for i, s in enumerate(tqdm(seqs, desc="tokenize", disable=not progress)):
+    grids, clip_start, tempo = [], [], []
+    shift_rng = np.random.default_rng(7)
+    for s in tqdm(seqs, desc="tokenize", disable=not progress):
         n_tok = s.motion.n_frames // fpt
         if n_tok < 2:
             continue
@@ -131,7 +173,17 @@ def build_bank(seqs, tokenizer, text_encoder, max_tokens: int, progress: bool = 
         for b in BRANCHES:
             feats[b].append(f[b])
             tokens[b].append(ids[b][0].numpy())
-        music.append(np.asarray(s.music[:n_tok * fpt], np.float32))
+        mus = np.asarray(s.music[:n_tok * fpt], np.float32)
+        music.append(mus)
+        if s.beat_times_s is not None and len(s.beat_times_s) >= 2:
+            g = grid_variants(n_tok * fpt, s.beat_times_s, s.downbeat_times_s, shift_rng.uniform(-0.06, 0.06))
+        else:   # no beats known (a real dataset read without them): the music's own grid only
+            g = np.repeat(mus[None, :, -5:], len(GRID_VARIANTS), axis=0)
+        if mus.shape[1] >= 5:
+            g[0] = mus[:, -5:]
+        grids.append(g)
+        clip_start.append(n_tok_total)
+        tempo.append(float(s.tempo_bpm or 120.0))
         clip_ids.append(np.full(n_tok, ci, np.int64))
         names.append(s.name)
         texts.append(s.text or "")
@@ -147,7 +199,8 @@ def build_bank(seqs, tokenizer, text_encoder, max_tokens: int, progress: bool = 
     has_text = np.abs(text).sum(1) > 0
     return TokenBank(np.concatenate(music), {b: np.concatenate(v) for b, v in feats.items()},
                      {b: np.concatenate(v) for b, v in tokens.items()}, np.concatenate(clip_ids),
-                     text.astype(np.float32), has_text, names, np.asarray(starts, np.int64))
+                     text.astype(np.float32), has_text, names, np.asarray(starts, np.int64),
+                     np.concatenate(grids, axis=1), np.asarray(clip_start, np.int64), np.asarray(tempo))
 
 
 @dataclass
@@ -156,7 +209,10 @@ class MaskConfig:
 
     p_drop_music: float = 0.1
     p_drop_text: float = 0.3
-    p_cond_absent: float = 0.4
+    p_all_masked: float = 0.5
+    p_cond_absent: float = 0.3
+    p_cond_given: float = 0.1
+    p_grid_aug: float = 0.4
     p_prefix: float = 0.5
     p_now_cut: float = 0.6
     p_short_window: float = 0.25
@@ -183,18 +239,25 @@ def sample_masks(rng: np.random.Generator, b: int, n_tok: int, fpt: int, mc: Mas
     prefix[use_prefix] = rng.integers(1, n_tok, size=int(use_prefix.sum()))
     pos = np.arange(n_tok)[None, :]
     in_prefix = pos < prefix[:, None]
-    given = {}
-    for br in BRANCHES:
-        g = in_prefix.copy()
-        for i in range(b):
-            free = np.flatnonzero(~in_prefix[i])
-            if br == "motion" or rng.random() >= mc.p_cond_absent:
-                n_mask = int(np.ceil(cosine_ratio(rng.random()) * len(free)))
-                if br == "motion":
-                    n_mask = max(1, n_mask)
-                keep = rng.permutation(free)[n_mask:]
-                g[i, keep] = True
-        given[br] = g
+    given = {br: in_prefix.copy() for br in BRANCHES}
+    for i in range(b):
+        free = np.flatnonzero(~in_prefix[i])
+        if rng.random() < mc.p_all_masked:
+            continue  # the generation situation: every branch hidden after the prefix
+        n_mask = max(1, int(np.ceil(cosine_ratio(rng.random()) * len(free))))
+        perm = rng.permutation(free)
+        motion_masked = np.zeros(n_tok, bool)
+        motion_masked[perm[:n_mask]] = True
+        given["motion"][i, perm[n_mask:]] = True
+        for br in ("traj", "kpt"):
+            r = rng.random()
+            if r < mc.p_cond_absent:
+                continue
+            n_keep = len(free) - int(np.ceil(cosine_ratio(rng.random()) * len(free)))
+            keep = rng.permutation(free)[:n_keep]
+            if r >= mc.p_cond_absent + mc.p_cond_given:
+                keep = keep[~motion_masked[keep]]   # never given where the motion is masked
+            given[br][i, keep] = True
     loss = {br: ~given[br] for br in BRANCHES}
     if not joint:
         loss["kpt"][:] = False
@@ -226,8 +289,13 @@ def make_batch(bank: TokenBank, rng: np.random.Generator, b: int, n_tok: int, fp
     targets = {br: torch.from_numpy(bank.tokens[br][tok_idx]) for br in BRANCHES}
     ids = {br: torch.where(torch.from_numpy(masks["given"][br]), targets[br],
                            torch.full_like(targets[br], mask_ids[br])) for br in BRANCHES}
+    music = bank.music[frame_idx]
+    aug = rng.random(b) < mc.p_grid_aug
+    if aug.any() and music.shape[-1] >= 5:
+        variant = rng.integers(1, bank.grids.shape[0], size=int(aug.sum()))
+        music[aug, :, -5:] = bank.grids[variant[:, None], frame_idx[aug]]
     inputs = MCTInputs(
-        music=torch.from_numpy(bank.music[frame_idx]),
+        music=torch.from_numpy(music),
         music_valid=torch.from_numpy(masks["music_valid"]),
         music_keep=torch.from_numpy(masks["music_keep"]),
         text=torch.from_numpy(bank.text[clip]),
@@ -252,7 +320,7 @@ def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, a
     import torch
     import torch.nn.functional as F
 
-    from opendance.engine.tokenizer import features_to_joints_torch
+    from opendance.engine.motion_repr import features_to_joints_torch
 
     w = w or LossWeights()
     stats = {}
@@ -293,9 +361,10 @@ def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, a
     aux = w.fk * fk + w.contact * contact_loss
     stats["fk_m"], stats["contact_mps"] = float(fk.detach()), float(contact_loss.detach())
     if joint:
-        traj_l = F.smooth_l1_loss(tokenizer.normalize("traj", traj_pred), tokenizer.normalize("traj", feats["traj"]))
+        nz = tokenizer.normalize
+        traj_l = F.smooth_l1_loss(nz("traj", traj_pred), nz("traj", feats["traj"]))
         kpt_pred = tokenizer.decode_soft("kpt", soft("kpt"))
-        kpt_l = F.smooth_l1_loss(tokenizer.normalize("kpt", kpt_pred), tokenizer.normalize("kpt", feats["kpt"]))
+        kpt_l = F.smooth_l1_loss(nz("kpt", kpt_pred), nz("kpt", feats["kpt"]))
         aux = aux + w.traj * traj_l + w.kpt * kpt_l
         stats["traj_aux"], stats["kpt_aux"] = float(traj_l.detach()), float(kpt_l.detach())
     total = total + aux_scale * aux
@@ -340,11 +409,156 @@ def evaluate_bank(model, bank: TokenBank, tokenizer, n_tok: int, fpt: int, n_bat
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
+LISTEN_CONDITIONS = ("right", "none", "other_song", "half_beat", "shift_-2tok", "shift_+2tok")
+
+
+def listening_losses(model, bank: TokenBank, n_tok: int, fpt: int, n_windows: int = 96, seed: int = 4321,
+                     batch_size: int = 32) -> dict:
+    """The listening check: motion cross-entropy (nats) and accuracy with every token of all
+    three branches masked (the generation situation; no prefix, no text), on fixed windows
+    of ``bank`` (seeded), per music condition in ``LISTEN_CONDITIONS``: the right music, no
+    music (null embedding), another window's music, the music shifted by half a beat
+    (at the clip's tempo) and by -2 / +2 token steps (shifted audio and grid together,
+    clamped at the clip's ends). A model that listens has "right" clearly lowest.
+
+    Returns {"ce_<cond>": float, "acc_<cond>": float, ..., "uniform": ln K, "n_windows": int}.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from opendance.engine.mct import MCTInputs
+
+    rng = np.random.default_rng(seed)
+    st = bank.starts[rng.integers(0, len(bank.starts), size=n_windows)]
+    clip = bank.clip_of_token[st]
+    clip_end = np.append(bank.clip_start[1:], len(bank.clip_of_token))
+    lo, hi = bank.clip_start[clip] * fpt, clip_end[clip] * fpt - 1
+    half_beat = np.round(0.5 * 60.0 / np.maximum(bank.tempo_bpm[clip], 30.0) * 30.0).astype(np.int64)
+    shifts = {"right": 0, "none": 0, "other_song": 0, "half_beat": half_beat,
+              "shift_-2tok": -2 * fpt, "shift_+2tok": 2 * fpt}
+    base = (st * fpt)[:, None] + np.arange(n_tok * fpt)[None, :]
+    tok_idx = st[:, None] + np.arange(n_tok)[None, :]
+    target = torch.from_numpy(bank.tokens["motion"][tok_idx])
+    K = model.cfg.n_codes("motion")
+    sums = {c: [0.0, 0.0] for c in LISTEN_CONDITIONS}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for c in LISTEN_CONDITIONS:
+            sh = shifts[c]
+            sh = sh[:, None] if isinstance(sh, np.ndarray) else sh
+            fidx = np.clip(base + sh, lo[:, None], hi[:, None])
+            if c == "other_song":
+                fidx = fidx[np.roll(np.arange(n_windows), n_windows // 2)]
+            for i in range(0, n_windows, batch_size):
+                sl = slice(i, i + batch_size)
+                b = len(range(n_windows)[sl])
+                x = MCTInputs(music=torch.from_numpy(bank.music[fidx[sl]]),
+                              music_valid=torch.ones(b, n_tok * fpt),
+                              music_keep=torch.full((b,), 0.0 if c == "none" else 1.0),
+                              text=torch.zeros(b, model.cfg.text_dim), text_keep=torch.zeros(b),
+                              traj=torch.full((b, n_tok), model.cfg.mask_id("traj")),
+                              kpt=torch.full((b, n_tok), model.cfg.mask_id("kpt")),
+                              motion=torch.full((b, n_tok), model.cfg.mask_id("motion")))
+                lg = model(x).motion.float()
+                ce = F.cross_entropy(lg.reshape(-1, K), target[sl].reshape(-1), reduction="sum")
+                sums[c][0] += float(ce)
+                sums[c][1] += float((lg.argmax(-1) == target[sl]).sum())
+    model.train(was_training)
+    n = n_windows * n_tok
+    out = {}
+    for c in LISTEN_CONDITIONS:
+        out[f"ce_{c}"] = sums[c][0] / n
+        out[f"acc_{c}"] = sums[c][1] / n
+    out["uniform"] = float(np.log(K))
+    out["n_windows"] = n_windows
+    return out
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 (16 hex digits) of a tokenizer's weights and buffers: which DDT an MCT was trained on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(tokenizer.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _listen_and_keep_best(model, val: TokenBank, n_tok: int, fpt: int, step: int, history: list,
+                          best: float, out: Path, save) -> float:
+    """Run the listening check on the validation songs, log it, keep the best checkpoint."""
+    lis = listening_losses(model, val, n_tok, fpt)
+    history.append({"step": step, "listening": lis})
+    log.info("step %d listening: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in lis.items()
+                                                      if k.startswith("ce_")))
+    if lis["ce_right"] < best:
+        best = lis["ce_right"]
+        save(out / "best.safetensors", step, {"listening": lis})
+    return best
+
+
+def _init_from(model, path: str, tok_sha: str) -> dict:
+    """Load ``--init-from`` weights into ``model`` after checking config and tokenizer."""
+    from opendance.engine.mct import load_mct
+    from opendance.errors import OpenDanceError
+
+    init, init_meta = load_mct(path)
+    if init.cfg != model.cfg:
+        raise OpenDanceError(f"--init-from {path}: its config differs from this preset's")
+    if init_meta.get("tokenizer_sha") not in (None, tok_sha):
+        raise OpenDanceError(f"--init-from {path} was trained with another tokenizer "
+                             f"({init_meta.get('tokenizer_sha')}, this one {tok_sha})")
+    if init_meta.get("tokenizer_sha") is None:
+        log.warning("--init-from %s does not record its tokenizer; cannot check it", path)
+    model.load_state_dict(init.state_dict())
+    return {"init_from": Path(path).name, "init_step": init_meta.get("step")}
+
+
+def _save_state(out: Path, opt, step: int, history: list, best: float, rng: np.random.Generator) -> None:
+    """Everything besides the model that an exact resume needs (see the module docstring)."""
+    import torch
+
+    from opendance.engine.checkpoint import save_tree
+
+    save_tree(out / "train_state.safetensors", {
+        "optimizer": opt.state_dict(), "step": step, "best": best if math.isfinite(best) else None,
+        "torch_rng": torch.get_rng_state(), "np_rng": json.dumps(rng.bit_generator.state),
+        "history": json.dumps(history)})
+
+
+def _load_state(out: Path, model, opt) -> tuple[int, list, float, np.random.Generator]:
+    """(step, history, best, rng) and the model / optimizer state of a run to resume."""
+    import torch
+
+    from opendance.engine.checkpoint import load_tree
+    from opendance.engine.mct import load_mct
+    from opendance.errors import OpenDanceError
+
+    last, st = out / "last.safetensors", out / "train_state.safetensors"
+    if not (last.exists() and st.exists()):
+        raise OpenDanceError(f"--resume: no checkpoint in {out} "
+                             "(need last.safetensors and train_state.safetensors)")
+    src, _ = load_mct(last)
+    if src.cfg != model.cfg:
+        raise OpenDanceError(f"--resume: {last} has another model config")
+    model.load_state_dict(src.state_dict())
+    state = load_tree(st)
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(state["np_rng"])
+    best = state["best"] if state["best"] is not None else math.inf
+    return int(state["step"]), json.loads(state["history"]), best, rng
+
+
 def run(args) -> int:
     """Entry point of ``opendance train mct``."""
     import torch
 
     from opendance.engine.mct import build_mct, save_mct
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
     from opendance.engine.text import load_text_encoder
     from opendance.engine.tokenizer import (
         DanceTokenizer,
@@ -353,7 +567,6 @@ def run(args) -> int:
         save_tokenizer,
     )
     from opendance.errors import OpenDanceError
-    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
     from opendance.training import distributed as D
     from opendance.training.datasets import load_dataset
 
@@ -401,17 +614,11 @@ def run(args) -> int:
                           n_traj_codes=tokenizer.codebook_size("traj"),
                           n_kpt_codes=tokenizer.codebook_size("kpt"),
                           frames_per_token=tokenizer.frames_per_token)
-        model.set_music_stats(train.music.mean(0), train.music.std(0))
-        if args.init_from:
-            from opendance.engine.mct import load_mct
-
-            init, init_meta = load_mct(args.init_from)
-            if init.cfg != model.cfg:
-                raise OpenDanceError(f"--init-from {args.init_from}: its config differs from preset {args.preset!r}")
-            model.load_state_dict(init.state_dict())
-            meta_init = {"init_from": str(args.init_from), "init_step": init_meta.get("step")}
-        else:
-            meta_init = {}
+        music_mean, music_std = train.music.mean(0), train.music.std(0)
+        tok_sha = tokenizer_fingerprint(tokenizer)
+        meta_init = _init_from(model, args.init_from, tok_sha) if args.init_from else {}
+        # this data's music statistics, also after --init-from (whose buffers carry its own)
+        model.set_music_stats(music_mean, music_std)
         model.to(info.device)
         joint = not args.no_joint
         ddp = model
@@ -423,33 +630,37 @@ def run(args) -> int:
         mc = MaskConfig()
         mask_ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
         snapshots = {int(s) for s in args.snapshot_steps.split(",") if s.strip()}
-        meta = {"data": str(data), "tokenizer": tok_src, "joint_prediction": joint, "preset": args.preset,
-                "aux_weight": args.aux_weight, "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
+        meta = {"data": Path(str(data)).name, "tokenizer": Path(tok_src).name, "tokenizer_sha": tok_sha,
+                "joint_prediction": joint, "preset": args.preset, "aux_weight": args.aux_weight,
+                "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
-            save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": tok_src})
+            save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": Path(tok_src).name})
 
         def save(path, step, extra=None):
             save_mct(model, path, {**meta, "step": step, **(extra or {})})
 
+        step, history, best = 0, [], math.inf
+        if args.resume:
+            step, history, best, rng = _load_state(out, model, opt)
+            log.info("resumed from %s at step %d", out, step)
         budget_s = args.minutes * 60.0
         t_start = time.perf_counter()
-        step, history = 0, []
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=args.steps, unit="step", desc="train mct")
+            bar = tqdm(total=args.steps, initial=step, unit="step", desc="train mct")
         model.train()
         while True:
             elapsed = time.perf_counter() - t_start
-            prog = max(step / args.steps, elapsed / budget_s if budget_s > 0 else 0.0)
             # every rank must stop at the same step: rank 0 decides
-            done = prog >= 1.0 or (args.stop_after is not None and step >= args.stop_after)
+            done = step >= args.steps or elapsed >= budget_s or \
+                (args.stop_after is not None and step >= args.stop_after)
             stop = torch.tensor([1.0 if done else 0.0])
             D.all_reduce_sum(stop)
             if float(stop) > 0:
                 break
             for g in opt.param_groups:
-                g["lr"] = _lr(step, prog, args.lr, args.warmup)
+                g["lr"] = _lr(step, step / args.steps, args.lr, args.warmup)
             n_tok = max_tokens if rng.random() >= mc.p_short_window else int(
                 rng.integers(mc.min_window, max_tokens + 1))
             inputs, targets, masks, feats = make_batch(train, rng, args.batch_size, n_tok, fpt, mc, mask_ids,
@@ -471,17 +682,25 @@ def run(args) -> int:
                 if info.is_main:
                     log.info("step %d (%.0f s): %s", step, time.perf_counter() - t_start,
                              ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
+            if info.is_main and step % args.eval_every == 0:
+                best = _listen_and_keep_best(model, val, max_tokens, fpt, step, history, best, out, save)
             if info.is_main and step in snapshots:
                 save(out / f"mct_step{step}.safetensors", step)
             if info.is_main and step % args.save_every == 0:
                 save(out / "mct.safetensors", step)
+                save(out / "last.safetensors", step)
+                _save_state(out, opt, step, history, best, rng)
         if bar is not None:
             bar.close()
         summary = {"steps": step, "train_minutes": round((time.perf_counter() - t_start) / 60, 2),
                    "processes": info.world_size, "out": str(out), "params": model.n_params()}
         if info.is_main:
             summary["val"] = evaluate_bank(model, val, tokenizer, max_tokens, fpt, joint=joint)
+            best = _listen_and_keep_best(model, val, max_tokens, fpt, step, history, best, out, save)
+            summary["listening"] = history[-1]["listening"]
             save(out / "mct.safetensors", step, {"val": summary["val"]})
+            save(out / "last.safetensors", step)
+            _save_state(out, opt, step, history, best, rng)
             (out / "history.json").write_text(json.dumps({"summary": summary, "history": history}, indent=1))
         D.barrier()
     finally:

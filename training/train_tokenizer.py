@@ -4,7 +4,9 @@ Read top to bottom: data -> features and normalisation -> model (DDP when launch
 torchrun) -> epochs of training with a validation pass each -> checkpoints.
 
 Losses per branch, on normalised features (``x`` target, ``y`` reconstruction):
-``smooth_l1(y, x) + w_vel * smooth_l1(dy/dt, dx/dt) + commitment``, plus two losses in
+``smooth_l1(y, x) + w_vel * smooth_l1(dy/dt, dx/dt) + w_acc * smooth_l1(d2y/dt2, d2x/dt2)
++ commitment`` (the velocity and acceleration terms run across token boundaries, so a
+decoder that jumps there pays for it), plus two losses in
 physical units that the normalised ones do not see:
 * motion: forward kinematics of the decoded rotations (root at the origin, heading
   removed) against the true joints, metres (``w_fk``);
@@ -41,15 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from opendance.engine.checkpoint import load_tree, save_tree
-from opendance.engine.tokenizer import (
-    BRANCHES,
-    DanceTokenizer,
-    TokenizerConfig,
-    features_to_joints_torch,
-    load_tokenizer,
-    motion_to_features,
-    save_tokenizer,
-)
+from opendance.engine.motion_repr import BRANCHES, features_to_joints_torch, motion_to_features
+from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig, load_tokenizer, save_tokenizer
 from opendance.errors import OpenDanceError
 from opendance.training import distributed as D
 from opendance.training.datasets import load_dataset, window_index
@@ -81,7 +76,7 @@ class TrainConfig:
         stride_frames: hop between training windows.
         eval_window_frames: validation window (120 = 4 s at 30 FPS).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
-        w_vel, w_fk, w_path: loss weights (see the module docstring).
+        w_vel, w_acc, w_fk, w_path: loss weights (see the module docstring).
         size: model preset in ``MODEL_SIZES``.
         seed: RNG seed (the same on every process).
         limit_clips: read at most this many clips per split (quick runs).
@@ -103,6 +98,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 200
     w_vel: float = 1.0
+    w_acc: float = 1.0
     w_fk: float = 5.0
     w_path: float = 5.0
     size: str = "default"
@@ -147,7 +143,7 @@ class FeatureBank:
 
 
 def build_bank(seqs) -> FeatureBank:
-    from opendance.engine.tokenizer import heading_of
+    from opendance.engine.motion_repr import heading_of
 
     feats = {b: [] for b in BRANCHES}
     trans, heading, lengths, names = [], [], [], []
@@ -204,8 +200,10 @@ def compute_losses(tok: DanceTokenizer, out, cfg: TrainConfig) -> tuple[Tensor, 
         y, x = out.recon[b], out.target[b]
         rec = F.smooth_l1_loss(y, x, beta=0.1)
         vel = F.smooth_l1_loss(y[:, 1:] - y[:, :-1], x[:, 1:] - x[:, :-1], beta=0.1)
-        parts[f"{b}_rec"], parts[f"{b}_vel"] = rec, vel
-        total = total + rec + cfg.w_vel * vel
+        dy, dx = y[:, 1:] - y[:, :-1], x[:, 1:] - x[:, :-1]
+        acc = F.smooth_l1_loss(dy[:, 1:] - dy[:, :-1], dx[:, 1:] - dx[:, :-1], beta=0.1)
+        parts[f"{b}_rec"], parts[f"{b}_vel"], parts[f"{b}_acc"] = rec, vel, acc
+        total = total + rec + cfg.w_vel * vel + cfg.w_acc * acc
         if b == "motion" and cfg.w_fk > 0:
             with torch.no_grad():
                 j_true = _local_joints(tok.denormalize(b, x))

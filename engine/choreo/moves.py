@@ -172,6 +172,16 @@ def bump(b: np.ndarray, centre: float, half_width: float) -> np.ndarray:
     return 0.5 + 0.5 * np.cos(np.pi * x)
 
 
+def smooth_interp(b: np.ndarray, knots, values) -> np.ndarray:
+    """Like ``np.interp`` but eased (smoothstep) between the knots, so the value is still
+    at every knot (knots on beats: the body settles on the beat)."""
+    x = np.asarray(knots, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    i = np.clip(np.searchsorted(x, b, side="right") - 1, 0, len(x) - 2)
+    u = np.clip((b - x[i]) / (x[i + 1] - x[i]), 0.0, 1.0)
+    return v[i] + (v[i + 1] - v[i]) * u * u * (3 - 2 * u)
+
+
 def stepwise(b: np.ndarray, values, move_beats: float = 0.25, feel: float = 0.0) -> np.ndarray:
     """A pose value per beat (cycling through ``values``), held around its beat and
     switched with a smoothstep of ``move_beats`` centred half a beat before it (+ ``feel``):
@@ -225,7 +235,7 @@ def _step_touch(b, p, arm_style="swing"):
     steps = [Step("R", 0.5, 1.0, R - d, 0.0), Step("L", 1.45, 2.0, L - d, 0.0, height=0.05),
              Step("L", 2.5, 3.0, L, 0.0), Step("R", 3.45, 4.0, R, 0.0, height=0.05)]
     n = len(b)
-    side = np.interp(b, [0, 1, 2, 3, 4], [0, -1, -1, 1, 0])
+    side = smooth_interp(b, [0, 1, 2, 3, 4], [0, -1, -1, 1, 0])
     ch = {"bounce": groove_bounce(b, p, 0.035), "hip": np.stack(
         [np.zeros(n), np.zeros(n), 6 * DEG * p.amp * side], -1),
         "head": np.stack([6 * DEG * pulse(b, 2), -4 * DEG * side, np.zeros(n)], -1)}
@@ -248,7 +258,7 @@ def _clap(b, p):
 def _arm_pump(b, p):
     ch, steps = _step_touch(b, p, arm_style="none")
     n = len(b)
-    up = pulse(b - p.feel, 2.0)
+    up = pulse(b - p.feel, 1.0, period=2.0)  # punch up on one beat, pull down on the next
     r_up = 20 + 45 * up * p.amp if p.arm_shape % 2 == 0 else 10 + 40 * up * p.amp
     ch["armR"] = arms(n, r_up, 40, -60, 100 - 60 * up)
     ch["armL"] = arms(n, -60, 40, 0, 100) if p.arm_shape % 3 else arms(n, r_up, 40, -60, 100 - 60 * up)
@@ -258,14 +268,14 @@ def _arm_pump(b, p):
 
 def _grapevine(b, p):
     L, R = _nh(p)
-    d = p.travel
+    d = 0.7 * p.travel
     steps = [Step("R", 0.5, 1.0, R - d, 0.0), Step("L", 1.5, 2.0, -0.05 - d, -0.12, yaw=-15 * DEG),
              Step("R", 2.5, 3.0, R - 2 * d, 0.0), Step("L", 3.5, 4.0, L - 2 * d, 0.0, height=0.05)]
     n = len(b)
     ch = {"bounce": groove_bounce(b, p, 0.03), "hip": np.stack(
-        [-15 * DEG * hold(b, 1, 1.8, 2.2, 3), np.zeros(n), np.zeros(n)], -1),
-        "head": np.stack([np.zeros(n), np.zeros(n), -20 * DEG * hold(b, 0.5, 1, 3, 4)], -1)}
-    o = 40 * hold(b, 0.5, 1.0, 3.0, 3.8) * p.amp
+        [-15 * DEG * hold(b, 1, 2, 2, 3), np.zeros(n), np.zeros(n)], -1),
+        "head": np.stack([np.zeros(n), np.zeros(n), -20 * DEG * hold(b, 0, 1, 3, 4)], -1)}
+    o = 40 * hold(b, 0.0, 1.0, 3.0, 4.0) * p.amp
     ch["armL"] = arms(n, -70 + o, 10, 0, 30)
     ch["armR"] = arms(n, -70 + o, 10, 0, 30)
     return ch, steps
@@ -327,17 +337,18 @@ def _spin(b, p):
     steps = []
     for i in range(8):
         # step-together turn to the right (clockwise seen from above): R leads 90 degrees,
-        # L follows, four times
+        # L follows, four times, a step per beat
         th = -(i + 2 - i % 2) * 45 * DEG
         foot = "R" if i % 2 == 0 else "L"
         x0 = R if foot == "R" else L
         c, s = np.cos(th), np.sin(th)
-        steps.append(Step(foot, 0.5 * i + 0.05, 0.5 * i + 0.5, c * x0, -s * x0, yaw=th, height=0.05))
+        steps.append(Step(foot, i + 0.4, i + 1.0, c * x0, -s * x0, yaw=th, height=0.05))
     n = len(b)
-    ch = {"facing": -2 * np.pi * ramp(b, 0.0, 4.0),
-          "bounce": 0.02 * np.sin(np.pi * np.clip(b / 4, 0, 1)),
-          "head": np.stack([np.zeros(n), np.zeros(n), -20 * DEG * np.sin(np.pi * np.clip(b / 4, 0, 1))], -1)}
-    e = 50 * np.sin(np.pi * np.clip(b / 4, 0, 1)) * p.amp
+    env = np.sin(np.pi * np.clip(b / 8, 0, 1))
+    ch = {"facing": -2 * np.pi * ramp(b, 0.2, 8.0),
+          "bounce": 0.02 * env,
+          "head": np.stack([np.zeros(n), np.zeros(n), -20 * DEG * env], -1)}
+    e = 50 * env * p.amp
     ch["armL"] = arms(n, -70 + e, 30, 0, 40)
     ch["armR"] = arms(n, -70 + e, 30, 0, 40)
     return ch, steps
@@ -355,7 +366,7 @@ def _jump(b, p):
     air = 0.12 * p.amp * np.sin(np.pi * np.clip((c - 0.3) / 0.5, 0, 1))
     land = -0.08 * bump(c, 1.0, 0.2)
     ch = {"bounce": crouch + air + land}
-    up = hold(b, 0.0, 0.85, 1.2, 1.9)
+    up = hold(b, 0.0, 1.0, 1.0, 2.0)  # arms at the top on the beat, down on the next
     ch["armL"] = arms(n, -70 + 135 * up, 10 + 10 * up, 0, 20)
     ch["armR"] = arms(n, -70 + 135 * up, 10 + 10 * up, 0, 20)
     ch["head"] = np.stack([-10 * DEG * up, np.zeros(n), np.zeros(n)], -1)
@@ -398,7 +409,7 @@ def _slide(b, p):
     d = p.travel * 1.4
     steps = [Step("R", 0.4, 1.0, R - d, 0.0, height=0.06), Step("L", 1.4, 3.0, L - d, 0.0, height=0.015, pitch=0.1)]
     n = len(b)
-    lean = hold(b, 0.5, 1.0, 2.5, 3.2)
+    lean = hold(b, 0.0, 1.0, 2.0, 3.0)
     ch = {"bounce": -0.05 * lean, "hip": np.stack([np.zeros(n), np.zeros(n), -8 * DEG * lean], -1),
           "spine": np.stack([np.zeros(n), 10 * DEG * lean, np.zeros(n)], -1)}
     ch["armR"] = arms(n, -70 + 70 * lean * p.amp, 0, 0, 20)
@@ -478,7 +489,7 @@ def _toprock(b, p):
     steps = [Step("R", 0.5, 1.0, 0.05, 0.22, yaw=20 * DEG, height=0.08), Step("R", 1.5, 2.0, R, 0.0),
              Step("L", 2.5, 3.0, -0.05, 0.22, yaw=-20 * DEG, height=0.08), Step("L", 3.5, 4.0, L, 0.0)]
     n = len(b)
-    side = np.interp(b, [0, 1, 2, 3, 4], [0, 1, 0, -1, 0])
+    side = smooth_interp(b, [0, 1, 2, 3, 4], [0, 1, 0, -1, 0])
     ch = {"bounce": groove_bounce(b, p, 0.04), "hip": np.stack([-20 * DEG * side, 8 * DEG * np.abs(side),
                                                               np.zeros(n)], -1),
           "spine": np.stack([10 * DEG * np.abs(side), np.zeros(n), -10 * DEG * side], -1)}
@@ -703,7 +714,7 @@ def _two_step(b, p):
     steps = [Step("R", 0.5, 1.0, R - d, 0.0, height=0.05), Step("L", 1.5, 2.0, L - d + 0.02, 0.0, height=0.04),
              Step("L", 2.5, 3.0, L, 0.0, height=0.05), Step("R", 3.5, 4.0, R, 0.0, height=0.04)]
     n = len(b)
-    side = np.interp(b, [0, 1, 2, 3, 4], [0, -1, -1, 1, 0])
+    side = smooth_interp(b, [0, 1, 2, 3, 4], [0, -1, -1, 1, 0])
     ch = {"bounce": groove_bounce(b, p, 0.05), "spine": np.stack(
         [8 * DEG * np.ones(n), 8 * DEG * side, 10 * DEG * side], -1),
         "shrugL": 0.15 * pulse(b, 2, 2.0, 1.0), "shrugR": 0.15 * pulse(b, 2, 2.0, 0.0)}
@@ -723,7 +734,7 @@ MOVES: tuple[Move, ...] = (
     Move("arm_pump", 4, 2, ("house", "pop", "breakbeat"), ("arms", "feet"), _arm_pump,
          description="pump the fist in the air"),
     Move("grapevine", 4, 2, ("pop", "house", "funk"), ("feet", "arms"), _grapevine,
-         travel=lambda p: (-2 * p.travel, 0.0), description="grapevine to the side"),
+         travel=lambda p: (-1.4 * p.travel, 0.0), description="grapevine to the side"),
     Move("kick_ball_change", 4, 1, ("pop", "funk", "house"), ("legs", "feet"), _kick_ball_change,
          description="kick ball change"),
     Move("body_roll", 4, 0, ("hiphop", "pop", "latin", "funk"), ("torso", "hips"), _body_roll,
@@ -732,7 +743,7 @@ MOVES: tuple[Move, ...] = (
          description="wave through the arms"),
     Move("point", 4, 1, ("pop", "funk", "house"), ("right arm", "head"), _point,
          description="disco point up to the sky"),
-    Move("spin", 4, 2, ALL, ("feet", "whole body"), _spin, turn=-2 * np.pi, description="full spin"),
+    Move("spin", 8, 2, ALL, ("feet", "whole body"), _spin, turn=-2 * np.pi, description="full spin"),
     Move("jump", 4, 2, ("house", "pop", "breakbeat", "hiphop"), ("legs", "arms"), _jump,
          description="jump with arms up"),
     Move("shuffle", 4, 2, ("house", "breakbeat"), ("feet", "legs"), _shuffle, description="fast shuffle"),

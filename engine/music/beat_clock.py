@@ -1,37 +1,34 @@
-"""``BeatClock``: a phase-locked tempo / phase estimator that predicts future beats.
+"""``BeatClock``: the live beat tracker. Tempo, phase, predicted future beats, confidence.
 
-Input: the 120 Hz spectral-flux onset function (ODF) that aubio computes per sub-hop
-(``beats.SubHopEvents``). Every ``update_every`` sub-hops (100 ms) it re-estimates:
+Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.SubHopEvents``
+(``flux``: log-filtered spectral flux with vibrato suppression, ``onset.LogFlux``).
 
-1. **Tempo** by a harmonic-summed autocorrelation of the last ``tempo_window_s`` of ODF
-   (recency-weighted, after a high-pass) with a log-Gaussian tempo prior (Ellis 2007):
-   around 120 BPM (1 octave wide) until the first lock, then around the last locked
-   tempo (0.35 octave), so it cannot flip to half / double tempo but still follows a
-   real tempo change. Before the first lock, the metrical level (half / same / double)
-   is chosen by on- versus off-beat onset strength.
-2. **Period and phase jointly** by a comb template: the beat period P (+-2 % around the
-   tempo estimate) and the time of the latest beat ``b`` maximising
-   sum_k decay^k * ODF(b - k P) over the last ``comb_window_s`` (recent beats weigh most,
-   so it follows tempo drift within a few beats).
-   Confidence = autocorrelation salience at the beat lag x how much the best comb phase
-   stands out (white noise stays under 0.3); locked after ``lock_count`` agreeing
-   estimates with smoothed confidence >= ``lock_confidence``.
-3. **Phase-locked smoothing**: the model (``anchor_s``, ``period_s``) moves a fraction
-   ``phase_gain`` of the phase error and ``period_gain`` of the period error per update;
-   a period change beyond 3 % or a phase error beyond ``max_phase_err_s`` seen twice in
-   a row re-anchors at once (tempo change, phase jump).
-4. **Hold**: when the loudest onset of the last ``silence_s`` is under ``silence_ratio``
-   of the music level (the loudest recent onset, slowly forgotten), the model freewheels
-   (keeps predicting; confidence decays, the lock goes after ~18 s): a silent bar or a
-   breakdown does not move the grid.
+1. **Evidence.** The flux is divided by its running mean over the music (so a quiet
+   song and a loud one look alike) and turned into a beat log-likelihood ratio
+   ``obs_gain * (min(flux / mean, obs_cap) - 1)``: an onset on a beat is evidence for it,
+   a quiet frame on a beat is evidence against. A beat that differs much from the beat one
+   period before costs ``obs_consistency * |a - a_prev|`` (metrical consistency: at double
+   tempo every other "beat" is a weaker off-beat).
+2. **Tempo and phase jointly** by the causal beat-pointer HMM of ``beat_hmm.BeatFilter``
+   (forward filtering only: no look-ahead), with a dance-music tempo prior (log-Gaussian
+   around ``prior_bpm``) that settles the metrical level when two levels fit alike, and a
+   small restart mass so a new song takes over within a few beats.
+3. **Gating.** When the loudest flux of the last ``silence_s`` is under ``silence_ratio``
+   of the music level (the loudest recent onset, slowly forgotten) or under an absolute
+   floor, the filter gets no evidence and the model freewheels (keeps predicting;
+   confidence decays, the lock goes after ~18 s): silence, a silent bar or a breakdown
+   does not move the grid, and silence before the music does not bias it. After more
+   than ``reset_after_s`` of silence the next music starts from the prior (a new song).
+4. **Output.** Every frame the most probable state gives the period and the latest
+   beat; beats are *committed* as audio time passes them (``commit_delay_s`` later) and
+   numbered; ``locked`` once the belief is sharp and the onsets on the model's beats stand
+   out from those at other phases (confidence >= ``lock_confidence``) for ``lock_s`` with a
+   steady tempo. Tempo range 55-165 BPM: faster music is tracked at half tempo.
 
-Beats are *committed* as audio time passes them (the causal beat output) and numbered.
 A 4/4 **downbeat** estimate picks the beat slot (mod 4) where the harmony changes most
 (``add_harmonic_change``, fed by the analyzer from the chroma) or, failing a clear
 answer, where the onset accent is strongest; a slot must beat every other by
-``bar_contrast`` or the bar stays unknown (nan). Tested: right on bar-wise chord changes
-and on accented click tracks; unknown on a bare kick/snare backbeat (snare on 2 and 4
-is as strong as the kick on 1 and 3).
+``bar_contrast`` or the bar stays unknown (nan).
 
 All times are audio time in seconds (the sample clock of the stream, 0 = first sample).
 """
@@ -45,8 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opendance.engine.music.beats import ODF_PEAK_DELAY_S, SubHopEvents
-from opendance.engine.music.tempo import metrical_period, tempo_from_odf
+from opendance.engine.music.beat_hmm import BeatFilter
+from opendance.engine.music.beats import SubHopEvents
+from opendance.engine.music.onset import FLUX_PEAK_DELAY_S
 
 log = logging.getLogger(__name__)
 
@@ -71,58 +69,65 @@ class BeatState:
     locked: bool
 
 
-class BeatClock:
-    """Phase-locked beat clock. Not thread-safe by itself: ``update`` and the queries
-    (``state``, ``predict_beats``, ``beats_between``) must not overlap; ``LiveAnalyzer``
-    serialises them with its lock."""
+#: Salience of the beat grid: window (s), and the on-beat / all-phase onset ratio mapped
+#: to 0 (at SALIENCE_FLOOR, white noise is ~1.0) .. 1 (at FLOOR + SPAN).
+SALIENCE_WINDOW_S = 3.5
+SALIENCE_FLOOR, SALIENCE_SPAN = 1.5, 0.7
 
-    def __init__(self, odf_rate_hz: float = 120.0, tempo_window_s: float = 4.0,
-                 comb_window_s: float = 4.0, update_every: int = 12, min_history_s: float = 1.6,
-                 comb_decay: float = 0.8, phase_gain: float = 0.2, period_gain: float = 0.1,
-                 silence_s: float = 0.6, lock_count: int = 3, bar_contrast: float = 1.25,
-                 beats_per_bar: int = 4, recency_s: float = 1.5,
-                 max_phase_err_s: float = 0.04, hold_decay: float = 0.99,
-                 silence_ratio: float = 0.05, lock_confidence: float = 0.45,
-                 unlock_confidence: float = 0.3, prior_bpm: float = 120.0, prior_octaves: float = 1.0,
-                 half_ratio: float = 0.5, min_music_s: float = 0.0) -> None:
+
+class BeatClock:
+    """Beat clock on the beat-pointer HMM. Not thread-safe by itself: ``update`` and the
+    queries (``state``, ``predict_beats``, ``beats_between``) must not overlap;
+    ``LiveAnalyzer`` serialises them with its lock."""
+
+    def __init__(self, odf_rate_hz: float = 120.0, update_every: int = 12, min_bpm: float = 55.0,
+                 max_bpm: float = 165.0, prior_bpm: float = 120.0, prior_octaves: float = 0.6,
+                 prior_rate: float = 0.02, transition_lambda: float = 200.0, restart: float = 3e-5,
+                 obs_gain: float = 0.8, obs_cap: float = 6.0, obs_power: float = 1.0,
+                 obs_offset: float = 1.75, obs_consistency: float = 0.2, level_tau_s: float = 2.0,
+                 silence_s: float = 1.5, silence_ratio: float = 0.08, silence_floor: float = 0.05,
+                 reset_after_s: float = 3.0, lock_confidence: float = 0.3, unlock_confidence: float = 0.1,
+                 lock_s: float = 1.0, hold_decay: float = 0.99, commit_delay_s: float = 0.05,
+                 beats_per_bar: int = 4, bar_contrast: float = 1.3) -> None:
         self.rate = float(odf_rate_hz)
-        self.tempo_window_s = tempo_window_s
-        self.comb_window_s = comb_window_s
         self.update_every = int(update_every)
-        self.min_history_s = min_history_s
-        self.comb_decay = comb_decay
-        self.phase_gain = phase_gain
-        self.period_gain = period_gain
-        self.silence_s = silence_s
-        self.lock_count = lock_count
-        self.bar_contrast = bar_contrast
-        self.beats_per_bar = beats_per_bar
-        self.recency_s = recency_s
-        self.max_phase_err_s = max_phase_err_s
-        self.hold_decay = hold_decay
-        self.silence_ratio = silence_ratio
-        self.lock_confidence = lock_confidence
-        self.unlock_confidence = unlock_confidence
         self.prior_bpm = prior_bpm
-        self.prior_octaves = prior_octaves
-        self.half_ratio = half_ratio
-        self.min_music_s = min_music_s
-        self._music_since: float | None = None   # audio time the current music began
-        self._level = 0.0
-        self._ref_bpm = 0.0          # tempo at the last locked estimate (0 = never locked)
-        cap = int(max(tempo_window_s, comb_window_s) * self.rate) + 8
-        self._odf = np.zeros(cap, dtype=np.float64)      # ring, newest at _n - 1
+        self.filter = BeatFilter(self.rate, min_bpm, max_bpm, transition_lambda, prior_bpm, prior_octaves,
+                                 prior_rate, restart)
+        self.obs_gain, self.obs_cap, self.obs_power = obs_gain, obs_cap, obs_power
+        self.obs_offset = obs_offset
+        self.obs_consistency = obs_consistency
+        self._a = np.zeros(int(4.0 * self.rate) + 8)     # ring of normalised onset strength
+        # Offsets back to the previous beat of each interval, +-2 frames (K, 5).
+        self._prev_off = self.filter.space.intervals[:, None] + np.arange(-2, 3)[None, :]
+        self._level_rate = 1.0 / (level_tau_s * self.rate)
+        self.silence_s, self.silence_ratio, self.silence_floor = silence_s, silence_ratio, silence_floor
+        self.reset_after_s = reset_after_s
+        self.lock_confidence, self.unlock_confidence = lock_confidence, unlock_confidence
+        self.lock_s = lock_s
+        self.hold_decay = hold_decay
+        self.commit_delay_s = commit_delay_s
+        self.beats_per_bar = beats_per_bar
+        self.bar_contrast = bar_contrast
+        self._mean = 0.0                 # running mean flux over music frames
+        self._music_frames = 0
+        self._peak = 0.0                 # loudest recent onset, slowly forgotten
+        n_quiet = max(1, int(round(silence_s * self.rate)))
+        self._recent = np.zeros(n_quiet)          # ring of the last ``silence_s`` of flux
+        self._silent_frames = 0
+        cap = int(4.0 * self.rate) + 8
+        self._odf = np.zeros(cap, dtype=np.float64)      # ring, newest at _n - 1 (for accents)
         self._cap = cap
-        self._n = 0                                       # ODF values received
-        self._now_s = 0.0                                 # audio time of the newest value
-        self._since_update = 0
+        self._n = 0
+        self._now_s = 0.0
         # Model: beats at anchor + k * period.
         self.period_s = 0.0
         self.anchor_s = 0.0
         self.confidence = 0.0
         self.locked = False
-        self._good = 0
-        self._pending_switch = 0
+        self._steady_frames = 0
+        self._last_k = -1
+        self._salience = 0.0
         # Committed beats: (time_s, index).
         self._past: deque[tuple[float, int]] = deque(maxlen=512)
         self._accent_sum = np.zeros(beats_per_bar)
@@ -133,162 +138,100 @@ class BeatClock:
 
     # ------------------------------------------------------------------ input
     def update(self, events: list[SubHopEvents]) -> None:
-        """Consume aubio sub-hop events (in order). Re-estimates every ``update_every``."""
+        """Consume sub-hop events (in order), one filter step each."""
         for e in events:
-            self._odf[self._n % self._cap] = e.odf
-            self._n += 1
-            self._now_s = e.end_s
-            self._since_update += 1
-            if self._since_update >= self.update_every:
-                self._since_update = 0
-                self._estimate()
-                self._commit()
+            self._frame(e.flux, e.odf, e.end_s)
+        self._salience_update()
+        self._commit()
 
     @property
     def now_s(self) -> float:
-        """Audio time of the newest ODF value (seconds)."""
+        """Audio time of the newest onset value (seconds)."""
         return self._now_s
-
-    def _recent(self, seconds: float) -> np.ndarray:
-        """The last ``seconds`` of ODF (oldest first)."""
-        return self._last_values(int(seconds * self.rate))
 
     def _last_values(self, count: int) -> np.ndarray:
         m = min(self._n, int(count), self._cap)
         idx = np.arange(self._n - m, self._n) % self._cap
         return self._odf[idx]
 
-    # ------------------------------------------------------------- estimation
-    def _estimate(self) -> None:
-        if self._n < self.min_history_s * self.rate:
-            return
-        x = self._recent(self.tempo_window_s)
-        quiet_max = float(self._recent(self.silence_s).max())
-        # Music level: the loudest recent onset, forgotten slowly (halves in ~7 s).
-        self._level = max(self._level * 0.99, quiet_max)
-        if quiet_max <= 1e-9 or quiet_max < self.silence_ratio * self._level:
-            self._music_since = None
-            # Hold: freewheel through silence. Confidence halves in ~7 s, so a 16 s
-            # breakdown keeps the lock and a stopped song loses it after ~18 s.
-            self.confidence *= self.hold_decay
-            if self.confidence < 0.15:
+    def _frame(self, flux: float, accent: float, end_s: float) -> None:
+        flux = float(flux)
+        self._odf[self._n % self._cap] = accent          # aubio's linear flux: bar accents
+        self._recent[self._n % self._recent.size] = flux
+        self._n += 1
+        self._now_s = end_s
+        loud = float(self._recent.max())
+        self._peak = max(self._peak * (1.0 - self._level_rate / 4), flux)
+        if loud < self.silence_floor or loud < self.silence_ratio * self._peak:
+            self._silent_frames += 1
+            self.filter.step(None)
+            self.confidence *= self.hold_decay ** (1.0 / self.update_every)
+            if self.confidence < self.unlock_confidence:
                 self.locked = False
+            self._steady_frames = 0
+            if self.period_s > 0:
+                self._model_from_filter(update_conf=False)
             return
-        if self._music_since is None:
-            self._music_since = self._now_s - self.silence_s
-        if self._ref_bpm > 0:     # once locked, tempo moves but does not jump octaves
-            bpm, sal = tempo_from_odf(x, self.rate, prior_bpm=self._ref_bpm, prior_octaves=0.35,
-                                      recency_s=self.recency_s)
-        else:
-            bpm, sal = tempo_from_odf(x, self.rate, prior_bpm=self.prior_bpm, prior_octaves=self.prior_octaves,
-                                      recency_s=self.recency_s)
-        if bpm <= 0:
+        if self._silent_frames > self.reset_after_s * self.rate:
+            self.filter.reset()                    # music after long silence: a new song
+            self._music_frames = 0
+        self._silent_frames = 0
+        self._music_frames += 1
+        rate = max(self._level_rate, 1.0 / self._music_frames)
+        v = flux ** self.obs_power
+        self._mean += rate * (v - self._mean)
+        a = min(v / max(self._mean, 1e-9), self.obs_cap)
+        self._a[self._n % self._a.size] = a
+        obs = self.obs_gain * (a - self.obs_offset)
+        if self.obs_consistency > 0:
+            prev = self._a[(self._n - self._prev_off) % self._a.size].max(axis=1)
+            obs = obs - self.obs_consistency * np.abs(a - prev)
+        self.filter.step(obs)
+        self._model_from_filter(update_conf=True)
+
+    def _salience_update(self) -> None:
+        """How much the onsets on the model's beats stand out from those at every other
+        phase over the last ``SALIENCE_WINDOW_S`` (0..1; white noise about 0, music near 1):
+        the posterior of the filter sharpens on noise too, given time."""
+        m = min(self._n, int(SALIENCE_WINDOW_S * self.rate), self._a.size - 4)
+        if self.period_s <= 0 or m < 2 * self.period_s * self.rate:
+            self._salience = 0.0
             return
-        period, last_beat, peak = self._comb(60.0 / bpm)
-        if self._ref_bpm <= 0:
-            # First acquisition: pick the beat level (half / same / double) by on- vs
-            # off-beat strength.
-            level = metrical_period(self._recent(self.comb_window_s), self.rate, period,
-                                    self._now_s - ODF_PEAK_DELAY_S - last_beat, half_ratio=self.half_ratio)
-            if level != period:
-                period, last_beat, peak = self._comb(level)
-        # Periodicity (autocorrelation at the beat lag; white noise gives < 0.3, beats
-        # 0.6-1.0 on our tests) times how much the best comb phase stands out.
-        conf = float(np.clip(sal * peak, 0.0, 1.0))
-        if self.period_s <= 0:
-            self.period_s, self.anchor_s = period, last_beat
-            self.confidence = conf
+        x = self._a[np.arange(self._n - m, self._n) % self._a.size]
+        xm = np.maximum(np.maximum(x[:-2], x[1:-1]), x[2:])           # max over +-1 frame
+        # Frames (in xm) of the model's beats inside the window.
+        t_first = self._now_s - (m - 2) / self.rate
+        beats = self.predict_beats(t_first, self._now_s) + FLUX_PEAK_DELAY_S
+        idx = np.round((beats - t_first) * self.rate).astype(np.int64)
+        idx = idx[(idx >= 0) & (idx < xm.size)]
+        mean = float(xm.mean())
+        if idx.size < 2 or mean <= 0:
+            self._salience = 0.0
             return
-        rel = abs(period - self.period_s) / self.period_s
-        err = self._wrap(last_beat - self.anchor_s)
-        if rel > 0.03 or abs(err) > self.max_phase_err_s:
-            # Disagreement (tempo change, or a phase jump): re-anchor once it is seen twice.
-            self._good = 0
-            self._pending_switch += 1
-            if self._pending_switch >= 2 or not self.locked:
-                if self.locked:
-                    log.debug("re-anchor at %.2f s: %.1f -> %.1f BPM, phase error %.0f ms",
-                              self._now_s, 60 / self.period_s, 60 / period, 1000 * err)
-                self.period_s, self.anchor_s = period, last_beat
-                self._pending_switch = 0
-                self.locked = self.locked and conf >= self.lock_confidence
-        else:
-            self._pending_switch = 0
-            self.anchor_s += self.phase_gain * err
-            self.period_s += self.period_gain * (period - self.period_s)
-            self._good += 1
-        self.confidence = 0.7 * self.confidence + 0.3 * conf
-        # The first lock may wait for ``min_music_s`` of music (the metrical level chosen
-        # on the first beats after silence can be wrong and is kept once locked). Default
-        # 0: waiting longer re-ran the level choice more often and made it worse on our
-        # synthetic grid, so it is off.
-        settled = self._ref_bpm > 0 or self._now_s - self._music_since >= self.min_music_s
-        if self._good >= self.lock_count and self.confidence >= self.lock_confidence and settled:
+        ratio = float(xm[idx].mean()) / mean
+        self._salience = float(np.clip((ratio - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0, 1.0))
+
+    def _model_from_filter(self, update_conf: bool) -> None:
+        k, pos, conf, interval = self.filter.best()
+        self.period_s = interval / self.rate
+        self.anchor_s = self._now_s - pos / self.rate - FLUX_PEAK_DELAY_S
+        if not update_conf:
+            return
+        self.confidence = conf * self._salience
+        steady = self._last_k >= 0 and abs(k - self._last_k) <= 2
+        self._steady_frames = self._steady_frames + 1 if steady else 0
+        self._last_k = k
+        if self.confidence >= self.lock_confidence and self._steady_frames >= self.lock_s * self.rate:
             self.locked = True
         elif self.confidence < self.unlock_confidence:
             self.locked = False
-        if self.locked:
-            self._ref_bpm = 60.0 / self.period_s
-
-    def _wrap(self, dt: float) -> float:
-        """``dt`` wrapped into [-P/2, P/2)."""
-        p = self.period_s
-        return (dt + 0.5 * p) % p - 0.5 * p
-
-    def _comb(self, period0: float) -> tuple[float, float, float]:
-        """Best (period_s, last_beat_s, peakiness 0..1) near ``period0`` by the comb."""
-        x = self._recent(self.comb_window_s)
-        x = x - x.mean()
-        n = x.size
-        dt = 1.0 / self.rate
-        # Value i covers the window ending at now - (n-1-i) dt; the ODF peaks
-        # ODF_PEAK_DELAY_S after an onset (same convention as the offline tracker).
-        t_last = self._now_s - ODF_PEAK_DELAY_S
-        periods = period0 * (1.0 + np.linspace(-0.02, 0.02, 17))
-        best = (-np.inf, period0, 0.0, 0.0)
-        n_beats = [int((n - 1) * dt / p) for p in periods]
-        n_lags = [np.arange(0.0, p, dt).size for p in periods]
-        if max(n_beats) >= 1:
-            # The element-wise maths of every period at once, padded to the longest lag /
-            # beat list; np.arange(0, p, dt) is a prefix of np.arange(0, p_max, dt), and each
-            # period's sums below run over exactly its own (lags, beats) block, as before.
-            lag = np.arange(0.0, periods[int(np.argmax(n_lags))], dt)
-            k = np.arange(max(n_beats))
-            pos = (n - 1) - (lag[None, :, None] + k[None, None, :] * periods[:, None, None]) * self.rate
-            i0 = np.floor(pos).astype(np.int64)
-            frac = pos - i0
-            ok = i0 >= 0
-            i0c = np.clip(i0, 0, n - 2)
-            val = np.where(ok, x[i0c] * (1 - frac) + x[i0c + 1] * frac, 0.0)
-            weighted = val * self.comb_decay ** k[None, None, :]
-            best_s = None
-            for q, p in enumerate(periods):
-                if n_beats[q] < 1:
-                    continue
-                s = weighted[q, :n_lags[q], :n_beats[q]].sum(axis=1)
-                j = int(np.argmax(s))
-                if s[j] > best[0]:
-                    best, best_s = (s[j], float(p), j, 0.0), s
-            if best_s is not None:          # peakiness and sub-lag refinement of the winner only
-                s, j = best_s, best[2]
-                med = float(np.median(s))
-                peak = (s[j] - med) / (abs(s[j]) + abs(med) + 1e-12)
-                frac_j = 0.0
-                if 0 < j < s.size - 1:
-                    a, b, c = s[j - 1], s[j], s[j + 1]
-                    den = a - 2 * b + c
-                    if den < 0:
-                        frac_j = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-                best = (best[0], best[1], (j + frac_j) * dt, peak)
-        _, p, lag_s, peak = best
-        return p, t_last - lag_s, float(np.clip(peak, 0.0, 1.0))
 
     # ---------------------------------------------------------- committed beats
     def _commit(self) -> None:
         """Record model beats that audio time has passed (50 ms ago, so their accent is in)."""
         if self.period_s <= 0 or not (self.locked or self._past):
             return
-        horizon = self._now_s - 0.05
+        horizon = self._now_s - self.commit_delay_s
         while True:
             if self._past:
                 t_prev, i_prev = self._past[-1]
@@ -390,5 +333,6 @@ class BeatClock:
             return beats, np.zeros(0)
         t_last, i_last = self._past[-1]
         idx = [i for _, i in past] + [i_last + round((t - t_last) / self.period_s) for t in future]
-        down = np.array([t for t, i in zip(beats, idx) if i % self.beats_per_bar == self._bar_slot])
+        slot = self._bar_slot
+        down = np.array([t for t, i in zip(beats, idx, strict=True) if i % self.beats_per_bar == slot])
         return beats, down

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opendance.engine.music.onset import FLUX_HOP, LogFlux
+
 #: aubio analysis window and hop at the analysis rate (samples).
 AUBIO_WIN = 1024
 AUBIO_HOP = 128
@@ -34,6 +36,8 @@ class SubHopEvents:
         beat_s: its time (seconds), or nan.
         bpm: aubio's current tempo estimate (0 when none).
         confidence: aubio's tempo confidence (0..1-ish, aubio units).
+        flux: the beat tracker's onset strength for the sub-hop (log-filtered spectral
+            flux, ``onset.LogFlux``; >= 0, about 0-30 on music).
     """
 
     end_s: float
@@ -44,6 +48,7 @@ class SubHopEvents:
     beat_s: float
     bpm: float
     confidence: float
+    flux: float = 0.0
 
 
 class AubioBeatTracker:
@@ -56,6 +61,7 @@ class AubioBeatTracker:
         self.hop = hop
         self._tempo = aubio.tempo("default", win, hop, self.sample_rate)
         self._onset = aubio.onset("specflux", win, hop, self.sample_rate)
+        self._flux = LogFlux(self.sample_rate) if hop == FLUX_HOP else None
         # Digital silence: aubio's default -90 dB gate stays; test audio carries a noise floor.
         self._n = 0
 
@@ -67,6 +73,7 @@ class AubioBeatTracker:
         is_beat = bool(self._tempo(x)[0])
         is_onset = bool(self._onset(x)[0])
         self._n += self.hop
+        flux = float(self._flux.process(x)[0]) if self._flux is not None else 0.0
         return SubHopEvents(
             end_s=self._n / self.sample_rate,
             odf=float(self._onset.get_descriptor()),
@@ -76,6 +83,7 @@ class AubioBeatTracker:
             beat_s=float(self._tempo.get_last_s()) if is_beat else float("nan"),
             bpm=float(self._tempo.get_bpm()),
             confidence=float(self._tempo.get_confidence()),
+            flux=flux,
         )
 
     def process_block(self, samples: np.ndarray) -> list[SubHopEvents]:
@@ -86,8 +94,9 @@ class AubioBeatTracker:
             raise ValueError(f"expected a multiple of {self.hop} samples, got {x.size}")
         tempo, onset, hop, sr = self._tempo, self._onset, self.hop, self.sample_rate
         nan = float("nan")
+        flux = self._flux.process(x) if self._flux is not None else np.zeros(x.size // hop)
         out = []
-        for i in range(0, x.size, hop):
+        for k, i in enumerate(range(0, x.size, hop)):
             sub = x[i:i + hop]
             is_beat = bool(tempo(sub)[0])
             is_onset = bool(onset(sub)[0])
@@ -95,6 +104,6 @@ class AubioBeatTracker:
             out.append(SubHopEvents(self._n / sr, float(onset.get_descriptor()), is_onset,
                                     float(onset.get_last_s()) if is_onset else nan, is_beat,
                                     float(tempo.get_last_s()) if is_beat else nan,
-                                    float(tempo.get_bpm()), float(tempo.get_confidence())))
+                                    float(tempo.get_bpm()), float(tempo.get_confidence()), float(flux[k])))
         return out
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from opendance.errors import OpenDanceError
+from opendance.validate import MAX_DEMO_SECONDS, MAX_RUN_SECONDS, arg_float, arg_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,12 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     make = sub.add_parser("make", help="generate a corpus into a new directory",
                           description="Generate H hours of songs and dances (deterministic by seed).")
-    make.add_argument("--hours", type=float, required=True, help="total audio length in hours (e.g. 1.0)")
+    make.add_argument("--hours", type=arg_float(0.0, 10_000.0, lo_open=True), required=True,
+                      help="total audio length in hours (e.g. 1.0)")
     make.add_argument("--out", required=True, help="output directory (must be new or empty)")
     make.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    make.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    make.add_argument("--min-seconds", type=float, default=30.0, help="shortest sequence (default 30)")
-    make.add_argument("--max-seconds", type=float, default=90.0, help="longest sequence (default 90)")
+    make.add_argument("--workers", type=arg_int(1, 256), default=1, help="parallel processes (default 1)")
+    make.add_argument("--min-seconds", type=arg_float(4.0, MAX_DEMO_SECONDS), default=30.0,
+                      help="shortest sequence (default 30)")
+    make.add_argument("--max-seconds", type=arg_float(4.0, MAX_DEMO_SECONDS), default=90.0,
+                      help="longest sequence (default 90)")
     make.add_argument("--json", action="store_true", help="print a JSON summary (speed, counts)")
     make.set_defaults(func=_make)
     info = sub.add_parser("info", help="summarize a corpus directory")
@@ -37,11 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "as a PNG contact sheet or, with ffmpeg installed, an MP4 video.")
     render.add_argument("motion", help="path to a .npz with poses and trans")
     render.add_argument("-o", "--out", required=True, help="out.png (strip of frames) or out.mp4 (video)")
-    render.add_argument("--frames", type=int, default=8, help="PNG: number of frames (default 8)")
-    render.add_argument("--every", type=float, default=None, help="PNG: seconds between frames "
+    render.add_argument("--frames", type=arg_int(1, 1000), default=8, help="PNG: number of frames (default 8)")
+    render.add_argument("--every", type=arg_float(0.0, MAX_RUN_SECONDS, lo_open=True), default=None,
+                        help="PNG: seconds between frames "
                         "(default: spread over the clip)")
-    render.add_argument("--start", type=float, default=0.0, help="PNG: time of the first frame, seconds")
-    render.add_argument("--size", type=int, default=256, help="tile size in pixels (default 256; MP4 512)")
+    render.add_argument("--start", type=arg_float(0.0, MAX_RUN_SECONDS), default=0.0,
+                        help="PNG: time of the first frame, seconds")
+    render.add_argument("--size", type=arg_int(16, 4096), default=256,
+                        help="tile size in pixels (default 256; MP4 512)")
     render.add_argument("--audio", default=None, help="MP4: a WAV to mux in (default: the corpus .wav "
                         "beside the .npz if present)")
     render.set_defaults(func=_render)

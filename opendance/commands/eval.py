@@ -70,12 +70,21 @@ def motion_files(path: Path) -> list[Path]:
     return files
 
 
+MAX_BEAT_FILE_BYTES = 16 << 20
+MAX_BEATS = 1_000_000       # a beat every 10 ms for almost 3 hours
+
+
 def load_beats(path: Path):
     """Beat times in seconds, (B,) float64, from one beat file."""
     import numpy as np
+
+    from opendance.exporters._io import load_npy
+
+    if path.stat().st_size > MAX_BEAT_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_BEAT_FILE_BYTES >> 20} MB; not a beat file")
     try:
         if path.suffix == ".npy":
-            beats = np.load(path, allow_pickle=False)
+            beats = load_npy(path, "beat times", max_elements=MAX_BEATS)   # header checked first
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
             beats = data.get("beats") if isinstance(data, dict) else data
@@ -85,8 +94,12 @@ def load_beats(path: Path):
             text = path.read_text().replace(",", " ").split()
             beats = [float(x) for x in text]
         beats = np.asarray(beats, dtype=np.float64).reshape(-1)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a beat file ({exc})") from None
+    except InputError:
+        raise
+    except (ValueError, OSError, TypeError, RecursionError) as exc:
+        raise InputError(f"{path}: not a beat file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if beats.size > MAX_BEATS:
+        raise InputError(f"{path}: {beats.size} beats; at most {MAX_BEATS}")
     if not np.isfinite(beats).all():
         raise InputError(f"{path}: beat times must be finite seconds")
     return beats

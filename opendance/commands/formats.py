@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from opendance.exporters.body_model import add_body_model_arguments, body_model_from_args, skeleton_from_args
 from opendance.errors import InputError
+from opendance.exporters.body_model import add_body_model_arguments, body_model_from_args, skeleton_from_args
+from opendance.validate import MAX_FPS, MIN_FPS, arg_fps
 
 FORMAT_HELP = """formats (by extension):
   .pkl  AIST++ pickle (read/write, 60 FPS). A pickle is data you chose to trust; opendance
@@ -30,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", metavar="OUT", help="file to write")
     p.add_argument("--from", dest="fmt_in", metavar="FMT", help="input format name (aistpp, finedance, smpl, bvh)")
     p.add_argument("--to", dest="fmt_out", metavar="FMT", help="output format name (aistpp, finedance, smpl, bvh, gltf)")
-    p.add_argument("--fps", type=float, help="resample to this frame rate before writing")
+    p.add_argument("--fps", type=arg_fps, help=f"resample to this frame rate before writing "
+                   f"({MIN_FPS:g}..{MAX_FPS:g})")
     p.add_argument("--bvh-units", choices=("m", "cm"), default=None,
                    help="BVH units: written file (default m); input file (default: detected)")
     p.add_argument("--euler", default="ZXY", metavar="ORDER",
@@ -38,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_body_model_arguments(p)
     p.add_argument("--mesh-dir", metavar="DIR", default=None,
                    help="also write one OBJ mesh per frame into DIR (needs --smpl-model)")
+    from opendance.engine.stage.options import add_stage_arguments
+    add_stage_arguments(p, ground=True, opt_in=True)
     p.set_defaults(func=_convert)
 
     q = subparsers.add_parser(
@@ -67,6 +71,10 @@ def _convert(args: argparse.Namespace) -> int:
     f_out = format_for_path(args.output, args.fmt_out)
     model = body_model_from_args(args)
     motion = load_motion(args.input, f_in.name, fps=args.fps, **_reader_options(args, f_in.name))
+    if args.stage:
+        from opendance.engine.stage import OutputStage
+        from opendance.engine.stage.options import stage_config_from_args
+        motion = OutputStage(stage_config_from_args(args), motion.fps).process_motion(motion)
     options = {"units": args.bvh_units or "m", "euler": args.euler} if f_out.name == "bvh" else {}
     if model is not None and f_out.name in ("bvh", "gltf"):
         options["skeleton"] = model.skeleton()  # bone lengths of the user's body

@@ -23,11 +23,28 @@ from pathlib import Path
 import numpy as np
 
 from opendance.errors import InputError, OpenDanceError
+from opendance.validate import (
+    MAX_CFG,
+    MAX_DECODE_SECONDS,
+    MAX_STEPS,
+    MAX_TARGET_M,
+    MAX_TEMPERATURE,
+    MAX_TEXT_CHARS,
+    MIN_CFG,
+    MIN_STEPS,
+    MIN_TEMPERATURE,
+    arg_float,
+    arg_int,
+    arg_text,
+    finite,
+)
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
+    from opendance.engine.stage.options import add_stage_arguments
+
     p = subparsers.add_parser(
         "generate", help="generate a dance for an audio file with the model",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -36,33 +53,47 @@ def register(subparsers) -> None:
                     "Conditions combine freely: music only, + text, + a trajectory, + keyframes.")
     p.add_argument("song", help="audio file")
     p.add_argument("-o", "--out", required=True, help="output motion file")
-    p.add_argument("--text", default="", help="style prompt, e.g. 'energetic house with big arm moves'")
+    p.add_argument("--text", default="", type=arg_text(),
+                   help=f"style prompt, e.g. 'energetic house with big arm moves' (at most {MAX_TEXT_CHARS} "
+                        "characters)")
     p.add_argument("--traj", default=None, help="trajectory waypoints file (CSV time_s,x,z or JSON)")
     p.add_argument("--keyframes", default=None, help="keyframe poses / 2D keypoints file (JSON)")
-    p.add_argument("--steps", type=int, default=4, help="MS-LRM decoding steps per chunk")
+    p.add_argument("--steps", type=arg_int(MIN_STEPS, MAX_STEPS), default=4,
+                   help="MS-LRM decoding steps per chunk")
     p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same dance)")
     p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
     p.add_argument("--model", default=None, help="MCT checkpoint (default: the bundled model)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
-    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--temperature", type=arg_float(MIN_TEMPERATURE, MAX_TEMPERATURE), default=1.0,
+                   help="sampling temperature (0 = greedy)")
+    p.add_argument("--cfg", type=arg_float(MIN_CFG, MAX_CFG), default=1.0,
+                   help="classifier-free guidance scale (1 = off)")
     p.add_argument("--remask", choices=("ms-lrm", "momask"), default="ms-lrm", help="re-masking rule")
-    p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
+    p.add_argument("--max-seconds", type=arg_float(0.0, MAX_DECODE_SECONDS, lo_open=True), default=None,
+                   help="only the first N seconds of the song (read block by block)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_stage_arguments(p)
     p.set_defaults(func=_run)
 
 
 def read_traj(path: str | Path, n_frames: int, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """Waypoints file -> ((T, 3) metres pelvis x, 0, z per frame, (T,) bool constrained)."""
     path = Path(path)
-    text = path.read_text()
+    text = _read_small_text(path, "waypoints")
     try:
-        if path.suffix.lower() == ".json":
-            rows = [(float(r["time_s"]), float(r["x"]), float(r["z"])) for r in json.loads(text)]
-        else:
-            rows = [(float(r["time_s"]), float(r["x"]), float(r["z"])) for r in csv.DictReader(text.splitlines())]
-    except (KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: waypoints need time_s, x, z numbers ({exc})") from exc
+        raw = json.loads(text) if path.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
+        if not isinstance(raw, list):
+            raise TypeError("expected a list of waypoints")
+        if len(raw) > MAX_WAYPOINTS:
+            raise InputError(f"{path}: {len(raw)} waypoints; at most {MAX_WAYPOINTS}")
+        rows = [(finite("time_s", r["time_s"], 0.0, MAX_DECODE_SECONDS),
+                 finite("x", r["x"], -MAX_TARGET_M, MAX_TARGET_M),
+                 finite("z", r["z"], -MAX_TARGET_M, MAX_TARGET_M)) for r in raw]
+    except InputError as exc:
+        raise InputError(f"{path}: waypoint {exc}") from None
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise InputError(f"{path}: waypoints need time_s, x, z numbers "
+                         f"({type(exc).__name__}: {exc})") from None
     if len(rows) < 2:
         raise InputError(f"{path}: need at least two waypoints, got {len(rows)}")
     rows.sort()
@@ -92,34 +123,39 @@ def traj_constraint(pos: np.ndarray, mask: np.ndarray, height_m: float, fps: flo
 def read_keyframes(path: str | Path, n_frames: int, fps: float = 30.0) -> dict:
     """Keyframes file -> {"motion": (values (T, 144), mask (T,)), "kpt": (values (T, 48), mask)}."""
     from opendance import camera
-    from opendance.engine.tokenizer import motion_to_features
+    from opendance.engine.motion_repr import motion_to_features
     from opendance.motion import Motion
 
     try:
-        items = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from exc
+        items = json.loads(_read_small_text(Path(path), "keyframes"))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"{path}: invalid JSON ({type(exc).__name__})") from None
     if isinstance(items, dict):
         items = [items]
+    if not isinstance(items, list) or not all(isinstance(it, dict) for it in items):
+        raise InputError(f"{path}: keyframes must be a JSON list of objects with time_s and "
+                         "pose / keypoints")
+    if len(items) > MAX_KEYFRAMES:
+        raise InputError(f"{path}: {len(items)} keyframes; at most {MAX_KEYFRAMES}")
     out = {}
     half = camera.IMAGE_SIZE / 2.0
     for it in items:
         try:
-            f = round(float(it["time_s"]) * fps)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}: every keyframe needs time_s ({exc})") from exc
+            f = round(finite("time_s", it["time_s"], 0.0, MAX_DECODE_SECONDS) * fps)
+        except (KeyError, InputError) as exc:
+            raise InputError(f"{path}: every keyframe needs a finite time_s in seconds ({exc})") from None
         if not 0 <= f < n_frames:
             log.warning("keyframe at %.2f s is outside the song; ignored", f / fps)
             continue
         if "pose" in it:
-            pose = np.asarray(it["pose"], np.float64)
+            pose = _numbers(path, "pose", it["pose"])
             if pose.size != 72:
                 raise InputError(f"{path}: a pose needs 72 numbers (24 joints x axis-angle), got {pose.size}")
             feat = motion_to_features(Motion.from_axis_angle(pose.reshape(1, 72), np.zeros((1, 3))))["motion"][0]
             vals, m = out.setdefault("motion", (np.zeros((n_frames, 144), np.float32), np.zeros(n_frames, bool)))
             vals[f], m[f] = feat, True
         if "keypoints" in it:
-            kp = np.asarray(it["keypoints"], np.float64)
+            kp = _numbers(path, "keypoints", it["keypoints"])
             if kp.shape != (24, 2):
                 raise InputError(f"{path}: keypoints must be 24 [u, v] pixel pairs, got shape {kp.shape}")
             vals, m = out.setdefault("kpt", (np.zeros((n_frames, 48), np.float32), np.zeros(n_frames, bool)))
@@ -129,23 +165,51 @@ def read_keyframes(path: str | Path, n_frames: int, fps: float = 30.0) -> dict:
     return out
 
 
+MAX_WAYPOINTS = 100_000
+MAX_KEYFRAMES = 10_000
+MAX_CONDITION_FILE_BYTES = 16 << 20
+
+
+def _read_small_text(path: Path, kind: str) -> str:
+    """A --traj / --keyframes file, bounded in size; ``InputError`` when missing or binary."""
+    if not path.is_file():
+        raise InputError(f"{kind} file not found: {path}")
+    if path.stat().st_size > MAX_CONDITION_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_CONDITION_FILE_BYTES >> 20} MB; not a {kind} file")
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text {kind} file") from None
+
+
+def _numbers(path, name: str, value) -> np.ndarray:
+    """A JSON list of finite numbers as float64 (NaN, inf, strings refused)."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: {name} must be numbers") from None
+    if not np.isfinite(a).all() or (a.size and np.abs(a).max() > 1e4):
+        raise InputError(f"{path}: {name} holds NaN, infinite or absurd values")
+    return a
+
+
 def _run(args) -> int:
     import time
 
     import torch
 
     from opendance.engine.generator import Constraints, load_default_generator, load_generator
-    from opendance.engine.sampler import SamplerConfig
-    from opendance.exporters.formats import format_for_path, save_motion
     from opendance.engine.music.clip_features import extract_features
+    from opendance.engine.sampler import SamplerConfig
+    from opendance.engine.stage import OutputStage
+    from opendance.engine.stage.options import stage_config_from_args
+    from opendance.exporters.formats import format_for_path, save_motion
     from opendance.realtime.sources import load_audio
 
     format_for_path(args.out)   # fail early on an unknown extension
     if args.steps < 1:
         raise OpenDanceError("--steps must be at least 1")
-    audio, sr = load_audio(args.song)
-    if args.max_seconds:
-        audio = audio[: int(args.max_seconds * sr)]
+    audio, sr = load_audio(args.song, max_seconds=args.max_seconds)   # block by block, only what's used
     t0 = time.perf_counter()
     music = extract_features(audio, sr)
     t_feat = time.perf_counter() - t0
@@ -171,6 +235,10 @@ def _run(args) -> int:
     motion = gen.generate_song(music[:n], text=args.text, constraints=cons, steps=args.steps,
                                refine=args.refine, seed=args.seed, progress=not args.json)
     t_gen = time.perf_counter() - t1
+    stage_cfg = stage_config_from_args(args)
+    if args.traj:                # the path is the user's: no stage anchor, no heading pull
+        stage_cfg.anchor.free_roam = True
+    motion = OutputStage(stage_cfg, motion.fps).process_motion(motion)
     save_motion(motion, args.out)
     summary = {"out": str(args.out), "frames": motion.n_frames, "seconds": round(motion.duration_s, 2),
                "features_s": round(t_feat, 2), "generate_s": round(t_gen, 2),

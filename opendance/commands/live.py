@@ -13,8 +13,19 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 
 from opendance.errors import OpenDanceError
+from opendance.validate import (
+    MAX_DEMO_SECONDS,
+    MAX_RUN_SECONDS,
+    MAX_SAMPLE_RATE,
+    MAX_STREAM_BPM,
+    MIN_SAMPLE_RATE,
+    arg_float,
+    arg_int,
+    arg_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +41,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     live.add_argument("--device", "-d", default=None, help="input device index or name (default input); "
                       "'opendance listen --list-devices' lists them")
-    live.add_argument("--sample-rate", type=int, default=None, help="capture rate in Hz (device default)")
+    live.add_argument("--sample-rate", type=arg_int(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), default=None,
+                      help="capture rate in Hz (device default)")
     _common(live)
     live.set_defaults(func=_cmd_live)
 
@@ -57,8 +69,10 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     demo.add_argument("--style", dest="song_style", choices=DEMO_STYLES, default="house",
                       help="music style of the synthesized song")
-    demo.add_argument("--duration", type=float, default=60.0, help="song length, seconds")
-    demo.add_argument("--bpm", type=float, default=None, help="song tempo (default: the style's range)")
+    demo.add_argument("--duration", type=arg_float(4.0, MAX_DEMO_SECONDS), default=60.0,
+                      help=f"song length, seconds (4..{MAX_DEMO_SECONDS:g}; --loop for longer shows)")
+    demo.add_argument("--bpm", type=arg_float(0.0, MAX_STREAM_BPM, lo_open=True), default=None,
+                      help="song tempo (default: the style's range)")
     demo.add_argument("--seed", type=int, default=7, help="song seed")
     demo.add_argument("--loop", action="store_true", help="loop the song until Ctrl-C")
     demo.add_argument("--no-speakers", action="store_true", help="do not play the song on the speakers")
@@ -70,6 +84,7 @@ def register(subparsers) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     from opendance.bridges.hub import add_bridge_arguments
+    from opendance.engine.stage.options import add_stage_arguments
 
     g = p.add_argument_group("engine")
     g.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend for the model")
@@ -77,22 +92,26 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="no model: dance the procedural groove on the live beat grid (the engine's "
                         "fallback; runs without model weights)")
     g.add_argument("--fps", type=float, default=60.0, choices=(30.0, 60.0), help="output frame rate")
-    g.add_argument("--prompt", default="", metavar="TEXT", help="style prompt for the model (live: /style)")
+    g.add_argument("--prompt", default="", metavar="TEXT", type=arg_text(),
+                   help="style prompt for the model (live: /style)")
     g.add_argument("--energy", type=float, default=0.5, help="movement energy 0..1 (0.5 = as generated)")
     g.add_argument("--steps", type=int, default=4, help="MS-LRM decoding steps per chunk (fewer when late)")
     g.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="do not time-warp model chunks onto the predicted beats (engine.beat_warp)")
-    g.add_argument("--lead-ms", type=float, default=800.0,
+    g.add_argument("--lead-ms", type=arg_float(100.0, 60_000.0), default=800.0,
                    help="motion generated ahead of the music; less = faster control response, more = "
                         "safer on a busy machine")
-    g.add_argument("--lookahead-ms", type=float, default=0.0,
+    g.add_argument("--lookahead-ms", type=arg_float(0.0, 10_000.0), default=0.0,
                    help="play the motion this much ahead of the audio to cover receiver/render latency")
     g.add_argument("--record", default=None, metavar="FILE",
-                   help="write the output motion at the end (.bvh, .npz, .pkl, .npy, .glb)")
-    g.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+                   help="record the output motion (.bvh, .npz, .pkl, .npy, .glb), streamed to disk as it "
+                        "is made; one frame per 1/fps of music time")
+    g.add_argument("--seconds", type=arg_float(0.0, MAX_RUN_SECONDS, lo_open=True), default=None,
+                   help="stop after this many seconds")
     g.add_argument("--json", action="store_true", help="print the run's statistics as JSON at the end")
     add_bridge_arguments(p)
+    add_stage_arguments(p, vmc=True)
 
 
 # ----------------------------------------------------------------- commands
@@ -107,7 +126,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from opendance.realtime.sources import FileSource
 
     source = FileSource(args.song, realtime=True, loop=args.loop)
-    speakers = None if args.no_speakers else (source.audio, source.sample_rate, args.loop)
+    # The speakers get the file itself: both read it block by block, never all of it at once.
+    speakers = None if args.no_speakers else (source.path, source.sample_rate, args.loop)
     return _run(args, source, loop_period_s=source.duration_s if args.loop else None, title=str(args.song),
                 speakers=speakers)
 
@@ -116,10 +136,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from opendance.bridges.vmc import VMC_DEFAULT_PORT
     from opendance.bridges.ws_server import WS_DEFAULT_PORT
     from opendance.realtime.sources import ArraySource
-    from opendance.training.synth.music import synthesize_song
+    from opendance.training.synth.music import MAX_BPM, MIN_BPM, synthesize_song
 
     if args.duration < 4:
         raise OpenDanceError(f"--duration must be at least 4 seconds, got {args.duration}")
+    if args.bpm is not None and not MIN_BPM <= args.bpm <= MAX_BPM:
+        raise OpenDanceError(f"--bpm must be in [{MIN_BPM:g}, {MAX_BPM:g}] for the demo song, "
+                             f"got {args.bpm:g}")
     if args.ws is None and not args.no_viewer:
         args.ws = WS_DEFAULT_PORT
     if args.vmc is None and not args.no_vmc:
@@ -139,6 +162,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     from opendance.bridges.hub import BridgeHub
     from opendance.controls import ControlError, ControlState
+    from opendance.engine.stage.options import attach_rig, stage_config_from_args
     from opendance.engine.stream import StreamConfig
     from opendance.realtime.recorder import Recorder
     from opendance.realtime.session import LiveSession, SessionConfig, format_status
@@ -152,7 +176,8 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
         raise OpenDanceError(f"--lead-ms must be at least 100, got {args.lead_ms}")
     if args.seconds is not None and args.seconds <= 0:
         raise OpenDanceError(f"--seconds must be positive, got {args.seconds}")
-    recorder = Recorder(args.record) if args.record else None   # checks the extension now
+    # opens the file now: a bad extension, a read-only folder or a full disk fails here
+    recorder = Recorder(args.record, fps=args.fps) if args.record else None
     generator = _groove_generator() if args.groove_only else _load_model(args.backend)
 
     box: dict = {}
@@ -165,7 +190,8 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3,
                                                                 beat_snap=not args.no_beat_snap),
                            lookahead_s=args.lookahead_ms / 1e3, controls=controls,
-                           loop_period_s=loop_period_s)
+                           loop_period_s=loop_period_s, stage=stage_config_from_args(args))
+    attach_rig(hub.sinks, args)
     session = LiveSession(source, generator, sinks, config)
     box["session"] = session
 
@@ -187,7 +213,7 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
         _say('steer it: WebSocket {"type": "control", "set": {"energy": 0.9}} on /ws, or add --control-osc '
              "for OSC (/opendance/energy, /style, /frozen, /traj, /keyframe)")
     if recorder:
-        _say(f"recording to {recorder.path} (written when the run ends)")
+        _say(recorder.describe())
     _say("Ctrl-C to stop. Status: time, tempo [beat], lead (motion ready ahead), step time, mode, "
          "model/groove chunks, late chunks, dropped frames")
 
@@ -221,21 +247,27 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        held = _hold_signals() if _main_thread() else None   # a 2nd Ctrl-C / SIGTERM finishes the take
         if player:
             player.stop()
-        session.stop()          # closes the hub and writes the recording
+        session.stop()          # closes the hub and finishes the recording
+        if held is not None:
+            _restore_signals(held)
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)
         if sys.stderr.isatty() and not args.json:
             sys.stderr.write("\n")
     stats = run_stats(session, time.monotonic() - t_start)
+    if recorder and recorder.error is not None:
+        raise recorder.error    # one line and exit status 4 (opendance.commands.main)
     if recorder and recorder.n_frames:
         stats["recording"] = str(recorder.path)
+        stats["recorded_frames"] = recorder.n_frames
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
         _say(f"{'interrupted' if interrupted else 'done'}: {stats['frames']} frames in {stats['seconds']:.1f} s, "
-             f"{stats['chunks'].get('model', 0)} model chunks (step p50 {stats['step_ms']['p50']:.0f} ms, "
+             f"{stats['chunks'].get('model', 0)} {'groove' if args.groove_only else 'model'} chunks (step p50 {stats['step_ms']['p50']:.0f} ms, "
              f"p95 {stats['step_ms']['p95']:.0f} ms), {stats['chunks'].get('missed', 0)} late, "
              f"{stats['dropped_frames']} dropped frames"
              + (f"; recording: {stats['recording']}" if "recording" in stats else ""))
@@ -271,24 +303,63 @@ class _Speakers:
     def __init__(self, audio, sample_rate: int, loop: bool):
         self.audio, self.sample_rate, self.loop = audio, int(sample_rate), loop
         self._sd = None
+        self._stream = None
 
     def start(self) -> None:
         try:
             import sounddevice as sd
             if sd.default.device[1] is None or sd.default.device[1] < 0:
                 sd.query_devices(kind="output")        # raises when there is no output device
-            sd.play(self.audio, self.sample_rate, loop=self.loop)
+            if isinstance(self.audio, (str, Path)):
+                self._stream = _file_output_stream(sd, self.audio, self.sample_rate, self.loop)
+            else:
+                sd.play(self.audio, self.sample_rate, loop=self.loop)
             self._sd = sd
         except Exception as exc:  # noqa: BLE001 - no sound card: silent, that's fine
             log.info("not playing to the speakers: %s", exc)
             _say("no speakers found: the song is not played aloud (the dance goes on)")
 
     def stop(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
+                log.info("stopping playback: %s", exc)
         if self._sd is not None:
             try:
                 self._sd.stop()
             except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 log.info("stopping playback: %s", exc)
+
+
+def _file_output_stream(sd, path, sample_rate: int, loop: bool):
+    """A started output stream that plays ``path`` block by block from disk."""
+    import numpy as np
+
+    from opendance.realtime.sources import FileSource
+
+    src = FileSource(path, realtime=False, loop=loop, block_size=2048)
+    pending = [np.zeros(0, np.float32)]
+
+    def callback(outdata, frames, time_info, status) -> None:
+        buf = pending[0]
+        while buf.size < frames:
+            block = src.read()
+            if block is None:
+                break
+            buf = np.concatenate([buf, block.samples])
+        n = min(frames, buf.size)
+        outdata[:n, 0] = buf[:n]
+        outdata[n:, 0] = 0.0
+        pending[0] = buf[n:]
+        if n < frames and src.ended:
+            raise sd.CallbackStop
+
+    stream = sd.OutputStream(samplerate=sample_rate, channels=1, dtype="float32", callback=callback,
+                             finished_callback=src.stop)
+    stream.start()
+    return stream
 
 
 def _say(msg: str) -> None:
@@ -297,6 +368,20 @@ def _say(msg: str) -> None:
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _hold_signals() -> dict:
+    """While the run shuts down, Ctrl-C and SIGTERM only say that it is finishing (the
+    recording is being completed) instead of interrupting it; returns the old handlers."""
+    def finishing(signum, frame) -> None:
+        _say("finishing the recording, one moment (it is written to disk as it goes)")
+
+    return {sig: signal.signal(sig, finishing) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(held: dict) -> None:
+    for sig, handler in held.items():
+        signal.signal(sig, handler)
 
 
 def _main_thread() -> bool:

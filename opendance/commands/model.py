@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from opendance.validate import arg_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,8 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="mct.onnx", help="output file (default: mct.onnx)")
     p.add_argument("--fp16", action="store_true",
                    help="float16 inside the graph (what TensorRT 11 builds a half-precision engine from)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    p.add_argument("--max-batch", type=int, default=64, help="largest batch of the dynamic batch axis")
+    p.add_argument("--opset", type=arg_int(13, 30), default=18, help="ONNX opset (default 18)")
+    p.add_argument("--max-batch", type=arg_int(1, 4096), default=64, help="largest batch of the dynamic batch axis")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_export)
 
@@ -33,7 +35,7 @@ def register(subparsers) -> None:
     t.add_argument("--out", help="plan file (default: the cache, keyed by a hash)")
     t.add_argument("--precision", choices=("graph", "fp32", "fp16"), default="graph",
                    help="graph: strongly typed (TensorRT 11's only mode); fp16: TensorRT 10 builder flag")
-    t.add_argument("--max-batch", type=int, default=8, help="largest batch of the optimisation profile")
+    t.add_argument("--max-batch", type=arg_int(1, 4096), default=8, help="largest batch of the optimisation profile")
     t.add_argument("--json", action="store_true", help="print the result as JSON")
     t.set_defaults(func=_cmd_build_trt)
 

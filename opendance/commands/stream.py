@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 def register(subparsers) -> None:
     from opendance.bridges.hub import add_bridge_arguments
+    from opendance.engine.stage.options import add_stage_arguments
+    from opendance.validate import MAX_OUTPUT_FPS, MAX_RUN_SECONDS, MAX_STREAM_BPM, MIN_FPS, arg_float
+
     p = subparsers.add_parser(
         "stream", help="play a motion file to VMC / OSC / WebSocket clients at real-time pace",
         description="Play a motion file (or a built-in test pattern) as live frames to every output "
@@ -28,13 +31,16 @@ def register(subparsers) -> None:
                    help="motion file the project can read (AIST++ pkl, SMPL npz, ...)")
     p.add_argument("--test-pattern", action="store_true",
                    help="no file: the left arm rises on beats 1-2, the right arm on beats 3-4 (rig check)")
-    p.add_argument("--fps", type=float, default=60.0, help="output frame rate (default 60)")
-    p.add_argument("--bpm", type=float, default=0.0,
+    p.add_argument("--fps", type=arg_float(MIN_FPS, MAX_OUTPUT_FPS), default=60.0,
+                   help=f"output frame rate (default 60; {MIN_FPS:g}..{MAX_OUTPUT_FPS:g})")
+    p.add_argument("--bpm", type=arg_float(0.0, MAX_STREAM_BPM), default=0.0,
                    help="tempo for the beat fields (default 0: unknown; the test pattern uses 120)")
     p.add_argument("--once", action="store_true", help="play the clip once instead of looping")
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--duration", type=arg_float(0.0, MAX_RUN_SECONDS, lo_open=True), default=None,
+                   metavar="SECONDS", help="stop after this long")
     p.add_argument("--json", action="store_true", help="print the run's statistics as JSON at the end")
     add_bridge_arguments(p)
+    add_stage_arguments(p, ground=True, vmc=True)
     p.set_defaults(func=_run)
 
 
@@ -44,6 +50,8 @@ def _interrupt(signum, frame) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from opendance.bridges.playback import MotionPlayback, load_motion, rig_check_motion
+    from opendance.engine.stage import OutputStage
+    from opendance.engine.stage.options import stage_config_from_args
     from opendance.errors import OpenDanceError
 
     if args.motion and args.test_pattern:
@@ -56,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         raise OpenDanceError(f"--duration must be positive, got {args.duration}")
     bpm = args.bpm or (120.0 if args.test_pattern else 0.0)
     motion = rig_check_motion(bpm=bpm) if args.test_pattern else load_motion(args.motion)
-    player = MotionPlayback(motion, fps=args.fps, loop=not args.once, bpm=bpm)
+    stage = OutputStage(stage_config_from_args(args), motion.fps)
+    player = MotionPlayback(motion, fps=args.fps, loop=not args.once, bpm=bpm, stage=stage.process_motion)
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None  # stop like Ctrl-C
@@ -74,6 +83,7 @@ def _stream(args: argparse.Namespace, player: MotionPlayback) -> int:
 
     from opendance.bridges.hub import BridgeHub
     from opendance.controls import ControlState
+    from opendance.engine.stage.options import attach_rig
 
     controls = [ControlState()]
     lock = threading.Lock()  # controls arrive from the WebSocket and the OSC threads
@@ -90,6 +100,7 @@ def _stream(args: argparse.Namespace, player: MotionPlayback) -> int:
 
     with BridgeHub.from_args(args, on_control=on_control) as hub:
         hub_box.append(hub)
+        attach_rig(hub.sinks, args)
         hub.publish_status({"mode": "stream", "controls": asdict(controls[0])})
         for line in hub.describe():
             print(f"opendance stream: {line}", file=sys.stderr)

@@ -27,7 +27,7 @@ import numpy as np
 
 from opendance.engine.music.beat_clock import BeatClock
 from opendance.engine.music.features import stream_spectral
-from opendance.realtime.synth import SynthTrack
+from opendance.realtime.test_signals import SynthTrack
 
 WINDOW_S = 0.07
 TEMPO_TOL = 0.04
@@ -140,7 +140,7 @@ def evaluate(track: SynthTrack, change_s: float | None = None, hold_s: float = 2
 
 def standard_cases(sample_rate: int = 44100, duration_s: float = 24.0) -> list[tuple[str, SynthTrack, float | None]]:
     """The test / benchmark set: (name, track, tempo change time or None)."""
-    from opendance.realtime.synth import beat_times, make_track
+    from opendance.realtime.test_signals import beat_times, make_track
 
     cases: list[tuple[str, SynthTrack, float | None]] = []
     for bpm in (80, 100, 120, 140, 160):

@@ -434,7 +434,11 @@ class UdpDrain:
 
 class FrameLog:
     """A frame sink keeping, per frame: receive time (monotonic s), finite or not, the
-    (24, 4) pose, its source and ``audio_time_s``."""
+    (24, 4) pose, its source and ``audio_time_s``. Like the recorder it asks the output
+    clock for every frame (``every_frame``: frames the clock skipped are filled in and
+    arrive with the next one), so it sees what a recording holds."""
+
+    every_frame = True
 
     def __init__(self):
         self.t: list[float] = []

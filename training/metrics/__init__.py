@@ -63,6 +63,12 @@ Numbers from the two protocols are not comparable with each other; report which 
 
 from opendance.training.metrics.bas import beat_align_score, motion_beats
 from opendance.training.metrics.control import keypoint_error, keypoints_2d, trajectory_error
+from opendance.training.metrics.dance import (
+    beat_phase_locking,
+    dance_report,
+    reference_scores,
+    reference_stats,
+)
 from opendance.training.metrics.evaluate import PROTOCOL_SPECS, evaluate
 from opendance.training.metrics.fid import diversity, fid, frechet_distance, normalise
 from opendance.training.metrics.geometric import manual_features
@@ -72,6 +78,8 @@ from opendance.training.metrics.physics import foot_skating_ratio, pfc
 __all__ = [
     "PROTOCOL_SPECS",
     "beat_align_score",
+    "beat_phase_locking",
+    "dance_report",
     "diversity",
     "evaluate",
     "fid",
@@ -84,5 +92,7 @@ __all__ = [
     "motion_beats",
     "normalise",
     "pfc",
+    "reference_scores",
+    "reference_stats",
     "trajectory_error",
 ]

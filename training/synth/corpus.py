@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from opendance.camera import CAMERA_POS, FOCAL_PX, IMAGE_SIZE, project
-from opendance.engine.choreo.choreography import FPS, choreograph
+from opendance.engine.choreo.choreography import FPS, choreograph, dynamics_from_onsets
+from opendance.engine.music.features import CH_ENVELOPE
 from opendance.training.synth.music import STYLE_BPM, STYLES, synthesize_song
-from opendance.training.synth.text import describe
+from opendance.training.synth.text import dance_traits, describe
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,13 @@ def make_sequence(spec: SequenceSpec, sample_rate: int) -> tuple[dict[str, np.nd
     """Arrays for the .npz, the audio, and the manifest entry of one sequence."""
     duration_s = spec.duration_frames / FPS
     song = synthesize_song(spec.style, duration_s, spec.bpm, spec.seed, sample_rate)
-    dance = choreograph(song.beat_times_s, song.downbeat_times_s, duration_s, spec.style, spec.energy,
-                        spec.seed, song.sections)
-    motion = dance.motion
     music = music_features(song.audio, sample_rate, song.beat_times_s, song.downbeat_times_s)
+    # the dance follows the music's dynamics (onset strength and density over about a bar)
+    dyn = dynamics_from_onsets(music[:, CH_ENVELOPE], FPS)
+    dyn = np.pad(dyn, (0, max(0, spec.duration_frames - dyn.size)), mode="edge")[:spec.duration_frames]
+    dance = choreograph(song.beat_times_s, song.downbeat_times_s, duration_s, spec.style, spec.energy,
+                        spec.seed, song.sections, dynamics=dyn if dyn.size else None)
+    motion = dance.motion
     t = min(motion.n_frames, music.shape[0])
     if t != spec.duration_frames:
         log.warning("%s: %d motion frames, %d feature frames; keeping %d", spec.name, motion.n_frames,
@@ -124,10 +128,13 @@ def make_sequence(spec: SequenceSpec, sample_rate: int) -> tuple[dict[str, np.nd
     }
     rng = np.random.default_rng([spec.seed, 3])
     names = [m["name"] for m in dance.moves]
+    traits = dance_traits(joints, dance.contacts[:t], FPS, dance.half_time)
     meta = {
         "split": spec.split, "style": spec.style, "bpm": round(spec.bpm, 4), "energy": round(spec.energy, 4),
         "seed": spec.seed, "n_frames": t, "duration_s": round(t / FPS, 4),
-        "text": describe(spec.style, spec.energy, names, spec.bpm, rng),
+        "text": describe(spec.style, spec.energy, names, spec.bpm, rng, traits),
+        "traits": traits.as_dict(), "half_time": dance.half_time,
+        "level_mean": round(float(dance.level.mean()), 4) if dance.level is not None else None,
         "moves": dance.moves, "distinct_moves": sorted(set(names)),
         "sections": [{"name": s.name, "start_s": round(s.start_s, 4), "end_s": round(s.end_s, 4)}
                      for s in song.sections],

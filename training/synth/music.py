@@ -134,6 +134,11 @@ _PATTERNS: dict[str, list[dict[str, str]]] = {
 _BRIGHT = frozenset("SCHRX")
 # Breakdown: sparse drums, but still a hit on every beat.
 _BREAKDOWN = [{"H": "x...x...x...x..."}, {"R": "x...o...x...o..."}, {"X": "x.g.x.g.x.g.x.g."}]
+# Sparse arrangement (``synthesize_song(sparse=True)``): a kick per bar, a rim hit per beat,
+# the pad at this fraction of its level, peak at this level.
+_SPARSE = {"K": "x...............", "R": "x...x...x...x..."}
+_SPARSE_PAD = 0.4
+_SPARSE_PEAK = 0.2
 # Build: the snare rolls denser bar by bar (quarters, eighths, sixteenths), beats accented.
 _BUILD_ROLL = ["x...x...x...x...", "x.o.x.o.x.o.x.o.", "xgogxgogxgogxgog"]
 
@@ -222,6 +227,39 @@ def _beat_grid(plan: list[tuple[str, int]], bpm: float, t0: float, rng: np.rando
     p = np.concatenate(periods)
     times = t0 + np.concatenate([[0.0], np.cumsum(p)])
     return times, names, ramps
+
+
+def _fit_structure(structure: list[tuple[str, int]], n_bars: int) -> list[tuple[str, int]]:
+    """A given song plan fitted to ``n_bars``: the last section extended, or the plan trimmed."""
+    plan = [(str(name), int(bars)) for name, bars in structure if int(bars) > 0]
+    if not plan:
+        raise ValueError("structure needs at least one section with bars > 0")
+    unknown = sorted({name for name, _ in plan} - set(SECTION_ENERGY))
+    if unknown:
+        raise ValueError(f"unknown section names {unknown}; use {', '.join(SECTION_ENERGY)}")
+    total = sum(b for _, b in plan)
+    if total < n_bars:
+        plan[-1] = (plan[-1][0], plan[-1][1] + n_bars - total)
+    out, left = [], n_bars
+    for name, bars in plan:
+        if left <= 0:
+            break
+        out.append((name, min(bars, left)))
+        left -= bars
+    return out
+
+
+def _ramp_grid(n_times: int, bpm: float, bpm_end: float, t0: float, duration_s: float
+               ) -> tuple[np.ndarray, list[dict]]:
+    """(n_times,) beat times whose tempo moves linearly in time from ``bpm`` at ``t0`` to
+    ``bpm_end`` at ``duration_s`` (held after it), and the ramp record."""
+    times = np.empty(n_times)
+    times[0] = t0
+    span = max(duration_s - t0, 1e-9)
+    for k in range(1, n_times):
+        frac = min(max((times[k - 1] - t0) / span, 0.0), 1.0)
+        times[k] = times[k - 1] + 60.0 / (bpm + (bpm_end - bpm) * frac)
+    return times, [{"from_bpm": round(float(bpm), 3), "to_bpm": round(float(bpm_end), 3), "whole_song": True}]
 
 
 # ----------------------------------------------------------------------------- voices
@@ -323,7 +361,9 @@ def _render_pad_bar(notes: tuple[int, ...], table: np.ndarray, sr: int, n: int) 
 
 # ----------------------------------------------------------------------------- song
 def synthesize_song(style: str, duration_s: float, bpm: float | None = None, seed: int = 0,
-                    sample_rate: int = DEFAULT_SAMPLE_RATE) -> Song:
+                    sample_rate: int = DEFAULT_SAMPLE_RATE, *, bpm_end: float | None = None,
+                    structure: list[tuple[str, int]] | None = None, swing: float | None = None,
+                    sparse: bool = False) -> Song:
     """Render a song of ``duration_s`` seconds in ``style``.
 
     Args:
@@ -332,6 +372,17 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
         bpm: nominal tempo in [80, 150]; None draws one from the style's range.
         seed: same seed, same arguments -> the same samples, bit for bit.
         sample_rate: Hz.
+        bpm_end: optional; the tempo then ramps linearly in time from ``bpm`` at the first
+            beat to ``bpm_end`` at the end of the song (in [80, 150]), replacing the random
+            build ramps.
+        structure: optional song plan, ``[(section name, bars), ...]`` with names from
+            ``SECTION_ENERGY``; the last section is extended or the plan trimmed to fit.
+        swing: optional swing amount in [0, 0.5] (delay of the off-beat sixteenths, in
+            sixteenths); None draws it from the style's range.
+        sparse: a sparse, quiet arrangement: a kick on each downbeat and a rim hit on every
+            beat, no bass, a faint pad, peak level 0.2 instead of 0.9.
+    The defaults give exactly the songs of earlier versions (the optional arguments draw
+    nothing extra from the random stream).
     Returns:
         a ``Song`` whose beats cover the audio (the first beat 0.2-0.6 s in).
     """
@@ -342,17 +393,26 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     rng = np.random.default_rng([seed, STYLES.index(style), 1])
     if bpm is None:
         bpm = float(rng.uniform(*STYLE_BPM[style]))
-    if not MIN_BPM <= bpm <= MAX_BPM:
-        raise ValueError(f"bpm must be in [{MIN_BPM:g}, {MAX_BPM:g}], got {bpm}")
+    for name, value in (("bpm", bpm), ("bpm_end", bpm_end)):
+        if value is not None and not MIN_BPM <= value <= MAX_BPM:
+            raise ValueError(f"{name} must be in [{MIN_BPM:g}, {MAX_BPM:g}], got {value}")
+    if swing is not None and not 0.0 <= swing <= 0.5:
+        raise ValueError(f"swing must be in [0, 0.5], got {swing}")
     sr = int(sample_rate)
     n_samples = round(duration_s * sr)
     t0 = float(rng.uniform(0.2, 0.6))
-    n_bars = int(np.ceil((duration_s - t0) * bpm / 60.0 / BEATS_PER_BAR)) + 1
+    top_bpm = bpm if bpm_end is None else max(bpm, bpm_end)
+    n_bars = int(np.ceil((duration_s - t0) * top_bpm / 60.0 / BEATS_PER_BAR)) + 1
     plan = _song_structure(n_bars, rng)
+    if structure is not None:
+        plan = _fit_structure(structure, n_bars)
     times, beat_section, ramps = _beat_grid(plan, bpm, t0, rng)
+    if bpm_end is not None:
+        times, ramps = _ramp_grid(len(times), bpm, bpm_end, t0, duration_s)
 
     # Step times: sixteenths interpolated inside each beat; swing delays odd sixteenths.
-    swing = float(rng.uniform(*_SWING[style]))
+    drawn_swing = float(rng.uniform(*_SWING[style]))
+    swing = drawn_swing if swing is None else float(swing)
     n_beats = len(times) - 1
     frac = np.array([0.0, 0.25 + swing * 0.25, 0.5, 0.75 + swing * 0.25])
     step_t = (times[:-1, None] + np.diff(times)[:, None] * frac[None, :]).reshape(-1)
@@ -381,7 +441,9 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     bar = 0
     for name, bars in plan:
         for b in range(bars):
-            if name == "breakdown":
+            if sparse:
+                parts = dict(_SPARSE)
+            elif name == "breakdown":
                 parts = dict(breakdown)
             else:
                 parts = {k: v for k, v in variant.items() if not k.startswith("+")}
@@ -403,7 +465,8 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
                 if free is not None:
                     parts[free] = "x...x...x...x..."
                 else:
-                    parts["H"] = "".join("x" if k % STEPS_PER_BEAT == 0 else c for k, c in enumerate(parts["H"]))
+                    parts["H"] = "".join("x" if k % STEPS_PER_BEAT == 0 else c
+                                         for k, c in enumerate(parts["H"]))
             level = 0.7 if name in ("intro", "outro", "breakdown") else 1.0
             for inst, pat in parts.items():
                 add_hits(inst, pat, bar, level)
@@ -435,7 +498,7 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
             break
         r, q = bar_chord[bi]
         section = bar_section[bi]
-        if section not in ("intro", "breakdown"):
+        if section not in ("intro", "breakdown") and not sparse:
             # offsets relative to the bar, rounded from exact times so equal bars share a key
             offs = tuple(round((step_t[bi * STEPS_PER_BAR + s_] - times[bi * BEATS_PER_BAR]) * sr)
                          for s_ in range(STEPS_PER_BAR))
@@ -452,12 +515,14 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
         if k not in pad_cache:
             pad_cache[k] = _render_pad_bar(notes, pad_tbl, sr, n_bar)
         g = {"chorus": 1.0, "breakdown": 0.9, "build": 0.7}.get(section, 0.55) * pad_gain
+        if sparse:
+            g *= _SPARSE_PAD
         seg = out[i0:i0 + n_bar]
         seg += pad_cache[k][: len(seg)] * g
 
     audio = out[:n_samples]
     peak = float(np.max(np.abs(audio))) or 1.0
-    audio = audio * (0.9 / peak)
+    audio = audio * ((_SPARSE_PEAK if sparse else 0.9) / peak)
     noise_rms = 10.0 ** (NOISE_FLOOR_DBFS / 20.0)
     audio = audio + rng.standard_normal(n_samples) * noise_rms
 

@@ -1,7 +1,10 @@
-"""Live engine: seam blend, motion buffer, deadline fallback, controls, output clock."""
+"""The streaming generator (the chunk scheduler): keeps a lead, falls back when late,
+recovers, applies controls, preempts buffered motion on a change (also inside the
+playing chunk), warns about late chunks."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -10,14 +13,12 @@ import pytest
 from opendance import rotations as rot
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
+from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.stream import StreamConfig, StreamingGenerator
-from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer, seam_blend
-from opendance.realtime.output_clock import AudioClockMap, OutputClock
 from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
+from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
 
 ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
-
-from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
 
 
 def _swing(n, freq, phase, amp, axis, fps=30.0):
@@ -30,82 +31,6 @@ def _swing(n, freq, phase, amp, axis, fps=30.0):
     return rot.axis_angle_to_quat(aa), trans
 
 
-def _max_accel(quats, trans):
-    """Max second difference of joint world positions (metres / frame^2)."""
-    from opendance.fk_numpy import forward_kinematics
-    j = forward_kinematics(rot.quat_to_matrix(quats), trans)
-    return np.abs(np.diff(j, 2, axis=0)).max(axis=(1, 2))
-
-
-# ----------------------------------------------------------------- seam blend
-def test_seam_blend_keeps_velocity_continuous():
-    qa, ta = _swing(30, 1.0, 0.0, 0.5, 0)
-    qb, tb = _swing(30, 1.7, 1.3, 0.4, 2)
-    tb = tb + np.array([3.0, 0.1, -2.0])                  # elsewhere on the floor, higher
-    bq, bt = seam_blend(qa[-2:], ta[-2:], qb, tb, blend_frames=8)
-    raw = _max_accel(np.concatenate([qa, qb]), np.concatenate([ta, tb]))
-    blended = _max_accel(np.concatenate([qa, bq]), np.concatenate([ta, bt]))
-    seam = slice(27, 33)
-    within_a = _max_accel(qa, ta).max()
-    within_b = _max_accel(qb, tb).max()
-    smooth = max(within_a, within_b)
-    assert raw[seam].max() > 10 * smooth                       # the raw cut is a jolt
-    assert blended[seam].max() < 2 * smooth                    # the blend is not
-    # first frame continues the old motion's velocity; root height decays back to the new one
-    np.testing.assert_allclose(bt[0], ta[-1] + (ta[-1] - ta[-2]), atol=1e-5)
-    np.testing.assert_allclose(bt[10:, 1], tb[10:, 1], atol=1e-5)
-    # after the blend window the rotations are the new chunk's own
-    dots = np.abs(np.sum(bq[8:] * qb[8:], axis=-1))
-    np.testing.assert_allclose(dots, 1.0, atol=1e-5)
-
-
-def test_seam_blend_is_identity_on_a_continuous_motion():
-    q, t = _swing(40, 1.0, 0.0, 0.5, 0)
-    bq, bt = seam_blend(q[18:20], t[18:20], q[20:], t[20:], 8)
-    # a smooth motion cut anywhere needs only a second-order correction
-    assert np.abs(np.abs(np.sum(bq * q[20:], -1)) - 1).max() < 1e-3
-    np.testing.assert_allclose(bt, t[20:], atol=3e-3)   # second-order: < 3 mm
-
-
-# ----------------------------------------------------------------- buffer
-def test_buffer_write_sample_and_replace():
-    buf = MotionBuffer(fps=30.0, blend_frames=4)
-    q, t = _swing(30, 1.0, 0.0, 0.5, 0)
-    assert buf.sample(0.0) is None
-    assert buf.write(BufferedChunk(10.0, q, t, "model", 3, 0)) == 30
-    assert buf.end_audio_s() == pytest.approx(11.0)
-    assert buf.lead_s(10.5) == pytest.approx(0.5)
-    s = buf.sample(10.0 + 4.5 / 30)                        # halfway between frames 4 and 5
-    want = rot.quat_slerp(q[4], q[5], 0.5)
-    assert np.abs(np.abs(np.sum(s.quats * want, -1)) - 1).max() < 1e-5
-    assert s.controls_version == 3 and not s.underrun
-    assert buf.sample(12.0).underrun
-    # a later chunk at 10.5 replaces the tail from there on
-    q2, t2 = _swing(15, 2.0, 0.0, 0.3, 1)
-    buf.write(BufferedChunk(10.5, q2, t2, "fallback", 4, 1))
-    assert buf.end_audio_s() == pytest.approx(10.5 + 15 / 30)
-    assert buf.sample(10.5 + 10 / 30).source == "fallback"
-    assert buf.sample(10.2).source == "model"
-    # frames already due are not written
-    n = buf.write(BufferedChunk(11.0, q2, t2, "model", 5, 2), not_before_audio_s=11.2)
-    assert n == 15 - 6
-
-
-def test_buffer_rejects_nan_and_bounds_memory():
-    buf = MotionBuffer(fps=30.0, capacity=64, keep_past_s=0.5)
-    q, t = _swing(16, 1.0, 0.0, 0.5, 0)
-    bad = q.copy()
-    bad[3, 2, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        buf.write(BufferedChunk(0.0, bad, t))
-    for i in range(50):                                   # 50 chunks through a 64-frame ring
-        buf.write(BufferedChunk(i * 16 / 30, q, t, "model", 0, i))
-        buf.sample(i * 16 / 30)
-    assert len(buf) <= 64
-    assert buf.end_audio_s() == pytest.approx(50 * 16 / 30)
-
-
-# ----------------------------------------------------------------- streaming generator
 def _streamer(gen, clock, controls=None, **cfg):
     buf = MotionBuffer(fps=30.0)
     state = {"c": controls or ControlState(steps=8)}
@@ -123,6 +48,52 @@ def _underrun_fraction(buf, clock, seconds, period=1 / 60):
         under += s is None or s.underrun
         time.sleep(period)
     return under / max(n, 1)
+
+
+class _ManualClock:
+    """Audio time set by the test."""
+
+    def __init__(self, t=0.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _filled_streamer(**cfg):
+    """A streamer whose buffer holds three chunks of 16 frames, with audio time then
+    moved into the first chunk."""
+    clock = _ManualClock()
+    gen = FakeGenerator()
+    sg, buf, state = _streamer(gen, clock, target_lead_s=0.8, preempt_min_interval_s=0.0, **cfg)
+    while len(sg._seams) < 3:
+        sg.step()
+    clock.t = sg._seams[0].start_audio_s + 0.2               # 6 frames into the first chunk
+    return sg, buf, state, clock, gen
+
+
+def _warnings(caplog, needle):
+    return [r for r in caplog.records
+            if r.levelno >= logging.WARNING and needle.lower() in r.getMessage().lower()]
+
+
+def _beat_streamer(gen, now, beat_clock, **cfg):
+    buf = MotionBuffer(fps=30.0)
+    sg = StreamingGenerator(gen, buf, FakeTimeline(now), beat_clock, now, lambda: ControlState(steps=2),
+                            GrooveFallback(), StreamConfig(**cfg))
+    return sg, buf
+
+
+class _JumpGenerator(FakeGenerator):
+    """Each generate call moves the (manual) audio clock on by ``jump_s``: the chunk is late."""
+
+    def __init__(self, clock: dict, jump_s: float):
+        super().__init__()
+        self.clock, self.jump_s = clock, jump_s
+
+    def generate(self, request):
+        self.clock["t"] += self.jump_s
+        return super().generate(request)
 
 
 def test_stream_keeps_a_lead_with_a_fast_model():
@@ -215,62 +186,6 @@ def test_controls_apply_from_the_next_chunk_and_keyframe_once():
     assert rec.mode == "frozen"
 
 
-# ----------------------------------------------------------------- output clock
-class _ListSink:
-    def __init__(self):
-        self.frames = []
-
-    def send(self, frame):
-        self.frames.append(frame)
-
-
-class _BrokenSink:
-    def send(self, frame):
-        raise OSError("socket gone")
-
-
-def test_output_clock_publishes_at_fps_without_waiting_for_the_generator():
-    buf = MotionBuffer(fps=30.0)
-    cmap = AudioClockMap()
-    cmap.start()
-    groove = GrooveFallback()
-    sink = _ListSink()
-    def groove_pose(beat):
-        p = groove.pose(beat.beat_phase, -1)
-        return p.quats, p.trans
-
-    oc = OutputClock(buf, cmap, [_BrokenSink(), sink], fps=60.0, underrun_pose=groove_pose)
-    oc.start()
-    time.sleep(0.5)                                  # empty buffer: groove, never silence
-    q, t = _swing(60, 1.0, 0.0, 0.5, 0)
-    buf.write(BufferedChunk(cmap.now_audio_s(), q, t, "model", 7, 0))
-    time.sleep(0.5)
-    oc.stop()
-    assert not oc.running
-    frames = sink.frames
-    assert 45 <= len(frames) <= 65                   # ~60 FPS for ~1 s on a busy machine
-    idx = [f.frame_index for f in frames]
-    assert idx == sorted(idx) and len(set(idx)) == len(idx)
-    assert frames[0].source == "fallback" and frames[-1].source == "model"
-    assert frames[-1].extra["controls_version"] == 7
-    assert oc.stats.sink_errors == len(frames)       # the broken sink never stopped the other
-    for f in frames:
-        assert np.isfinite(f.local_quats).all() and f.joints.shape == (24, 3)
-    t = np.array([f.time_s for f in frames])
-    assert np.all(np.diff(t) > 0)
-    assert oc.jitter_ms()["n"] > 0
-
-
-def test_audio_clock_map_follows_offset_and_extrapolates():
-    m = AudioClockMap(smoothing=0.5)
-    m.observe(100.0, 0.0)
-    assert m.audio_at(101.0) == pytest.approx(1.0)
-    m.observe(101.0, 0.99)                           # audio clock slightly slow
-    assert 100.0 < m.mono_at(0.0) < 100.01
-    m.observe(200.0, 0.0)                            # restart: re-seeded
-    assert m.audio_at(200.5) == pytest.approx(0.5)
-
-
 def test_energy_scales_movement_about_the_chunk_mean():
     from opendance.engine.stream import apply_energy
     q, t = _swing(30, 1.0, 0.0, 0.4, 0)
@@ -331,3 +246,88 @@ def test_a_control_flood_bounds_the_extra_work_and_keeps_the_lead():
         sg.stop()
     assert sg.counts["preempted"] <= 2.0 / sg.config.preempt_min_interval_s + 1
     assert sg.counts["missed"] == 0 and frac == 0.0
+
+
+@pytest.mark.parametrize("in_chunk", [True, False])
+def test_a_control_change_preempts_inside_the_playing_chunk(in_chunk):
+    sg, buf, state, clock, gen = _filled_streamer(preempt_in_chunk=in_chunk)
+    seams = [s.start_audio_s for s in sg._seams]
+    playing_end = seams[1]
+    end_before = buf.end_audio_s()
+    state["c"] = state["c"].updated(energy=0.95)
+    v = state["c"].version
+    redo = sg.preempt_point(clock())
+    assert redo is not None
+    rec = sg.step(redo)
+    assert rec.preempted and rec.mode == "model"
+    first_new = min(t for t in np.arange(clock(), buf.end_audio_s(), 1 / 30)
+                    if buf.sample(t).controls_version == v)
+    if in_chunk:
+        # the rest of the playing chunk is replaced from now + margin (+ the chunk's cost) on
+        assert rec.start_audio_s == seams[0] and seams[0] < rec.splice_audio_s < playing_end
+        assert first_new == pytest.approx(rec.splice_audio_s, abs=1e-6)
+        cost = redo.splice_audio_s - clock() - sg.config.safety_margin_s     # the estimate, on the grid
+        assert 0 <= cost <= sg._estimate_s(8, False) + 1 / 30 + 1e-6
+        assert buf.sample(rec.splice_audio_s - 1 / 30).controls_version != v    # played frames kept
+    else:
+        assert rec.start_audio_s == rec.splice_audio_s == playing_end
+        assert first_new == pytest.approx(playing_end, abs=1e-6)
+    # the model continued from the state before the redone chunk; later seams are gone
+    assert gen.requests[-1].prefix == gen.requests[0 if in_chunk else 1].prefix
+    assert [s.start_audio_s for s in sg._seams][-1] == rec.start_audio_s
+    assert buf.end_audio_s() <= end_before + 1e-9
+    # continuous across the mid-chunk splice: no jump bigger than the motion's own steps
+    ts = np.arange(rec.splice_audio_s - 0.3, rec.splice_audio_s + 0.3, 1 / 30)
+    q = np.stack([buf.sample(t).quats for t in ts])
+    step = np.abs(np.diff(q, axis=0)).max()
+    own = np.abs(np.diff(np.stack([buf.sample(t).quats for t in ts + 0.4]), axis=0)).max()
+    assert step < 3 * own
+
+
+def test_a_preempted_keyframe_chunk_still_places_the_keyframe():
+    sg, buf, state, clock, gen = _filled_streamer()
+    state["c"] = state["c"].updated(keyframe=[0.1] * 72)
+    sg.step(sg.preempt_point(clock()))                         # the keyframe goes in the redone chunk
+    assert gen.requests[-1].controls.keyframe is not None
+    state["c"] = state["c"].updated(energy=0.9)                # changed again before that chunk played
+    sg._last_preempt_mono = -1e9
+    redo = sg.preempt_point(clock())
+    sg.step(redo)
+    assert gen.requests[-1].controls.keyframe is not None      # redone: the keyframe is placed again
+    sg.step()
+    assert gen.requests[-1].controls.keyframe is None          # and once only after that
+
+
+def test_beat_snap_follows_the_generators_capability():
+    class OnTheBeat(FakeGenerator):
+        beat_aligned = True
+
+    clock = _ManualClock()
+    on, _, _ = _streamer(FakeGenerator(), clock, beat_snap=True)
+    off, _, _ = _streamer(OnTheBeat(), clock, beat_snap=True)
+    assert on.beat_snap_on and not off.beat_snap_on
+
+
+def test_a_late_model_chunk_is_warned_throttled(caplog):
+    clock = {"t": 0.0}
+    sg, _ = _beat_streamer(_JumpGenerator(clock, 2.0), lambda: clock["t"], FakeBeatClock(),
+                           late_warn_every_s=60.0)
+    recs = [sg.step() for _ in range(3)]
+    assert all(r.mode == "model" and r.missed_deadline for r in recs)
+    logged = _warnings(caplog, "late")
+    assert len(logged) == 1
+    msg = logged[0].getMessage()
+    assert "the groove covered it" in msg and "--steps" in msg and "--lead-ms" in msg
+    sg.config.late_warn_every_s = 0.0                  # the throttle lets the next one through
+    sg.step()
+    logged = _warnings(caplog, "late")
+    assert len(logged) == 2 and "3 late chunks since the last warning" in logged[1].getMessage()
+    assert sg.counts["missed"] == 4
+
+
+def test_a_chunk_in_time_is_not_warned(caplog):
+    clock = {"t": 0.0}
+    sg, _ = _beat_streamer(_JumpGenerator(clock, 0.01), lambda: clock["t"], FakeBeatClock())
+    rec = sg.step()
+    assert rec.mode == "model" and not rec.missed_deadline
+    assert _warnings(caplog, "late") == []

@@ -1,0 +1,239 @@
+"""Beat tracking on real recordings and on held-out synthesized songs: the causal beat
+clock (what ``opendance listen`` / ``beats --live`` output) and the offline tracker
+(``opendance beats``), with and without 3 s of leading digital silence.
+
+Protocol (both trackers alike): mir_eval's beat F-measure, +-70 ms window, beats before
+5 s ignored in both lists (``mir_eval.beat.trim_beats``); reference beats after the end
+of the clip dropped; with leading silence the estimates are shifted back by the silence,
+so the same music seconds are scored. Causal beats are the clock's committed beats (each
+output 50 ms after its time, never revised). Tempo level: the median inter-beat interval
+of the scored estimated beats against the annotation's; a clip whose annotated tempo is
+in 90-160 BPM counts as on the wrong level when they differ by more than 8 %.
+
+Real recordings: ``../shared/data/realbeats/`` (evaluation only, read in place; see its
+README); pass ``--realbeats DIR`` elsewhere. Synthesized: the held-out songs of
+``training.synth.held_out`` (never in the training corpus), plus a song change (house
+128 into breakbeat 140, no gap) for re-lock. Also measures the live analysis CPU cost.
+
+    .venv/bin/python benchmarks/beats_real.py            # full run, ~3 min on 2 cores
+    .venv/bin/python benchmarks/beats_real.py --subset 5 # every 5th GTZAN clip
+
+Writes ``benchmarks/results/beats_real.json`` and ``.md`` (unless ``--no-write``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+SILENCE_S = 3.0
+WINDOW_S = 0.07
+LEVEL_TOL = 0.08
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_REALBEATS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realbeats"
+#: Published results on the same 50 GTZAN clips with this scorer (realbeats README and the issue).
+ANCHORS = {"madmom offline (RNN+DBN)": 0.868, "madmom online (causal)": 0.772, "BeatNet offline": 0.747,
+           "librosa": 0.723, "BeatNet causal": 0.701, "aubio": 0.670}
+
+
+def _score(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
+    """(F, reference BPM, estimated BPM) by the protocol above."""
+    import mir_eval
+
+    r, e = mir_eval.beat.trim_beats(np.asarray(ref)), mir_eval.beat.trim_beats(np.asarray(est))
+    f = float(mir_eval.beat.f_measure(r, e, f_measure_threshold=WINDOW_S)) if r.size and e.size else 0.0
+    rt = 60.0 / float(np.median(np.diff(r))) if r.size > 2 else 0.0
+    et = 60.0 / float(np.median(np.diff(e))) if e.size > 2 else 0.0
+    return f, rt, et
+
+
+def _run_trackers(audio: np.ndarray, sr: int) -> dict:
+    """Causal and offline beats of one clip, and the clock's final state."""
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.features import stream_spectral
+    from opendance.engine.music.offline_beats import track_beats_from_events
+
+    spectral, events = stream_spectral(audio, sr)
+    clock = BeatClock()
+    t0 = time.process_time()
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+    clock_cpu = time.process_time() - t0
+    off = track_beats_from_events(events, spectral)
+    return {"causal": clock.committed_beats(), "offline": off.beat_times_s, "locked": clock.locked,
+            "final_bpm": 60.0 / clock.period_s if clock.period_s > 0 else 0.0, "clock_cpu_s": clock_cpu}
+
+
+def _real_job(args: tuple[str, str, float]) -> dict:
+    path, ann, silence = args
+    from opendance.realtime.sources import load_audio
+
+    audio, sr = load_audio(path)
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
+    dur = audio.size / sr
+    if silence:
+        audio = np.concatenate([np.zeros(round(silence * sr), dtype=np.float32), audio])
+    ref = np.loadtxt(ann, ndmin=2)[:, 0]
+    ref = ref[ref <= dur]
+    out = _run_trackers(audio.astype(np.float32), sr)
+    row = {"name": Path(path).stem, "silence_s": silence, "locked": bool(out["locked"]),
+           "final_bpm": round(out["final_bpm"], 2),
+           "clock_cpu_per_audio_s": out["clock_cpu_s"] / (dur + silence)}
+    for kind in ("causal", "offline"):
+        f, rt, et = _score(ref, np.asarray(out[kind]) - silence)
+        row[kind] = {"f": round(f, 4), "ref_bpm": round(rt, 1), "est_bpm": round(et, 1)}
+    return row
+
+
+def _synth_job(args: tuple[str, float]) -> dict:
+    name, silence = args
+    from opendance.training.synth.held_out import held_out_songs
+
+    song = held_out_songs(names=[name])[0].song
+    audio = song.audio.astype(np.float32)
+    sr = song.sample_rate
+    if silence:
+        audio = np.concatenate([np.zeros(round(silence * sr), dtype=np.float32), audio])
+    out = _run_trackers(audio, sr)
+    row = {"name": name, "silence_s": silence, "locked": bool(out["locked"]),
+           "final_bpm": round(out["final_bpm"], 2)}
+    for kind in ("causal", "offline"):
+        f, rt, et = _score(song.beat_times_s, np.asarray(out[kind]) - silence)
+        row[kind] = {"f": round(f, 4), "ref_bpm": round(rt, 1), "est_bpm": round(et, 1)}
+    return row
+
+
+def song_change() -> dict:
+    """House 128 for 20 s straight into breakbeat 140: true beats after the change until
+    the committed beats match the truth (70 ms) for 8 beats in a row."""
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.features import stream_spectral
+    from opendance.training.synth.held_out import held_out_songs
+
+    a, b = held_out_songs(duration_s=20.0, names=["house_128", "breakbeat_140"])
+    sr = a.song.sample_rate
+    audio = np.concatenate([a.song.audio, b.song.audio]).astype(np.float32)
+    change = a.song.audio.size / sr
+    truth = np.concatenate([a.song.beat_times_s[a.song.beat_times_s < change], b.song.beat_times_s + change])
+    _, events = stream_spectral(audio, sr)
+    clock = BeatClock()
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+    est = clock.committed_beats()
+    after = truth[truth >= change]
+    hit = np.array([np.min(np.abs(est - t)) <= WINDOW_S if est.size else False for t in after])
+    relock = next((i for i in range(hit.size - 8) if hit[i:i + 8].all()), None)
+    f_after = _score(after - change + 5.0, est[est >= change - 0.1] - change + 5.0)[0]
+    return {"relock_beats": relock, "f_after_change": round(f_after, 4),
+            "final_bpm": round(60 / clock.period_s, 2)}
+
+
+def live_cpu(seconds: float = 30.0) -> dict:
+    """``LiveAnalyzer.process`` (resampler, features, aubio, onset flux, beat clock) on a
+    held-out song at 44.1 kHz in 512-sample blocks: CPU seconds per audio second."""
+    from opendance.realtime.analyzer import LiveAnalyzer
+    from opendance.training.synth.held_out import held_out_songs
+
+    song = held_out_songs(duration_s=seconds, names=["house_128"], sample_rate=44100)[0].song
+    an = LiveAnalyzer(44100)
+    x = song.audio.astype(np.float32)
+    t0 = time.process_time()
+    for i in range(0, x.size, 512):
+        an.process(x[i:i + 512], i / 44100)
+    cpu = time.process_time() - t0
+    return {"audio_s": seconds, "cpu_s": round(cpu, 3), "percent_of_one_core": round(100 * cpu / seconds, 2)}
+
+
+def _summary(rows: list[dict], kind: str, gtzan_only: bool) -> dict:
+    rs = [r for r in rows if not gtzan_only or r["name"].startswith("gtzan")]
+    f = np.array([r[kind]["f"] for r in rs])
+    wrong = [r["name"] for r in rs if 90 <= r[kind]["ref_bpm"] <= 160
+             and abs(r[kind]["est_bpm"] / r[kind]["ref_bpm"] - 1) > LEVEL_TOL]
+    return {"n": len(rs), "f_mean": round(float(f.mean()), 4) if f.size else None,
+            "wrong_level_90_160": len(wrong), "wrong_level_clips": wrong,
+            "unlocked": sum(not r["locked"] for r in rs) if kind == "causal" else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--realbeats", type=Path, default=DEFAULT_REALBEATS)
+    ap.add_argument("--subset", type=int, default=1, help="use every Nth GTZAN clip")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    from opendance.training.synth.held_out import held_out_names
+
+    result: dict = {"protocol": "mir_eval F-measure, 70 ms, beats < 5 s ignored; refs after clip end dropped",
+                    "anchors_gtzan50": ANCHORS}
+    audio_dir = args.realbeats / "audio"
+    jobs = []
+    if audio_dir.is_dir():
+        files = sorted(audio_dir.glob("*.flac"))
+        gtzan = [f for f in files if f.stem.startswith("gtzan")][::args.subset]
+        other = [f for f in files if not f.stem.startswith("gtzan")] if args.subset == 1 else []
+        jobs = [(str(f), str(args.realbeats / "annotations" / f"{f.stem}.beats"), s)
+                for s in (0.0, SILENCE_S) for f in gtzan + other]
+    synth_jobs = [(n, s) for s in (0.0, SILENCE_S) for n in held_out_names()]
+    with Pool(args.workers) as pool:
+        real = pool.map(_real_job, jobs) if jobs else []
+        synth = pool.map(_synth_job, synth_jobs)
+    for s in (0.0, SILENCE_S):
+        key = f"silence_{s:g}s"
+        rr = [r for r in real if r["silence_s"] == s]
+        ss = [r for r in synth if r["silence_s"] == s]
+        result[key] = {
+            "gtzan": {k: _summary(rr, k, True) for k in ("causal", "offline")} if rr else None,
+            "synth": {k: {"f_min": min(r[k]["f"] for r in ss),
+                          "f_mean": round(float(np.mean([r[k]["f"] for r in ss])), 4)}
+                      for k in ("causal", "offline")},
+        }
+    result["song_change"] = song_change()
+    result["live_cpu"] = live_cpu()
+    if real:
+        cpu = float(np.mean([r["clock_cpu_per_audio_s"] for r in real]))
+        result["clock_cpu_percent_of_one_core"] = round(100 * cpu, 2)
+    result["real"] = real
+    result["synth"] = synth
+    print(json.dumps({k: v for k, v in result.items() if k not in ("real", "synth")}, indent=1))
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "beats_real.json").write_text(json.dumps(result, indent=1))
+        (RESULTS / "beats_real.md").write_text(_markdown(result))
+
+
+def _markdown(res: dict) -> str:
+    lines = ["# Beat tracking on real music and held-out synthesized songs", "",
+             "Generated by `.venv/bin/python benchmarks/beats_real.py`. Protocol: " + res["protocol"] + ".",
+             "",
+             "| set | tracker | F (no silence) | F (3 s silence) | wrong level 90-160 (no sil / sil) "
+             "| unlocked |",
+             "|---|---|---|---|---|---|"]
+    for kind in ("causal", "offline"):
+        a, b = res["silence_0s"], res["silence_3s"]
+        if a["gtzan"]:
+            ga, gb = a["gtzan"][kind], b["gtzan"][kind]
+            unl = ga["unlocked"] if ga["unlocked"] is not None else "-"
+            lines.append(f"| GTZAN 50 | {kind} | {ga['f_mean']:.3f} | {gb['f_mean']:.3f} | "
+                         f"{ga['wrong_level_90_160']} / {gb['wrong_level_90_160']} | {unl} |")
+        sa, sb = a["synth"][kind], b["synth"][kind]
+        lines.append(f"| held-out synth (min / mean) | {kind} | {sa['f_min']:.3f} / {sa['f_mean']:.3f} | "
+                     f"{sb['f_min']:.3f} / {sb['f_mean']:.3f} | - | - |")
+    lines += ["", "Anchors on the same 50 GTZAN clips (same scorer): " +
+              ", ".join(f"{k} {v:.3f}" for k, v in res["anchors_gtzan50"].items()) + ".", "",
+              f"Song change (house 128 -> breakbeat 140, no gap): {res['song_change']}.", "",
+              f"Live analysis CPU: {res['live_cpu']}.", "",
+              "## Per held-out song (causal F, no silence / 3 s silence)", ""]
+    names = sorted({r["name"] for r in res["synth"]})
+    for n in names:
+        fs = [r["causal"]["f"] for r in res["synth"] if r["name"] == n]
+        lines.append(f"- {n}: " + " / ".join(f"{f:.3f}" for f in fs))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Stage anchor: the dancer stays near stage centre and faces the audience.
+
+The root's floor motion is rebuilt from the motion's own steps (frame-to-frame root
+displacement, turned by the heading correction), and two slow corrections are added,
+mostly **on frames where the dancer steps** (at least one foot is not planted):
+
+* a spring toward the stage centre: outside ``free_radius_m`` the root is pulled back at
+  ``stiffness_per_s * (distance - free_radius_m)`` m/s, at most ``max_speed_mps`` while
+  stepping and ``planted_speed_mps`` while both feet are planted; so the pull rides on
+  the steps (the swing foot lands a little nearer the centre) and never drags a planted
+  foot (the foot lock holds those; the slow pull while planted is taken up by the legs);
+* a heading pull: when the body's heading is more than ``free_angle_deg`` away from the
+  audience direction (+Z, toward the camera, by default), the whole body is turned
+  toward it at ``turn_stiffness_per_s * excess``, at most ``max_turn_dps``.
+
+``free_roam`` leaves position and heading as the motion has them. The stage centre is
+where the root is on the first frame the anchor sees (or ``centre_xz_m``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from opendance import rotations as rot
+
+GATE_RATE = 0.35   # per frame: the correction gate reaches ~90 % five frames after a step starts
+
+
+@dataclass
+class AnchorConfig:
+    """Anchor settings (metres, seconds, degrees).
+
+    Attributes:
+        free_roam: no position or heading correction.
+        radius_m: the root should stay within this distance of stage centre.
+        free_radius_m: no pull inside this distance (None: half of ``radius_m``).
+        stiffness_per_s: pull speed per metre beyond the free radius, 1/s.
+        max_speed_mps: fastest pull, m/s (while stepping).
+        planted_speed_mps: fastest pull while both feet are planted, m/s: the foot lock
+            holds the feet and the legs absorb it (a dancer that never lifts a foot is
+            still brought back, slowly).
+        centre_xz_m: stage centre (x, z), metres; None: the first root position.
+        facing_deg: audience direction as a heading about +Y (0 = +Z, toward the camera).
+        free_angle_deg: no turn while the heading is within this of the audience direction.
+        turn_stiffness_per_s: turn speed per radian of excess angle, 1/s.
+        max_turn_dps: fastest turn, degrees per second.
+        heading: pull the heading at all.
+    """
+
+    free_roam: bool = False
+    radius_m: float = 0.3
+    free_radius_m: float | None = None
+    stiffness_per_s: float = 4.0
+    max_speed_mps: float = 0.45
+    planted_speed_mps: float = 0.08
+    centre_xz_m: tuple[float, float] | None = None
+    facing_deg: float = 0.0
+    free_angle_deg: float = 35.0
+    turn_stiffness_per_s: float = 3.0
+    max_turn_dps: float = 120.0
+    heading: bool = True
+
+
+@dataclass
+class AnchorState:
+    """centre: (2,) stage centre x, z; out: (2,) last output root x, z; last_raw: (2,)
+    last input root x, z; last_step: (2,) last input displacement per frame (all metres);
+    psi: heading correction, radians about +Y; gate: how much the corrections act now,
+    [0, 1], following "the dancer steps" with a short ease (None fields before the first
+    frame)."""
+
+    centre: np.ndarray | None = None
+    out: np.ndarray | None = None
+    last_raw: np.ndarray | None = None
+    last_step: np.ndarray | None = None
+    psi: float = 0.0
+    gate: float = 0.0
+
+    def copy(self) -> AnchorState:
+        c = lambda a: None if a is None else a.copy()  # noqa: E731
+        return AnchorState(c(self.centre), c(self.out), c(self.last_raw), c(self.last_step), self.psi,
+                           self.gate)
+
+
+def heading(root_rot: np.ndarray) -> np.ndarray:
+    """(T,) heading of the body (the root's +Z axis on the floor), radians about +Y."""
+    fwd = root_rot[..., :, 2]
+    return np.arctan2(fwd[..., 0], fwd[..., 2])
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+
+def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: AnchorState,
+                 cfg: AnchorConfig, fps: float, continuous: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchor a chunk, continuing from ``state`` (updated in place).
+
+    Args:
+        root_rot: (T, 3, 3) root (pelvis) rotations; trans: (T, 3) metres.
+        contacts: (T, 2) bool planted feet.
+        continuous: the chunk's positions continue the previous chunk's coordinates (a
+            clip cut in pieces); False when each chunk may be shifted on the floor (the
+            live buffer): its first step is then taken from its own motion.
+    Returns:
+        (T, 3, 3) root rotations, (T, 3) root positions, and (T,) heading corrections
+        (radians about +Y) applied per frame.
+    """
+    n = len(trans)
+    trans = np.asarray(trans, np.float64)
+    xz = trans[:, [0, 2]]
+    out_t = trans.copy()
+    psi = np.zeros(n)
+    if n == 0:
+        return np.array(root_rot, np.float64), out_t, psi
+    if state.out is None:
+        given = cfg.centre_xz_m
+        state.centre = np.array(given, np.float64) if given is not None else xz[0].copy()
+        state.out = xz[0].copy()
+        state.last_raw = xz[0].copy()
+        state.last_step = np.zeros(2)
+    if not continuous:
+        state.last_raw = xz[0] - (xz[1] - xz[0] if n > 1 else state.last_step)
+    head = heading(np.asarray(root_rot, np.float64)).tolist()
+    stepping_all = (~np.all(contacts, axis=1)).tolist()
+    dt = 1.0 / fps
+    free_r = cfg.radius_m * 0.5 if cfg.free_radius_m is None else cfg.free_radius_m
+    facing = math.radians(cfg.facing_deg)
+    free_a = math.radians(cfg.free_angle_deg)
+    max_turn = math.radians(cfg.max_turn_dps) * dt
+    cx, cz = float(state.centre[0]), float(state.centre[1])
+    ox, oz = float(state.out[0]), float(state.out[1])
+    lx, lz = float(state.last_raw[0]), float(state.last_raw[1])
+    sx, sz = float(state.last_step[0]), float(state.last_step[1])
+    p = state.psi
+    g = state.gate
+    rows = xz.tolist()
+    out_xz = np.empty((n, 2))
+    for i in range(n):
+        x, z = rows[i]
+        sx, sz = x - lx, z - lz
+        lx, lz = x, z
+        # the gate eases in and out over a few frames (a square on/off would put a step
+        # into the body's velocity at every contact change)
+        g += GATE_RATE * ((1.0 if stepping_all[i] else 0.0) - g)
+        if not cfg.free_roam and cfg.heading and g > 1e-3:
+            err = _wrap(head[i] + p - facing)
+            excess = abs(err) - free_a
+            if excess > 0:
+                p = _wrap(p - g * math.copysign(min(cfg.turn_stiffness_per_s * excess * dt, max_turn), err))
+        c, s_ = math.cos(p), math.sin(p)
+        ox += c * sx + s_ * sz
+        oz += -s_ * sx + c * sz
+        if not cfg.free_roam:
+            ex, ez = ox - cx, oz - cz
+            dist = math.hypot(ex, ez)
+            if dist > free_r:
+                cap = cfg.planted_speed_mps + g * (cfg.max_speed_mps - cfg.planted_speed_mps)
+                speed = min(cfg.stiffness_per_s * (dist - free_r), cap)
+                pull = min(speed * dt, dist - free_r)
+                ox -= ex / dist * pull
+                oz -= ez / dist * pull
+        out_xz[i] = ox, oz
+        psi[i] = p
+    state.out = np.array([ox, oz])
+    state.last_raw = np.array([lx, lz])
+    state.last_step = np.array([sx, sz])
+    state.psi = p
+    state.gate = g
+    out_t[:, 0], out_t[:, 2] = out_xz[:, 0], out_xz[:, 1]
+    out_rot = rot.rotation_about("y", psi) @ np.asarray(root_rot, np.float64)
+    return out_rot, out_t, psi

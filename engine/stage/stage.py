@@ -1,0 +1,284 @@
+"""``OutputStage``: the one place that makes any motion fit for a stage before any sink.
+
+Chain, per chunk (each step keeps its state, so a stream cut into chunks comes out as the
+whole clip would, up to the pop test at chunk ends):
+
+1. ``smooth``: one-frame pops out, tremor filtered (one-euro per joint, rotation space);
+2. ``contact``: planted feet (height and speed with hysteresis, or given contacts);
+3. ``anchor``: root kept near stage centre and heading pulled toward the audience, only
+   while the dancer steps;
+4. ``feet``: planted feet locked with leg IK, released with a blend, ankles and toes kept
+   above the floor.
+
+Two ways in: ``process_motion(motion)`` for a whole clip (``generate``, ``convert``,
+``stream``), and ``process(rotations, trans, start_time_s)`` for the live path, called
+with each chunk as it is written to the motion buffer (``StagedMotionBuffer``). The live
+generator runs ahead of the music, so processing there adds no output latency. A chunk
+that starts before the end of what was processed (a preempted or late chunk replacing
+buffered motion) rolls the state back to that time first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from opendance import rotations as rot
+from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
+from opendance.engine.stage.anchor import AnchorConfig, AnchorState, anchor_chunk
+from opendance.engine.stage.contact import ContactConfig, ContactState, detect, sole_points
+from opendance.engine.stage.feet import FeetConfig, FeetState, fix_feet
+from opendance.engine.stage.smooth import SmoothConfig, SmoothState, smooth_chunk
+from opendance.motion import Motion
+from opendance.skeleton import (
+    L_ANKLE,
+    L_FOOT,
+    L_HIP,
+    L_KNEE,
+    N_JOINTS,
+    PELVIS,
+    R_ANKLE,
+    R_FOOT,
+    R_HIP,
+    R_KNEE,
+    smpl_skeleton,
+)
+
+# joints whose rotations the stage changes after smoothing (anchor: root; feet: legs)
+CHANGED_JOINTS = [PELVIS, L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE]
+# the joints the anchor and the feet look at (parents first)
+LEG_CHAIN = CHANGED_JOINTS + [L_FOOT, R_FOOT]
+
+
+def leg_kinematics(r: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward kinematics of the pelvis and legs only (what the stage needs; a third of the
+    full body's cost). r: (T, 24, 3, 3) local rotations (leg chain filled), trans (T, 3).
+    Returns (T, 24, 3) positions and (T, 24, 3, 3) world rotations, valid on ``LEG_CHAIN``."""
+    sk = smpl_skeleton()
+    n = len(r)
+    pos = np.zeros((n, N_JOINTS, 3))
+    grot = np.zeros((n, N_JOINTS, 3, 3))
+    grot[:, PELVIS], pos[:, PELVIS] = r[:, PELVIS], trans
+    for j in LEG_CHAIN[1:]:
+        p = sk.parents[j]
+        grot[:, j] = grot[:, p] @ r[:, j]
+        pos[:, j] = pos[:, p] + grot[:, p] @ sk.offsets[j]
+    return pos, grot
+
+
+@dataclass
+class StageConfig:
+    """All output stage settings.
+
+    Attributes:
+        enabled: run the stage at all (off: motion passes unchanged).
+        smooth, contact, feet, anchor: the parts' settings.
+        floor_y_m: floor height, metres (the project's motion stands on y = 0).
+        ground: for a whole clip, first shift it vertically so its feet stand on the floor
+            (a file recorded with another floor height, e.g. AIST++ world coordinates).
+    """
+
+    enabled: bool = True
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    feet: FeetConfig = field(default_factory=FeetConfig)
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
+    floor_y_m: float = 0.0
+    ground: bool = False
+
+
+@dataclass
+class _State:
+    smooth: SmoothState = field(default_factory=SmoothState)
+    contact: ContactState = field(default_factory=ContactState.fresh)
+    anchor: AnchorState = field(default_factory=AnchorState)
+    feet: FeetState = field(default_factory=FeetState)
+
+    def copy(self) -> _State:
+        return _State(self.smooth.copy(), self.contact.copy(), self.anchor.copy(), self.feet.copy())
+
+
+@dataclass
+class _Entry:
+    """One processed chunk: where it started (frame index), the state before it and its input."""
+
+    start_frame: int
+    state: _State
+    quats: np.ndarray
+    trans: np.ndarray
+    contacts: np.ndarray | None
+    continuous: bool
+
+
+class OutputStage:
+    """Smooth, anchor and fix the feet of motion, chunk by chunk, keeping state.
+
+    Args:
+        config: ``StageConfig``.
+        fps: frame rate of the motion it will be given.
+        history: processed chunks kept for rollback.
+    """
+
+    def __init__(self, config: StageConfig | None = None, fps: float = 30.0, history: int = 64):
+        self.config = config or StageConfig()
+        self.fps = float(fps)
+        self._state = _State()
+        self._history: deque[_Entry] = deque(maxlen=history)
+        self._next_frame: int | None = None
+        self.stats = {"frames": 0, "chunks": 0, "rollbacks": 0, "pops": 0, "locked_frames": 0,
+                      "lifted_frames": 0, "dragged_m": 0.0, "last_contacts": None, "ms_total": 0.0}
+
+    def reset(self) -> None:
+        self._state = _State()
+        self._history.clear()
+        self._next_frame = None
+
+    # ----------------------------------------------------------------- whole clips
+    def process_motion(self, motion: Motion, contacts: np.ndarray | None = None) -> Motion:
+        """The staged copy of a whole clip (fresh state; the stage's state is reset)."""
+        if not self.config.enabled:
+            return Motion(motion.rotations.copy(), motion.trans.copy(), motion.fps)
+        self.fps = float(motion.fps)
+        self.reset()
+        trans = motion.trans.astype(np.float64)
+        if self.config.ground:
+            trans = trans + np.array([0.0, ground_offset_m(motion, self.config.floor_y_m), 0.0])
+        r, t = self.process(motion.rotations, trans, contacts=contacts, continuous=True)
+        return Motion(r, t, motion.fps)
+
+    # ----------------------------------------------------------------- streams
+    def process(self, rotations: np.ndarray, trans: np.ndarray, start_time_s: float | None = None,
+                contacts: np.ndarray | None = None, continuous: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Stage one chunk, continuing the stream.
+
+        Args:
+            rotations: (T, 24, 3, 3) local rotations; trans: (T, 3) root positions, metres.
+            start_time_s: time of the first frame (seconds on any clock, frames 1/fps
+                apart); a chunk that starts before the end of what was processed replaces
+                it (state rolled back). None: right after the previous chunk.
+            contacts: optional (T, 2) planted feet (left, right) from the motion's source.
+            continuous: the chunk's floor positions continue the previous chunk's (False for
+                chunks that may be shifted on the floor, as in the live buffer).
+        Returns:
+            (T, 24, 3, 3) float32 rotations, (T, 3) float32 metres.
+        """
+        rotations = np.asarray(rotations, np.float64)
+        if rotations.ndim != 4 or rotations.shape[1:] != (N_JOINTS, 3, 3):
+            raise ValueError(f"expected (T, 24, 3, 3) rotations, got {rotations.shape}")
+        if not self.config.enabled or len(rotations) == 0:
+            return rotations.astype(np.float32), np.asarray(trans, np.float32)
+        _, q, t = self._process(rot.matrix_to_quat(rotations), trans, start_time_s, contacts, continuous)
+        return rot.quat_to_matrix(q).astype(np.float32), t
+
+    def process_quats(self, quats: np.ndarray, trans: np.ndarray, start_time_s: float | None = None,
+                      contacts: np.ndarray | None = None, continuous: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """``process`` for (T, 24, 4) x, y, z, w quaternions; returns (T, 24, 4) float32
+        quaternions and (T, 3) float32 metres."""
+        quats = np.asarray(quats, np.float64)
+        if quats.ndim != 3 or quats.shape[1:] != (N_JOINTS, 4):
+            raise ValueError(f"expected (T, 24, 4) quaternions, got {quats.shape}")
+        if not self.config.enabled or len(quats) == 0:
+            return quats.astype(np.float32), np.asarray(trans, np.float32)
+        _, q, t = self._process(quats, trans, start_time_s, contacts, continuous)
+        return q.astype(np.float32), t
+
+    def _process(self, quats: np.ndarray, trans: np.ndarray, start_time_s: float | None,
+                 contacts: np.ndarray | None, continuous: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        trans = np.asarray(trans, np.float64)
+        if trans.shape != (len(quats), 3):
+            raise ValueError(f"expected ({len(quats)}, 3) trans, got {trans.shape}")
+        start = self._next_frame if start_time_s is None or self._next_frame is None \
+            else int(round(start_time_s * self.fps))
+        if start is None:
+            start = 0
+        if self._next_frame is not None and start != self._next_frame:
+            self._rollback(start)
+        self._history.append(_Entry(start, self._state.copy(), quats, trans, contacts, continuous))
+        out = self._run(quats, trans, contacts, continuous)
+        self._next_frame = start + len(quats)
+        self.stats["chunks"] += 1
+        self.stats["frames"] += len(quats)
+        self.stats["ms_total"] += (time.perf_counter() - t0) * 1e3
+        return out
+
+    def _rollback(self, start: int) -> None:
+        """Restore the state as it was just before frame ``start`` (replaying the first part
+        of the chunk it falls in); a start past the end (a gap) keeps the state."""
+        self.stats["rollbacks"] += 1
+        while self._history and self._history[-1].start_frame >= start:
+            self._state = self._history.pop().state
+        if not self._history:
+            return
+        last = self._history[-1]
+        if start >= last.start_frame + len(last.quats):
+            return
+        self._history.pop()
+        self._state = last.state.copy()
+        k = start - last.start_frame
+        c = None if last.contacts is None else last.contacts[:k]
+        self._history.append(_Entry(last.start_frame, last.state.copy(), last.quats[:k],
+                                    last.trans[:k], c, last.continuous))
+        self._run(last.quats[:k], last.trans[:k], c, last.continuous)
+
+    def _run(self, quats: np.ndarray, trans: np.ndarray, contacts: np.ndarray | None,
+             continuous: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The chain on (T, 24, 4) quaternions: (T, 24, 3, 3) rotations (filled for the
+        leg chain only), (T, 24, 4) quaternions and (T, 3) root positions out (float64)."""
+        cfg, st = self.config, self._state
+        # time.sleep(0) between the steps hands the GIL to a waiting thread (the output
+        # clock) so the stage never holds it for a whole chunk on a busy machine
+        q, t = smooth_chunk(quats, trans, st.smooth, cfg.smooth, self.fps)
+        time.sleep(0)
+        r = np.zeros(q.shape[:2] + (3, 3))
+        r[:, LEG_CHAIN] = rot.quat_to_matrix(q[:, LEG_CHAIN])
+        joints, grot = leg_kinematics(r, t)
+        planted = detect(joints, self.fps, st.contact, cfg.contact, cfg.floor_y_m, contacts)
+        time.sleep(0)
+        root_rot, t_new, psi = anchor_chunk(r[:, 0], t, planted, st.anchor, cfg.anchor, self.fps, continuous)
+        # the anchor turned the body by psi about the root and moved the root: same for the joints
+        turn = rot.rotation_about("y", psi)                                          # (T, 3, 3)
+        joints = np.einsum("tij,tkj->tki", turn, joints - t[:, None]) + t_new[:, None]
+        grot = turn[:, None] @ grot
+        r[:, 0] = root_rot
+        time.sleep(0)
+        r, fs = fix_feet(r, t_new, planted, st.feet, cfg.feet, cfg.floor_y_m, fk=(joints, grot))
+        t = t_new
+        self.stats["pops"] = st.smooth.pops
+        for k in ("locked_frames", "lifted_frames", "dragged_m"):
+            self.stats[k] += fs[k]
+        self.stats["last_contacts"] = planted[-1].tolist()
+        q = q.copy()
+        q[:, CHANGED_JOINTS] = rot.matrix_to_quat(r[:, CHANGED_JOINTS])
+        return r, q, t
+
+
+def ground_offset_m(motion: Motion, floor_y_m: float = 0.0, percentile: float = 5.0) -> float:
+    """Vertical shift (metres) that puts the clip's feet on the floor: the ``percentile``
+    of the per-frame lowest sole height moves to ``floor_y_m`` (robust to a few frames of
+    jumps or glitches)."""
+    _, h = sole_points(motion.joints(), floor_y_m)
+    return -float(np.percentile(h.min(axis=1), percentile))
+
+
+class StagedMotionBuffer(MotionBuffer):
+    """A ``MotionBuffer`` whose chunks pass through an ``OutputStage`` as they are written.
+
+    The stage runs on the generator thread, outside the buffer's lock, before the seam
+    blend; the chunks it sees are ahead of the music, so it adds no output latency.
+    """
+
+    def __init__(self, stage: OutputStage, fps: float = 30.0, **kwargs):
+        super().__init__(fps=fps, **kwargs)
+        stage.fps = self.fps
+        self.stage = stage
+
+    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf) -> int:
+        if self.stage.config.enabled and len(chunk.quats):
+            q, t = self.stage.process_quats(chunk.quats, chunk.trans, chunk.start_audio_s, continuous=False)
+            chunk = replace(chunk, quats=q, trans=t)
+        return super().write(chunk, not_before_audio_s)

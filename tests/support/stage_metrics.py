@@ -1,0 +1,87 @@
+"""Stage-readiness numbers of a motion from its joint positions (benchmarks and tests).
+
+Independent of the stage's own contact detector, so a stage cannot grade itself: an ankle
+or toe joint counts as planted on consecutive frames where its sole height (the ankle's
+less its rest height above the toe) is within ``planted_height_m`` of the floor; skating
+is the mean horizontal speed of planted joints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opendance.skeleton import L_ANKLE, L_FOOT, R_ANKLE, R_FOOT, smpl_skeleton
+
+FOOT_JOINTS = (L_ANKLE, R_ANKLE, L_FOOT, R_FOOT)
+
+
+def _ankle_lift() -> float:
+    rest = smpl_skeleton().rest_joints()
+    return float(rest[L_ANKLE, 1] - rest[L_FOOT, 1])
+
+
+def jitter_share(joints: np.ndarray, fps: float, cutoff_hz: float = 6.0) -> float:
+    """Share of joint velocity power above ``cutoff_hz`` (all joints, root-relative)."""
+    rel = joints - joints[:, :1]
+    v = np.diff(rel, axis=0) * fps                    # (T-1, J, 3)
+    if len(v) < 8:
+        return float("nan")
+    v = v - v.mean(axis=0)
+    p = np.abs(np.fft.rfft(v, axis=0)) ** 2
+    f = np.fft.rfftfreq(len(v), 1.0 / fps)
+    total = p.sum()
+    return float(p[f > cutoff_hz].sum() / total) if total > 0 else 0.0
+
+
+def pops_per_minute(joints: np.ndarray, fps: float, min_m: float = 0.03, ratio: float = 2.0) -> float:
+    """One-frame spikes per minute: a joint far from its neighbours' midpoint while the
+    neighbours agree and it did not arrive moving (the smoothing stage's definition, on
+    positions)."""
+    if len(joints) < 4:
+        return 0.0
+    p = joints - joints[:, :1]
+    dev = np.linalg.norm(p[2:-1] - 0.5 * (p[1:-2] + p[3:]), axis=-1)
+    span = np.linalg.norm(p[3:] - p[1:-2], axis=-1)
+    vin = np.linalg.norm(p[1:-2] - p[:-3], axis=-1)
+    n = int(((dev > min_m) & (dev > ratio * span) & (dev > ratio * vin)).sum())
+    return n / (len(joints) / fps / 60.0)
+
+
+def stage_numbers(joints: np.ndarray, fps: float, floor_y_m: float = 0.0, planted_height_m: float = 0.03,
+                  start_xz: np.ndarray | None = None) -> dict:
+    """The numbers the output stage is judged by.
+
+    Args:
+        joints: (T, 24, 3) world joints, metres (Y up, faces +Z at heading 0).
+        start_xz: stage centre (x, z); default the first frame's root.
+    Returns a dict: root_max_m (farthest root from start), under_2cm_frac (frames with an
+    ankle or toe more than 2 cm under the floor), deepest_cm, skate_cms (mean horizontal
+    speed of planted feet, cm/s), planted_frac, jitter_share, pops_per_min,
+    back_to_camera_frac (heading more than 90 degrees from +Z).
+    """
+    j = np.asarray(joints, np.float64)
+    root = j[:, 0, [0, 2]]
+    start = root[0] if start_xz is None else np.asarray(start_xz)
+    feet_y = j[:, list(FOOT_JOINTS), 1] - floor_y_m
+    lift = _ankle_lift()
+    skate, planted_n = [], 0
+    for k in FOOT_JOINTS:
+        h = j[:, k, 1] - floor_y_m - (lift if k in (L_ANKLE, R_ANKLE) else 0.0)
+        planted = (h[1:] < planted_height_m) & (h[:-1] < planted_height_m)
+        v = np.linalg.norm(np.diff(j[:, k, [0, 2]], axis=0), axis=-1) * fps
+        skate.extend(v[planted].tolist())
+        planted_n += int(planted.sum())
+    left = j[:, 1] - j[:, 2]                         # left hip - right hip: +X at rest (facing +Z)
+    heading = np.degrees(np.arctan2(-left[:, 2], left[:, 0]))   # forward = left x up, about +Y
+    return {
+        "frames": int(len(j)),
+        "root_max_m": float(np.linalg.norm(root - start, axis=-1).max()),
+        "root_end_m": float(np.linalg.norm(root[-1] - start)),
+        "under_2cm_frac": float((feet_y.min(axis=1) < -0.02).mean()),
+        "deepest_cm": float(min(0.0, feet_y.min()) * 100),
+        "skate_cms": float(np.mean(skate) * 100) if skate else 0.0,
+        "planted_frac": float(planted_n / max(4 * (len(j) - 1), 1)),
+        "jitter_share": jitter_share(j, fps),
+        "pops_per_min": pops_per_minute(j, fps),
+        "back_to_camera_frac": float((np.abs(heading) > 90).mean()),
+    }

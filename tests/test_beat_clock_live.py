@@ -1,0 +1,42 @@
+"""Live beat clock behaviour that the synthetic accuracy tests do not cover: leading
+silence must not bias it, and a new song takes over within two bars."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opendance.engine.music.beat_clock import BeatClock
+from opendance.engine.music.features import stream_spectral
+from opendance.realtime.test_signals import make_track
+
+
+def _committed(audio: np.ndarray, sr: int) -> tuple[BeatClock, np.ndarray]:
+    _, events = stream_spectral(audio, sr)
+    clock = BeatClock()
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+    return clock, clock.committed_beats()
+
+
+def test_leading_silence_does_not_change_the_beats():
+    tr = make_track(12.0, 128, "drums", seed=4)
+    sr = tr.sample_rate
+    _, plain = _committed(tr.audio, sr)
+    clock, late = _committed(np.concatenate([np.zeros(3 * sr, dtype=np.float32), tr.audio]), sr)
+    assert abs(60.0 / clock.period_s - 128) < 2
+    late = late - 3.0
+    tail = plain[plain > 6.0]
+    err = np.min(np.abs(tail[:, None] - late[None, :]), axis=1)
+    assert np.all(err < 0.02)
+
+
+def test_relocks_within_two_bars_after_a_song_change():
+    a = make_track(10.0, 100, "band", seed=1)
+    b = make_track(12.0, 128, "drums", seed=2, start_s=0.23)
+    sr = a.sample_rate
+    clock, est = _committed(np.concatenate([a.audio, b.audio]), sr)
+    truth = b.beat_times_s + 10.0
+    hit = np.array([np.min(np.abs(est - t)) < 0.07 for t in truth])
+    first_good = next(i for i in range(hit.size - 8) if hit[i:i + 8].all())
+    assert first_good <= 8, first_good
+    assert clock.locked and abs(60.0 / clock.period_s - 128) < 2

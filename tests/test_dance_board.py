@@ -1,0 +1,128 @@
+"""The dance board (``benchmarks/dance_board.py``) end to end on small synthetic dancers,
+and the held-out songs it scores on."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opendance.motion import Motion
+from opendance.training.synth.corpus import plan_corpus
+from opendance.training.synth.held_out import HELD_OUT_SEED_BASE, HELD_OUT_SPECS, held_out_songs
+
+BOARD = Path(__file__).resolve().parents[1] / "benchmarks" / "dance_board.py"
+
+
+@pytest.fixture(scope="module")
+def board():
+    spec = importlib.util.spec_from_file_location("dance_board", BOARD)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["dance_board"] = mod          # dataclasses look their module up while defining
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop("dance_board", None)
+
+
+def bounce(beats: np.ndarray, seconds: float, arms: float = 0.0) -> Motion:
+    """A dancer whose body circles once per beat in the x-y plane (radius 4 cm), stopping
+    exactly on every beat and nowhere else, and who lifts both arms by up to ``arms``
+    radians at the shoulders over four beats."""
+    n = round(seconds * 30)
+    t = np.arange(n) / 30.0
+    ph = np.interp(t, beats, np.arange(len(beats)))
+    theta = 2 * np.pi * ph - np.sin(2 * np.pi * ph)      # angular speed 2 pi (1 - cos): 0 on beats
+    toe = float(Motion.rest(1).joints()[0, [10, 11], 1].min())     # toe height with the pelvis at 0
+    m = Motion.rest(n, height_m=-toe + 0.04)
+    m.trans[:, 0] += 0.04 * np.cos(theta)
+    m.trans[:, 1] += 0.04 * np.sin(theta)                           # toes never under the floor
+    if arms:
+        from opendance import rotations as rot
+        for j, sign in ((16, 1.0), (17, -1.0)):
+            aa = np.zeros((n, 3))
+            aa[:, 2] = sign * arms * (0.5 + 0.5 * np.sin(2 * np.pi * ph / 4))
+            m.rotations[:, j] = rot.axis_angle_to_matrix(aa).astype(np.float32)
+    return m
+
+
+class Quiet:
+    def set_postfix_str(self, *_a):
+        pass
+
+    def update(self, *_a):
+        pass
+
+
+def test_held_out_seeds_are_outside_every_corpus():
+    corpus_seeds = [s.seed for seed in (0, 1, 123) for s in plan_corpus(0.3, seed, 8.0, 10.0)]
+    assert max(corpus_seeds) < 2**31 <= HELD_OUT_SEED_BASE
+    assert all(s.seed >= HELD_OUT_SEED_BASE for s in HELD_OUT_SPECS)
+    assert len({s.seed for s in HELD_OUT_SPECS}) == len(HELD_OUT_SPECS)
+
+
+def test_held_out_songs_cover_what_they_promise():
+    songs = {h.name: h.song for h in held_out_songs(34.0)}
+    assert {s.style for s in songs.values()} >= {"house", "hiphop", "pop", "breakbeat", "funk", "latin"}
+    bpm = {k: 60.0 / np.median(np.diff(s.beat_times_s)) for k, s in songs.items()}
+    assert bpm["house_128"] == pytest.approx(128.0, abs=0.01)
+    assert bpm["breakbeat_140"] == pytest.approx(140.0, abs=0.01)
+    assert songs["hiphop_97_swing"].meta["swing"] == pytest.approx(0.3)
+    ramp = 60.0 / np.diff(songs["ramp_100_130"].beat_times_s)
+    assert ramp[0] == pytest.approx(100.0, abs=0.5) and ramp[-1] > 125.0
+    secs = songs["breakdown_124"].sections
+    k = [s.name for s in secs].index("breakdown")
+    assert secs[k].start_s > 10.0 and secs[k].end_s < 34.0 - 5.0
+    assert np.abs(songs["sparse_105"].audio).max() <= 0.21
+    for s in songs.values():
+        assert s.downbeat_times_s.size > 0 and np.isin(s.downbeat_times_s, s.beat_times_s).all()
+
+
+def test_board_scores_a_dancer_and_checks_goals(board, tmp_path):
+    songs = held_out_songs(20.0, names=["house_128", "pop_112"])
+
+    class Bouncer(board.Dancer):
+        def dance(self, song, seed, text=""):
+            return bounce(song.song.beat_times_s, song.song.duration_s, arms=0.3 + 0.4 * seed)
+
+    d = Bouncer("bouncer")
+    entry = board.score_dancer(d, songs, ["house_128"], [], Quiet(), str(tmp_path), ("pop_112",))
+    s = entry["summary"]
+    assert s["plv_min"] > 0.8                       # stops on every beat
+    assert s["pops_per_min_max"] == 0
+    assert s["floor_frac_below_max"] == 0.0
+    assert entry["distances"]["seeds_m"] > 0       # seed 1 lifts the arms higher
+    entry["checks"] = board.checks("bouncer", entry, None)
+    assert entry["checks"]["phase-locking, every song"]["pass"] is True
+    assert entry["checks"]["floor penetration (> 2 cm under)"]["pass"] is True
+    res = board._jsonable({"songs": {h.name: {} for h in songs}, "dancers": {"bouncer": entry}})
+    json.dumps(res, allow_nan=False)
+    text = board.tables(res)
+    assert "| phase-locking, min over songs |" in text and "bouncer" in text
+    png = (tmp_path / "pop_112_bouncer.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_board_scores_a_recording_from_the_command_line(board, tmp_path, capsys):
+    from opendance.exporters.formats import save_motion
+
+    song = held_out_songs(20.0, names=["house_128"])[0].song
+    rec = tmp_path / "take.npz"
+    save_motion(bounce(song.beat_times_s, 20.0), rec)
+    out = tmp_path / "board.json"
+    rc = board.main(["--motion", str(rec), "--song", "house_128", "--duration", "20", "--json", str(out),
+                     "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["board_version"] == board.BOARD_VERSION
+    assert list(res["dancers"]) == ["file"]
+    rep = res["dancers"]["file"]["per_song"]["house_128"]
+    assert rep["beat"]["plv"] > 0.8
+    assert set(rep["reference"]["features"]) == set(res["reference"])
+    assert "file" in capsys.readouterr().out
+    assert board.main(["--motion", str(rec), "--no-progress"]) == 2      # needs --song or --audio

@@ -1,0 +1,92 @@
+"""The live fallback dances the whole choreographer in phrases (not one bar), counted on
+the beat clock, and loops seamlessly."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from opendance.controls import ControlState
+from opendance.engine.api import GenerationRequest
+from opendance.engine.fallback_groove import BEATS_PER_BAR, LOOP_BARS, GrooveFallback, GrooveGenerator
+from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
+
+
+@pytest.fixture(scope="module")
+def groove() -> GrooveFallback:
+    return GrooveFallback()
+
+
+def test_the_fallback_is_the_choreographer_not_a_bar(groove: GrooveFallback) -> None:
+    assert groove.kind == "procedural"
+    assert groove.loop_beats == pytest.approx(LOOP_BARS * BEATS_PER_BAR)
+    # bars of the routine differ from each other
+    bars = [groove.sample(np.arange(15 * 4) / 15.0 + 4 * k)[0] for k in range(LOOP_BARS)]
+    for a, b in itertools.combinations(range(LOOP_BARS), 2):
+        assert np.abs(bars[a] - bars[b]).max() > 1e-3, (a, b)
+
+
+def test_the_routine_loops_without_a_jump(groove: GrooveFallback) -> None:
+    step = 1 / 15.0                                       # one frame at 120 BPM, in beats
+    q, t = groove.sample(np.array([groove.loop_beats - step, groove.loop_beats, groove.loop_beats + step]))
+    seam = np.abs(np.abs(np.sum(q[0] * q[1], -1)) - 1).max()
+    after = np.abs(np.abs(np.sum(q[1] * q[2], -1)) - 1).max()
+    assert seam < max(5 * after, 2e-3)
+    assert np.linalg.norm(t[1] - t[0]) < 0.05
+
+
+def _grid_music(t0_s: float, n: int, bpm: float) -> np.ndarray:
+    beats = np.arange(0.0, 400.0, 60.0 / bpm)
+    music = np.zeros((n, FEATURE_DIM), np.float32)
+    music[:, SPECTRAL_DIM:] = beat_grid(n, beats, beats[::4], start_s=t0_s)
+    return music
+
+
+def test_groove_only_over_a_minute_repeats_no_four_bar_span() -> None:
+    bpm, chunk = 128.0, 16
+    gen = GrooveGenerator()
+    state, quats = None, []
+    for k in range(60 * 30 // chunk):
+        res = gen.generate(GenerationRequest(state, _grid_music(k * chunk / 30.0, chunk, bpm), chunk, chunk,
+                                             ControlState(), 1))
+        state = res.state
+        quats.append(res.motion.quaternions())
+    q = np.concatenate(quats)
+    frames_per_bar = 30.0 * 60.0 / bpm * 4
+    spans = [q[round(i * frames_per_bar):round(i * frames_per_bar) + round(4 * frames_per_bar)]
+             for i in range(0, int(len(q) / frames_per_bar) - 4)]
+    assert len(spans) >= 25
+    for a, b in itertools.combinations(range(len(spans)), 2):
+        assert np.abs(spans[a] - spans[b]).max() > 1e-3, f"4-bar spans {a} and {b} are identical"
+    # continuous across chunks: no frame-to-frame jump bigger than the dance's own motion
+    d = np.abs(np.abs(np.sum(q[1:] * q[:-1], -1)) - 1).max(axis=1)
+    assert d.max() < 0.05
+
+
+def test_phrase_position_counts_bars_on_the_clock(groove: GrooveFallback) -> None:
+    g = GrooveFallback.__new__(GrooveFallback)       # a fresh counter over the same routine
+    g.__dict__.update(groove.__dict__)
+    g._anchor = None
+    bpm = 100.0
+    times = 3.0 + np.arange(0, 30.0, 1 / 30)
+    pos = []
+    for t in times:
+        beats = t * bpm / 60.0
+        pos.append(g.phrase_position_at(bpm, beats % 1.0, (beats / 4.0) % 1.0, t))
+    pos = np.array(pos)
+    np.testing.assert_allclose(np.diff(pos), bpm / 60.0 / 30.0, atol=1e-6)   # one steady count
+    assert pos[-1] - pos[0] > 10 * BEATS_PER_BAR
+    # a call a little behind the last one (the output clock's underrun pose) lands in its bar
+    t = times[-1] - 0.4
+    beats = t * bpm / 60.0
+    behind = g.phrase_position_at(bpm, beats % 1.0, (beats / 4.0) % 1.0, t)
+    assert behind == pytest.approx(pos[-1] - 0.4 * bpm / 60.0, abs=1e-6)
+    # a tempo estimate that changes keeps counting from where it was
+    t = times[-1] + 1.0
+    beats = t * bpm / 60.0
+    later = g.phrase_position_at(103.0, beats % 1.0, (beats / 4.0) % 1.0, t)
+    assert later == pytest.approx(pos[-1] + bpm / 60.0, abs=1e-6)
+    # before a tempo: the provisional grid, still moving
+    assert g.phrase_position_at(0.0, 0.0, float("nan"), 1.0) > g.phrase_position_at(0.0, 0.0, float("nan"), 0.5)

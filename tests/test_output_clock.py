@@ -1,0 +1,100 @@
+"""The output clock: publishes at fps without waiting, survives sinks, maps the audio clock,
+plays the groove on underruns."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from opendance import rotations as rot
+from opendance.engine.fallback_groove import GrooveFallback
+from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
+from opendance.realtime.output_clock import AudioClockMap, OutputClock
+from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
+from tests.support.fakes import FakeGenerator
+
+ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
+
+
+def _swing(n, freq, phase, amp, axis, fps=30.0):
+    t = np.arange(n) / fps
+    aa = np.zeros((n, N_JOINTS, 3))
+    aa[:, ARMS, axis] = amp * np.sin(2 * np.pi * freq * t + phase)[:, None]
+    trans = np.zeros((n, 3))
+    trans[:, 0] = 0.5 * t
+    trans[:, 1] = 0.9 + 0.03 * np.sin(6 * t)
+    return rot.axis_angle_to_quat(aa), trans
+
+
+class _ListSink:
+    def __init__(self):
+        self.frames = []
+
+    def send(self, frame):
+        self.frames.append(frame)
+
+
+class _BrokenSink:
+    def send(self, frame):
+        raise OSError("socket gone")
+
+
+def test_output_clock_publishes_at_fps_without_waiting_for_the_generator():
+    buf = MotionBuffer(fps=30.0)
+    cmap = AudioClockMap()
+    cmap.start()
+    groove = GrooveFallback()
+    sink = _ListSink()
+    def groove_pose(beat):
+        p = groove.pose(beat.beat_phase, -1)
+        return p.quats, p.trans
+
+    oc = OutputClock(buf, cmap, [_BrokenSink(), sink], fps=60.0, underrun_pose=groove_pose)
+    oc.start()
+    time.sleep(0.5)                                  # empty buffer: groove, never silence
+    q, t = _swing(60, 1.0, 0.0, 0.5, 0)
+    buf.write(BufferedChunk(cmap.now_audio_s(), q, t, "model", 7, 0))
+    time.sleep(0.5)
+    oc.stop()
+    assert not oc.running
+    frames = sink.frames
+    assert 45 <= len(frames) <= 65                   # ~60 FPS for ~1 s on a busy machine
+    idx = [f.frame_index for f in frames]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)
+    assert frames[0].source == "fallback" and frames[-1].source == "model"
+    assert frames[-1].extra["controls_version"] == 7
+    assert oc.stats.sink_errors == len(frames)       # the broken sink never stopped the other
+    for f in frames:
+        assert np.isfinite(f.local_quats).all() and f.joints.shape == (24, 3)
+    t = np.array([f.time_s for f in frames])
+    assert np.all(np.diff(t) > 0)
+    assert oc.jitter_ms()["n"] > 0
+
+
+def test_audio_clock_map_follows_offset_and_extrapolates():
+    m = AudioClockMap(smoothing=0.5)
+    m.observe(100.0, 0.0)
+    assert m.audio_at(101.0) == pytest.approx(1.0)
+    m.observe(101.0, 0.99)                           # audio clock slightly slow
+    assert 100.0 < m.mono_at(0.0) < 100.01
+    m.observe(200.0, 0.0)                            # restart: re-seeded
+    assert m.audio_at(200.5) == pytest.approx(0.5)
+
+
+def test_the_output_clock_underrun_groove_moves_before_the_beat_clock_has_a_tempo():
+    """An empty buffer before any audio: the output clock's underrun pose (the session's
+    groove) follows the provisional grid instead of holding phase 0."""
+    import time
+
+    from opendance.realtime.session import LiveSession
+    from opendance.realtime.sources import ArraySource
+
+    session = LiveSession(ArraySource(np.zeros(22050, np.float32), 22050), FakeGenerator())
+    t0 = time.monotonic()
+    session.clock.start(t0, 0.0)
+    frames = [session.output.make_frame(t0 + k * 0.125, k) for k in range(4)]    # quarter beats at 120 BPM
+    assert all(f.extra.get("underrun") and f.tempo_bpm == 0.0 for f in frames)   # honest: no tempo yet
+    q = np.stack([f.local_quats for f in frames])
+    assert np.abs(q - q[:1]).max() > 0.05, "the underrun groove held one still pose"

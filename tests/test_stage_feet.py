@@ -1,0 +1,133 @@
+"""Output stage, feet: a sliding planted foot is locked, a foot under the floor is lifted,
+a drifting root is brought back without foot sliding, leg IK reaches its target."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opendance import rotations as rot
+from opendance.engine.stage import OutputStage, StageConfig
+from opendance.engine.stage.anchor import AnchorConfig
+from opendance.engine.stage.legik import solve_leg
+from opendance.engine.stage.smooth import SmoothConfig
+from opendance.fk_numpy import forward_kinematics
+from opendance.motion import Motion
+from opendance.skeleton import (
+    L_ANKLE,
+    L_FOOT,
+    L_HIP,
+    L_KNEE,
+    PELVIS,
+    R_ANKLE,
+    R_FOOT,
+    R_HIP,
+    R_KNEE,
+    smpl_skeleton,
+)
+from tests.support.stage_metrics import stage_numbers
+
+FPS = 30.0
+STAND_M = float(-smpl_skeleton().rest_joints()[L_FOOT, 1])     # pelvis height with toes on the floor
+
+
+def _standing(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 24, 3) axis-angle zeros and (n, 3) root at standing height."""
+    trans = np.zeros((n, 3))
+    trans[:, 1] = STAND_M
+    return np.zeros((n, 24, 3)), trans
+
+
+def _motion(aa: np.ndarray, trans: np.ndarray) -> Motion:
+    return Motion(rot.axis_angle_to_matrix(aa).astype(np.float32), trans.astype(np.float32), FPS)
+
+
+def _free_roam(**kw) -> StageConfig:
+    return StageConfig(anchor=AnchorConfig(free_roam=True), **kw)
+
+
+def _foot_speed_cms(joints: np.ndarray, j: int) -> np.ndarray:
+    return np.linalg.norm(np.diff(joints[:, j, [0, 2]], axis=0), axis=-1) * FPS * 100
+
+
+def test_leg_ik_reaches_a_reachable_target_and_keeps_the_foot_attitude():
+    aa, trans = _standing(4)
+    aa[:, L_KNEE, 0] = [0.2, 0.5, 0.8, 1.0]
+    r = rot.axis_angle_to_matrix(aa)
+    pos, g = forward_kinematics(r, trans, return_global_rot=True)
+    target = pos[:, L_ANKLE] + np.array([0.05, 0.04, 0.03])
+    foot = rot.rotation_about("x", 0.2) @ g[:, L_ANKLE]
+    hip_l, knee_l, ankle_l, reached = solve_leg(g[:, PELVIS], g[:, L_HIP], g[:, L_KNEE], foot, pos[:, L_HIP],
+                                                pos[:, L_KNEE], pos[:, L_ANKLE], target)
+    r2 = r.copy()
+    r2[:, L_HIP], r2[:, L_KNEE], r2[:, L_ANKLE] = hip_l, knee_l, ankle_l
+    pos2, g2 = forward_kinematics(r2, trans, return_global_rot=True)
+    assert np.abs(pos2[:, L_ANKLE] - target).max() < 1e-6
+    assert np.abs(reached - target).max() < 1e-6
+    assert np.abs(g2[:, L_ANKLE] - foot).max() < 1e-6
+    assert np.abs(pos2[:, R_ANKLE] - pos[:, R_ANKLE]).max() < 1e-9          # the other leg untouched
+
+
+def test_a_sliding_planted_foot_is_locked():
+    n = 45
+    aa, trans = _standing(n)
+    aa[:, L_HIP, 2] = np.linspace(0.0, 0.12, n)       # the left leg sweeps out: the foot slides ~10 cm
+    aa[:, PELVIS, 0] = 0.0
+    trans[:, 1] -= 0.03                                # knees need slack to hold a foot: stand 3 cm lower
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
+    before = _motion(aa, trans).joints()
+    assert _foot_speed_cms(before, L_ANKLE)[5:].mean() > 5.0                 # it really slides
+    out = OutputStage(_free_roam(smooth=SmoothConfig(enabled=False))).process_motion(_motion(aa, trans))
+    after = out.joints()
+    assert _foot_speed_cms(after, L_ANKLE).max() < 0.5
+    assert _foot_speed_cms(after, L_FOOT).max() < 0.5
+    assert np.abs(after[:, 0] - before[:, 0]).max() < 1e-5                   # the body is where it was
+
+
+def test_a_foot_under_the_floor_is_lifted():
+    n = 20
+    aa, trans = _standing(n)
+    trans[:, 1] -= 0.06                                 # both feet 6 cm through the floor
+    aa[5:15, R_HIP, 0] = -0.6                           # and the right one kicks forward (toe below floor)
+    aa[5:15, R_ANKLE, 0] = 0.5
+    before = _motion(aa, trans).joints()
+    assert before[:, [L_ANKLE, R_ANKLE, L_FOOT, R_FOOT], 1].min() < -0.05
+    stage = OutputStage(_free_roam(smooth=SmoothConfig(enabled=False)))
+    after = stage.process_motion(_motion(aa, trans)).joints()
+    assert after[:, [L_ANKLE, R_ANKLE, L_FOOT, R_FOOT], 1].min() > -0.002
+    assert np.abs(after[:, 0] - before[:, 0]).max() < 1e-5                   # by bending the legs
+
+
+def _stepping_drift(seconds: float, drift_mps: float, turn_dps: float = 0.0) -> Motion:
+    """Steps in place (one foot lifted a quarter of each second, the other a quarter later)
+    while the whole body slides sideways at ``drift_mps`` (planted feet sliding with it) and
+    turns at ``turn_dps``."""
+    n = int(seconds * FPS)
+    t = np.arange(n) / FPS
+    aa, trans = _standing(n)
+    trans[:, 1] -= 0.03
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
+    for hip, knee, phase in ((L_HIP, L_KNEE, 0.0), (R_HIP, R_KNEE, 0.5)):
+        lift = np.clip(np.sin(2 * np.pi * (t - phase) * 2.0), 0.0, None) * ((t - phase) % 1.0 < 0.25)
+        aa[:, hip, 0] -= 0.7 * lift
+        aa[:, knee, 0] += 1.2 * lift
+    trans[:, 0] += drift_mps * t
+    aa[:, PELVIS, 1] = np.radians(turn_dps) * t
+    return _motion(aa, trans)
+
+
+def test_a_drifting_root_is_brought_back_without_foot_sliding():
+    raw = _stepping_drift(20.0, drift_mps=0.15, turn_dps=20.0)
+    before = stage_numbers(raw.joints(), FPS)
+    assert before["root_max_m"] > 2.5 and before["back_to_camera_frac"] > 0.3
+    cfg = StageConfig(anchor=AnchorConfig(radius_m=0.3))
+    after = stage_numbers(OutputStage(cfg).process_motion(raw).joints(), FPS)
+    assert after["root_max_m"] < 0.5
+    assert after["back_to_camera_frac"] == 0.0
+    assert after["skate_cms"] < 2.0 < before["skate_cms"]
+    assert after["under_2cm_frac"] == 0.0
+
+
+def test_free_roam_keeps_the_path():
+    raw = _stepping_drift(6.0, drift_mps=0.15)
+    out = OutputStage(_free_roam()).process_motion(raw)
+    assert np.abs(out.trans[:, [0, 2]] - raw.trans[:, [0, 2]]).max() < 0.02

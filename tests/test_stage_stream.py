@@ -1,0 +1,146 @@
+"""Output stage on a stream: chunk by chunk equals the whole clip, a replacing chunk rolls
+the state back, the staged motion buffer stages what is written, the CLI options map onto
+the config, the VMC rig adapter and the BVH toe end site."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from opendance.engine.motion_buffer import BufferedChunk
+from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
+from opendance.engine.stage.options import add_stage_arguments, attach_rig, stage_config_from_args
+from opendance.engine.stage.rig import RigRootAdapter, smpl_leg_length_m, smpl_pelvis_height_m
+from opendance.errors import InputError
+from opendance.fk_numpy import forward_kinematics
+from opendance.motion import Motion
+from opendance.skeleton import FOOT_JOINTS, L_FOOT, R_FOOT
+from tests.test_stage_feet import FPS, _stepping_drift
+
+
+def _chunks(stage: OutputStage, m: Motion, size: int, continuous: bool = True) -> Motion:
+    rs, ts = [], []
+    for i in range(0, m.n_frames, size):
+        r, t = stage.process(m.rotations[i:i + size], m.trans[i:i + size], start_time_s=i / FPS,
+                             continuous=continuous)
+        rs.append(r)
+        ts.append(t)
+    return Motion(np.concatenate(rs), np.concatenate(ts), FPS)
+
+
+def test_chunk_by_chunk_equals_the_whole_clip():
+    m = _stepping_drift(6.0, drift_mps=0.15, turn_dps=30.0)
+    whole = OutputStage(StageConfig()).process_motion(m)
+    chunked = _chunks(OutputStage(StageConfig()), m, 16)
+    # the pop test cannot look past a chunk's end; this motion has no pops, so nothing differs
+    assert np.abs(chunked.joints() - whole.joints()).max() < 1e-4
+
+
+def test_a_replacing_chunk_rolls_the_state_back():
+    m = _stepping_drift(4.0, drift_mps=0.1)
+    stage = OutputStage(StageConfig())
+    _chunks(stage, m.slice(0, 64), 16)                       # frames 0..63
+    other = _stepping_drift(4.0, drift_mps=-0.2)             # a different motion replaces from frame 40
+    r, t = stage.process(other.rotations[40:72], other.trans[40:72], start_time_s=40 / FPS)
+    ref = OutputStage(StageConfig())
+    _chunks(ref, m.slice(0, 40), 16)
+    r2, t2 = ref.process(other.rotations[40:72], other.trans[40:72], start_time_s=40 / FPS)
+    assert stage.stats["rollbacks"] == 1
+    assert np.abs(r - r2).max() < 1e-5 and np.abs(t - t2).max() < 1e-6
+
+
+def test_the_staged_buffer_stages_written_chunks():
+    m = _stepping_drift(2.0, drift_mps=0.0)
+    trans = m.trans.copy()
+    trans[:, 1] -= 0.08                                      # sunk 8 cm into the floor
+    buf = StagedMotionBuffer(OutputStage(StageConfig()), fps=FPS)
+    q = m.quaternions()
+    for i in range(0, 48, 16):
+        buf.write(BufferedChunk(i / FPS, q[i:i + 16], trans[i:i + 16]))
+    frames = [buf.sample(k / FPS) for k in range(48)]
+    from opendance import rotations as rot
+    joints = forward_kinematics(rot.quat_to_matrix(np.stack([f.quats for f in frames])),
+                                np.stack([f.trans for f in frames]))
+    assert joints[:, list(FOOT_JOINTS), 1].min() > -0.01     # (the seam blend may move a few mm)
+    off = StagedMotionBuffer(OutputStage(StageConfig(enabled=False)), fps=FPS)
+    off.write(BufferedChunk(0.0, q[:16], trans[:16]))
+    assert np.allclose(off.sample(0.0).trans, trans[0])
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_stage_arguments(p, ground=True, vmc=True)
+    return p.parse_args(list(argv))
+
+
+def test_options_map_onto_the_config():
+    cfg = stage_config_from_args(_parse())
+    assert cfg.enabled and not cfg.anchor.free_roam and cfg.feet.lock and cfg.smooth.enabled and cfg.ground
+    cfg = stage_config_from_args(_parse("--free-roam", "--no-foot-lock", "--no-smooth", "--stage-radius",
+                                        "0.8", "--facing", "90", "--keep-height"))
+    assert cfg.anchor.free_roam and not cfg.feet.lock and not cfg.smooth.enabled
+    assert cfg.anchor.radius_m == 0.8 and cfg.anchor.facing_deg == 90.0 and not cfg.ground
+    assert not stage_config_from_args(_parse("--no-stage")).enabled
+    with pytest.raises(InputError):
+        stage_config_from_args(_parse("--stage-radius", "0"))
+    with pytest.raises(InputError):
+        attach_rig([], _parse("--vmc-leg-length", "0.9"))
+
+
+def test_rig_adapter_moves_the_pelvis_drop_into_the_root():
+    stand = smpl_pelvis_height_m()
+    root, hips = RigRootAdapter()(np.array([0.2, stand, -0.1]))
+    assert np.allclose(root, [0.2, 0.0, -0.1]) and hips == pytest.approx(stand)
+    big = RigRootAdapter(2 * smpl_leg_length_m())
+    root, hips = big(np.array([0.2, stand - 0.1, 0.0]))      # knees bent: pelvis 10 cm down
+    assert np.allclose(root, [0.4, -0.2, 0.0]) and hips == pytest.approx(2 * stand)
+    with pytest.raises(ValueError):
+        RigRootAdapter(0.0)
+
+    class Encoder:
+        root_adapter = None
+
+    class Sender:
+        encoder = Encoder()
+
+    sinks = [Sender(), object()]
+    assert attach_rig(sinks, _parse("--vmc-own-proportions", "--vmc-leg-length", "0.8")) == 1
+    assert sinks[0].encoder.root_adapter.scale == pytest.approx(0.8 / smpl_leg_length_m())
+
+
+def test_vmc_root_pos_carries_the_adapted_height():
+    from pythonosc.osc_bundle import OscBundle
+
+    from opendance.bridges.vmc import VmcEncoder
+    from opendance.frames import PoseFrame
+
+    enc = VmcEncoder()
+    enc.root_adapter = RigRootAdapter()
+    q = np.tile(np.array([0, 0, 0, 1], np.float32), (24, 1))
+    root = np.array([0.0, smpl_pelvis_height_m() - 0.12, 0.0], np.float32)
+    frame = PoseFrame(time_s=0.0, frame_index=0, fps=60.0, local_quats=q, root_pos=root,
+                      joints=np.zeros((24, 3), np.float32))
+    msgs = [m for d in enc.encode(frame) for m in OscBundle(d)]
+    pos = next(m.params for m in msgs if m.address == "/VMC/Ext/Root/Pos")
+    assert pos[2] == pytest.approx(-0.12, abs=1e-5)
+
+
+def test_bvh_toe_end_site_is_level_with_the_toe(tmp_path):
+    from opendance.exporters.bvh import end_site_offset
+    from opendance.skeleton import smpl_skeleton
+
+    sk = smpl_skeleton()
+    for j in (L_FOOT, R_FOOT):
+        off = end_site_offset(sk, j)
+        assert off[1] == 0.0 and off[2] > 0.03                 # forward along the foot, not down
+    # a standing clip written as BVH: the toe end sites are on the floor, not under it
+    from opendance.exporters.bvh import write_bvh
+    m = Motion.rest(2, FPS, height_m=float(-sk.rest_joints()[[L_FOOT, R_FOOT], 1].min()))
+    write_bvh(m, tmp_path / "a.bvh")
+    text = (tmp_path / "a.bvh").read_text()
+    assert text.count("End Site") == 5
+    ends = np.array([end_site_offset(sk, j)[1] for j in (L_FOOT, R_FOOT)])
+    tips = m.joints()[0, [L_FOOT, R_FOOT], 1] + ends
+    assert tips.min() >= -1e-6
