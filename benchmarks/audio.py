@@ -17,13 +17,13 @@ import platform
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 import numpy as np
 from tqdm import tqdm
 
 from opendance.realtime.analyzer import LiveAnalyzer
-from tests.support.beat_eval import evaluate, standard_cases
+from support.beat_eval import evaluate, standard_cases
 from opendance.engine.music.features import FPS, HOP, SpectralStream
 from opendance.realtime.test_signals import make_track
 
@@ -86,7 +86,7 @@ def pulse_capture_latency(seconds: float = 8.0, block: int = 256, sample_rate: i
 
     from opendance.engine.music.features import CH_ENVELOPE
     from opendance.realtime.sources import MicSource
-    from tests.support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
+    from support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
     try:
         vmic = PulseVirtualMic("pipe", sample_rate=sample_rate)

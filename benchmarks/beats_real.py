@@ -40,6 +40,12 @@ DEFAULT_REALBEATS = Path(__file__).resolve().parents[2] / "shared" / "data" / "r
 ANCHORS = {"madmom offline (RNN+DBN)": 0.868, "madmom online (causal)": 0.772, "BeatNet offline": 0.747,
            "librosa": 0.723, "BeatNet causal": 0.701, "aubio": 0.670}
 
+#: The same protocol on the trackers before the beat-pointer HMM clock (aubio-flux
+#: autocorrelation + comb clock; offline DP on its tempo), measured on these clips.
+BEFORE = {"gtzan_causal_f": (0.677, 0.629), "gtzan_causal_wrong_level": (8, 14),
+          "gtzan_offline_f": (0.756, 0.702), "gtzan_offline_wrong_level": (8, 14),
+          "synth_causal_f_min": (0.400, 0.662), "synth_offline_f_min": (0.404, 0.671)}
+
 
 def _score(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
     """(F, reference BPM, estimated BPM) by the protocol above."""
@@ -169,7 +175,7 @@ def main() -> None:
     from opendance.training.synth.held_out import held_out_names
 
     result: dict = {"protocol": "mir_eval F-measure, 70 ms, beats < 5 s ignored; refs after clip end dropped",
-                    "anchors_gtzan50": ANCHORS}
+                    "anchors_gtzan50": ANCHORS, "before_no_silence_and_3s_silence": BEFORE}
     audio_dir = args.realbeats / "audio"
     jobs = []
     if audio_dir.is_dir():
@@ -223,6 +229,14 @@ def _markdown(res: dict) -> str:
         sa, sb = a["synth"][kind], b["synth"][kind]
         lines.append(f"| held-out synth (min / mean) | {kind} | {sa['f_min']:.3f} / {sa['f_mean']:.3f} | "
                      f"{sb['f_min']:.3f} / {sb['f_mean']:.3f} | - | - |")
+    bf = BEFORE
+    lines += ["", "Before (the previous autocorrelation + comb clock, same protocol; no silence / 3 s "
+              f"silence): GTZAN causal F {bf['gtzan_causal_f'][0]:.3f} / {bf['gtzan_causal_f'][1]:.3f}, "
+              f"wrong level {bf['gtzan_causal_wrong_level'][0]} / {bf['gtzan_causal_wrong_level'][1]}; "
+              f"offline F {bf['gtzan_offline_f'][0]:.3f} / {bf['gtzan_offline_f'][1]:.3f}, wrong level "
+              f"{bf['gtzan_offline_wrong_level'][0]} / {bf['gtzan_offline_wrong_level'][1]}; held-out synth "
+              f"min F causal {bf['synth_causal_f_min'][0]:.3f} / {bf['synth_causal_f_min'][1]:.3f}, offline "
+              f"{bf['synth_offline_f_min'][0]:.3f} / {bf['synth_offline_f_min'][1]:.3f}."]
     lines += ["", "Anchors on the same 50 GTZAN clips (same scorer): " +
               ", ".join(f"{k} {v:.3f}" for k, v in res["anchors_gtzan50"].items()) + ".", "",
               f"Song change (house 128 -> breakbeat 140, no gap): {res['song_change']}.", "",

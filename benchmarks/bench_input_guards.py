@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def session_skew(seconds: float = 2.5) -> dict:
     import soundfile as sf
 
     from opendance.engine.generator import load_default_generator
-    from tests.support.faults import FaultPlan, FaultySource, run_faulted_session
+    from support.faults import FaultPlan, FaultySource, run_faulted_session
     from opendance.realtime.sources import FileSource
     from opendance.training.synth.music import synthesize_song
 

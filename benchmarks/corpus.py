@@ -3,12 +3,14 @@
     python benchmarks/corpus.py speed [--seconds 60] [--hours 0.1 --workers 2]
     python benchmarks/corpus.py quality DIR [--split all] [--protocol bailando]
     python benchmarks/corpus.py sheets docs/corpus            # contact sheets, one PNG per style
+    python benchmarks/corpus.py fallback [--seconds 60]       # the live fallback: cost, repetition
 
 ``speed`` times each stage (music synthesis, choreography + IK, FK + 2D keypoints, music
 features, writing) on one 60 s song per style in this process, then runs the whole writer
 (``write_corpus``) for ``--hours`` with ``--workers`` processes and reports audio seconds
 per wall second and per CPU second (CPU time does not depend on other jobs sharing the
-machine; ``writer_x_realtime_2_cores_from_cpu`` is what two otherwise idle cores would do). ``quality`` scores a corpus with ``opendance.training.metrics`` (PFC,
+machine; ``writer_x_realtime_2_cores_from_cpu`` is what two otherwise idle cores would do).
+``quality`` scores a corpus with ``opendance.training.metrics`` (PFC,
 BAS, foot skating, Div_k, Div_g; the corpus is its own reference set) and counts distinct
 moves, planted-foot drift and joint-limit violations. Both print one JSON object.
 """
@@ -41,7 +43,8 @@ def bench_speed(seconds: float, hours: float, workers: int) -> dict:
             marks = [(time.perf_counter(), time.process_time())]
             song = synthesize_song(style, seconds, None, seed=i, sample_rate=sr)
             marks.append((time.perf_counter(), time.process_time()))
-            dance = choreograph(song.beat_times_s, song.downbeat_times_s, seconds, style, 0.6, i, song.sections)
+            dance = choreograph(song.beat_times_s, song.downbeat_times_s, seconds, style, 0.6, i,
+                                song.sections)
             marks.append((time.perf_counter(), time.process_time()))
             j = dance.motion.joints()
             kp = project(j)
@@ -52,7 +55,7 @@ def bench_speed(seconds: float, hours: float, workers: int) -> dict:
             save_npz(Path(tmp) / "x.npz", {"poses": aa, "kp": kp, "music": feats})
             sf.write(str(Path(tmp) / "x.wav"), song.audio, sr, subtype="PCM_16")
             marks.append((time.perf_counter(), time.process_time()))
-            for k, (a, b) in zip(stages, itertools.pairwise(marks)):
+            for k, (a, b) in zip(stages, itertools.pairwise(marks), strict=True):
                 stages[k] += b[0] - a[0]
                 cpu[k] += b[1] - a[1]
             audio_s += seconds
@@ -84,9 +87,9 @@ def bench_speed(seconds: float, hours: float, workers: int) -> dict:
 def bench_quality(corpus_dir: str, split: str, protocol: str) -> dict:
     from collections import Counter
 
+    from opendance.engine.choreo.joint_limits import check_joint_limits
     from opendance.training.corpus import load_corpus
     from opendance.training.metrics import evaluate
-    from opendance.engine.choreo.joint_limits import check_joint_limits
     seqs = load_corpus(corpus_dir, split)
     motions = [s.motion for s in seqs]
     beats = [s.beat_times_s for s in seqs]
@@ -158,6 +161,52 @@ def contact_sheets(out_dir: str, seconds: float = 60.0, seed: int = 7, frames: i
     return written
 
 
+def bench_fallback(seconds: float = 60.0, bpm: float = 128.0, chunk: int = 16) -> dict:
+    """The live fallback (``engine.fallback_groove``): build time, per-chunk cost of the
+    ``GrooveGenerator`` (``--groove-only``) and of the stream's groove path (phrase
+    positions from a beat clock + sampling), and whether any two 4-bar spans of
+    ``seconds`` of it on one song are identical."""
+    from opendance.controls import ControlState
+    from opendance.engine.api import GenerationRequest
+    from opendance.engine.fallback_groove import GrooveFallback, GrooveGenerator
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
+
+    t0 = time.perf_counter()
+    groove = GrooveFallback()
+    build_s = time.perf_counter() - t0
+    gen = GrooveGenerator(groove)
+    beats = np.arange(0.0, seconds + 10.0, 60.0 / bpm)
+    state, quats, cost = None, [], []
+    for k in range(int(seconds * 30) // chunk):
+        music = np.zeros((chunk, FEATURE_DIM), np.float32)
+        music[:, SPECTRAL_DIM:] = beat_grid(chunk, beats, beats[::4], start_s=k * chunk / 30.0)
+        t0 = time.perf_counter()
+        res = gen.generate(GenerationRequest(state, music, chunk, chunk, ControlState(), 1))
+        cost.append(time.perf_counter() - t0)
+        state = res.state
+        quats.append(res.motion.quaternions())
+    q = np.concatenate(quats)
+    fpb = 30.0 * 60.0 / bpm * 4
+    spans = [q[round(i * fpb):round(i * fpb) + round(4 * fpb)] for i in range(int(len(q) / fpb) - 4)]
+    pairs = itertools.combinations(range(len(spans)), 2)
+    same = sum(np.abs(spans[a] - spans[b]).max() < 1e-3 for a, b in pairs)
+    # the stream's path: a phrase position per frame from the clock state, then one sample
+    t0 = time.perf_counter()
+    reps = 200
+    for k in range(reps):
+        pos = [groove.phrase_position_at(bpm, (i / 14.0) % 1.0, (i / 56.0) % 1.0, (k * chunk + i) / 30.0)
+               for i in range(chunk)]
+        groove.sample(np.array(pos))
+    stream_ms = (time.perf_counter() - t0) / reps * 1000
+    chunk_s = chunk / 30.0
+    return {"build_s": round(build_s, 3), "loop_beats": groove.loop_beats, "chunk_frames": chunk,
+            "generator_chunk_ms_p50": round(1000 * float(np.median(cost)), 3),
+            "generator_chunk_ms_max": round(1000 * float(np.max(cost)), 3),
+            "stream_chunk_ms": round(stream_ms, 3),
+            "x_realtime_generator": round(chunk_s / float(np.median(cost)), 1),
+            "seconds": seconds, "bpm": bpm, "four_bar_spans": len(spans), "identical_span_pairs": int(same)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -172,11 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     sh = sub.add_parser("sheets", help="contact sheets (PNG) of every style and every move")
     sh.add_argument("dir", help="output directory (e.g. docs/corpus)")
     sh.add_argument("--seed", type=int, default=7)
+    fb = sub.add_parser("fallback", help="the live fallback groove: cost per chunk, repetition")
+    fb.add_argument("--seconds", type=float, default=60.0)
+    fb.add_argument("--bpm", type=float, default=128.0)
     args = ap.parse_args(argv)
     if args.what == "speed":
         res = bench_speed(args.seconds, args.hours, args.workers)
     elif args.what == "sheets":
         res = contact_sheets(args.dir, seed=args.seed)
+    elif args.what == "fallback":
+        res = bench_fallback(args.seconds, args.bpm)
     else:
         res = bench_quality(args.dir, args.split, args.protocol)
     print(json.dumps(res))

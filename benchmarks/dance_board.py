@@ -84,8 +84,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from opendance.errors import InputError, OpenDanceError  # noqa: E402
 from opendance.motion import Motion  # noqa: E402

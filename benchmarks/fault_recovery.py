@@ -4,7 +4,7 @@
     python benchmarks/fault_recovery.py --only raise,stall_gen
 
 Each scenario runs the real session (file source, the bundled model on torch, every
-bridge on loopback, a recorder; ``tests.support.faults.run_faulted_session``) for
+bridge on loopback, a recorder; ``support.faults.run_faulted_session``) for
 ``--seconds`` with one fault from ``--at`` for ``--for`` seconds, and reports:
 
 * ``max_gap_ms``: the longest gap between two published frames (the output clock's
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 SCENARIOS = {  # name -> (wrapper, fault kind)
     "baseline": (None, None),
@@ -60,7 +60,7 @@ class CountHandler(logging.Handler):
 
 
 def scenario(name: str, model, song: Path, args, tmp: Path) -> dict:
-    from tests.support.faults import (
+    from support.faults import (
         FaultPlan,
         FaultyBackend,
         FaultyGenerator,

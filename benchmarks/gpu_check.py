@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 SECTIONS = ("env", "compile", "host", "kernels", "onnx", "cuda", "tensorrt")
 FEET = (7, 8, 10, 11)
@@ -163,7 +163,7 @@ def section_compile(args) -> dict:
 
 
 def section_host(args) -> dict:
-    from tests.support import host_check
+    from support import host_check
     from opendance.kernels.fk import foot_slide_loss, forward_kinematics_6d
     from opendance.skeleton import smpl_skeleton
 

@@ -150,7 +150,13 @@ def run(args) -> dict:
     song = synthesize_song(args.style, args.duration, bpm=args.bpm, seed=args.seed)
     source = ArraySource(song.audio, song.sample_rate, realtime=True)
     box = {}
-    hub = BridgeHub(ws_port=0, on_control=lambda ch: box["s"].set_controls(**ch))
+    accepted = []                                     # (monotonic s, changes) as the server hands them on
+
+    def on_control(changes: dict) -> None:
+        accepted.append((time.monotonic(), dict(changes)))
+        box["s"].set_controls(**changes)
+
+    hub = BridgeHub(ws_port=0, on_control=on_control)
     config = SessionConfig(fps=args.fps, stream=StreamConfig(target_lead_s=args.lead_ms / 1e3,
                                                 chunk_frames=args.chunk_frames,
                                                 preempt_in_chunk=not args.no_preempt_in_chunk,
@@ -171,6 +177,7 @@ def run(args) -> dict:
     proc = psutil.Process()
     samples = []                                      # t, audio_s, lead_s, rss_mb, threads, locked
     t0 = time.monotonic()
+    gc_pauses = _GcPauses()
     session.start()
     try:
         with tqdm(total=round(song.duration_s), unit="s", desc="song", disable=args.quiet) as bar:
@@ -184,6 +191,7 @@ def run(args) -> dict:
                 bar.refresh()
         time.sleep(0.5)
     finally:
+        gc_pauses.frozen = gc_pauses.freeze_count()
         session.stop()
     try:
         receiver.wait(timeout=15)
@@ -193,12 +201,48 @@ def run(args) -> dict:
     if not recv_path.exists():
         raise RuntimeError("the receiver process wrote no data")
     recv = dict(np.load(recv_path))
+    recv["accepted"] = np.array([(t, ch.get("energy", np.nan)) for t, ch in accepted],
+                                np.float64).reshape(-1, 2)
+    gc_pauses.stop()
     result = analyse(session, song, recv, np.array(samples, np.float64), args)
+    result["gc"] = gc_pauses.summary()
     result["model"] = model_name
     result["backend"] = getattr(getattr(gen, "backend", None), "name", args.backend)
     if args.png:
         plot(session, recv, np.array(samples, np.float64), result, song, args.png)
     return result
+
+
+class _GcPauses:
+    """Durations of the garbage collector's runs (they hold the GIL: every thread waits)."""
+
+    def __init__(self):
+        import gc
+        self._gc = gc
+        self.runs: list[tuple[int, float]] = []      # (generation, ms)
+        self._t0 = 0.0
+        self.frozen = 0
+        gc.callbacks.append(self._cb)
+
+    def freeze_count(self) -> int:
+        return self._gc.get_freeze_count()
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.runs.append((int(info.get("generation", -1)), (time.perf_counter() - self._t0) * 1e3))
+
+    def stop(self) -> None:
+        if self._cb in self._gc.callbacks:
+            self._gc.callbacks.remove(self._cb)
+
+    def summary(self) -> dict:
+        ms = np.array([m for _, m in self.runs])
+        by_gen = {g: sum(1 for x, _ in self.runs if x == g) for g in (0, 1, 2)}
+        return {"runs": len(ms), "by_generation": by_gen,
+                "ms": _pct(ms, (50, 99)) | {"max": round(float(ms.max()), 2) if ms.size else None},
+                "frozen_objects_while_running": self.frozen}
 
 
 # ----------------------------------------------------------------- the output clock alone
@@ -363,8 +407,26 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
         hit = np.nonzero((rt > t_sent) & (np.abs(recv["energy"] - v) < 1e-4))[0]
         if hit.size:
             lat.append((rt[hit[0]] - t_sent) * 1e3)
+    # where the time went, per accepted control version: accepted -> its first chunk
+    # ready (engine), and how far after acceptance that chunk's first new frame plays
+    board = session.controls
+    engine_ms, splice_ms = [], []
+    for ver in sorted({r.controls_version for r in recs}):
+        t_acc = board.accepted_at(ver)
+        first = next((r for r in recs if r.controls_version == ver), None)
+        if t_acc is None or first is None or ver == 0:
+            continue
+        engine_ms.append((first.t_end_mono_s - t_acc) * 1e3)
+        splice = first.splice_audio_s if np.isfinite(first.splice_audio_s) else first.start_audio_s
+        splice_ms.append((session.clock.mono_at(splice) - t_acc) * 1e3)
+    acc = recv.get("accepted", np.zeros((0, 2)))
+    to_server = [(acc[np.argmax(np.abs(acc[:, 1] - v) < 1e-4), 0] - t) * 1e3 for t, v in cs
+                 if len(acc) and np.any(np.abs(acc[:, 1] - v) < 1e-4)]
     ctrl = {"sent": len(cs), "observed": len(lat), "latency_ms": _pct(lat, (50, 95, 99)),
+            "sent_to_accepted_ms": _pct(to_server, (50, 95, 99)),
             "latency_ms_each": [round(x, 1) for x in lat],
+            "accepted_to_chunk_ready_ms": _pct(engine_ms, (50, 95, 99)),
+            "accepted_to_first_new_frame_due_ms": _pct(splice_ms, (50, 95, 99)),
             "preempted_in_chunk": sum(1 for r in recs
                                       if r.preempted and r.splice_audio_s > r.start_audio_s + 1e-6)}
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 FPS = 30.0
 
@@ -59,7 +59,7 @@ def _with_music(seq, music: np.ndarray):
 
 def generation_stats(gen, seqs, song_s: float, steps: int, corpus_tokens: list) -> dict:
     """Token statistics, agreement and jitter of generated dances."""
-    from tests.support.listening import agreement, jitter_share, token_stats
+    from support.listening import agreement, jitter_share, token_stats
 
     K = gen.model.cfg.n_codes("motion")
     n_frames = int(song_s * FPS) // 4 * 4
@@ -89,12 +89,12 @@ def generation_stats(gen, seqs, song_s: float, steps: int, corpus_tokens: list) 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
+    from support.listening import roundtrip_jitter
 
     from opendance.engine.generator import default_mct_path, load_generator
     from opendance.engine.text import NullEncoder
     from opendance.training.datasets import load_dataset
     from opendance.training.train_mct import build_bank, listening_losses
-    from tests.support.listening import roundtrip_jitter
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="procedural corpus folder (its test split is used)")

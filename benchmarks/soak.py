@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 log = logging.getLogger("soak")
 
@@ -147,7 +147,7 @@ def run(args) -> dict:
     from opendance.engine.generator import load_default_generator
     from opendance.engine.stream import snapshot
     from opendance.realtime.session import LiveSession, SessionConfig
-    from tests.support.faults import osc_message
+    from support.faults import osc_message
 
     proc = psutil.Process()
     audio, sr = playlist(args.song_s, args.seed)

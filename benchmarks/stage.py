@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test tooling: support.*
+sys.path.insert(0, str(ROOT / "benchmarks"))  # _timing, also when loaded by path
 
-from benchmarks._timing import median_ms  # noqa: E402
-from tests.support.stage_metrics import stage_numbers  # noqa: E402
+from _timing import median_ms  # noqa: E402
+from support.stage_metrics import stage_numbers  # noqa: E402
 
 FPS = 30.0
 CHUNK = 16
@@ -78,7 +79,7 @@ def _cost(motion, repeats: int) -> dict:
 
 
 def _smoothing_numbers() -> dict:
-    from tests.test_stage_smooth import _smooth
+    from support.stage_metrics import smooth_angle as _smooth
 
     t = np.arange(300) / FPS
     slow = 0.6 * np.sin(2 * np.pi * 0.5 * t)
@@ -186,7 +187,7 @@ def _on_grid(joints: np.ndarray, audio_t: np.ndarray) -> tuple[np.ndarray, float
 
 
 def _beat_locking(jj: np.ndarray, t0: float, beats_s: np.ndarray) -> dict:
-    from training.metrics.bas import beat_align_score, motion_beats
+    from opendance.training.metrics.bas import beat_align_score, motion_beats
 
     if len(jj) < 60 or beats_s is None:
         return {}
@@ -230,7 +231,7 @@ def _run_one(cmd: list[str], seconds: float, beats_s: np.ndarray | None, save: P
 
 def _board(j: np.ndarray, t0: float, beats_s: np.ndarray | None) -> dict:
     """The dance board's own definitions (``training.metrics.dance``) on the same frames."""
-    from training.metrics import dance
+    from opendance.training.metrics import dance
 
     out = {"jitter_share": dance.jitter_share(j, FPS), "pops_per_min": dance.pops_per_minute(j, FPS),
            "skate_mps": dance.foot_skating(j, FPS)["skate_mps"],
@@ -277,12 +278,13 @@ def cmd_live(args) -> dict:
 def cmd_sheet(args) -> dict:
     """Before/after stick figures of a drifting, turning dancer (fixed camera, no follow):
     top row as made, bottom row through the stage; red dots mark locked feet."""
+    from support.stage_metrics import stepping_drift
+
     from opendance.engine.stage import OutputStage, StageConfig
     from opendance.engine.stage.contact import ContactState, detect
-    from tests.test_stage_feet import _stepping_drift
-    from training.render import draw_frame, write_png
+    from opendance.training.render import draw_frame, write_png
 
-    raw = _stepping_drift(args.seconds, drift_mps=0.12, turn_dps=25.0)
+    raw = stepping_drift(args.seconds, drift_mps=0.12, turn_dps=25.0)
     stage = OutputStage(StageConfig())
     out = stage.process_motion(raw)
     rows = []

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,10 +100,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
+    from support.listening import roundtrip_jitter
+
     from opendance.engine.tokenizer import load_default_tokenizer, load_tokenizer
     from opendance.training.datasets import load_dataset
     from opendance.training.train_tokenizer import build_bank, evaluate_tokenizer
-    from tests.support.listening import roundtrip_jitter
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -137,19 +137,26 @@ class UdpSender:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         fn = _libc_sendmmsg() if batch else None
         self._batch = _Batch(fn, self._sock.fileno(), family, addr) if fn is not None else None
-        self.batched = self._batch is not None
+        self._batch_sock = self._sock  # the batch writes to this socket's descriptor
         self.sent_datagrams = 0
         self.sent_bytes = 0
         self.dropped = 0
         self._last_log = -LOG_EVERY_S
 
+    @property
+    def batched(self) -> bool:
+        """True when ``send_many`` uses one ``sendmmsg`` call (not when ``_sock`` was replaced,
+        e.g. by a fault-injecting wrapper: its ``sendto`` is then honoured)."""
+        return self._batch is not None and self._sock is self._batch_sock
+
     def send_many(self, datagrams: Sequence[bytes]) -> None:
         """Send ``datagrams`` in order, back to back; failures are counted, never raised."""
+        batch = self._batch if self.batched else None
         i = 0
         while i < len(datagrams):
             try:
-                if self._batch is not None:
-                    n = self._batch.send(datagrams[i:i + MAX_BATCH])
+                if batch is not None:
+                    n = batch.send(datagrams[i:i + MAX_BATCH])
                 else:
                     self._sock.sendto(datagrams[i], self.address)
                     n = 1

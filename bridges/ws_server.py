@@ -29,8 +29,13 @@ ping -> pong time is its lag. While a probe is unanswered for more than ``max_la
 the client gets no new frames (counted as ``lag_skipped``), and each probe that comes
 back late halves the rate it is offered (``auto_every`` doubles), while each quick one
 raises it again by one step, so a slow reader settles at the rate it can read with
-little lag. A client that answers nothing for ``stall_timeout_s`` (5 s) is
-disconnected. Kernel send buffers are also capped at ``send_buffer_bytes`` per client.
+little lag. Each pong also acknowledges the frames sent before its ping: a client may
+have at most a read window of frames unacknowledged (what it reads in ``WINDOW_S``,
+``MIN_WINDOW``-``MAX_WINDOW`` frames); while it is full the newest frames wait in its
+mailbox and a probe goes out early. A client that answers nothing for
+``stall_timeout_s`` (5 s) is disconnected. Kernel send buffers are also capped at
+``send_buffer_bytes`` per client. What the server cannot see is the client library's
+own receive queue: a reader of R messages a second lags by about (its queue + 7) / R s.
 Measured numbers: ``benchmarks/results/bridges.md``.
 
 Who may connect (``_check_request``):
@@ -96,7 +101,7 @@ REFUSAL_LOG_S = 5.0        # each kind of refused request is logged at most once
 WINDOW_S = 0.25            # a client may have about this much reading time of frames unread...
 MIN_WINDOW, MAX_WINDOW = 3, 30  # ...but at least / at most this many frames
 RATE_SPAN_S = 0.5          # its reading rate is measured over at least this long
-MIN_PROBE_GAP_S = 0.02     # lag probes (pings) at most 50 a second per client
+MIN_PROBE_GAP_S = 0.05     # lag probes (pings) at most 20 a second per client
 SERVER_HEADER = "opendance"
 UNIQUE_HEADERS = ("Host", "Origin", "Upgrade", "Authorization")
 _EVERY_RE = re.compile(r"[0-9]{1,3}")
@@ -458,16 +463,6 @@ class WsServer:
                 step = c.every * c.auto_every
                 if step > 1 and n % step:
                     continue
-                if c.probe_sent_at is not None and now - c.probe_sent_at > self.max_lag_s:
-                    c.lag_skipped += 1  # its backlog is over max_lag_s: let it drain first
-                    continue
-                unread = c.sent - c.acked + len(c.pending)
-                if unread >= self._window(c):
-                    c.lag_skipped += 1  # as many frames on the way as it reads in WINDOW_S
-                    c.probe_now.set()
-                    continue
-                if 2 * unread >= self._window(c):
-                    c.probe_now.set()
                 p = payloads.get(c.fmt)
                 if p is None:
                     try:
@@ -477,8 +472,11 @@ class WsServer:
                         if self._reject_log.ready():
                             log.warning("frame %s not sent to WebSocket clients: %s", frame.frame_index, exc)
                         break
-                if avatar in c.pending:
-                    c.decimated += 1
+                if avatar in c.pending:  # replaced unsent: it was held back, or its writer is busy
+                    if self._held(c, now):
+                        c.lag_skipped += 1
+                    else:
+                        c.decimated += 1
                 c.pending[avatar] = p
                 c.wake.set()
             self.frames_broadcast += 1
@@ -634,6 +632,8 @@ class WsServer:
                     elif c.status_timer is None:  # the newest status goes out when it is due
                         c.status_timer = asyncio.get_running_loop().call_later(wait, self._status_due, c)
                 for avatar in sorted(c.pending):
+                    if self._held(c, time.monotonic()):
+                        break  # the newest frames wait in the mailbox; the next pong wakes us
                     payload = c.pending.pop(avatar, None)
                     if payload is not None:
                         await self._send(c, payload)
@@ -644,6 +644,16 @@ class WsServer:
             from websockets.exceptions import ConnectionClosed
             if not isinstance(exc, ConnectionClosed):
                 log.warning("WebSocket writer for %s stopped: %s", c.ws.remote_address, exc)
+
+    def _held(self, c: _Client, now: float) -> bool:
+        """Whether ``c`` must read before it gets more frames: a lag probe unanswered for
+        over ``max_lag_s``, or a window's worth of frames unread. Asks for a probe early."""
+        if c.probe_sent_at is not None and now - c.probe_sent_at > self.max_lag_s:
+            return True
+        unread, window = c.sent - c.acked, self._window(c)
+        if 2 * unread >= window:
+            c.probe_now.set()
+        return unread >= window
 
     @staticmethod
     def _window(c: _Client) -> int:
@@ -682,6 +692,7 @@ class WsServer:
                 c.lag_s = now - c.probe_sent_at
                 c.probe_sent_at = None
                 c.acked = max(c.acked, covered)
+                c.wake.set()  # frames held back for this client may go now
                 if now - last_ack_t >= RATE_SPAN_S:  # frames it read per second, smoothed
                     rate = (c.acked - last_acked) / (now - last_ack_t)
                     c.ack_rate = rate if c.ack_rate == 0 else 0.5 * (c.ack_rate + rate)

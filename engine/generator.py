@@ -9,7 +9,8 @@ whole, so the new frames see the prefix through the decoder's convolutions; then
   the last *emitted* frame and the same frame as decoded in this window, fading out over
   ``seam_frames`` frames (6D rotations and trajectory features), so no jump at the seam;
 * the root: the trajectory features (heading-frame velocities, height, heading rate) are
-  integrated from the last emitted pelvis position and heading.
+  integrated from the last emitted pelvis position and heading; frames whose feet would
+  be under the floor are lifted just onto it (``_lift_to_floor``).
 
 Conditions: music (always; spectral channels after ``spectral_valid_frames`` are hidden),
 the style text (sentence encoder; dropped when no encoder is installed), trajectory
@@ -159,7 +160,8 @@ class MCTGenerator:
         if music.ndim != 2 or music.shape[1] != self.model.cfg.music_dim:
             raise InputError(f"music must be (T, {self.model.cfg.music_dim}), got {music.shape}")
         if music.shape[0] < request.n_new_frames:
-            raise InputError(f"music has {music.shape[0]} rows, fewer than n_new_frames={request.n_new_frames}")
+            raise InputError(f"music has {music.shape[0]} rows, fewer than "
+                             f"n_new_frames={request.n_new_frames}")
         n_prev = 0 if state is None else len(state.tokens["motion"])
         n_ctx = min(n_prev, self.context_tokens, self.max_tokens - n_new,
                     (music.shape[0] - request.n_new_frames) // fpt)
@@ -308,7 +310,8 @@ class MCTGenerator:
                              refine_steps=(steps - 1,) if refine else (), branches=self.sampler.branches)
         if not any(bool(f.any()) for f in free.values()):
             return {b: ids[b][0].numpy() for b in BRANCHES}
-        out = decode(self.backend, inputs, free, scfg, generator=gen, refiner=self.refiner if refine else None)
+        out = decode(self.backend, inputs, free, scfg, generator=gen,
+                     refiner=self.refiner if refine else None)
         return {b: out[b][0].numpy() for b in BRANCHES}
 
     def _emit(self, tokens: dict, n_ctx: int, state: GeneratorState | None, start=None
@@ -337,6 +340,7 @@ class MCTGenerator:
                 st_trans, st_head = state.last_trans, state.last_heading
             seg = {b: feats[b][p:] for b in feats}
             motion = features_to_motion(seg, start_trans=st_trans, start_heading=st_head, fps=FPS)
+        motion = _lift_to_floor(motion)
         # the integrated heading (not the yaw of the decoded root, which may carry a small
         # residual yaw of the heading-free body; re-reading it would make chunks turn)
         heading = float(st_head) + float(np.sum(seg["traj"][1:, 3])) / FPS
@@ -366,7 +370,8 @@ class MCTGenerator:
         """Planar-velocity trajectory tokens towards the next waypoint over the new frames."""
         pos = np.zeros(3) if state is None else state.last_trans
         heading = 0.0 if state is None else state.last_heading
-        while index < len(path) and math.hypot(path[index][0] - pos[0], path[index][1] - pos[2]) < PATH_REACHED_M:
+        while index < len(path) and \
+                math.hypot(path[index][0] - pos[0], path[index][1] - pos[2]) < PATH_REACHED_M:
             index += 1
         if index >= len(path):
             return None, None, index
@@ -387,6 +392,21 @@ class MCTGenerator:
         vals[n_ctx * fpt:] = (vx_l, vz_l, height, 0.0)
         mask[n_ctx * fpt:] = True
         return vals, mask, index
+
+
+def _lift_to_floor(motion: Motion) -> Motion:
+    """Raise the pelvis wherever the lowest foot joint is under the floor (y < 0 m) by just
+    that much: the decoded height channel is a prediction and can sink the feet. The lift
+    is a continuous function of the pose, so it adds no jumps; frames above the floor are
+    unchanged."""
+    from opendance.skeleton import FOOT_JOINTS
+
+    low = motion.joints()[:, list(FOOT_JOINTS), 1].min(axis=1)
+    if float(low.min()) >= 0.0:
+        return motion
+    trans = motion.trans.copy()
+    trans[:, 1] += np.maximum(0.0, -low)
+    return Motion(motion.rotations, trans, motion.fps)
 
 
 def _world_to_heading(traj: np.ndarray, heading: float) -> np.ndarray:

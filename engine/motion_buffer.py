@@ -202,11 +202,13 @@ class MotionBuffer:
         return -np.inf if end is None else end - now_audio_s
 
     # ----------------------------------------------------------------- writing
-    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf) -> int:
+    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
         """Splice a chunk in at its start time, with a seam blend; returns frames written.
 
         Frames of the chunk earlier than ``not_before_audio_s`` (already due or played)
         are dropped; everything buffered from the chunk's first kept frame on is replaced.
+        ``blend=False``: the caller blended the seam already (the output stage's buffer
+        blends before it stages, so planted feet stay planted through the seam).
         """
         q = np.asarray(chunk.quats, np.float32)
         p = np.asarray(chunk.trans, np.float32)
@@ -225,7 +227,7 @@ class MotionBuffer:
             self._n = cut
             # blend only onto a motion that ends right before the chunk; after a gap the
             # output clock cross-fades from whatever it played meanwhile
-            if self._n > 0 and times[0] - self._t[self._n - 1] < 2.5 / self.fps:
+            if blend and self._n > 0 and times[0] - self._t[self._n - 1] < 2.5 / self.fps:
                 k = min(2, self._n)
                 q, p = seam_blend(self._q[self._n - k:self._n], self._p[self._n - k:self._n],
                                   q, p, self.blend_frames)

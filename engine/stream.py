@@ -86,6 +86,10 @@ class StreamConfig:
         preempt_margin_s: the safety margin of a preemption, s. Smaller than
             ``safety_margin_s``: a late preemption costs nothing but its own lateness
             (the old motion plays until the new chunk is spliced in, never the groove).
+        preempt_min_rest_s: splice inside a chunk only when at least this much of it (and
+            at least one chunk's estimated cost) is left after the splice point; else the
+            next seam is about as soon and safer, s. A preemption that is ready only after
+            the chunk it replaces has played is undone and retried at once.
         seed: base sampling seed (chunk i uses seed + i), None = nondeterministic.
         late_warn_every_s: a model chunk ready after its first frame was due is logged as
             a warning at most this often (the late chunks in between are counted in the
@@ -111,6 +115,7 @@ class StreamConfig:
     preempt_min_interval_s: float = 0.25
     preempt_in_chunk: bool = True
     preempt_margin_s: float = 0.03
+    preempt_min_rest_s: float = 0.067
     seed: int | None = 0
     late_warn_every_s: float = 30.0
     beat_snap: bool = True
@@ -165,6 +170,7 @@ class _Redo:
 
     seam: _Seam
     splice_audio_s: float
+    undo: tuple | None = None     # the streamer's state before the rewind (``_undo_rewind``)
 
 
 @dataclass
@@ -345,7 +351,8 @@ class StreamingGenerator:
         controls = self.controls()
         if not self._seams or time.monotonic() - self._last_preempt_mono < self.config.preempt_min_interval_s:
             return None
-        need = now_a + self.config.preempt_margin_s + self._estimate_s(controls.steps, False, cautious=False)
+        cost = self._estimate_s(controls.steps, False, cautious=False)
+        need = now_a + self.config.preempt_margin_s + cost
         seams = list(self._seams)
         end = self.buffer.end_audio_s()
         for i, seam in enumerate(seams):
@@ -354,7 +361,8 @@ class StreamingGenerator:
             if seam.start_audio_s >= need:
                 return _Redo(seam, seam.start_audio_s)
             chunk_end = seams[i + 1].start_audio_s if i + 1 < len(seams) else end
-            if self.config.preempt_in_chunk and chunk_end is not None and chunk_end > need:
+            rest = max(self.config.preempt_min_rest_s, cost)   # room for a chunk as late again
+            if self.config.preempt_in_chunk and chunk_end is not None and chunk_end - need >= rest:
                 return _Redo(seam, math.ceil(need * self.fps - 1e-6) / self.fps)
         return None
 
@@ -434,14 +442,26 @@ class StreamingGenerator:
 
     def _rewind(self, redo: _Redo, t_begin: float) -> None:
         """Go back to the model state just before the redone seam (buffered seams from
-        it on are forgotten; the buffer itself is overwritten by the new chunk)."""
+        it on are forgotten; the buffer itself is overwritten by the new chunk). What it
+        replaced is kept in ``redo.undo`` (``_undo_rewind``)."""
         seam = redo.seam
+        redo.undo = (self._prefix, self._model_to_world_xz, self._keyframe_used_version, list(self._seams),
+                     self._last_preempt_mono, self._snap_ctx)
         self._last_preempt_mono = t_begin
         self._prefix = seam.prefix_before
         self._model_to_world_xz = seam.model_to_world_xz
         self._keyframe_used_version = seam.keyframe_used_version
         while self._seams and self._seams[-1].start_audio_s >= seam.start_audio_s:
             self._seams.pop()
+
+    def _undo_rewind(self, redo: _Redo) -> None:
+        """A preemption that was ready only after the chunk it replaced had played wrote
+        nothing: the buffer still holds the motion after it, so the streamer's state goes
+        back to the end of that motion (and the next preemption may come at once)."""
+        (self._prefix, self._model_to_world_xz, self._keyframe_used_version, seams,
+         self._last_preempt_mono, self._snap_ctx) = redo.undo
+        self._seams.clear()
+        self._seams.extend(seams)
 
     def _make(self, plan: _Plan, controls: ControlState,
               t_begin: float) -> tuple[np.ndarray, np.ndarray, str, dict]:
@@ -484,7 +504,9 @@ class StreamingGenerator:
             BufferedChunk(plan.start_a, quats, trans, source=mode, controls_version=controls.version,
                           chunk_id=self._chunk_id, energy=controls.energy),
             not_before_audio_s=max(now_after, plan.splice_a))
-        if from_model and written:
+        if plan.redo is not None and written == 0:
+            self._undo_rewind(plan.redo)      # too late to splice anything: the old motion stands
+        elif from_model and written:
             _, tail_t = self.buffer.tail(1)
             self._model_to_world_xz = (tail_t[-1] - trans[-1])[[0, 2]].astype(np.float64)
         rec = ChunkRecord(

@@ -35,6 +35,7 @@ MIN_SAMPLE_RATE = 4000        # Hz; below this there is no music to hear (and a 
 MAX_SAMPLE_RATE = 768_000     # make the analysis resampler allocate gigabytes)
 MAX_AUDIO_CHANNELS = 64
 MAX_DECODE_SECONDS = 1800.0   # a whole clip decoded into memory (generate): 30 min = ~0.35 GB at 48 kHz
+MAX_DECODE_SAMPLES = int(MAX_DECODE_SECONDS * 48_000)   # the same bound in samples, whatever the rate
 MAX_DEMO_SECONDS = 1200.0     # a synthesized song (demo), in memory; use --loop for longer shows
 
 # ----------------------------------------------------------------------- command-line numbers

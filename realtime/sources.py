@@ -22,7 +22,7 @@ import numpy as np
 from opendance.errors import InputError, LimitError, OpenDanceError
 from opendance.realtime.ring import AudioRing
 from opendance.realtime.sample_clock import SampleClock
-from opendance.validate import MAX_AUDIO_CHANNELS, MAX_DECODE_SECONDS, check_sample_rate
+from opendance.validate import MAX_AUDIO_CHANNELS, MAX_DECODE_SAMPLES, MAX_DECODE_SECONDS, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,9 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
         raise LimitError(f"{info.path} is {info.duration_s / 60:.1f} min long; at most "
                          f"{MAX_DECODE_SECONDS / 60:.0f} min are decoded at once (use --max-seconds)")
     n_max = int(seconds * info.sample_rate) if max_seconds is not None else info.frames
+    if n_max > MAX_DECODE_SAMPLES:
+        raise LimitError(f"{info.path}: {n_max} samples to decode at {info.sample_rate} Hz; at most "
+                         f"{MAX_DECODE_SAMPLES} are decoded at once (use --max-seconds)")
     out = np.empty(n_max, dtype=np.float32)
     n = 0
     for block in iter_audio_blocks(info, max_seconds=max_seconds):

@@ -99,7 +99,7 @@ def test_imports_run_down_the_layers():
             dst = layer_of(target)
             if dst is not None and dst not in ALLOWED[src]:
                 violations.append(f"{path.relative_to(ROOT)}:{line}: {src} imports {dst} ({target})")
-            if target.startswith("tests"):
+            if target.split(".")[0] in ("tests", "support", "conftest"):
                 violations.append(f"{path.relative_to(ROOT)}:{line}: runtime imports test tooling ({target})")
     assert not violations, "upward imports:\n" + "\n".join(violations)
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from opendance.realtime.test_signals import make_track
-from tests.support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
+from support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
 pytestmark = pytest.mark.audio
 

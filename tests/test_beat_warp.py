@@ -154,7 +154,7 @@ class _UnlockedClock:
     """A beat clock that has a tempo and predictions but is not locked."""
 
     def __init__(self):
-        from tests.support.fakes import FakeBeatClock
+        from support.fakes import FakeBeatClock
         self.inner = FakeBeatClock(120.0)
 
     def state(self, t):
@@ -166,7 +166,7 @@ class _UnlockedClock:
 
 
 def _run_stream(beat_snap: bool, clock=None, generator=None, chunks: int = 8):
-    from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
+    from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
     from opendance.controls import ControlState
     from opendance.engine.fallback_groove import GrooveFallback

@@ -117,7 +117,8 @@ def test_vmc_rest_correction_gives_a_t_pose_rest():
     frame = PoseFrame(0.0, 0, 30.0, q, np.array([0, 0.9, 0], np.float32), np.zeros((24, 3), np.float32))
     _, bones = _bones(VmcEncoder(rest_correction=True).encode(frame))
     for child, direction in [("LeftLowerArm", [-1, 0, 0]), ("LeftHand", [-1, 0, 0]),
-                             ("RightLowerArm", [1, 0, 0]), ("LeftLowerLeg", [0, -1, 0]), ("RightFoot", [0, -1, 0])]:
+                             ("RightLowerArm", [1, 0, 0]), ("LeftLowerLeg", [0, -1, 0]),
+                             ("RightFoot", [0, -1, 0])]:
         pos = bones[child][0]
         np.testing.assert_allclose(pos / np.linalg.norm(pos), direction, atol=1e-5)  # Unity: left is -X
     # SMPL's rest pose itself is then a few degrees off the T-pose, as measured in humanoid.py

@@ -58,6 +58,7 @@ def test_every_vmc_frame_ends_with_time_and_blend_apply():
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(2.0)
     sender = VmcSender("127.0.0.1", rx.getsockname()[1])
+    assert sender.udp.batched == sys.platform.startswith("linux")  # one sendmmsg call per frame
     n = 50
     try:
         datagrams = []

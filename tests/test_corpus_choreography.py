@@ -7,8 +7,6 @@ import itertools
 import numpy as np
 import pytest
 
-from opendance.motion import Motion
-from opendance.skeleton import FOOT_JOINTS
 from opendance.engine.choreo import moves as mv
 from opendance.engine.choreo.choreography import (
     MoveInstance,
@@ -19,6 +17,8 @@ from opendance.engine.choreo.choreography import (
 )
 from opendance.engine.choreo.ik import two_bone_ik
 from opendance.engine.choreo.joint_limits import check_joint_limits
+from opendance.motion import Motion
+from opendance.skeleton import FOOT_JOINTS
 from opendance.training.synth.music import STYLES, synthesize_song
 
 
@@ -103,7 +103,8 @@ def test_ik_reaches_targets_exactly() -> None:
     rng = np.random.default_rng(0)
     n = 50
     hip = np.tile([0.06, 0.85, 0.0], (n, 1))
-    target = hip + np.stack([rng.uniform(-0.2, 0.2, n), -rng.uniform(0.45, 0.78, n), rng.uniform(-0.2, 0.2, n)], -1)
+    target = hip + np.stack([rng.uniform(-0.2, 0.2, n), -rng.uniform(0.45, 0.78, n),
+                             rng.uniform(-0.2, 0.2, n)], -1)
     pelvis_rot = np.tile(np.eye(3), (n, 1, 1))
     hip_l, knee_l, _ = two_bone_ik(hip, pelvis_rot, target, np.tile([0, 0, 1.0], (n, 1)), "L")
     m = Motion.rest(n)

@@ -20,7 +20,7 @@ def test_descriptions_vary_and_stay_on_topic() -> None:
     named = 0
     for t in texts:
         assert "funk" in t.lower()
-        named += MOVES_BY_NAME["clap"].description in t.lower() or MOVES_BY_NAME["grapevine"].description in t.lower()
+        named += any(MOVES_BY_NAME[m].description in t.lower() for m in ("clap", "grapevine"))
         assert t[0].isupper() and t.endswith(".") and "  " not in t
     assert named >= 0.6 * len(texts)
 

@@ -1,6 +1,6 @@
 """Fault injection on the REAL live session: a file source, the real analyzer, the bundled
 default model (torch backend), and every bridge (VMC, plain OSC, WebSocket, OSC control)
-on loopback, plus a recorder. Faults come from ``tests.support.faults`` wrappers.
+on loopback, plus a recorder. Faults come from ``support.faults`` wrappers.
 
 For every fault the run must show:
   * the output clock kept publishing: never a NaN, no gap between frames longer than
@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.support.faults import (
+from support.faults import (
     FaultPlan,
     FaultRun,
     FaultyBackend,

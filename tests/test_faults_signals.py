@@ -25,7 +25,7 @@ EXIT_BOUND_S = 8.0       # signal -> process gone (stop waits up to 5 s for the 
 RUNNER = r"""
 import sys, pathlib
 import opendance.commands.live as live_cli
-from tests.support.faults import FaultPlan, FaultyGenerator
+from support.faults import FaultPlan, FaultyGenerator
 
 marker = pathlib.Path(sys.argv[1])
 

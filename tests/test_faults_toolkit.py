@@ -1,4 +1,4 @@
-"""The fault-injection toolkit itself (``tests.support.faults``): plans fire when
+"""The fault-injection toolkit itself (``support.faults``): plans fire when
 told, wrappers alter exactly what they say and pass everything else through."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.support.faults import (
+from support.faults import (
     FaultPlan,
     FaultyBackend,
     FaultyGenerator,

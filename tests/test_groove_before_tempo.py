@@ -11,7 +11,7 @@ from opendance.engine.fallback_groove import PROVISIONAL_BPM, GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.music.beat_clock import BeatClock
 from opendance.engine.stream import StreamConfig, StreamingGenerator
-from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
+from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 
 def _beat_streamer(gen, now, beat_clock, **cfg):

@@ -89,4 +89,34 @@ def test_phrase_position_counts_bars_on_the_clock(groove: GrooveFallback) -> Non
     later = g.phrase_position_at(103.0, beats % 1.0, (beats / 4.0) % 1.0, t)
     assert later == pytest.approx(pos[-1] + bpm / 60.0, abs=1e-6)
     # before a tempo: the provisional grid, still moving
-    assert g.phrase_position_at(0.0, 0.0, float("nan"), 1.0) > g.phrase_position_at(0.0, 0.0, float("nan"), 0.5)
+    nan = float("nan")
+    assert g.phrase_position_at(0.0, 0.0, nan, 1.0) > g.phrase_position_at(0.0, 0.0, nan, 0.5)
+
+
+def test_generate_groove_only_writes_the_procedural_dance(tmp_path, capsys) -> None:
+    import json
+
+    import soundfile as sf
+
+    from opendance.commands.main import main
+    from opendance.training.synth.music import synthesize_song
+
+    song = synthesize_song("funk", 12.0, 104.0, seed=3, sample_rate=22050)
+    wav = tmp_path / "song.wav"
+    sf.write(wav, song.audio, song.sample_rate)
+    out = tmp_path / "dance.npz"
+    argv = ["generate", str(wav), "-o", str(out), "--groove-only", "--text", "calm latin", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert out.exists() and summary["frames"] >= 11 * 30
+    assert summary["style"] == "latin" and summary["energy"] < 0.5
+    assert summary["beats"] > 10 and summary["tempo_bpm"] > 0      # it danced to tracked beats
+
+
+def test_prompt_words_pick_style_and_energy() -> None:
+    from opendance.engine.choreo.song import DEFAULT_STYLE, style_and_energy
+
+    assert style_and_energy("energetic house, big arms") == ("house", pytest.approx(0.85))
+    style, energy = style_and_energy("slow smooth hip hop, minimal arms")
+    assert style == "hiphop" and energy < 0.5
+    assert style_and_energy("")[0] == DEFAULT_STYLE

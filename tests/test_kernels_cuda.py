@@ -82,7 +82,7 @@ def test_bad_source_reports_the_compiler_log(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ kernel math on the CPU
 @pytest.fixture(scope="module")
 def hc():
-    from tests.support import host_check
+    from support import host_check
 
     try:
         host_check.load_harness()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tests.support.listening import agreement, jitter_share, token_stats
+from support.listening import agreement, jitter_share, token_stats
 
 
 def _joints(freq_hz: float, T: int = 300, fps: float = 30.0, amp: float = 0.1) -> np.ndarray:

@@ -14,7 +14,7 @@ from opendance.engine.backends import onnx_export as ox
 from opendance.engine.mct import MCTInputs
 from opendance.engine.music.features import FEATURE_DIM
 from opendance.errors import OpenDanceError
-from tests.conftest import make_tiny_mct
+from conftest import make_tiny_mct
 
 
 @pytest.fixture(scope="module")

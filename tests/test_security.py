@@ -323,7 +323,7 @@ def test_a_public_websocket_bind_with_a_token_checks_it():
 
 def test_osc_control_with_a_token_rejects_messages_without_it():
     from opendance.bridges.control import OscControlServer
-    from tests.support.faults import osc_message
+    from support.faults import osc_message
 
     got = []
     ctl = OscControlServer("0.0.0.0", 0, got.append, token="correct-horse-battery")
@@ -386,7 +386,7 @@ def test_control_values_are_bounded():
 
 def test_osc_rate_limit_bounds_what_reaches_the_engine():
     from opendance.bridges.control import OscControlDispatcher
-    from tests.support.faults import osc_message
+    from support.faults import osc_message
 
     got = []
     d = OscControlDispatcher(got.append, rate_hz=100.0, burst=200.0)

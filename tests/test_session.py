@@ -13,7 +13,7 @@ from opendance.engine.stream import StreamConfig
 from opendance.realtime.recorder import Recorder
 from opendance.realtime.session import LiveSession, SessionConfig, format_status
 from opendance.realtime.sources import ArraySource
-from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
+from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 SR = 16000
 

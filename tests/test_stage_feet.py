@@ -4,6 +4,7 @@ a drifting root is brought back without foot sliding, leg IK reaches its target.
 from __future__ import annotations
 
 import numpy as np
+from support.stage_metrics import stage_numbers, stepping_drift
 
 from opendance import rotations as rot
 from opendance.engine.stage import OutputStage, StageConfig
@@ -24,7 +25,6 @@ from opendance.skeleton import (
     R_KNEE,
     smpl_skeleton,
 )
-from tests.support.stage_metrics import stage_numbers
 
 FPS = 30.0
 STAND_M = float(-smpl_skeleton().rest_joints()[L_FOOT, 1])     # pelvis height with toes on the floor
@@ -97,26 +97,8 @@ def test_a_foot_under_the_floor_is_lifted():
     assert np.abs(after[:, 0] - before[:, 0]).max() < 1e-5                   # by bending the legs
 
 
-def _stepping_drift(seconds: float, drift_mps: float, turn_dps: float = 0.0) -> Motion:
-    """Steps in place (one foot lifted a quarter of each second, the other a quarter later)
-    while the whole body slides sideways at ``drift_mps`` (planted feet sliding with it) and
-    turns at ``turn_dps``."""
-    n = int(seconds * FPS)
-    t = np.arange(n) / FPS
-    aa, trans = _standing(n)
-    trans[:, 1] -= 0.03
-    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
-    for hip, knee, phase in ((L_HIP, L_KNEE, 0.0), (R_HIP, R_KNEE, 0.5)):
-        lift = np.clip(np.sin(2 * np.pi * (t - phase) * 2.0), 0.0, None) * ((t - phase) % 1.0 < 0.25)
-        aa[:, hip, 0] -= 0.7 * lift
-        aa[:, knee, 0] += 1.2 * lift
-    trans[:, 0] += drift_mps * t
-    aa[:, PELVIS, 1] = np.radians(turn_dps) * t
-    return _motion(aa, trans)
-
-
 def test_a_drifting_root_is_brought_back_without_foot_sliding():
-    raw = _stepping_drift(20.0, drift_mps=0.15, turn_dps=20.0)
+    raw = stepping_drift(20.0, drift_mps=0.15, turn_dps=20.0)
     before = stage_numbers(raw.joints(), FPS)
     assert before["root_max_m"] > 2.5 and before["back_to_camera_frac"] > 0.3
     cfg = StageConfig(anchor=AnchorConfig(radius_m=0.3))
@@ -128,6 +110,6 @@ def test_a_drifting_root_is_brought_back_without_foot_sliding():
 
 
 def test_free_roam_keeps_the_path():
-    raw = _stepping_drift(6.0, drift_mps=0.15)
+    raw = stepping_drift(6.0, drift_mps=0.15)
     out = OutputStage(_free_roam()).process_motion(raw)
     assert np.abs(out.trans[:, [0, 2]] - raw.trans[:, [0, 2]]).max() < 0.02

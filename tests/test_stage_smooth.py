@@ -4,40 +4,17 @@ tremor is damped; the filter's lag on a still-to-moving swing is small."""
 from __future__ import annotations
 
 import numpy as np
+from support.stage_metrics import smooth_angle
 
-from opendance import rotations as rot
-from opendance.engine.stage.smooth import SmoothConfig, SmoothState, smooth_chunk
-from opendance.skeleton import L_ELBOW, L_SHOULDER
+from opendance.engine.stage.smooth import SmoothConfig
 
 FPS = 30.0
-
-
-def _arm(angle_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 24, 4) quaternions with the left shoulder at ``angle_rad`` about +Z, (T, 3) root."""
-    aa = np.zeros((len(angle_rad), 24, 3))
-    aa[:, L_SHOULDER, 2] = angle_rad
-    aa[:, L_ELBOW, 2] = 0.1
-    trans = np.zeros((len(angle_rad), 3))
-    trans[:, 1] = 0.95
-    return rot.axis_angle_to_quat(aa), trans
-
-
-def _angle_z(q: np.ndarray) -> np.ndarray:
-    return rot.quat_to_axis_angle(q[:, L_SHOULDER])[:, 2]
-
-
-def _smooth(angle: np.ndarray, cfg: SmoothConfig | None = None, chunk: int | None = None) -> np.ndarray:
-    q, t = _arm(angle)
-    st, cfg = SmoothState(), cfg or SmoothConfig()
-    step = chunk or len(q)
-    out = [smooth_chunk(q[i:i + step], t[i:i + step], st, cfg, FPS)[0] for i in range(0, len(q), step)]
-    return _angle_z(np.concatenate(out))
 
 
 def test_a_one_frame_pop_is_removed():
     a = np.full(60, 0.4)
     a[30] = 0.9                                                # one frame 0.5 rad off
-    out = _smooth(a)
+    out = smooth_angle(a)
     assert abs(out[30] - 0.4) < 0.02
     assert np.abs(out - 0.4).max() < 0.02
 
@@ -48,7 +25,7 @@ def test_a_real_accent_survives():
     a[20:23] = [0.4, 0.8, 1.2]
     a[23:27] = 1.2
     a[27:31] = [0.9, 0.6, 0.3, 0.0]
-    out = _smooth(a)
+    out = smooth_angle(a)
     assert out.max() > 0.9 * 1.2                               # the peak is kept (>= 90 %)
     assert int(np.argmax(out > 0.6)) - int(np.argmax(a > 0.6)) <= 1     # at most a frame late
 
@@ -56,13 +33,13 @@ def test_a_real_accent_survives():
 def test_a_short_accent_is_not_taken_for_a_pop():
     a = np.zeros(40)
     a[19:25] = [0.3, 0.8, 0.8, 0.3, 0.0, 0.0]               # in and out in a frame each side
-    out = _smooth(a)
+    out = smooth_angle(a)
     assert out.max() > 0.7 * 0.8                             # (a 2-frame peak keeps ~78 %)
 
 
 def test_a_one_frame_jump_is_spread_not_kept():
     a = np.r_[np.zeros(30), np.full(30, 0.5)]                # the motion leaps 0.5 rad in one frame
-    out = _smooth(a)
+    out = smooth_angle(a)
     assert np.abs(np.diff(out)).max() < 0.5 * 0.5           # no step of more than half the leap
     assert abs(out[-1] - 0.5) < 0.01                         # and it arrives
 
@@ -71,7 +48,7 @@ def test_tremor_is_damped_and_slow_motion_kept():
     t = np.arange(150) / FPS
     slow = 0.6 * np.sin(2 * np.pi * 0.5 * t)
     tremor = 0.03 * np.sin(2 * np.pi * 10.0 * t)
-    out = _smooth(slow + tremor)
+    out = smooth_angle(slow + tremor)
     resid = out - slow
     spec = np.abs(np.fft.rfft(resid[30:] - resid[30:].mean()))
     f = np.fft.rfftfreq(len(resid[30:]), 1 / FPS)
@@ -85,9 +62,9 @@ def test_tremor_is_damped_and_slow_motion_kept():
 def test_chunked_equals_whole_without_pops():
     t = np.arange(96) / FPS
     a = 0.6 * np.sin(2 * np.pi * 0.7 * t) + 0.02 * np.sin(2 * np.pi * 9.0 * t)
-    assert np.abs(_smooth(a) - _smooth(a, chunk=16)).max() < 1e-9
+    assert np.abs(smooth_angle(a) - smooth_angle(a, chunk=16)).max() < 1e-9
 
 
 def test_disabled_passes_through():
     a = np.linspace(0, 1, 20)
-    assert np.abs(_smooth(a, SmoothConfig(enabled=False)) - a).max() < 1e-6
+    assert np.abs(smooth_angle(a, SmoothConfig(enabled=False)) - a).max() < 1e-6

@@ -8,6 +8,7 @@ import argparse
 
 import numpy as np
 import pytest
+from support.stage_metrics import stage_numbers, stepping_drift
 
 from opendance.engine.motion_buffer import BufferedChunk
 from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
@@ -17,7 +18,8 @@ from opendance.errors import InputError
 from opendance.fk_numpy import forward_kinematics
 from opendance.motion import Motion
 from opendance.skeleton import FOOT_JOINTS, L_FOOT, R_FOOT
-from tests.test_stage_feet import FPS, _stepping_drift
+
+FPS = 30.0
 
 
 def _chunks(stage: OutputStage, m: Motion, size: int, continuous: bool = True) -> Motion:
@@ -31,7 +33,7 @@ def _chunks(stage: OutputStage, m: Motion, size: int, continuous: bool = True) -
 
 
 def test_chunk_by_chunk_equals_the_whole_clip():
-    m = _stepping_drift(6.0, drift_mps=0.15, turn_dps=30.0)
+    m = stepping_drift(6.0, drift_mps=0.15, turn_dps=30.0)
     whole = OutputStage(StageConfig()).process_motion(m)
     chunked = _chunks(OutputStage(StageConfig()), m, 16)
     # the pop test cannot look past a chunk's end; this motion has no pops, so nothing differs
@@ -39,10 +41,10 @@ def test_chunk_by_chunk_equals_the_whole_clip():
 
 
 def test_a_replacing_chunk_rolls_the_state_back():
-    m = _stepping_drift(4.0, drift_mps=0.1)
+    m = stepping_drift(4.0, drift_mps=0.1)
     stage = OutputStage(StageConfig())
     _chunks(stage, m.slice(0, 64), 16)                       # frames 0..63
-    other = _stepping_drift(4.0, drift_mps=-0.2)             # a different motion replaces from frame 40
+    other = stepping_drift(4.0, drift_mps=-0.2)             # a different motion replaces from frame 40
     r, t = stage.process(other.rotations[40:72], other.trans[40:72], start_time_s=40 / FPS)
     ref = OutputStage(StageConfig())
     _chunks(ref, m.slice(0, 40), 16)
@@ -52,7 +54,7 @@ def test_a_replacing_chunk_rolls_the_state_back():
 
 
 def test_the_staged_buffer_stages_written_chunks():
-    m = _stepping_drift(2.0, drift_mps=0.0)
+    m = stepping_drift(2.0, drift_mps=0.0)
     trans = m.trans.copy()
     trans[:, 1] -= 0.08                                      # sunk 8 cm into the floor
     buf = StagedMotionBuffer(OutputStage(StageConfig()), fps=FPS)
@@ -144,3 +146,31 @@ def test_bvh_toe_end_site_is_level_with_the_toe(tmp_path):
     ends = np.array([end_site_offset(sk, j)[1] for j in (L_FOOT, R_FOOT)])
     tips = m.joints()[0, [L_FOOT, R_FOOT], 1] + ends
     assert tips.min() >= -1e-6
+
+
+def test_planted_feet_stay_planted_across_chunk_seams():
+    from opendance import rotations as rot
+
+    m = stepping_drift(6.0, drift_mps=0.0)
+    q = m.quaternions()
+    t = m.trans.copy()
+    buf = StagedMotionBuffer(OutputStage(StageConfig()), fps=FPS)
+    rng = np.random.default_rng(0)
+    for i in range(0, m.n_frames, 16):        # every chunk starts 4 cm off and its knees 0.1 rad off
+        qi = q[i:i + 16].copy()
+        knee = rot.axis_angle_to_quat(np.array([0.1, 0.0, 0.0]) * rng.uniform(-1, 1))
+        qi[:, [4, 5]] = _mul(knee, qi[:, [4, 5]])
+        buf.write(BufferedChunk(i / FPS, qi, t[i:i + 16] + np.array([0.04, 0.0, 0.0]) * (i // 16 % 2)))
+    frames = [buf.sample(k / FPS) for k in range(m.n_frames - 1)]
+    joints = forward_kinematics(rot.quat_to_matrix(np.stack([f.quats for f in frames])),
+                                np.stack([f.trans for f in frames]))
+    nums = stage_numbers(joints, FPS)
+    assert nums["skate_cms"] < 2.0 and nums["under_2cm_frac"] == 0.0
+
+
+def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Quaternion product a * b (x, y, z, w), broadcasting."""
+    ax, ay, az, aw = np.moveaxis(np.broadcast_to(a, b.shape), -1, 0)
+    bx, by, bz, bw = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], axis=-1)

@@ -16,7 +16,7 @@ from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.stream import StreamConfig, StreamingGenerator
 from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
-from tests.support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
+from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
 
 ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
 
@@ -65,7 +65,8 @@ def _filled_streamer(**cfg):
     moved into the first chunk."""
     clock = _ManualClock()
     gen = FakeGenerator()
-    sg, buf, state = _streamer(gen, clock, target_lead_s=0.8, preempt_min_interval_s=0.0, **cfg)
+    cfg.setdefault("preempt_min_interval_s", 0.0)
+    sg, buf, state = _streamer(gen, clock, target_lead_s=0.8, **cfg)
     while len(sg._seams) < 3:
         sg.step()
     clock.t = sg._seams[0].start_audio_s + 0.2               # 6 frames into the first chunk
@@ -266,8 +267,8 @@ def test_a_control_change_preempts_inside_the_playing_chunk(in_chunk):
         # the rest of the playing chunk is replaced from now + margin (+ the chunk's cost) on
         assert rec.start_audio_s == seams[0] and seams[0] < rec.splice_audio_s < playing_end
         assert first_new == pytest.approx(rec.splice_audio_s, abs=1e-6)
-        cost = redo.splice_audio_s - clock() - sg.config.safety_margin_s     # the estimate, on the grid
-        assert 0 <= cost <= sg._estimate_s(8, False) + 1 / 30 + 1e-6
+        cost = redo.splice_audio_s - clock() - sg.config.preempt_margin_s    # the estimate, on the grid
+        assert 0 <= cost <= sg._estimate_s(8, False, cautious=False) + 1 / 30 + 1e-6
         assert buf.sample(rec.splice_audio_s - 1 / 30).controls_version != v    # played frames kept
     else:
         assert rec.start_audio_s == rec.splice_audio_s == playing_end
@@ -331,3 +332,34 @@ def test_a_chunk_in_time_is_not_warned(caplog):
     rec = sg.step()
     assert rec.mode == "model" and not rec.missed_deadline
     assert _warnings(caplog, "late") == []
+
+
+def test_a_preemption_ready_too_late_to_splice_is_undone_and_retried():
+    sg, buf, state, clock, gen = _filled_streamer(preempt_min_interval_s=60.0)
+    playing_end = sg._seams[1].start_audio_s
+    state["c"] = state["c"].updated(energy=0.95)
+    v = state["c"].version
+    redo = sg.preempt_point(clock())
+    assert redo is not None and redo.splice_audio_s < playing_end
+    seams_before = [s.start_audio_s for s in sg._seams]
+    prefix_before = sg._prefix
+    clock.t = playing_end + 0.05                      # the machine stalled: the chunk it replaces has played
+    rec = sg.step(redo)
+    assert rec.preempted and rec.n_frames == 0
+    assert [s.start_audio_s for s in sg._seams] == seams_before     # the old motion stands, known as stale
+    assert sg._prefix == prefix_before                               # the model state of the buffer's end
+    assert buf.sample(clock()).controls_version != v
+    retry = sg.preempt_point(clock())                                 # at once, not after the interval
+    assert retry is not None
+    sg.step(retry)
+    t_new = retry.splice_audio_s
+    assert buf.sample(t_new).controls_version == v
+
+
+def test_no_splice_in_the_last_moments_of_a_chunk():
+    sg, buf, state, clock, gen = _filled_streamer()
+    playing_end = sg._seams[1].start_audio_s
+    clock.t = playing_end - 0.08                      # less than preempt_min_rest_s of it left after need
+    state["c"] = state["c"].updated(energy=0.95)
+    redo = sg.preempt_point(clock())
+    assert redo.splice_audio_s == redo.seam.start_audio_s == playing_end   # the next seam instead

@@ -22,20 +22,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from opendance import rotations as rot
-from opendance.motion import Motion
-from opendance.skeleton import smpl_skeleton
 from opendance.engine.choreo import groove as gv
 from opendance.engine.choreo import moves as mv
 from opendance.engine.choreo.ik import max_reach, two_bone_ik
+from opendance.motion import Motion
+from opendance.skeleton import smpl_skeleton
 
 FPS = 30.0
 BEATS_PER_BAR = 4
 #: Pelvis height of the ready stance (slightly bent knees), metres above the floor.
-STANCE_PELVIS_Y = 0.99
+STANCE_PELVIS_Y = 1.03
 #: The corpus dancer's front is up to this far (radians, ~29 degrees) off the camera axis.
 CORPUS_MAX_FACING_RAD = 0.5
 #: Legs stretch to at most this share of their length (a straight knee whips in IK).
-LEG_REACH = 0.965
+LEG_REACH = 0.98
 #: Softness of the pelvis height limit from the legs' reach, metres.
 SOFT_REACH_M = 0.012
 #: Cross-fade of body channels between moves, beats.
@@ -243,7 +243,8 @@ def plan_moves(b_start: float, b_end: float, bar_offset: int, sections_b: list[t
                     [(mv.MOVES_BY_NAME["bounce"], False)]
         m, mirror = pending_phrase.pop(0)
         p = mv.MoveParams(amp=float(rng.uniform(0.85, 1.1) * (0.75 + 0.45 * level)), half_width=half_width,
-                          arm_shape=int(rng.integers(len(_ARM_SHAPES))), feel=feel, energy=level, travel=travel)
+                          arm_shape=int(rng.integers(len(_ARM_SHAPES))), feel=feel, energy=level,
+                          travel=travel)
         # travel back toward the centre
         dx, dz, _ = m.end_offset(p, mirror)
         if dx or dz:
@@ -573,8 +574,8 @@ def build_motion(b: np.ndarray, insts: list[MoveInstance], fps: float = FPS, bar
     if any(e.any() for e in excess.values()):
         from scipy.ndimage import maximum_filter1d
         w = max(1, round(4 * fps / FPS))
-        cut = {f: _gauss_smooth(maximum_filter1d(e, 4 * w + 1, mode="nearest"), w) * 1.5 + 2 * mv.DEG * (e > 0)
-               for f, e in excess.items()}
+        cut = {f: _gauss_smooth(maximum_filter1d(e, 4 * w + 1, mode="nearest"), w) * 1.5
+               + 2 * mv.DEG * (e > 0) for f, e in excess.items()}
         cut = {f: _gauss_smooth(maximum_filter1d(c, 2 * w + 1, mode="nearest"), w) for f, c in cut.items()}
         feet, pelvis, _ = _lower_body(b_feet, insts, heel, cut, ch, facing, local, fps, b)
     contacts = np.stack([feet["L"]["heel_down"], feet["R"]["heel_down"],
@@ -588,8 +589,9 @@ def _lower_body(b_feet: np.ndarray, insts: list[MoveInstance], heel: dict[str, n
                 ) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
     """Feet, pelvis and leg IK; writes the pelvis, hips, knees and ankles into ``local``
     (in place). The pelvis travels on the body's clock ``b_body`` (the beat hit: it
-    settles on the beat) over the stance the feet make on theirs. Returns the foot tracks, the pelvis (N, 3) and, per foot, (N,) how far
-    (radians) a foot on the floor bends its ankle past ``ANKLE_SAFE_RAD`` (0 elsewhere)."""
+    settles on the beat) over the stance the feet make on theirs. Returns the foot tracks,
+    the pelvis (N, 3) and, per foot, (N,) how far (radians) a foot on the floor bends its
+    ankle past ``ANKLE_SAFE_RAD`` (0 elsewhere)."""
     n = len(b_feet)
     feet = _foot_tracks(b_feet, insts, heel, heel_cut)
     la, ra = feet["L"]["pos"], feet["R"]["pos"]
@@ -712,7 +714,8 @@ def _levels(bd: np.ndarray, secs_b: list[tuple[str, float, float]], energy: floa
     return np.clip(_gauss_smooth(lv, max(1.0, 0.6 * beat_frames)), 0.0, 1.0)
 
 
-def _accents(secs_b: list[tuple[str, float, float]], b0: float, b1: float, bar_offset: int) -> list[tuple[float, float]]:
+def _accents(secs_b: list[tuple[str, float, float]], b0: float, b1: float, bar_offset: int
+             ) -> list[tuple[float, float]]:
     """Hits (dance beat, strength): the drop into a chorus (strongest after a build), every
     eighth bar of a chorus, the start of a verse."""
     out = []
@@ -733,15 +736,62 @@ def _accents(secs_b: list[tuple[str, float, float]], b0: float, b1: float, bar_o
     return out
 
 
+#: Loudness range mapped onto dynamics 0..1: from this many dB under the song's loud parts.
+DYNAMICS_RANGE_DB = 18.0
+
+
+def dynamics_from_audio(audio: np.ndarray, sample_rate: int, n_frames: int, fps: float = FPS) -> np.ndarray:
+    """(N,) mono audio -> (n_frames,) 0..1 dynamics: loudness per frame (RMS over a frame
+    hop, eased over about a second), 1 at the song's loud parts (95th percentile) and 0
+    ``DYNAMICS_RANGE_DB`` under them. A breakdown reads low, a drop high."""
+    x = np.asarray(audio, np.float64).reshape(-1)
+    if n_frames <= 0 or x.size == 0:
+        return np.zeros(max(n_frames, 0))
+    hop = sample_rate / fps
+    edges = np.minimum((np.arange(n_frames + 1) * hop).round().astype(np.int64), x.size)
+    c = np.concatenate([[0.0], np.cumsum(x * x)])
+    width = np.maximum(edges[1:] - edges[:-1], 1)
+    rms = np.sqrt(np.maximum(c[edges[1:]] - c[edges[:-1]], 0.0) / width)
+    db = 20.0 * np.log10(np.maximum(_gauss_smooth(rms, 0.5 * fps), 1e-6))
+    top = np.percentile(db, 95)
+    return np.clip((db - (top - DYNAMICS_RANGE_DB)) / DYNAMICS_RANGE_DB, 0.0, 1.0)
+
+
 def dynamics_from_onsets(onset_env: np.ndarray, fps: float = FPS) -> np.ndarray:
     """(T,) onset envelope (any positive scale) -> (T,) 0..1 dynamics: onset strength and
-    density averaged over about a bar (2 s), relative to the song's loud parts."""
+    density averaged over about a bar (2 s), relative to the song's busy parts. The onset
+    envelope is a log-spectral rise, so it hardly drops in a quiet breakdown:
+    ``dynamics_from_audio`` (loudness) is what the corpus uses; this stays for callers
+    that only have features."""
     x = np.maximum(np.asarray(onset_env, np.float64), 0.0)
     if x.size == 0:
         return x
-    s = _gauss_smooth(x, 0.7 * fps)
-    top = np.percentile(s, 95)
-    return np.clip(s / top, 0.0, 1.0) if top > 1e-9 else np.zeros_like(s)
+    sm = _gauss_smooth(x, 0.7 * fps)
+    top = np.percentile(sm, 95)
+    return np.clip(sm / top, 0.0, 1.0) if top > 1e-9 else np.zeros_like(sm)
+
+
+#: Section guess: mean dynamics of a 2-bar block below / above these -> breakdown / chorus.
+QUIET_DYNAMICS, LOUD_DYNAMICS = 0.35, 0.7
+
+
+def sections_from_dynamics(dynamics: np.ndarray, downbeat_times_s: np.ndarray, fps: float = FPS
+                           ) -> list[tuple[str, float, float]]:
+    """(name, start_s, end_s) per 2-bar block from the (T,) 0..1 dynamics: breakdown where
+    the music is quiet, chorus where it is loud, verse between (empty without downbeats)."""
+    downs = np.asarray(downbeat_times_s, np.float64)
+    if downs.size < 2 or dynamics.size == 0:
+        return []
+    bounds = list(downs[::2])              # two-bar blocks
+    end = dynamics.size / fps
+    out = []
+    edges = [0.0, *bounds[1:], end] if bounds[0] > 0 else [*bounds, end]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if b <= a:
+            continue
+        m = float(dynamics[int(a * fps):max(int(a * fps) + 1, int(b * fps))].mean())
+        out.append(("breakdown" if m < QUIET_DYNAMICS else "chorus" if m > LOUD_DYNAMICS else "verse", a, b))
+    return out
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -759,11 +809,12 @@ def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration
         energy: 0..1, shifts move intensity and amplitude.
         seed: RNG seed; same inputs -> same motion.
         sections: optional song structure, ``Section`` objects, dicts or
-            (name, start_s, end_s) tuples; without it one section is picked from ``energy``.
+            (name, start_s, end_s) tuples; without it, it is guessed from ``dynamics``
+            (``sections_from_dynamics``), or one section is picked from ``energy``.
         fps: frame rate of the result.
         max_facing_rad: the dancer's front is drawn within this angle of the camera axis.
         dynamics: optional (N,) 0..1 per output frame, the music's intensity (e.g.
-            ``dynamics_from_onsets`` of an onset envelope): scales the groove with the music.
+            ``dynamics_from_audio``): scales the groove and the move choice with the music.
         half_time: dance the big motions in half-time; None decides from the tempo
             (above ``HALF_TIME_ABOVE_BPM``).
     """
@@ -781,6 +832,8 @@ def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration
     d_off = 0 if half else off
     bd = beat_hit_warp(to_dance(b_raw), BEAT_HIT, HALF_BAR_HIT, d_off)
     b = off + 2.0 * bd if half else bd
+    if not sections and dynamics is not None and len(dynamics) == n:
+        sections = sections_from_dynamics(np.asarray(dynamics, np.float64), downbeat_times_s, fps) or None
     secs = _section_list(sections, duration_s, energy)
     secs_b = [(name, float(to_dance(beat_positions(np.array([s]), beat_times_s)[0])),
                float(to_dance(beat_positions(np.array([e]), beat_times_s)[0]))) for name, s, e in secs]
@@ -798,7 +851,8 @@ def choreograph(beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, duration
     accents = _accents(secs_b, float(bd[0]), float(bd[-1]), d_off)
     phase = _STYLE_FEEL.get(style, 0.0)
     motion, contacts = build_motion(bd, insts, fps, d_off, b_music=b, level=level, feel=gv.style_feel(style),
-                                    accents=accents, phase=phase, b_feet=beat_hit_warp(to_dance(b_raw), FEET_HIT))
+                                    accents=accents, phase=phase,
+                                    b_feet=beat_hit_warp(to_dance(b_raw), FEET_HIT))
 
     def beat_to_s(x: float) -> float:
         return float(np.interp(x, bd, t, left=t[0], right=t[-1])) if n > 1 else 0.0

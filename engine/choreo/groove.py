@@ -78,6 +78,8 @@ STYLE_FEELS: dict[str, StyleFeel] = {
 }
 DEFAULT_FEEL = STYLE_FEELS["pop"]
 
+#: Knee bounce depth multiplier (tuning knob over the style table).
+BOUNCE_SCALE = 1.5
 #: Level (0..1) -> amplitude of the groove: calm but alive at 0, full at 1.
 AMP_FLOOR = 0.3
 
@@ -150,7 +152,7 @@ def groove_channels(b: np.ndarray, b_move: np.ndarray, level: np.ndarray, feel: 
     # a slow breathing of the crouch over two bars, deeper with energy
     breathe = 0.5 - 0.5 * np.cos(2 * np.pi * b_move / 8.0)[:, None]
     crouch = feel.crouch_m * np.clip(level, 0, 1)[:, None] + feel.sink_m * a * breathe
-    out["bounce"] = -feel.bounce_m * a * dip - crouch - 0.05 * ant - 0.03 * hit
+    out["bounce"] = -BOUNCE_SCALE * feel.bounce_m * a * dip - crouch - 0.05 * ant - 0.03 * hit
     out["sway"] = np.concatenate([feel.sway_m * a * w, 0.02 * a * dip - 0.04 * ant + 0.03 * hit], -1)
     out["hip"] = np.concatenate([0.3 * feel.twist_deg * DEG * a * w,
                                  0.4 * feel.lean_deg * DEG + 0.3 * feel.lean_bob_deg * DEG * a * dip,
@@ -173,7 +175,8 @@ def groove_channels(b: np.ndarray, b_move: np.ndarray, level: np.ndarray, feel: 
             - 25 * DEG * ant + 55 * DEG * hit,
             -side * feel.arm_swing_deg * DEG * a * wl - 15 * DEG * ant,
             z,
-            feel.elbow_deg * DEG + feel.pump_deg * DEG * a * (dl - 0.5) + 30 * DEG * ant - 35 * DEG * hit], -1)
+            feel.elbow_deg * DEG + feel.pump_deg * DEG * a * (dl - 0.5)
+            + 30 * DEG * ant - 35 * DEG * hit], -1)
     out["shrugL"] = 0.1 * a * np.maximum(w, 0) * dip
     out["shrugR"] = 0.1 * a * np.maximum(-w, 0) * dip
     return out

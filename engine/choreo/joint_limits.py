@@ -63,7 +63,8 @@ def check_joint_limits(rotations: np.ndarray, max_report: int = 20) -> list[Viol
         bend = np.degrees(aa[:, j, axis]) * sign
         off = np.degrees(np.linalg.norm(np.delete(aa[:, j], axis, axis=-1), axis=-1))
         for f in np.nonzero(bend < -HYPEREXTENSION_DEG)[0][:max_report]:
-            out.append(Violation(JOINT_NAMES[j], int(f), float(bend[f]), -HYPEREXTENSION_DEG, "hyperextension"))
+            out.append(Violation(JOINT_NAMES[j], int(f), float(bend[f]), -HYPEREXTENSION_DEG,
+                                 "hyperextension"))
         for f in np.nonzero(off > off_lim)[0][:max_report]:
             out.append(Violation(JOINT_NAMES[j], int(f), float(off[f]), off_lim, "off-axis"))
     return out[:max_report]

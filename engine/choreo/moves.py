@@ -407,7 +407,8 @@ def _knee_lift(b, p):
 def _slide(b, p):
     L, R = _nh(p)
     d = p.travel * 1.4
-    steps = [Step("R", 0.4, 1.0, R - d, 0.0, height=0.06), Step("L", 1.4, 3.0, L - d, 0.0, height=0.015, pitch=0.1)]
+    steps = [Step("R", 0.4, 1.0, R - d, 0.0, height=0.06),
+             Step("L", 1.4, 3.0, L - d, 0.0, height=0.015, pitch=0.1)]
     n = len(b)
     lean = hold(b, 0.0, 1.0, 2.0, 3.0)
     ch = {"bounce": -0.05 * lean, "hip": np.stack([np.zeros(n), np.zeros(n), -8 * DEG * lean], -1),
@@ -555,7 +556,8 @@ def _charleston(b, p):
              Step("L", 2.4, 3.0, L, 0.0), Step("R", 3.2, 4.0, R, 0.0, height=0.12, via=(0, -0.25 * p.amp))]
     n = len(b)
     s = wave(b, 2.0, at=-0.5)
-    ch = {"bounce": groove_bounce(b, p, 0.04), "spine": np.stack([10 * DEG * s, np.zeros(n), np.zeros(n)], -1)}
+    ch = {"bounce": groove_bounce(b, p, 0.04),
+          "spine": np.stack([10 * DEG * s, np.zeros(n), np.zeros(n)], -1)}
     ch["armL"] = arms(n, -40 + 25 * s, 40, 0, 30)
     ch["armR"] = arms(n, -40 + 25 * s, 40, 0, 30)
     return ch, steps
@@ -586,7 +588,8 @@ def _side_lunge(b, p):
     # one pose per beat (out, reach, gather, home), switching between beats
     lunge = stepwise(b, [0.0, 1.0, 1.0, 0.6], 0.5)
     reach = stepwise(b, [0.0, 0.6, 1.0, 0.2], 0.5)
-    ch = {"bounce": -0.08 * lunge + groove_bounce(b, p, 0.02), "sway": np.stack([-0.5 * d * lunge, np.zeros(n)], -1),
+    ch = {"bounce": -0.08 * lunge + groove_bounce(b, p, 0.02),
+          "sway": np.stack([-0.5 * d * lunge, np.zeros(n)], -1),
           "spine": np.stack([8 * DEG * lunge, -10 * DEG * reach, np.zeros(n)], -1),
           "head": np.stack([np.zeros(n), np.zeros(n), -25 * DEG * reach], -1)}
     ch["armR"] = arms(n, -70 + 75 * reach, 10, 0, 15 + 30 * (1 - reach))
@@ -597,7 +600,8 @@ def _side_lunge(b, p):
 def _raise_roof(b, p):
     n = len(b)
     up = pulse(b - p.feel, 2.0)
-    ch = {"bounce": groove_bounce(b, p, 0.05), "head": np.stack([12 * DEG * up, np.zeros(n), np.zeros(n)], -1)}
+    ch = {"bounce": groove_bounce(b, p, 0.05),
+          "head": np.stack([12 * DEG * up, np.zeros(n), np.zeros(n)], -1)}
     ch["armL"] = arms(n, 20 + 35 * up * p.amp, 15, -80, 110 - 60 * up)
     ch["armR"] = arms(n, 20 + 35 * up * p.amp, 15, -80, 110 - 60 * up)
     return ch, []
@@ -711,7 +715,8 @@ def _heel_tap(b, p):
 def _two_step(b, p):
     L, R = _nh(p)
     d = 0.15 * p.amp
-    steps = [Step("R", 0.5, 1.0, R - d, 0.0, height=0.05), Step("L", 1.5, 2.0, L - d + 0.02, 0.0, height=0.04),
+    steps = [Step("R", 0.5, 1.0, R - d, 0.0, height=0.05),
+             Step("L", 1.5, 2.0, L - d + 0.02, 0.0, height=0.04),
              Step("L", 2.5, 3.0, L, 0.0, height=0.05), Step("R", 3.5, 4.0, R, 0.0, height=0.04)]
     n = len(b)
     side = smooth_interp(b, [0, 1, 2, 3, 4], [0, -1, -1, 1, 0])
@@ -770,7 +775,8 @@ MOVES: tuple[Move, ...] = (
     Move("criss_cross", 4, 2, ("breakbeat", "house", "hiphop"), ("legs",), _criss_cross,
          description="criss cross jumps"),
     Move("side_lunge", 4, 1, ALL, ("legs", "arms"), _side_lunge, description="side lunge with a reach"),
-    Move("raise_roof", 4, 1, ("hiphop", "house", "pop"), ("arms",), _raise_roof, description="raise the roof"),
+    Move("raise_roof", 4, 1, ("hiphop", "house", "pop"), ("arms",), _raise_roof,
+         description="raise the roof"),
     Move("windmill", 4, 2, ("breakbeat", "house"), ("arms",), _windmill, description="windmill arms"),
     Move("cabbage_patch", 4, 1, ("hiphop", "funk"), ("arms", "hips"), _cabbage_patch,
          description="cabbage patch"),

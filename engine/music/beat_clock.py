@@ -23,7 +23,7 @@ Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.Sub
    beat; beats are *committed* as audio time passes them (``commit_delay_s`` later) and
    numbered; ``locked`` once the belief is sharp and the onsets on the model's beats stand
    out from those at other phases (confidence >= ``lock_confidence``) for ``lock_s`` with a
-   steady tempo. Tempo range 55-165 BPM: faster music is tracked at half tempo.
+   steady tempo. Tempo range 55-160 BPM: faster music is tracked at half tempo.
 
 A 4/4 **downbeat** estimate picks the beat slot (mod 4) where the harmony changes most
 (``add_harmonic_change``, fed by the analyzer from the chroma) or, failing a clear
@@ -75,13 +75,18 @@ SALIENCE_WINDOW_S = 3.5
 SALIENCE_FLOOR, SALIENCE_SPAN = 1.5, 0.7
 
 
+#: Read the model (period, latest beat, confidence) from the filter every this many
+#: frames (33 ms) and at the end of every ``update``.
+MODEL_EVERY = 4
+
+
 class BeatClock:
     """Beat clock on the beat-pointer HMM. Not thread-safe by itself: ``update`` and the
     queries (``state``, ``predict_beats``, ``beats_between``) must not overlap;
     ``LiveAnalyzer`` serialises them with its lock."""
 
     def __init__(self, odf_rate_hz: float = 120.0, update_every: int = 12, min_bpm: float = 55.0,
-                 max_bpm: float = 165.0, prior_bpm: float = 120.0, prior_octaves: float = 0.6,
+                 max_bpm: float = 160.0, prior_bpm: float = 120.0, prior_octaves: float = 0.6,
                  prior_rate: float = 0.02, transition_lambda: float = 200.0, restart: float = 3e-5,
                  obs_gain: float = 0.8, obs_cap: float = 6.0, obs_power: float = 1.0,
                  obs_offset: float = 1.75, obs_consistency: float = 0.2, level_tau_s: float = 2.0,
@@ -128,6 +133,7 @@ class BeatClock:
         self._steady_frames = 0
         self._last_k = -1
         self._salience = 0.0
+        self._since_model = 0            # filter steps since the model was last read
         # Committed beats: (time_s, index).
         self._past: deque[tuple[float, int]] = deque(maxlen=512)
         self._accent_sum = np.zeros(beats_per_bar)
@@ -141,6 +147,8 @@ class BeatClock:
         """Consume sub-hop events (in order), one filter step each."""
         for e in events:
             self._frame(e.flux, e.odf, e.end_s)
+        if self._since_model:
+            self._model_from_filter(update_conf=self._silent_frames == 0)
         self._salience_update()
         self._commit()
 
@@ -169,7 +177,8 @@ class BeatClock:
             if self.confidence < self.unlock_confidence:
                 self.locked = False
             self._steady_frames = 0
-            if self.period_s > 0:
+            self._since_model += 1
+            if self.period_s > 0 and self._since_model >= MODEL_EVERY:
                 self._model_from_filter(update_conf=False)
             return
         if self._silent_frames > self.reset_after_s * self.rate:
@@ -187,7 +196,9 @@ class BeatClock:
             prev = self._a[(self._n - self._prev_off) % self._a.size].max(axis=1)
             obs = obs - self.obs_consistency * np.abs(a - prev)
         self.filter.step(obs)
-        self._model_from_filter(update_conf=True)
+        self._since_model += 1
+        if self._since_model >= MODEL_EVERY:
+            self._model_from_filter(update_conf=True)
 
     def _salience_update(self) -> None:
         """How much the onsets on the model's beats stand out from those at every other
@@ -212,6 +223,7 @@ class BeatClock:
         self._salience = float(np.clip((ratio - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0, 1.0))
 
     def _model_from_filter(self, update_conf: bool) -> None:
+        frames, self._since_model = self._since_model, 0
         k, pos, conf, interval = self.filter.best()
         self.period_s = interval / self.rate
         self.anchor_s = self._now_s - pos / self.rate - FLUX_PEAK_DELAY_S
@@ -219,7 +231,7 @@ class BeatClock:
             return
         self.confidence = conf * self._salience
         steady = self._last_k >= 0 and abs(k - self._last_k) <= 2
-        self._steady_frames = self._steady_frames + 1 if steady else 0
+        self._steady_frames = self._steady_frames + frames if steady else 0
         self._last_k = k
         if self.confidence >= self.lock_confidence and self._steady_frames >= self.lock_s * self.rate:
             self.locked = True

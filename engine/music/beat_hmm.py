@@ -99,6 +99,11 @@ class BeatFilter:
         # Beat region: position 0 (weight 1) and its neighbours (weight 0.5) in each interval.
         self._beat_idx = np.concatenate([sp.first, sp.first + 1, sp.last])
         self._beat_w = np.concatenate([np.ones(K), 0.5 * np.ones(K), 0.5 * np.ones(K)])
+        # Restart mixing and the prior folded into one multiply-add per frame.
+        self._keep = (1.0 - self.restart) * self._prior_frame
+        self._add = self.restart * self._init * self._prior_frame
+        self._add_silent = self.restart * self._init
+        self._frames = 0
         self.alpha = self._init.copy()
 
     def reset(self) -> None:
@@ -112,16 +117,20 @@ class BeatFilter:
         new = np.empty_like(a)
         new[1:] = a[:-1]
         new[self._first] = a[self._last] @ self._trans
-        if self.restart > 0:
+        if obs is None:
             new *= 1.0 - self.restart
-            new += self.restart * self._init
-        if obs is not None:
-            new *= self._prior_frame
+            new += self._add_silent
+        else:
+            new *= self._keep
+            new += self._add
             if np.ndim(obs):
                 obs = np.tile(obs, 3)
             new[self._beat_idx] *= np.exp(self._beat_w * obs)
-        s = new.sum()
-        self.alpha = new / s if s > 0 else self._init.copy()
+        self._frames += 1
+        if self._frames % 4 == 0:            # renormalise now and then (no underflow in 4 frames)
+            s = new.sum()
+            new = new / s if s > 0 else self._init.copy()
+        self.alpha = new
 
     def tempo_marginal(self) -> np.ndarray:
         """(K,) probability of each interval."""
@@ -135,6 +144,7 @@ class BeatFilter:
         ``k`` maximises the tempo marginal; the position is the most probable one within
         it. Confidence: the probability of the neighbourhood of that answer (tempo within
         +-2 intervals, phase within +-2 frames), 1 for a sharp belief."""
+        self.alpha = self.alpha / max(self.alpha.sum(), 1e-300)
         m = self.tempo_marginal()
         k = int(np.argmax(m))
         f, L = int(self._first[k]), int(self.space.intervals[k])

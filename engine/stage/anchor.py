@@ -53,9 +53,9 @@ class AnchorConfig:
     free_roam: bool = False
     radius_m: float = 0.3
     free_radius_m: float | None = None
-    stiffness_per_s: float = 4.0
-    max_speed_mps: float = 0.45
-    planted_speed_mps: float = 0.08
+    stiffness_per_s: float = 6.0
+    max_speed_mps: float = 0.6
+    planted_speed_mps: float = 0.4
     centre_xz_m: tuple[float, float] | None = None
     facing_deg: float = 0.0
     free_angle_deg: float = 35.0

@@ -37,10 +37,10 @@ class ContactConfig:
     """Thresholds (metres of sole height, metres per second)."""
 
     on_height_m: float = 0.05
-    off_height_m: float = 0.09
+    off_height_m: float = 0.06
     touch_height_m: float = 0.025
     on_speed_mps: float = 0.35
-    off_speed_mps: float = 0.75
+    off_speed_mps: float = 0.5
 
 
 @dataclass

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from opendance import rotations as rot
-from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
+from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer, seam_blend
 from opendance.engine.stage.anchor import AnchorConfig, AnchorState, anchor_chunk
 from opendance.engine.stage.contact import ContactConfig, ContactState, detect, sole_points
 from opendance.engine.stage.feet import FeetConfig, FeetState, fix_feet
@@ -206,6 +206,24 @@ class OutputStage:
         self.stats["ms_total"] += (time.perf_counter() - t0) * 1e3
         return out
 
+    def input_before(self, start_time_s: float, n: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
+        """The last ``n`` frames the stage was *given* before time ``start_time_s`` (the
+        newest input for each frame): (k, 24, 4) quaternions and (k, 3) metres, k <= n, or
+        None when it holds no frame right before that time (a gap, or nothing yet)."""
+        start = int(round(start_time_s * self.fps))
+        qs, ts = [], []
+        for f in range(start - 1, start - 1 - n, -1):
+            for e in reversed(self._history):
+                if e.start_frame <= f < e.start_frame + len(e.quats):
+                    qs.append(e.quats[f - e.start_frame])
+                    ts.append(e.trans[f - e.start_frame])
+                    break
+            else:
+                break
+        if not qs:
+            return None
+        return np.stack(qs[::-1]), np.stack(ts[::-1])
+
     def _rollback(self, start: int) -> None:
         """Restore the state as it was just before frame ``start`` (replaying the first part
         of the chunk it falls in); a start past the end (a gap) keeps the state."""
@@ -268,8 +286,11 @@ def ground_offset_m(motion: Motion, floor_y_m: float = 0.0, percentile: float = 
 class StagedMotionBuffer(MotionBuffer):
     """A ``MotionBuffer`` whose chunks pass through an ``OutputStage`` as they are written.
 
-    The stage runs on the generator thread, outside the buffer's lock, before the seam
-    blend; the chunks it sees are ahead of the music, so it adds no output latency.
+    Per chunk: the frames already due are dropped, the seam blend onto the motion just
+    before the chunk is applied to the stage's input (the motion as made, which the stage
+    keeps), then the stage runs (so feet it locks stay locked through the seam), and the
+    chunk is spliced in without a second blend. The stage runs on the generator thread, outside the buffer's
+    lock; the chunks it sees are ahead of the music, so it adds no output latency.
     """
 
     def __init__(self, stage: OutputStage, fps: float = 30.0, **kwargs):
@@ -277,8 +298,25 @@ class StagedMotionBuffer(MotionBuffer):
         stage.fps = self.fps
         self.stage = stage
 
-    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf) -> int:
-        if self.stage.config.enabled and len(chunk.quats):
-            q, t = self.stage.process_quats(chunk.quats, chunk.trans, chunk.start_audio_s, continuous=False)
-            chunk = replace(chunk, quats=q, trans=t)
-        return super().write(chunk, not_before_audio_s)
+    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
+        if not self.stage.config.enabled or len(chunk.quats) == 0:
+            return super().write(chunk, not_before_audio_s, blend)
+        q = np.asarray(chunk.quats, np.float32)
+        p = np.asarray(chunk.trans, np.float32)
+        if q.ndim != 3 or q.shape[1:] != (N_JOINTS, 4) or p.shape != (len(q), 3):
+            raise ValueError(f"chunk must be (N, 24, 4) quats and (N, 3) trans, got {q.shape}, {p.shape}")
+        if not (np.isfinite(q).all() and np.isfinite(p).all()):
+            raise ValueError("chunk contains NaN or infinite values")
+        times = chunk.start_audio_s + np.arange(len(q)) / self.fps
+        keep = times >= not_before_audio_s - 1e-9
+        q, p, times = q[keep], p[keep], times[keep]
+        if len(q) == 0:
+            return 0
+        # the seam blend, done on the stage's input (the motion as made) before staging: then
+        # the stage's corrections (locked feet, anchor) apply once, across the seam too
+        prev = self.stage.input_before(float(times[0]), 2) if blend else None
+        if prev is not None:
+            q, p = seam_blend(prev[0], prev[1], q, p, self.blend_frames)
+        q, p = self.stage.process_quats(q, p, float(times[0]), continuous=False)
+        return super().write(replace(chunk, start_audio_s=float(times[0]), quats=q, trans=p),
+                             not_before_audio_s, blend=False)

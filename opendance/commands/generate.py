@@ -72,6 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-seconds", type=arg_float(0.0, MAX_DECODE_SECONDS, lo_open=True), default=None,
                    help="only the first N seconds of the song (read block by block)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--groove-only", action="store_true",
+                   help="no model: the procedural dancer on the song's tracked beats and loudness "
+                        "(style and energy from --text words, e.g. 'calm latin')")
     add_stage_arguments(p)
     p.set_defaults(func=_run)
 
@@ -210,6 +213,8 @@ def _run(args) -> int:
     if args.steps < 1:
         raise OpenDanceError("--steps must be at least 1")
     audio, sr = load_audio(args.song, max_seconds=args.max_seconds)   # block by block, only what's used
+    if args.groove_only:
+        return _run_groove_only(args, audio, sr)
     t0 = time.perf_counter()
     music = extract_features(audio, sr)
     t_feat = time.perf_counter() - t0
@@ -249,4 +254,33 @@ def _run(args) -> int:
     else:
         print(f"wrote {args.out}: {summary['seconds']} s of dance in {summary['generate_s']} s "
               f"({summary['realtime_factor']}x real time, backend {summary['backend']})")
+    return 0
+
+
+def _run_groove_only(args, audio, sr) -> int:
+    """``generate --groove-only``: the procedural dancer (``engine.choreo.song.dance_song``)
+    through the same output stage and writer as the model."""
+    import time
+
+    from opendance.engine.choreo.song import dance_song
+    from opendance.engine.stage import OutputStage
+    from opendance.engine.stage.options import stage_config_from_args
+    from opendance.exporters.formats import save_motion
+
+    if args.traj or args.keyframes:
+        log.warning("--groove-only ignores --traj and --keyframes (they steer the model)")
+    t0 = time.perf_counter()
+    dance, heard = dance_song(audio, sr, text=args.text, seed=args.seed)
+    t_gen = time.perf_counter() - t0
+    motion = OutputStage(stage_config_from_args(args), dance.motion.fps).process_motion(dance.motion)
+    save_motion(motion, args.out)
+    summary = {"out": str(args.out), "frames": motion.n_frames, "seconds": round(motion.duration_s, 2),
+               "generate_s": round(t_gen, 2),
+               "realtime_factor": round(motion.duration_s / max(t_gen, 1e-9), 1),
+               "dancer": "procedural (--groove-only)", **heard}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"wrote {args.out}: {summary['seconds']} s of procedural dance ({heard['style']}, "
+              f"{heard['tempo_bpm']} BPM) in {summary['generate_s']} s")
     return 0

@@ -3,14 +3,31 @@
 Independent of the stage's own contact detector, so a stage cannot grade itself: an ankle
 or toe joint counts as planted on consecutive frames where its sole height (the ankle's
 less its rest height above the toe) is within ``planted_height_m`` of the floor; skating
-is the mean horizontal speed of planted joints.
+is the mean horizontal speed of planted joints. ``stepping_drift`` makes a test dancer
+that steps in place while drifting and turning.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from opendance.skeleton import L_ANKLE, L_FOOT, R_ANKLE, R_FOOT, smpl_skeleton
+from opendance import rotations as rot
+from opendance.engine.stage.smooth import SmoothConfig, SmoothState, smooth_chunk
+from opendance.motion import Motion
+from opendance.skeleton import (
+    L_ANKLE,
+    L_ELBOW,
+    L_FOOT,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    PELVIS,
+    R_ANKLE,
+    R_FOOT,
+    R_HIP,
+    R_KNEE,
+    smpl_skeleton,
+)
 
 FOOT_JOINTS = (L_ANKLE, R_ANKLE, L_FOOT, R_FOOT)
 
@@ -85,3 +102,48 @@ def stage_numbers(joints: np.ndarray, fps: float, floor_y_m: float = 0.0, plante
         "pops_per_min": pops_per_minute(j, fps),
         "back_to_camera_frac": float((np.abs(heading) > 90).mean()),
     }
+
+
+def stepping_drift(seconds: float, drift_mps: float, turn_dps: float = 0.0, fps: float = 30.0) -> Motion:
+    """Steps in place (one foot lifted a quarter of each second, the other a quarter later)
+    while the whole body slides sideways at ``drift_mps`` (planted feet sliding with it) and
+    turns at ``turn_dps``."""
+    n = int(seconds * fps)
+    t = np.arange(n) / fps
+    aa = np.zeros((n, 24, 3))
+    trans = np.zeros((n, 3))
+    trans[:, 1] = -smpl_skeleton().rest_joints()[L_FOOT, 1]    # standing: toes on the floor
+    trans[:, 1] -= 0.03
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
+    for hip, knee, phase in ((L_HIP, L_KNEE, 0.0), (R_HIP, R_KNEE, 0.5)):
+        lift = np.clip(np.sin(2 * np.pi * (t - phase) * 2.0), 0.0, None) * ((t - phase) % 1.0 < 0.25)
+        aa[:, hip, 0] -= 0.7 * lift
+        aa[:, knee, 0] += 1.2 * lift
+    trans[:, 0] += drift_mps * t
+    aa[:, PELVIS, 1] = np.radians(turn_dps) * t
+    return Motion(rot.axis_angle_to_matrix(aa).astype(np.float32), trans.astype(np.float32), fps)
+
+
+def arm_angle(angle_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 24, 4) quaternions with the left shoulder at ``angle_rad`` about +Z, (T, 3) root."""
+    aa = np.zeros((len(angle_rad), 24, 3))
+    aa[:, L_SHOULDER, 2] = angle_rad
+    aa[:, L_ELBOW, 2] = 0.1
+    trans = np.zeros((len(angle_rad), 3))
+    trans[:, 1] = 0.95
+    return rot.axis_angle_to_quat(aa), trans
+
+
+def _angle_z(q: np.ndarray) -> np.ndarray:
+    return rot.quat_to_axis_angle(q[:, L_SHOULDER])[:, 2]
+
+
+def smooth_angle(angle: np.ndarray, cfg: SmoothConfig | None = None, chunk: int | None = None) -> np.ndarray:
+    """The left shoulder at ``angle`` (T,) radians through the stage's smoothing at 30 FPS
+    (in chunks of ``chunk`` frames): its angle after, (T,)."""
+    q, t = arm_angle(angle)
+    st, cfg = SmoothState(), cfg or SmoothConfig()
+    fps = 30.0
+    step = chunk or len(q)
+    out = [smooth_chunk(q[i:i + step], t[i:i + step], st, cfg, fps)[0] for i in range(0, len(q), step)]
+    return _angle_z(np.concatenate(out))

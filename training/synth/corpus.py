@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from opendance.camera import CAMERA_POS, FOCAL_PX, IMAGE_SIZE, project
-from opendance.engine.choreo.choreography import FPS, choreograph, dynamics_from_onsets
-from opendance.engine.music.features import CH_ENVELOPE
+from opendance.engine.choreo.choreography import FPS, choreograph, dynamics_from_audio
 from opendance.training.synth.music import STYLE_BPM, STYLES, synthesize_song
 from opendance.training.synth.text import dance_traits, describe
 
@@ -106,11 +105,10 @@ def make_sequence(spec: SequenceSpec, sample_rate: int) -> tuple[dict[str, np.nd
     duration_s = spec.duration_frames / FPS
     song = synthesize_song(spec.style, duration_s, spec.bpm, spec.seed, sample_rate)
     music = music_features(song.audio, sample_rate, song.beat_times_s, song.downbeat_times_s)
-    # the dance follows the music's dynamics (onset strength and density over about a bar)
-    dyn = dynamics_from_onsets(music[:, CH_ENVELOPE], FPS)
-    dyn = np.pad(dyn, (0, max(0, spec.duration_frames - dyn.size)), mode="edge")[:spec.duration_frames]
+    # the dance follows the music's dynamics (loudness over about a second)
+    dyn = dynamics_from_audio(song.audio, sample_rate, spec.duration_frames, FPS)
     dance = choreograph(song.beat_times_s, song.downbeat_times_s, duration_s, spec.style, spec.energy,
-                        spec.seed, song.sections, dynamics=dyn if dyn.size else None)
+                        spec.seed, song.sections, dynamics=dyn)
     motion = dance.motion
     t = min(motion.n_frames, music.shape[0])
     if t != spec.duration_frames:
@@ -180,13 +178,14 @@ def write_corpus(out_dir: str | Path, hours: float, seed: int = 0, workers: int 
     jobs = [(s, str(out), sr) for s in specs]
     from tqdm import tqdm
     bar = tqdm(total=sum(s.duration_frames for s in specs) / FPS, unit="s", desc="corpus",
-               disable=not progress, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+               disable=not progress,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     results: dict[str, dict] = {}
     if workers > 1:
         import multiprocessing as mp
         ctx = mp.get_context("fork")
         with ctx.Pool(workers) as pool:
-            for (name, meta), spec in zip(pool.imap(_write_one, jobs), specs):
+            for (name, meta), spec in zip(pool.imap(_write_one, jobs), specs, strict=True):
                 results[name] = meta
                 bar.update(spec.duration_frames / FPS)
     else:

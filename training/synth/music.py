@@ -229,6 +229,14 @@ def _beat_grid(plan: list[tuple[str, int]], bpm: float, t0: float, rng: np.rando
     return times, names, ramps
 
 
+def _check_tempo_swing(bpm: float, bpm_end: float | None, swing: float | None) -> None:
+    for name, value in (("bpm", bpm), ("bpm_end", bpm_end)):
+        if value is not None and not MIN_BPM <= value <= MAX_BPM:
+            raise ValueError(f"{name} must be in [{MIN_BPM:g}, {MAX_BPM:g}], got {value}")
+    if swing is not None and not 0.0 <= swing <= 0.5:
+        raise ValueError(f"swing must be in [0, 0.5], got {swing}")
+
+
 def _fit_structure(structure: list[tuple[str, int]], n_bars: int) -> list[tuple[str, int]]:
     """A given song plan fitted to ``n_bars``: the last section extended, or the plan trimmed."""
     plan = [(str(name), int(bars)) for name, bars in structure if int(bars) > 0]
@@ -393,11 +401,7 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     rng = np.random.default_rng([seed, STYLES.index(style), 1])
     if bpm is None:
         bpm = float(rng.uniform(*STYLE_BPM[style]))
-    for name, value in (("bpm", bpm), ("bpm_end", bpm_end)):
-        if value is not None and not MIN_BPM <= value <= MAX_BPM:
-            raise ValueError(f"{name} must be in [{MIN_BPM:g}, {MAX_BPM:g}], got {value}")
-    if swing is not None and not 0.0 <= swing <= 0.5:
-        raise ValueError(f"swing must be in [0, 0.5], got {swing}")
+    _check_tempo_swing(bpm, bpm_end, swing)
     sr = int(sample_rate)
     n_samples = round(duration_s * sr)
     t0 = float(rng.uniform(0.2, 0.6))
