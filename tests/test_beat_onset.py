@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from opendance.engine.music.beat_hmm import BeatFilter
 from opendance.engine.music.features import ANALYSIS_SR, stream_spectral
@@ -61,3 +62,18 @@ def test_filter_without_evidence_only_moves_on():
         bf.step(None)
     k1, pos1, _, _ = bf.best()
     assert k1 == k0 and pos1 == (pos0 + 120) % bf.space.intervals[k0]
+
+
+def test_offline_tracker_places_beats_on_either_onset_function():
+    import mir_eval
+
+    from opendance.engine.music.offline_beats import track_beats_from_events
+
+    tr = make_track(12.0, 128, "drums", seed=8)
+    _, ev = stream_spectral(tr.audio, tr.sample_rate)
+    for onset in ("aubio", "flux"):
+        r = track_beats_from_events(ev, onset=onset)
+        assert abs(r.tempo_bpm - 128) < 2
+        assert mir_eval.beat.f_measure(tr.beat_times_s, r.beat_times_s) >= 0.95, onset
+    with pytest.raises(ValueError):
+        track_beats_from_events(ev, onset="energy")
