@@ -29,14 +29,16 @@ def main(argv=None) -> int:
     n = args.frames
     t = np.arange(n + 12) / 30.0
     phase = rng.uniform(0, 2 * np.pi, size=(1, 24, 1))
-    aa = (np.sin(2 * np.pi * 2.0 * t[:, None, None] + phase) * 0.3 * rng.normal(size=(1, 24, 3))).astype(np.float32)
+    aa = (np.sin(2 * np.pi * 2.0 * t[:, None, None] + phase)
+          * 0.3 * rng.normal(size=(1, 24, 3))).astype(np.float32)
     full = Motion.from_axis_angle(aa, np.zeros((n + 12, 3), np.float32) + [0, 0.9, 0], 30.0)
     ctx = full.joints()[:12]
     chunk = full.slice(12, 12 + n)
     beats = np.arange(-1.0, 2.0, 0.5) + 0.07
     res = {}
     joints = chunk.joints()
-    for name, fn in (("beat_snap_incl_fk", lambda: beat_snap(chunk, 0.0, beats, period_s=0.5, context_joints=ctx)),
+    for name, fn in (("beat_snap_incl_fk",
+                      lambda: beat_snap(chunk, 0.0, beats, period_s=0.5, context_joints=ctx)),
                      ("time_map_only", lambda: beat_time_map(joints, 30.0, 0.0, beats, period_s=0.5,
                                                              context_joints=ctx))):
         ts = []
@@ -44,7 +46,8 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             fn()
             ts.append((time.perf_counter() - t0) * 1e6)
-        res[name] = {"median_us": round(float(np.median(ts)), 1), "p95_us": round(float(np.percentile(ts, 95)), 1)}
+        res[name] = {"median_us": round(float(np.median(ts)), 1),
+                     "p95_us": round(float(np.percentile(ts, 95)), 1)}
     res["frames"] = n
     print(json.dumps(res) if args.json else json.dumps(res, indent=1))
     return 0

@@ -41,10 +41,12 @@ def long_clip(seconds: float) -> Motion:
 def bench_formats(clip: Motion, repeats: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        for ext, options in ((".npz", {}), (".pkl", {}), (".npy", {}), (".bvh", {"units": "cm"}), (".glb", {})):
+        for ext, options in ((".npz", {}), (".pkl", {}), (".npy", {}), (".bvh", {"units": "cm"}),
+                             (".glb", {})):
             path = Path(d) / f"clip{ext}"
             write_ms = median_ms(lambda p=path, o=options: save_motion(clip, p, **o), repeats)
-            row = {"format": ext, "write_ms": round(write_ms, 2), "size_kib": round(path.stat().st_size / 1024, 1)}
+            row = {"format": ext, "write_ms": round(write_ms, 2),
+                   "size_kib": round(path.stat().st_size / 1024, 1)}
             if ext != ".glb":
                 row["read_ms"] = round(median_ms(lambda p=path: load_motion(p), repeats), 2)
             rows.append(row)
@@ -55,8 +57,8 @@ def bench_fk(clip: Motion, repeats: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from opendance.kernels.fk import forward_kinematics
     from opendance.fk_numpy import forward_kinematics as fk_np
+    from opendance.kernels.fk import forward_kinematics
 
     per_k = 1000.0 / clip.n_frames
     out = {"numpy_float32_ms_per_1000_frames":
@@ -94,7 +96,8 @@ def main() -> None:
     print(f"clip: {clip.n_frames} frames at 30 FPS ({clip.duration_s:.1f} s), median of {args.repeats}")
     print(f"{'format':8} {'write ms':>10} {'read ms':>10} {'size KiB':>10}")
     for r in result["formats"]:
-        print(f"{r['format']:8} {r['write_ms']:>10.1f} {r.get('read_ms', float('nan')):>10.1f} {r['size_kib']:>10.1f}")
+        print(f"{r['format']:8} {r['write_ms']:>10.1f} {r.get('read_ms', float('nan')):>10.1f} "
+              f"{r['size_kib']:>10.1f}")
     for k, v in result["fk"].items():
         print(f"fk {k}: {v}")
 

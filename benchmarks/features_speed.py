@@ -71,8 +71,8 @@ def _timed(fn):
 def _time_song(a: np.ndarray, a44: np.ndarray, beats_s: np.ndarray, downbeats_s: np.ndarray) -> dict:
     """Wall and CPU seconds of each stage on one song (``a`` at 15360 Hz, ``a44`` at 44.1 kHz)."""
     from opendance.engine.music import features as F
-    from opendance.engine.music.clip_features import extract_features
     from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker
+    from opendance.engine.music.clip_features import extract_features
     from opendance.engine.music.offline_beats import track_beats_from_events
     from opendance.engine.music.resample import StreamResampler
 
@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{res['audio_s']} s of audio, code: {res['code']}")
         for k, v in res["stages"].items():
-            print(f"  {k:24s} x{v['x_wall']:>8} wall  x{v['x_cpu']:>8} cpu  {v['cpu_ms_per_audio_s']:7.3f} ms cpu / audio s")
+            print(f"  {k:24s} x{v['x_wall']:>8} wall  x{v['x_cpu']:>8} cpu  "
+                  f"{v['cpu_ms_per_audio_s']:7.3f} ms cpu / audio s")
     return 0
 
 

@@ -139,7 +139,8 @@ def section_compile(args) -> dict:
             t0 = time.perf_counter()
             built = nvrtc.compile_kernels(arch, use_cache=False)
             dt = time.perf_counter() - t0
-            out[f"nvrtc_{arch}"] = {"seconds": dt, "cubin_bytes": len(built.cubin), "compiler": built.compiler}
+            out[f"nvrtc_{arch}"] = {"seconds": dt, "cubin_bytes": len(built.cubin),
+                                    "compiler": built.compiler}
             rows.append((f"NVRTC {arch}", f"{dt:.2f} s, {len(built.cubin)} B cubin ({built.compiler})"))
         except nvrtc.KernelUnavailable as exc:
             out[f"nvrtc_{arch}"] = {"error": str(exc)}
@@ -164,6 +165,7 @@ def section_compile(args) -> dict:
 
 def section_host(args) -> dict:
     from support import host_check
+
     from opendance.kernels.fk import foot_slide_loss, forward_kinematics_6d
     from opendance.skeleton import smpl_skeleton
 
@@ -252,7 +254,8 @@ def section_kernels(args) -> dict:
         e_pos = float((out.double() - ref).abs().max())
         e_grad = float((ga.double() - ra).abs().max() / max(1.0, float(ra.abs().max())))
         e_gt = float((gb.double() - rb).abs().max() / max(1.0, float(rb.abs().max())))
-        item = {"B": b, "T": t, "pos_max_abs_m": e_pos, "grad_rot_max_rel": e_grad, "grad_trans_max_rel": e_gt}
+        item = {"B": b, "T": t, "pos_max_abs_m": e_pos, "grad_rot_max_rel": e_grad,
+                "grad_trans_max_rel": e_gt}
         if t >= 2:
             # Loss reference in float32 too: contacts are thresholds, and float64 joints
             # can fall on the other side of one than the float32 ones do.
@@ -262,8 +265,9 @@ def section_kernels(args) -> dict:
             la, lb = torch.autograd.grad(loss, (r6, tr))
             lra, lrb = torch.autograd.grad(lref, (r32, t32))
             item["fs_loss_rel"] = abs(float(loss) - float(lref)) / max(1e-12, abs(float(lref)))
-            item["fs_grad_max_rel"] = float(max((la.double() - lra).abs().max() / max(1e-6, float(lra.abs().max())),
-                                                (lb.double() - lrb).abs().max() / max(1e-6, float(lrb.abs().max()))))
+            item["fs_grad_max_rel"] = float(max(
+                (la.double() - lra).abs().max() / max(1e-6, float(lra.abs().max())),
+                (lb.double() - lrb).abs().max() / max(1e-6, float(lrb.abs().max()))))
         passed = (e_pos < 5e-5 and e_grad < 1e-4 and e_gt < 1e-4 and item.get("fs_loss_rel", 0) < 1e-4
                   and item.get("fs_grad_max_rel", 0) < 1e-3)
         item["pass"] = bool(passed)
@@ -285,15 +289,17 @@ def section_kernels(args) -> dict:
             res["torch_fwd"] = _time_gpu(partial(_run_fk, forward_kinematics_6d, r6, tr), reps)
             res["cuda_fwd_bwd"] = _time_gpu(partial(_run_fk_grad, forward_kinematics_6d_cuda, r6, tr), reps)
             res["torch_fwd_bwd"] = _time_gpu(partial(_run_fk_grad, forward_kinematics_6d, r6, tr), reps)
-            res["cuda_fused_foot_slide_fwd_bwd"] = _time_gpu(partial(_run_fs_grad, foot_slide_loss_6d_cuda, r6, tr),
-                                                             reps)
+            res["cuda_fused_foot_slide_fwd_bwd"] = _time_gpu(
+                partial(_run_fs_grad, foot_slide_loss_6d_cuda, r6, tr), reps)
             res["torch_foot_slide_fwd_bwd"] = _time_gpu(partial(_run_fs_grad, _reference_fs_6d, r6, tr), reps)
             timings.append(res)
             rows.append((f"FK fwd B={b} T={t}",
-                         (f"cuda {res['cuda_fwd']['p50_ms']:.3f} ms, torch {res['torch_fwd']['p50_ms']:.3f} ms, "
-                         f"floor {floor_ms:.4f} ms")))
+                         (f"cuda {res['cuda_fwd']['p50_ms']:.3f} ms, "
+                          f"torch {res['torch_fwd']['p50_ms']:.3f} ms, "
+                          f"floor {floor_ms:.4f} ms")))
             rows.append((f"FK fwd+bwd B={b} T={t}",
-                         f"cuda {res['cuda_fwd_bwd']['p50_ms']:.3f} ms, torch {res['torch_fwd_bwd']['p50_ms']:.3f} ms"))
+                         f"cuda {res['cuda_fwd_bwd']['p50_ms']:.3f} ms, "
+                         f"torch {res['torch_fwd_bwd']['p50_ms']:.3f} ms"))
             rows.append((f"foot-slide fwd+bwd B={b} T={t}",
                          (f"cuda fused {res['cuda_fused_foot_slide_fwd_bwd']['p50_ms']:.3f} ms, "
                          f"torch {res['torch_foot_slide_fwd_bwd']['p50_ms']:.3f} ms")))
@@ -316,8 +322,8 @@ def section_onnx(args) -> dict:
     except ImportError as exc:
         return _skip(f"{exc.name} not installed")
     from opendance.engine.backends import TorchBackend
-    from opendance.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
     from opendance.engine.backends.onnx_export import cached_export, example_inputs, export_key, validate_onnx
+    from opendance.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     model = _model(args.preset)
     t0 = time.perf_counter()
@@ -381,7 +387,8 @@ def section_cuda(args) -> dict:
                 sweep.append({"batch": b, "error": "out of GPU memory"})
                 break
             chunk_ms = passes * t["p50_ms"]
-            sweep.append({"batch": b, "step_ms": t["p50_ms"], "chunk_ms": chunk_ms, "realtime": chunk_ms <= budget_ms})
+            sweep.append({"batch": b, "step_ms": t["p50_ms"], "chunk_ms": chunk_ms,
+                          "realtime": chunk_ms <= budget_ms})
             if chunk_ms <= budget_ms:
                 best = b
             else:
@@ -410,8 +417,8 @@ def section_tensorrt(args) -> dict:
         trt = import_tensorrt()
     except TensorRTUnavailable as exc:
         return _skip(str(exc))
-    from opendance.engine.backends.tensorrt_backend import TensorRTBackend
     from opendance.engine.backends.onnx_export import example_inputs
+    from opendance.engine.backends.tensorrt_backend import TensorRTBackend
 
     model = _model(args.preset)
     t0 = time.perf_counter()
@@ -467,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     ap.add_argument("--no-timing", action="store_true", help="checks only (for compute-sanitizer runs)")
-    ap.add_argument("--sanitize", action="store_true", help="also run compute-sanitizer memcheck on the kernels")
+    ap.add_argument("--sanitize", action="store_true",
+                    help="also run compute-sanitizer memcheck on the kernels")
     ap.add_argument("--preset", default="cpu", help="MCT preset for the onnx / tensorrt sections")
     ap.add_argument("--cuda-presets", default="cpu,gpu", help="MCT presets for the cuda section")
     ap.add_argument("--steps", type=int, default=4, help="MS-LRM steps per chunk (real-time budget)")

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from opendance.motion import Motion
 from opendance.engine.kinematic_beats import motion_beat_frames
+from opendance.motion import Motion
 
 #: Largest shift, as a fraction of the beat period, for pairing a kinematic beat with a
 #: music beat (farther ones are treated as off-beat moves and left alone).

@@ -149,14 +149,15 @@ def foot_slide_loss_fk(local_rot: Tensor, trans: Tensor, fps: float, skeleton: S
     (..., T, 3) -> scalar. On CUDA, fused: only the feet's chains are computed and written."""
     def reference():
         joints = ref.forward_kinematics(local_rot, trans, skeleton)
-        return ref.foot_slide_loss(joints, fps, tuple(foot_joints), contact_height_m, contact_speed_mps, floor_y)
+        return ref.foot_slide_loss(joints, fps, tuple(foot_joints), contact_height_m, contact_speed_mps,
+                                   floor_y)
 
     if choose_path(local_rot, trans) == "reference":
         return reference()
     from opendance.kernels.fk_cuda import foot_slide_loss_fk_cuda
 
-    return _try(lambda: foot_slide_loss_fk_cuda(local_rot, trans, fps, skeleton, foot_joints, contact_height_m,
-                                                contact_speed_mps, floor_y), reference)
+    return _try(lambda: foot_slide_loss_fk_cuda(local_rot, trans, fps, skeleton, foot_joints,
+                                                contact_height_m, contact_speed_mps, floor_y), reference)
 
 
 def foot_slide_loss_6d(rot6d: Tensor, trans: Tensor, fps: float, skeleton: Skeleton | None = None,
@@ -165,7 +166,8 @@ def foot_slide_loss_6d(rot6d: Tensor, trans: Tensor, fps: float, skeleton: Skele
     """``foot_slide_loss(forward_kinematics_6d(rot6d, trans), fps)``, fused on CUDA."""
     def reference():
         joints = ref.forward_kinematics_6d(rot6d, trans, skeleton)
-        return ref.foot_slide_loss(joints, fps, tuple(foot_joints), contact_height_m, contact_speed_mps, floor_y)
+        return ref.foot_slide_loss(joints, fps, tuple(foot_joints), contact_height_m, contact_speed_mps,
+                                   floor_y)
 
     if choose_path(rot6d, trans) == "reference":
         return reference()

@@ -162,7 +162,8 @@ def _plan(device: torch.device, skeleton: Skeleton, joints: Sequence[int] | None
     if len(out) > ks.max_joints:
         raise KernelUnsupported(f"at most {ks.max_joints} output joints per call, got {len(out)}")
     idx = ks.device_index
-    return _FKPlan(ks, sixd, _int_table(idx, parents), _int_table(idx, out), n, len(out), _need_mask(parents, out))
+    return _FKPlan(ks, sixd, _int_table(idx, parents), _int_table(idx, out), n, len(out),
+                   _need_mask(parents, out))
 
 
 # ------------------------------------------------------------------ autograd functions
@@ -245,14 +246,16 @@ class _FootSlideFunction(torch.autograd.Function):
         g = grad_loss.to(torch.float32).contiguous()
         elems = m * t * plan.n_feet
         _launch(plan.ks, "od_fs_backward", max(1, math.ceil(elems / REDUCE_BLOCK)), REDUCE_BLOCK,
-                _ptr(joints), _ptr(plan.feet), _ptr(floor), _ptr(g), np.float32(1.0 / (m * (t - 1) * plan.n_feet)),
+                _ptr(joints), _ptr(plan.feet), _ptr(floor), _ptr(g),
+                np.float32(1.0 / (m * (t - 1) * plan.n_feet)),
                 _ptr(grad), np.int32(m), np.int32(t), np.int32(jx), np.int32(plan.n_feet),
                 np.float32(plan.fps), np.float32(plan.contact_height_m), np.float32(plan.contact_speed_mps))
         return grad, None
 
 
 # ------------------------------------------------------------------ public API
-def _offsets(device: torch.device, skeleton: Skeleton | None, offsets: Tensor | None, n_joints: int) -> Tensor:
+def _offsets(device: torch.device, skeleton: Skeleton | None, offsets: Tensor | None,
+             n_joints: int) -> Tensor:
     if offsets is not None:
         _check_float32_cuda(offsets)
         if offsets.device != device or tuple(offsets.shape) != (n_joints, 3):
@@ -270,13 +273,16 @@ def _fk(rot: Tensor, trans: Tensor, width: int, skeleton: Skeleton | None, offse
     want = (n_j, 6) if width == 6 else (n_j, 3, 3)
     lead = rot.shape[:-len(want)]
     if tuple(rot.shape[len(lead):]) != want:
-        raise KernelUnsupported(f"rotations must be (..., {', '.join(map(str, want))}), got {tuple(rot.shape)}")
+        raise KernelUnsupported(
+            f"rotations must be (..., {', '.join(map(str, want))}), got {tuple(rot.shape)}")
     if tuple(trans.shape) != tuple(lead) + (3,):
-        raise KernelUnsupported(f"trans must be {tuple(lead) + (3,)}, got {tuple(trans.shape)} (no broadcasting)")
+        raise KernelUnsupported(
+            f"trans must be {tuple(lead) + (3,)}, got {tuple(trans.shape)} (no broadcasting)")
     _check_float32_cuda(rot, trans)
     plan = _plan(rot.device, sk, joints, width == 6)
     offs = _offsets(rot.device, skeleton, offsets, n_j)
-    out = _FKFunction.apply(rot.contiguous().reshape(-1, n_j, width), trans.contiguous().reshape(-1, 3), offs, plan)
+    out = _FKFunction.apply(rot.contiguous().reshape(-1, n_j, width), trans.contiguous().reshape(-1, 3),
+                            offs, plan)
     return out.reshape(*lead, plan.n_out, 3)
 
 
@@ -316,8 +322,8 @@ def _fs_plan(device: torch.device, foot_joints: Sequence[int], n_joints: int, fp
         raise KernelUnsupported("contact_speed_mps must be positive (or None)")
     ks = kernels_for(device)
     speed = -1.0 if contact_speed_mps is None else float(contact_speed_mps)
-    return _FSPlan(ks, _int_table(ks.device_index, feet), len(feet), float(fps), float(contact_height_m), speed,
-                   floor_y)
+    return _FSPlan(ks, _int_table(ks.device_index, feet), len(feet), float(fps), float(contact_height_m),
+                   speed, floor_y)
 
 
 def foot_slide_loss_cuda(joints: Tensor, fps: float, foot_joints: Sequence[int] = DEFAULT_FEET,
@@ -345,7 +351,8 @@ def _fused(rot: Tensor, trans: Tensor, width: int, fps: float, skeleton, foot_jo
            contact_speed_mps, floor_y) -> Tensor:
     feet = tuple(int(f) for f in foot_joints)
     pos = _fk(rot, trans, width, skeleton, None, feet)  # (..., T, F, 3): the feet only
-    return foot_slide_loss_cuda(pos, fps, tuple(range(len(feet))), contact_height_m, contact_speed_mps, floor_y)
+    return foot_slide_loss_cuda(pos, fps, tuple(range(len(feet))), contact_height_m, contact_speed_mps,
+                                floor_y)
 
 
 def foot_slide_loss_fk_cuda(local_rot: Tensor, trans: Tensor, fps: float, skeleton: Skeleton | None = None,
@@ -353,7 +360,8 @@ def foot_slide_loss_fk_cuda(local_rot: Tensor, trans: Tensor, fps: float, skelet
                             contact_speed_mps: float | None = None, floor_y=None) -> Tensor:
     """Fused ``foot_slide_loss(forward_kinematics(local_rot, trans), fps)``: local_rot
     (..., T, J, 3, 3), trans (..., T, 3) float32 CUDA -> scalar (m/s)^2."""
-    return _fused(local_rot, trans, 9, fps, skeleton, foot_joints, contact_height_m, contact_speed_mps, floor_y)
+    return _fused(local_rot, trans, 9, fps, skeleton, foot_joints, contact_height_m, contact_speed_mps,
+                  floor_y)
 
 
 def foot_slide_loss_6d_cuda(rot6d: Tensor, trans: Tensor, fps: float, skeleton: Skeleton | None = None,

@@ -52,7 +52,8 @@ def _hit(kind: str, sr: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "snare":
         n = int(0.18 * sr)
         t = np.arange(n) / sr
-        return 0.6 * (rng.standard_normal(n) * np.exp(-t / 0.04) + 0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.05))
+        return 0.6 * (rng.standard_normal(n) * np.exp(-t / 0.04)
+                      + 0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.05))
     if kind == "hat":
         n = int(0.05 * sr)
         t = np.arange(n) / sr
@@ -105,12 +106,13 @@ def make_track(duration_s: float = 20.0, bpm: float | list[tuple[float, float]] 
     y = np.zeros(n)
     beats = beat_times(duration_s, bpm, start_s)
     sounding = np.ones(beats.size, dtype=bool)
-    for i, b in enumerate(beats):
+    for i in range(beats.size):
         if (i // 4) in silent_bars:
             sounding[i] = False
     hits = {k: _hit(k, sr, rng) for k in ("click", "accent", "kick", "snare", "hat")}
     bass_hz = (55.0, 73.42, 61.74, 82.41)                       # A1 D2 B1 E2
-    chords = ((220.0, 277.18, 329.63), (293.66, 369.99, 440.0), (246.94, 293.66, 369.99), (329.63, 415.30, 493.88))
+    chords = ((220.0, 277.18, 329.63), (293.66, 369.99, 440.0), (246.94, 293.66, 369.99),
+              (329.63, 415.30, 493.88))
 
     def add(kind: str, t: float, gain: float = 0.5) -> None:
         i = round(t * sr)

@@ -84,7 +84,7 @@ def test_onnxruntime_logits_close_and_float32(model, ort_backend):
     got = ort_backend.logits(x)
     with torch.no_grad():
         ref = model(x)
-    for g, r in zip(got.as_tuple(), ref.as_tuple()):
+    for g, r in zip(got.as_tuple(), ref.as_tuple(), strict=True):
         assert g.dtype == torch.float32 and g.device.type == "cpu"
         torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
 
@@ -102,13 +102,13 @@ def test_padded_batches_and_sessions_match_torch(model):
     with torch.no_grad():
         ref = model(x)
     out = be.logits(x)
-    for o, r in zip(out.as_tuple(), ref.as_tuple()):
+    for o, r in zip(out.as_tuple(), ref.as_tuple(), strict=True):
         assert o.shape == r.shape
         torch.testing.assert_close(o, r, atol=1e-5, rtol=1e-5)
     assert be.captured_shapes == [(4, 10)]  # batch 3 ran in the 4-bucket
     sessions = [_inputs(model, 1, 10, seed=s) for s in range(5)]
     many = be.logits_many(sessions)
-    for x1, o in zip(sessions, many):
+    for x1, o in zip(sessions, many, strict=True):
         with torch.no_grad():
             r = model(x1)
         torch.testing.assert_close(o.motion, r.motion, atol=1e-5, rtol=1e-5)
@@ -182,7 +182,8 @@ class _FakeTRT:
                 return cfg
 
             def create_optimization_profile(self):
-                return types.SimpleNamespace(set_shape=lambda n, a, b, c: fake.calls.append(("shape", n, a, b, c)))
+                return types.SimpleNamespace(
+                    set_shape=lambda n, a, b, c: fake.calls.append(("shape", n, a, b, c)))
 
             def build_serialized_network(self, network, config):
                 return b"PLAN"
@@ -244,8 +245,8 @@ def test_plan_cache_key_and_reuse(model, tmp_path):
     p = _profile(model)
     k10 = trt_export.plan_key(onnx, p, "graph", "10.7.0")
     assert k10 != trt_export.plan_key(onnx, p, "graph", "11.0.0")
-    assert k10 != trt_export.plan_key(onnx, trt_export.ShapeProfile.for_model(model.cfg, max_batch=8), "graph",
-                                      "10.7.0")
+    assert k10 != trt_export.plan_key(onnx, trt_export.ShapeProfile.for_model(model.cfg, max_batch=8),
+                                      "graph", "10.7.0")
     fake = _FakeTRT("10.7.0")
     a = trt_export.cached_plan(onnx, p, cache_dir=tmp_path / "c", trt=fake)
     n_calls = len(fake.calls)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from opendance.engine.beat_warp import DEFAULT_RATIO, apply_time_map, beat_snap, beat_time_map, identity_warp
-from opendance.motion import Motion
-from opendance.engine.motion_buffer import seam_blend
 from opendance.engine.kinematic_beats import motion_beat_frames
+from opendance.engine.motion_buffer import seam_blend
+from opendance.motion import Motion
 
 FPS = 30.0
 
@@ -100,7 +100,8 @@ def test_no_beats_or_unlocked_returns_input():
     out, warp = beat_snap(m, 0.0, np.array([14.0, 29.0]) / FPS, locked=False)
     assert out is m and warp.identity
     # beats too far from any kinematic beat (outside the window): nothing moves
-    out, warp = beat_snap(m, 0.0, np.array([20.0, 35.0]) / FPS, period_s=15 / FPS, window_frac=0.2, accent=0.0)
+    out, warp = beat_snap(m, 0.0, np.array([20.0, 35.0]) / FPS, period_s=15 / FPS, window_frac=0.2,
+                          accent=0.0)
     assert out is m and warp.identity
 
 
@@ -136,9 +137,13 @@ def test_seam_continuity_not_worse():
     j_warp = _joined(chunks, True, beats)
     assert not np.allclose(j_plain, j_warp)               # it did warp something
     joins = np.arange(16, 96, 16)
-    acc = lambda j: np.linalg.norm(j[joins + 1] - 2 * j[joins] + j[joins - 1], axis=-1).mean()
-    vel_jump = lambda j: np.linalg.norm((j[joins + 1] - j[joins]) - (j[joins - 1] - j[joins - 2]),
-                                        axis=-1).mean()
+
+    def acc(j):
+        return np.linalg.norm(j[joins + 1] - 2 * j[joins] + j[joins - 1], axis=-1).mean()
+
+    def vel_jump(j):
+        return np.linalg.norm((j[joins + 1] - j[joins]) - (j[joins - 1] - j[joins - 2]), axis=-1).mean()
+
     assert acc(j_warp) <= acc(j_plain) + 1e-6
     assert vel_jump(j_warp) <= vel_jump(j_plain) + 1e-6
 
@@ -170,11 +175,14 @@ def _run_stream(beat_snap: bool, clock=None, generator=None, chunks: int = 8):
 
     from opendance.controls import ControlState
     from opendance.engine.fallback_groove import GrooveFallback
-    from opendance.engine.stream import StreamConfig, StreamingGenerator
     from opendance.engine.motion_buffer import MotionBuffer
+    from opendance.engine.stream import StreamConfig, StreamingGenerator
 
     buf = MotionBuffer(fps=30.0)
-    now = lambda: 0.0  # audio clock held at 0: every chunk goes after the buffer's end
+
+    def now() -> float:
+        return 0.0  # audio clock held at 0: every chunk goes after the buffer's end
+
     sg = StreamingGenerator(generator or FakeGenerator(), buf, FakeTimeline(now),
                             clock or FakeBeatClock(120.0), now, lambda: ControlState(steps=2),
                             GrooveFallback(), StreamConfig(beat_snap=beat_snap, seed=0))

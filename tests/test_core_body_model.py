@@ -7,9 +7,13 @@ import argparse
 import numpy as np
 import pytest
 
+from opendance.errors import InputError
+from opendance.motion import Motion
+from opendance.skeleton import PARENTS, smpl_skeleton
+
 smplx = pytest.importorskip("smplx", reason="smplx (the [smpl] extra) is not installed")
 
-from opendance.exporters.body_model import (
+from opendance.exporters.body_model import (  # noqa: E402  (only once smplx is known to be there)
     N_VERTICES,
     BodyModel,
     add_body_model_arguments,
@@ -17,9 +21,6 @@ from opendance.exporters.body_model import (
     save_obj,
     skeleton_from_args,
 )
-from opendance.errors import InputError
-from opendance.motion import Motion
-from opendance.skeleton import PARENTS, smpl_skeleton
 
 
 def synthetic_struct(seed: int = 0) -> smplx.utils.Struct:
@@ -83,8 +84,8 @@ def test_without_files_the_bundled_skeleton_is_used_and_errors_are_clear(tmp_pat
 
 
 def test_meshes_from_a_motion_through_the_cli_path(tmp_path):
-    from opendance.exporters import load_motion
     from opendance.commands.formats import _write_meshes
+    from opendance.exporters import load_motion
 
     model = BodyModel.from_struct(synthetic_struct())
     motion = load_motion(__import__("pathlib").Path(__file__).parent / "data" / "aistpp_sample.pkl")[:3]

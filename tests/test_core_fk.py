@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from opendance import rotations as rn
-from opendance.kernels.fk import foot_slide_loss, forward_kinematics, forward_kinematics_6d
 from opendance.fk_numpy import forward_kinematics as fk_np
+from opendance.kernels.fk import foot_slide_loss, forward_kinematics, forward_kinematics_6d
 from opendance.skeleton import (
     HEAD,
     L_FOOT,
@@ -50,7 +50,8 @@ def test_zero_pose_gives_rest_joints(dtype):
     expected = sk.rest_joints() + trans
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     np.testing.assert_allclose(joints.numpy()[1], expected, atol=tol)
-    np.testing.assert_allclose(fk_np(np.broadcast_to(np.eye(3), (N_JOINTS, 3, 3)), trans), expected, atol=1e-12)
+    np.testing.assert_allclose(fk_np(np.broadcast_to(np.eye(3), (N_JOINTS, 3, 3)), trans), expected,
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.float64, 1e-12)])
@@ -81,7 +82,8 @@ def test_fk_6d_matches_matrix_path():
     rng = np.random.default_rng(3)
     rot, trans = _random_pose(rng, (3,))
     d6 = torch.tensor(rn.matrix_to_6d(rot))
-    np.testing.assert_allclose(forward_kinematics_6d(d6, torch.tensor(trans)).numpy(), fk_np(rot, trans), atol=1e-10)
+    np.testing.assert_allclose(forward_kinematics_6d(d6, torch.tensor(trans)).numpy(), fk_np(rot, trans),
+                               atol=1e-10)
 
 
 def test_fk_gradcheck_float64():

@@ -106,7 +106,8 @@ def test_6d_maps_to_rotation_and_is_idempotent(name, mod, wrap, d):
     np.testing.assert_allclose(m @ np.swapaxes(m, -1, -2), np.broadcast_to(np.eye(3), m.shape), atol=TOL)
     np.testing.assert_allclose(np.linalg.det(m), 1.0, atol=TOL)
     # Gram-Schmidt keeps the direction of the first column.
-    np.testing.assert_allclose(m[..., :, 0], d[:, :3] / np.linalg.norm(d[:, :3], axis=-1, keepdims=True), atol=TOL)
+    np.testing.assert_allclose(m[..., :, 0], d[:, :3] / np.linalg.norm(d[:, :3], axis=-1, keepdims=True),
+                               atol=TOL)
     again = np.asarray(mod.matrix_to_6d(mod.sixd_to_matrix(mod.matrix_to_6d(wrap(m)))))
     np.testing.assert_allclose(again, rn.matrix_to_6d(m), atol=TOL)
 

@@ -66,7 +66,7 @@ def test_song_structure(style: str) -> None:
     assert set(np.round(song.downbeat_times_s, 9)) <= set(np.round(b, 9))
     assert np.allclose(song.downbeat_times_s, b[(np.searchsorted(b, song.downbeat_times_s[0]))::4])
     assert song.sections[0].start_s == 0.0 and song.sections[-1].end_s == 60.0
-    for a, c in zip(song.sections, song.sections[1:]):
+    for a, c in zip(song.sections, song.sections[1:], strict=False):
         assert a.end_s == pytest.approx(c.start_s)
     names = {s.name for s in song.sections}
     assert {"chorus", "verse"} <= names

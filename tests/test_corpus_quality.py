@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from opendance.training.metrics import evaluate
 from opendance.engine.choreo.choreography import choreograph
+from opendance.training.metrics import evaluate
 from opendance.training.synth.music import STYLES, synthesize_song
 
 AISTPP_GT_PFC = 1.332   # OpenDance / EDGE tables, AIST++ ground truth
@@ -17,7 +17,8 @@ def test_fresh_dances_beat_aistpp_ground_truth_on_pfc_and_bas() -> None:
     motions, beats = [], []
     for i, style in enumerate(STYLES):
         song = synthesize_song(style, 30.0, None, seed=500 + i, sample_rate=8000)
-        dance = choreograph(song.beat_times_s, song.downbeat_times_s, 30.0, style, 0.6, 500 + i, song.sections)
+        dance = choreograph(song.beat_times_s, song.downbeat_times_s, 30.0, style, 0.6, 500 + i,
+                            song.sections)
         motions.append(dance.motion)
         beats.append(song.beat_times_s)
     res = evaluate(motions, motions, beats, protocol="bailando")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import PROVISIONAL_BPM, GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.music.beat_clock import BeatClock
 from opendance.engine.stream import StreamConfig, StreamingGenerator
-from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 
 def _beat_streamer(gen, now, beat_clock, **cfg):

@@ -378,7 +378,8 @@ def emulated(hc, monkeypatch):
     monkeypatch.setattr(fk_cuda, "kernels_for", lambda device, n_joints=24: fake)
     monkeypatch.setattr(fk_cuda, "_check_float32_cuda", lambda *t: None)
     monkeypatch.setattr(fk_cuda, "_int_table", lambda idx, values: torch.tensor(values, dtype=torch.int32))
-    monkeypatch.setattr(fk_cuda, "_default_offsets", lambda idx: torch.tensor(SK.offsets, dtype=torch.float32))
+    monkeypatch.setattr(fk_cuda, "_default_offsets",
+                        lambda idx: torch.tensor(SK.offsets, dtype=torch.float32))
     return emu
 
 
@@ -402,7 +403,8 @@ def test_autograd_functions_through_emulated_launches(emulated):
     lref = foot_slide_loss(forward_kinematics_6d(ref_r6, ref_tr), 30.0, contact_height_m=0.3)
     assert float(lref.detach()) > 0
     assert float(loss.detach()) == pytest.approx(float(lref.detach()), rel=1e-4)
-    (la, lb), (lra, lrb) = torch.autograd.grad(loss * 3.0, (r6, tr)), torch.autograd.grad(lref * 3.0, (ref_r6, ref_tr))
+    la, lb = torch.autograd.grad(loss * 3.0, (r6, tr))
+    lra, lrb = torch.autograd.grad(lref * 3.0, (ref_r6, ref_tr))
     torch.testing.assert_close(la, lra, atol=1e-4 * float(lra.abs().max()), rtol=1e-3)
     torch.testing.assert_close(lb, lrb, atol=1e-4 * float(lrb.abs().max()), rtol=1e-3)
     assert emulated.names[-2:] == ["od_fs_backward", "od_fk_backward_6d"]  # fused: feet-only FK backward

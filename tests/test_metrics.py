@@ -118,7 +118,8 @@ def test_kinetic_rejects_bad_input():
 def test_geometric_still_rest_pose_known_values():
     f = M.manual_features(rest_joints(10), 30)
     assert f.shape == (32,) and f.dtype == np.float32
-    velocity_features = [i for i, feat in enumerate(geometric.FEATURES) if feat.kind in ("move", "nmove", "fast")]
+    velocity_features = [i for i, feat in enumerate(geometric.FEATURES)
+                         if feat.kind in ("move", "nmove", "fast")]
     np.testing.assert_array_equal(f[velocity_features], 0)  # nothing moves
     # Straight elbows and knees: the inner angle is ~180 degrees, outside (0, 110).
     for i in (6, 7, 19, 20):
@@ -267,7 +268,8 @@ def test_foot_skating_known_answers(protocol):
     assert M.foot_skating_ratio(grounded_clip((0.03, 0.0)), 30, protocol) == pytest.approx(29 / 30)
     # 60 FPS input: LODGE's code resamples to 30 FPS, ours compares 0.9 m/s with 0.3 m/s.
     p60 = grounded_clip((0.015, 0.0), n=59)
-    assert M.foot_skating_ratio(p60, 60, protocol) == pytest.approx(29 / 30 if protocol == "bailando" else 58 / 59)
+    assert M.foot_skating_ratio(p60, 60, protocol) == pytest.approx(
+        29 / 30 if protocol == "bailando" else 58 / 59)
 
 
 def test_foot_skating_lodge_tangent_quirk():
@@ -377,4 +379,5 @@ def test_default_protocol_floors_the_std_of_a_feature_constant_in_the_ground_tru
     assert raw > 1e15                            # Bailando's normalisation explodes
     assert 10 < floored < 1e5                    # large but finite: (mean 0.5 / 0.01)^2 ~ 2500
     # dimensions with a real spread are untouched by the floor
-    assert np.allclose(normalise(pred, gt)[0][:, :2], normalise(pred, gt, std_floor=DEFAULT_STD_FLOOR)[0][:, :2])
+    assert np.allclose(normalise(pred, gt)[0][:, :2],
+                       normalise(pred, gt, std_floor=DEFAULT_STD_FLOOR)[0][:, :2])

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from opendance.commands.eval import load_beats
 from opendance.commands.main import main
 from opendance.exporters import save_motion
 from opendance.motion import Motion
-from opendance.commands.eval import load_beats
 
 FIXTURE = Path(__file__).parent / "data" / "aistpp_sample.pkl"
 

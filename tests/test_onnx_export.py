@@ -10,11 +10,12 @@ import torch
 pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (the export extra)")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
+from conftest import make_tiny_mct
+
 from opendance.engine.backends import onnx_export as ox
 from opendance.engine.mct import MCTInputs
 from opendance.engine.music.features import FEATURE_DIM
 from opendance.errors import OpenDanceError
-from conftest import make_tiny_mct
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_onnxruntime_matches_pytorch(model, exported, b, n):
     got = ox.run_ort(sess, x)
     with torch.no_grad():
         ref = model(x).as_tuple()
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         assert g.shape == tuple(r.shape)
         np.testing.assert_allclose(g, r.numpy(), atol=1e-4, rtol=1e-4)
         assert (g.argmax(-1) == r.numpy().argmax(-1)).all()

@@ -55,7 +55,7 @@ def concat_inputs(many: list[MCTInputs]) -> MCTInputs:
     lengths = {x.motion.shape[1] for x in many}
     if len(lengths) != 1:
         raise ValueError(f"batched sessions must share one window length, got {sorted(lengths)}")
-    return MCTInputs(*(torch.cat(ts, 0) for ts in zip(*(x.as_tuple() for x in many))))
+    return MCTInputs(*(torch.cat(ts, 0) for ts in zip(*(x.as_tuple() for x in many), strict=True)))
 
 
 @dataclass
@@ -120,8 +120,8 @@ class CudaGraphBackend(Backend):
         graph = torch.cuda.CUDAGraph()
         with torch.inference_mode(), torch.cuda.graph(graph, pool=self._pool):
             outputs = self._net(*static)
-        log.info("captured a CUDA graph for batch %d, window %d (%s)", static[-1].shape[0], static[-1].shape[1],
-                 self.dtype)
+        log.info("captured a CUDA graph for batch %d, window %d (%s)", static[-1].shape[0],
+                 static[-1].shape[1], self.dtype)
         return _Captured(static, outputs, graph)
 
     def _run_padded(self, x: MCTInputs) -> MCTLogits:
@@ -133,11 +133,11 @@ class CudaGraphBackend(Backend):
             cap = self._shapes[(size, n)] = self._capture(xp)
         with torch.inference_mode():
             if cap.graph is None:
-                for dst, src in zip(cap.inputs, xp.as_tuple()):
+                for dst, src in zip(cap.inputs, xp.as_tuple(), strict=True):
                     dst.copy_(src)
                 out = self._net(*cap.inputs)
             else:
-                for dst, src in zip(cap.inputs, xp.as_tuple()):
+                for dst, src in zip(cap.inputs, xp.as_tuple(), strict=True):
                     dst.copy_(src, non_blocking=True)
                 cap.graph.replay()
                 out = cap.outputs
@@ -174,7 +174,7 @@ class CudaGraphBackend(Backend):
 def token_agreement(a: MCTLogits, b: MCTLogits) -> dict[str, float]:
     """Per branch, the share of positions whose argmax token is the same in ``a`` and ``b``."""
     return {name: float((x.argmax(-1).cpu() == y.argmax(-1).cpu()).float().mean())
-            for name, x, y in zip(("motion", "traj", "kpt"), a.as_tuple(), b.as_tuple())}
+            for name, x, y in zip(("motion", "traj", "kpt"), a.as_tuple(), b.as_tuple(), strict=True)}
 
 
 def measure_bf16_agreement(model: MCT, device: str = "cuda", batch: int = 4, tokens: int | None = None,
@@ -193,7 +193,8 @@ def measure_bf16_agreement(model: MCT, device: str = "cuda", batch: int = 4, tok
         x = example_inputs(model, batch, tokens or model.cfg.max_tokens, seed=1000 + seed)
         a, b = fp32.logits(x), bf16.logits(x)
         shares.append(token_agreement(a, b))
-        diff = max(diff, max(float((u - v).abs().max()) for u, v in zip(a.as_tuple(), b.as_tuple())))
+        diff = max(diff, max(float((u - v).abs().max())
+                             for u, v in zip(a.as_tuple(), b.as_tuple(), strict=True)))
     out = {k: sum(s[k] for s in shares) / len(shares) for k in shares[0]}
     out["max_abs_logit_diff"] = diff
     return out

@@ -176,7 +176,8 @@ def export_mct(model: MCT, path: str | os.PathLike, precision: str = "fp32", ops
                               output_names=list(OUTPUT_NAMES), dynamo=True, dynamic_shapes=dyn,
                               opset_version=opset, external_data=False, verbose=False)
     except Exception as exc:
-        raise OpenDanceError(f"ONNX export of the MCT failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise OpenDanceError(
+            f"ONNX export of the MCT failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
     res = OnnxExport(str(path), precision, opset, export_key(model, precision, opset, max_batch),
                      time.perf_counter() - t0)
     if validate:
@@ -210,7 +211,8 @@ def ort_session(path: str | os.PathLike, providers: list[str] | None = None, thr
 
 def run_ort(session, inputs: MCTInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One forward pass of the exported graph: CPU numpy logits (motion, traj, kpt)."""
-    feed = {name: t.detach().cpu().numpy() for name, t in zip(MCTInputs.names(), inputs.as_tuple())}
+    feed = {name: t.detach().cpu().numpy()
+            for name, t in zip(MCTInputs.names(), inputs.as_tuple(), strict=True)}
     return tuple(session.run(list(OUTPUT_NAMES), feed))
 
 
@@ -231,7 +233,7 @@ def validate_onnx(model: MCT, path: str | os.PathLike, precision: str = "fp32",
         with torch.no_grad():
             ref = model.eval()(x).as_tuple()
         got = run_ort(sess, x)
-        for name, r, o in zip(OUTPUT_NAMES, ref, got):
+        for name, r, o in zip(OUTPUT_NAMES, ref, got, strict=True):
             if o.shape != tuple(r.shape):
                 raise OpenDanceError(f"{path}: {name} has shape {o.shape}, PyTorch gives {tuple(r.shape)}")
             errs[name] = max(errs[name], float(np.abs(o - r.numpy()).max()))
@@ -246,7 +248,8 @@ def validate_onnx(model: MCT, path: str | os.PathLike, precision: str = "fp32",
 
 def default_cache_dir() -> Path:
     root = os.environ.get("OPENDANCE_CACHE_DIR")
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "opendance"
+    base = (Path(root) if root
+            else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "opendance")
     return base / "onnx"
 
 

@@ -61,7 +61,8 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxscript  # noqa: F401
         except ImportError:
-            return False, "onnxscript is not installed (needed to export the MCT; pip install 'opendance[export]')"
+            return False, ("onnxscript is not installed "
+                           "(needed to export the MCT; pip install 'opendance[export]')")
         return True, ""
 
     def logits(self, inputs: MCTInputs) -> MCTLogits:

@@ -85,7 +85,7 @@ class TensorRTBackend(Backend):
         ctx, mode = self._context, self._trt.TensorIOMode.INPUT
         keep = []  # device copies must outlive the launch
         with torch.inference_mode():
-            for name, t in zip(MCTInputs.names(), inputs.as_tuple()):
+            for name, t in zip(MCTInputs.names(), inputs.as_tuple(), strict=True):
                 dt = self._dtype(name)
                 t = t.to(self.device, dt).contiguous()
                 keep.append(t)

@@ -75,18 +75,19 @@ class ShapeProfile:
     text_dim: int
 
     @classmethod
-    def for_model(cls, cfg, max_batch: int = 8, opt_batch: int = 2, opt_tokens: int | None = None) -> ShapeProfile:
+    def for_model(cls, cfg, max_batch: int = 8, opt_batch: int = 2,
+                  opt_tokens: int | None = None) -> ShapeProfile:
         """A profile for an ``MCTConfig``: batch 1..max_batch, window 1..max_tokens."""
         opt_t = opt_tokens or cfg.max_tokens
-        return cls((1, min(opt_batch, max_batch), max_batch), (1, opt_t, cfg.max_tokens), cfg.frames_per_token,
-                   cfg.music_dim, cfg.text_dim)
+        return cls((1, min(opt_batch, max_batch), max_batch), (1, opt_t, cfg.max_tokens),
+                   cfg.frames_per_token, cfg.music_dim, cfg.text_dim)
 
     def input_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
         """name -> (min, opt, max) shapes, for every graph input."""
         out = {}
         for name in ("music", "music_valid", "music_keep", "text", "text_keep", "traj", "kpt", "motion"):
             shapes = []
-            for b, n in zip(self.batch, self.tokens):
+            for b, n in zip(self.batch, self.tokens, strict=True):
                 f = n * self.frames_per_token
                 shapes.append({"music": (b, f, self.music_dim), "music_valid": (b, f), "music_keep": (b,),
                                "text": (b, self.text_dim), "text_keep": (b,)}.get(name, (b, n)))

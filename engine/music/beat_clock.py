@@ -75,6 +75,10 @@ SALIENCE_WINDOW_S = 3.5
 SALIENCE_FLOOR, SALIENCE_SPAN = 1.5, 0.7
 
 
+#: A committed beat follows the previous one by at least this fraction of a period: when
+#: the grid jumps (a new tempo or phase), the beat it would add right after the last one
+#: is skipped rather than doubled.
+MIN_BEAT_GAP = 0.7
 #: Read the model (period, latest beat, confidence) from the filter every this many
 #: frames (33 ms) and at the end of every ``update``.
 MODEL_EVERY = 4
@@ -247,7 +251,7 @@ class BeatClock:
         while True:
             if self._past:
                 t_prev, i_prev = self._past[-1]
-                t = self._next_model_beat(t_prev + 0.5 * self.period_s)
+                t = self._next_model_beat(t_prev + MIN_BEAT_GAP * self.period_s)
                 idx = i_prev + max(1, round((t - t_prev) / self.period_s))
             else:
                 t = self._next_model_beat(horizon - self.period_s)

@@ -80,30 +80,47 @@ MIN_BEAT_CONFIDENCE = 0.05
 MIN_AC_RMS = 1e-4      # a signal whose level barely moves (DC, silence) has no beat
 
 
+class _GrowingTable:
+    """Rows appended block by block into one preallocated array (no list of parts and no
+    final concatenation, which would briefly double the memory of a long file)."""
+
+    def __init__(self, capacity: int, width: int, dtype) -> None:
+        import numpy as np
+
+        self._data = np.empty((max(16, int(capacity)), width), dtype)
+        self.n = 0
+
+    def append(self, rows) -> None:
+        import numpy as np
+
+        k = len(rows)
+        if self.n + k > self._data.shape[0]:              # the header under-announced: grow
+            bigger = np.empty((int((self.n + k) * 1.25) + 16, self._data.shape[1]), self._data.dtype)
+            bigger[:self.n] = self._data[:self.n]
+            self._data = bigger
+        self._data[self.n:self.n + k] = rows
+        self.n += k
+
+    @property
+    def array(self):
+        return self._data[:self.n]
+
+
 class _CompactEvents:
-    """aubio's sub-hop events of a long file as one (N, 9) float64 array (~72 bytes an
-    event instead of a ~500-byte object each: 2 h of audio is 432,000 events). Reads
+    """aubio's sub-hop events of a long file as one (N, 9) float64 array (72 bytes an
+    event instead of a ~500-byte object each: 2 h of audio is 864,000 events). Reads
     like the list ``features.stream_spectral`` returns (len, index, slice, iteration)."""
 
     FIELDS = ("end_s", "odf", "onset", "onset_s", "beat", "beat_s", "bpm", "confidence", "flux")
 
-    def __init__(self) -> None:
-        self._parts: list = []
-        self._rows = None
+    def __init__(self, capacity: int) -> None:
+        import numpy as np
+
+        self._table = _GrowingTable(capacity, len(self.FIELDS), np.float64)
 
     def extend(self, events) -> None:
-        import numpy as np
-
         if events:
-            self._parts.append(np.array([[getattr(e, f) for f in self.FIELDS] for e in events], np.float64))
-
-    def _table(self):
-        import numpy as np
-
-        if self._rows is None:
-            self._rows = np.concatenate(self._parts) if self._parts else np.zeros((0, len(self.FIELDS)))
-            self._parts = []
-        return self._rows
+            self._table.append([[getattr(e, f) for f in self.FIELDS] for e in events])
 
     def _event(self, row):
         from opendance.engine.music.beats import SubHopEvents
@@ -112,28 +129,31 @@ class _CompactEvents:
         return SubHopEvents(v[0], v[1], bool(v[2]), v[3], bool(v[4]), v[5], v[6], v[7], v[8])
 
     def __len__(self) -> int:
-        return int(self._table().shape[0])
+        return self._table.n
 
     def __getitem__(self, item):
-        rows = self._table()[item]
+        rows = self._table.array[item]
         return [self._event(r) for r in rows] if isinstance(item, slice) else self._event(rows)
 
     def __iter__(self):
-        for row in self._table():
+        for row in self._table.array:
             yield self._event(row)
 
 
 def _spectral_from_file(path):
     """Causal spectral rows and aubio events of a file decoded block by block (memory flat
-    with the file's length). Returns (rows, events, samples, rate Hz, AC RMS level)."""
+    with the file's length but for the compact analysis tables). Returns (rows, events,
+    samples, rate Hz, AC RMS level)."""
     import numpy as np
 
-    from opendance.engine.music.features import ANALYSIS_SR, HOP, SpectralStream, n_frames_for
+    from opendance.engine.music.beats import AUBIO_HOP
+    from opendance.engine.music.features import ANALYSIS_SR, HOP, SPECTRAL_DIM, SpectralStream, n_frames_for
     from opendance.realtime.sources import audio_file_info, iter_audio_blocks
 
     info = audio_file_info(path)
     stream = SpectralStream(info.sample_rate)
-    rows, events = [], _CompactEvents()
+    rows = _GrowingTable(n_frames_for(info.frames, info.sample_rate) + 64, SPECTRAL_DIM, np.float32)
+    events = _CompactEvents(int(info.duration_s * ANALYSIS_SR / AUBIO_HOP) + 64)
     n, total, total_sq = 0, 0.0, 0.0
     for block in iter_audio_blocks(info, block_s=2.0):
         r, e = stream.feed(block)
@@ -151,7 +171,7 @@ def _spectral_from_file(path):
         events.extend(e)
     mean = total / n
     ac_rms = max(0.0, total_sq / n - mean * mean) ** 0.5
-    return np.concatenate(rows)[:n_frames], events, n, info.sample_rate, ac_rms
+    return rows.array[:n_frames], events, n, info.sample_rate, ac_rms
 
 
 def _no_beat_reason(ac_rms: float, confidence: float) -> str:

@@ -151,7 +151,8 @@ def standard_cases(sample_rate: int = 44100, duration_s: float = 24.0) -> list[t
     cases.append(("band_swing_96", make_track(duration_s, 96, "band", sample_rate, swing=0.12, seed=6), None))
     cases.append(("drums_silent_bar_120",
                   make_track(duration_s, 120, "drums", sample_rate, silent_bars=(4,), seed=4), None))
-    segs = [(0.0, 110.0), (12.0, 132.0)]
+    # The change leaves >= 6 s to measure the re-lock (which must then hold for ``hold_s``).
+    segs = [(0.0, 110.0), (min(12.0, duration_s - 6.0), 132.0)]
     tr = make_track(duration_s, segs, "drums", sample_rate, seed=5)
     b = beat_times(duration_s, segs)
     change = float(b[np.searchsorted(b, 12.0 - 1e-9)])

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from opendance.errors import InputError
 from opendance.engine.kinematic_beats import check_variant, motion_beat_frames
+from opendance.errors import InputError
 from opendance.validate import as_joints, check_fps
 
 #: Score Gaussian width, frames (both released codes).

@@ -368,6 +368,179 @@ def _render_pad_bar(notes: tuple[int, ...], table: np.ndarray, sr: int, n: int) 
 
 
 # ----------------------------------------------------------------------------- song
+def _step_times(times: np.ndarray, swing: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sixteenth-step times (s) and sample indices: sixteenths interpolated inside each beat;
+    swing delays the odd sixteenths by ``swing`` quarter-beats."""
+    frac = np.array([0.0, 0.25 + swing * 0.25, 0.5, 0.75 + swing * 0.25])
+    step_t = (times[:-1, None] + np.diff(times)[:, None] * frac[None, :]).reshape(-1)
+    step_i = np.round(step_t * sr).astype(np.int64)
+    return step_t, step_i
+
+
+def _section_parts(name: str, b: int, bars: int, variant: dict[str, str], breakdown: dict[str, str],
+                   sparse: bool) -> dict[str, str]:
+    """Drum parts (instrument -> 16-step pattern) of bar ``b`` of a ``bars``-bar section."""
+    if sparse:
+        return dict(_SPARSE)
+    if name == "breakdown":
+        return dict(breakdown)
+    parts = {k: v for k, v in variant.items() if not k.startswith("+")}
+    if name == "chorus":
+        parts.update({k[1:]: v for k, v in variant.items() if k.startswith("+")})
+    if name in ("intro", "outro"):
+        parts = {k: v for k, v in parts.items() if k in ("K", "H", "O", "X", "R")}
+    if name == "build":
+        roll = _BUILD_ROLL[min(2, (b * 3) // max(1, bars))]
+        parts["S"] = roll
+    return parts
+
+
+def _cover_beats(parts: dict[str, str]) -> None:
+    """Make every beat carry a bright (broadband) hit exactly on it, in place, so its onset
+    stands out even under a ringing snare or a kick-only beat."""
+    covered = np.zeros(STEPS_PER_BAR, bool)
+    for inst, pat in parts.items():
+        if inst in _BRIGHT:
+            covered |= _pattern_steps(pat) > 0.5
+    if covered[::STEPS_PER_BEAT].all():
+        return
+    free = next((i for i in ("H", "R", "X") if i not in parts), None)
+    if free is not None:
+        parts[free] = "x...x...x...x..."
+    else:
+        parts["H"] = "".join("x" if k % STEPS_PER_BEAT == 0 else c for k, c in enumerate(parts["H"]))
+
+
+def _add_hits(out: np.ndarray, sample: np.ndarray, bar_pattern: str, bar: int, level: float,
+              step_i: np.ndarray, humanize: np.ndarray, n_samples: int) -> None:
+    """Mix one instrument's ``sample`` into ``out`` (in place) on the hits of one bar."""
+    vel = _pattern_steps(bar_pattern)
+    for s in np.nonzero(vel)[0]:
+        k = bar * STEPS_PER_BAR + s
+        if k >= len(step_i):
+            return
+        i0 = step_i[k]
+        if i0 >= n_samples:
+            return
+        seg = out[i0:i0 + len(sample)]
+        seg += sample[: len(seg)] * vel[s] * level * humanize[k]
+
+
+def _render_drums(out: np.ndarray, plan: list[tuple[str, int]], kit: dict[str, np.ndarray],
+                  variant: dict[str, str], breakdown: dict[str, str], sparse: bool, step_i: np.ndarray,
+                  humanize: np.ndarray, n_samples: int) -> None:
+    """Mix the drums of every bar of ``plan`` into ``out`` (in place)."""
+    bar = 0
+    for name, bars in plan:
+        for b in range(bars):
+            parts = _section_parts(name, b, bars, variant, breakdown, sparse)
+            _cover_beats(parts)
+            level = 0.7 if name in ("intro", "outro", "breakdown") else 1.0
+            for inst, pat in parts.items():
+                _add_hits(out, kit[inst], pat, bar, level, step_i, humanize, n_samples)
+            bar += 1
+
+
+@dataclass
+class _Harmony:
+    """The drawn harmony of a song (see ``_draw_harmony``).
+
+    Attributes:
+        key: 0..11 semitones above A.
+        prog: chord progression, ``[(semitones above the key, chord name in _CHORDS), ...]``.
+        bass_pat: (16,) float step velocities of the bass; bass_tbl / pad_tbl: wavetables.
+        bass_decay: bass note decay, seconds; bass_gain, pad_gain: linear mix levels.
+    """
+
+    key: int
+    prog: list[tuple[int, str]]
+    bass_pat: np.ndarray
+    bass_tbl: np.ndarray
+    bass_decay: float
+    bass_gain: float
+    pad_tbl: np.ndarray
+    pad_gain: float
+
+
+def _draw_harmony(style: str, rng: np.random.Generator) -> _Harmony:
+    """Draw the key, progression, bass and pad of a song (in this order from ``rng``)."""
+    key = int(rng.integers(0, 12))
+    prog = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
+    bass_pat = _pattern_steps(_BASS_PATTERNS[style][int(rng.integers(2))])
+    bass_tbl = _wavetable(np.array([1.0, rng.uniform(0.2, 0.5), rng.uniform(0.05, 0.25), 0.1]))
+    bass_decay, bass_gain = rng.uniform(0.12, 0.3), rng.uniform(0.25, 0.4)
+    pad_tbl = _wavetable(np.array([1.0, 0.5, 0.33, 0.2, 0.12]) * rng.uniform(0.7, 1.0, 5))
+    pad_gain = rng.uniform(0.05, 0.09)
+    return _Harmony(key, prog, bass_pat, bass_tbl, bass_decay, bass_gain, pad_tbl, pad_gain)
+
+
+def _render_harmony(out: np.ndarray, h: _Harmony, times: np.ndarray, step_t: np.ndarray,
+                    beat_section: list, sparse: bool, sr: int, n_samples: int) -> None:
+    """Mix the harmony into ``out`` (in place): one chord per bar; the bass follows the chord
+    root. Bars repeat, so each distinct (notes, bar length) is rendered once and copied."""
+    n_bars_total = (len(times) - 1) // BEATS_PER_BAR
+    bar_edges = np.round(times[::BEATS_PER_BAR] * sr).astype(np.int64)  # n_bars + 1 edges
+    bar_starts, bar_lens = bar_edges[:-1], np.diff(bar_edges)
+    bar_chord = [h.prog[i % len(h.prog)] for i in range(n_bars_total)]
+    bar_section = [beat_section[i * BEATS_PER_BAR] for i in range(n_bars_total)]
+    root_midi = 33 + h.key  # A1 .. G#2
+    chord_midi = 57 + h.key - 12 * (h.key > 6)
+    tail = int(0.6 * sr)
+    bass_cache: dict[tuple, np.ndarray] = {}
+    pad_cache: dict[tuple, np.ndarray] = {}
+    for bi in range(n_bars_total):
+        i0, n_bar = int(bar_starts[bi]), int(bar_lens[bi])
+        if i0 >= n_samples:
+            break
+        r, q = bar_chord[bi]
+        section = bar_section[bi]
+        if section not in ("intro", "breakdown") and not sparse:
+            # offsets relative to the bar, rounded from exact times so equal bars share a key
+            offs = tuple(round((step_t[bi * STEPS_PER_BAR + s_] - times[bi * BEATS_PER_BAR]) * sr)
+                         for s_ in range(STEPS_PER_BAR))
+            k = (r, offs)
+            if k not in bass_cache:
+                bass_cache[k] = _render_bass_bar(root_midi + r, offs, h.bass_pat, h.bass_tbl, h.bass_decay,
+                                                 sr, n_bar + tail)
+            c = bass_cache[k]
+            seg = out[i0:i0 + len(c)]
+            seg += c[: len(seg)] * h.bass_gain
+        iv = _CHORDS[q]
+        notes = tuple(chord_midi + r + iv[v % len(iv)] + (12 if v >= len(iv) else 0) for v in range(4))
+        k = (notes, n_bar)
+        if k not in pad_cache:
+            pad_cache[k] = _render_pad_bar(notes, h.pad_tbl, sr, n_bar)
+        g = {"chorus": 1.0, "breakdown": 0.9, "build": 0.7}.get(section, 0.55) * h.pad_gain
+        if sparse:
+            g *= _SPARSE_PAD
+        seg = out[i0:i0 + n_bar]
+        seg += pad_cache[k][: len(seg)] * g
+
+
+def _song_sections(plan: list[tuple[str, int]], times: np.ndarray, duration_s: float) -> list[Section]:
+    """The sections of ``plan`` inside the audio, contiguous from 0 to ``duration_s``."""
+    sections, bar0 = [], 0
+    for name, bars in plan:
+        s = times[bar0 * BEATS_PER_BAR]
+        e = times[min((bar0 + bars) * BEATS_PER_BAR, len(times) - 1)]
+        bar0 += bars
+        if s >= duration_s:
+            break
+        sections.append(Section(name, float(s), float(min(e, duration_s))))
+    if sections:
+        sections[0] = Section(sections[0].name, 0.0, sections[0].end_s)
+        sections[-1] = Section(sections[-1].name, sections[-1].start_s, float(duration_s))
+    return sections
+
+
+def _check_song_args(style: str, duration_s: float) -> None:
+    """Raise ValueError for an unknown style or a song shorter than 4 s."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; styles are {', '.join(STYLES)}")
+    if duration_s < 4.0:
+        raise ValueError(f"duration_s must be at least 4 s, got {duration_s}")
+
+
 def synthesize_song(style: str, duration_s: float, bpm: float | None = None, seed: int = 0,
                     sample_rate: int = DEFAULT_SAMPLE_RATE, *, bpm_end: float | None = None,
                     structure: list[tuple[str, int]] | None = None, swing: float | None = None,
@@ -394,10 +567,7 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     Returns:
         a ``Song`` whose beats cover the audio (the first beat 0.2-0.6 s in).
     """
-    if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; styles are {', '.join(STYLES)}")
-    if duration_s < 4.0:
-        raise ValueError(f"duration_s must be at least 4 s, got {duration_s}")
+    _check_song_args(style, duration_s)
     rng = np.random.default_rng([seed, STYLES.index(style), 1])
     if bpm is None:
         bpm = float(rng.uniform(*STYLE_BPM[style]))
@@ -414,13 +584,9 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     if bpm_end is not None:
         times, ramps = _ramp_grid(len(times), bpm, bpm_end, t0, duration_s)
 
-    # Step times: sixteenths interpolated inside each beat; swing delays odd sixteenths.
     drawn_swing = float(rng.uniform(*_SWING[style]))
     swing = drawn_swing if swing is None else float(swing)
-    n_beats = len(times) - 1
-    frac = np.array([0.0, 0.25 + swing * 0.25, 0.5, 0.75 + swing * 0.25])
-    step_t = (times[:-1, None] + np.diff(times)[:, None] * frac[None, :]).reshape(-1)
-    step_i = np.round(step_t * sr).astype(np.int64)
+    step_t, step_i = _step_times(times, swing, sr)
 
     out = np.zeros(n_samples + 2 * sr, dtype=np.float64)  # tail room
     kit = _kit(style, sr, rng)
@@ -428,101 +594,10 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     breakdown = _BREAKDOWN[int(rng.integers(len(_BREAKDOWN)))]
     humanize = rng.uniform(0.85, 1.0, size=len(step_i))
     humanize[::STEPS_PER_BEAT] = 1.0  # hits on the beat are never softened
+    _render_drums(out, plan, kit, variant, breakdown, sparse, step_i, humanize, n_samples)
 
-    def add_hits(inst: str, bar_pattern: str, bar: int, level: float) -> None:
-        vel = _pattern_steps(bar_pattern)
-        sample = kit[inst]
-        for s in np.nonzero(vel)[0]:
-            k = bar * STEPS_PER_BAR + s
-            if k >= len(step_i):
-                return
-            i0 = step_i[k]
-            if i0 >= n_samples:
-                return
-            seg = out[i0:i0 + len(sample)]
-            seg += sample[: len(seg)] * vel[s] * level * humanize[k]
-
-    bar = 0
-    for name, bars in plan:
-        for b in range(bars):
-            if sparse:
-                parts = dict(_SPARSE)
-            elif name == "breakdown":
-                parts = dict(breakdown)
-            else:
-                parts = {k: v for k, v in variant.items() if not k.startswith("+")}
-                if name == "chorus":
-                    parts.update({k[1:]: v for k, v in variant.items() if k.startswith("+")})
-                if name in ("intro", "outro"):
-                    parts = {k: v for k, v in parts.items() if k in ("K", "H", "O", "X", "R")}
-                if name == "build":
-                    roll = _BUILD_ROLL[min(2, (b * 3) // max(1, bars))]
-                    parts["S"] = roll
-            # Every beat must carry a bright (broadband) hit exactly on it, so its onset
-            # stands out even under a ringing snare or a kick-only beat.
-            covered = np.zeros(STEPS_PER_BAR, bool)
-            for inst, pat in parts.items():
-                if inst in _BRIGHT:
-                    covered |= _pattern_steps(pat) > 0.5
-            if not covered[::STEPS_PER_BEAT].all():
-                free = next((i for i in ("H", "R", "X") if i not in parts), None)
-                if free is not None:
-                    parts[free] = "x...x...x...x..."
-                else:
-                    parts["H"] = "".join("x" if k % STEPS_PER_BEAT == 0 else c
-                                         for k, c in enumerate(parts["H"]))
-            level = 0.7 if name in ("intro", "outro", "breakdown") else 1.0
-            for inst, pat in parts.items():
-                add_hits(inst, pat, bar, level)
-            bar += 1
-
-    # Harmony: a progression, one chord per bar; bass follows the chord root. Bars repeat,
-    # so each distinct (notes, bar length) is rendered once and copied (see _BarCache).
-    key = int(rng.integers(0, 12))
-    prog = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
-    n_bars_total = n_beats // BEATS_PER_BAR
-    bar_edges = np.round(times[::BEATS_PER_BAR] * sr).astype(np.int64)  # n_bars + 1 edges
-    bar_starts, bar_lens = bar_edges[:-1], np.diff(bar_edges)
-    bar_chord = [prog[i % len(prog)] for i in range(n_bars_total)]
-    bar_section = [beat_section[i * BEATS_PER_BAR] for i in range(n_bars_total)]
-
-    bass_pat = _pattern_steps(_BASS_PATTERNS[style][int(rng.integers(2))])
-    bass_tbl = _wavetable(np.array([1.0, rng.uniform(0.2, 0.5), rng.uniform(0.05, 0.25), 0.1]))
-    bass_decay, bass_gain = rng.uniform(0.12, 0.3), rng.uniform(0.25, 0.4)
-    pad_tbl = _wavetable(np.array([1.0, 0.5, 0.33, 0.2, 0.12]) * rng.uniform(0.7, 1.0, 5))
-    pad_gain = rng.uniform(0.05, 0.09)
-    root_midi = 33 + key  # A1 .. G#2
-    chord_midi = 57 + key - 12 * (key > 6)
-    tail = int(0.6 * sr)
-    bass_cache: dict[tuple, np.ndarray] = {}
-    pad_cache: dict[tuple, np.ndarray] = {}
-    for bi in range(n_bars_total):
-        i0, n_bar = int(bar_starts[bi]), int(bar_lens[bi])
-        if i0 >= n_samples:
-            break
-        r, q = bar_chord[bi]
-        section = bar_section[bi]
-        if section not in ("intro", "breakdown") and not sparse:
-            # offsets relative to the bar, rounded from exact times so equal bars share a key
-            offs = tuple(round((step_t[bi * STEPS_PER_BAR + s_] - times[bi * BEATS_PER_BAR]) * sr)
-                         for s_ in range(STEPS_PER_BAR))
-            k = (r, offs)
-            if k not in bass_cache:
-                bass_cache[k] = _render_bass_bar(root_midi + r, offs, bass_pat, bass_tbl, bass_decay, sr,
-                                                 n_bar + tail)
-            c = bass_cache[k]
-            seg = out[i0:i0 + len(c)]
-            seg += c[: len(seg)] * bass_gain
-        iv = _CHORDS[q]
-        notes = tuple(chord_midi + r + iv[v % len(iv)] + (12 if v >= len(iv) else 0) for v in range(4))
-        k = (notes, n_bar)
-        if k not in pad_cache:
-            pad_cache[k] = _render_pad_bar(notes, pad_tbl, sr, n_bar)
-        g = {"chorus": 1.0, "breakdown": 0.9, "build": 0.7}.get(section, 0.55) * pad_gain
-        if sparse:
-            g *= _SPARSE_PAD
-        seg = out[i0:i0 + n_bar]
-        seg += pad_cache[k][: len(seg)] * g
+    harmony = _draw_harmony(style, rng)
+    _render_harmony(out, harmony, times, step_t, beat_section, sparse, sr, n_samples)
 
     audio = out[:n_samples]
     peak = float(np.max(np.abs(audio))) or 1.0
@@ -534,18 +609,8 @@ def synthesize_song(style: str, duration_s: float, bpm: float | None = None, see
     beat_idx = np.nonzero(times[:-1] < duration_s - 1e-9)[0]
     beats = times[beat_idx]
     downbeats = beats[(beat_idx % BEATS_PER_BAR) == 0]
-    sections, bar0 = [], 0
-    for name, bars in plan:
-        s = times[bar0 * BEATS_PER_BAR]
-        e = times[min((bar0 + bars) * BEATS_PER_BAR, len(times) - 1)]
-        bar0 += bars
-        if s >= duration_s:
-            break
-        sections.append(Section(name, float(s), float(min(e, duration_s))))
-    if sections:
-        sections[0] = Section(sections[0].name, 0.0, sections[0].end_s)
-        sections[-1] = Section(sections[-1].name, sections[-1].start_s, float(duration_s))
-    meta = {"key": int(key), "progression": [list(c) for c in prog], "swing": round(swing, 4),
+    sections = _song_sections(plan, times, duration_s)
+    meta = {"key": int(harmony.key), "progression": [list(c) for c in harmony.prog], "swing": round(swing, 4),
             "tempo_ramps": ramps, "pattern_variant": _PATTERNS[style].index(variant)}
     return Song(audio.astype(np.float32), sr, beats.astype(np.float64), downbeats.astype(np.float64),
                 sections, style, float(bpm), meta)
