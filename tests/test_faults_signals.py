@@ -52,10 +52,8 @@ sys.exit(main(sys.argv[2:]))
 def song(tmp_path_factory):
     import soundfile as sf
 
-    from opendance.engine.generator import default_mct_path
     from opendance.training.synth.music import synthesize_song
-    if not default_mct_path().exists():
-        pytest.skip("the bundled default model is not there (engine/weights/mct.safetensors)")
+
     s = synthesize_song("funk", 30.0, bpm=110.0, seed=5)
     path = tmp_path_factory.mktemp("sig") / "song.wav"
     sf.write(path, s.audio, s.sample_rate)
@@ -65,7 +63,7 @@ def song(tmp_path_factory):
 def _start(tmp_path: Path, song: Path, name: str):
     marker = tmp_path / f"{name}.in-chunk"
     rec = tmp_path / f"{name}.bvh"
-    cmd = [sys.executable, "-c", RUNNER, str(marker), "play", str(song), "--no-speakers", "--json",
+    cmd = [sys.executable, "-c", RUNNER, str(marker), "play", str(song), "--dancer", "model", "--no-speakers", "--json",
            "--record", str(rec), "--ws", "0", "--vmc", "127.0.0.1:39590", "--osc", "127.0.0.1:39591",
            "--control-osc", "127.0.0.1:0"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -123,8 +123,8 @@ def test_generate_command_writes_a_deterministic_file(tmp_path):
     sf.write(wav, song.audio, song.sample_rate)
     outs = []
     for name in ("a.npz", "b.npz"):
-        rc = main(["generate", str(wav), "-o", str(tmp_path / name), "--steps", "2", "--seed", "7",
-                   "--backend", "torch", "--json"])
+        rc = main(["generate", str(wav), "-o", str(tmp_path / name), "--dancer", "model", "--steps", "2",
+                   "--seed", "7", "--backend", "torch", "--json"])
         assert rc == 0
         outs.append(load_motion(tmp_path / name))
     assert outs[0].n_frames >= 140

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from opendance.commands.dancer import add_dancer_argument, resolve_dancer
 from opendance.errors import InputError, OpenDanceError
 from opendance.validate import (
     MAX_CFG,
@@ -73,8 +74,9 @@ def register(subparsers) -> None:
                    help="only the first N seconds of the song (read block by block)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--groove-only", action="store_true",
-                   help="no model: the procedural dancer on the song's tracked beats and loudness "
-                        "(style and energy from --text words, e.g. 'calm latin')")
+                   help="the procedural dancer on the song's tracked beats and loudness (same as "
+                        "--dancer procedural; style and energy from --text words, e.g. 'calm latin')")
+    add_dancer_argument(p)
     add_stage_arguments(p)
     p.set_defaults(func=_run)
 
@@ -213,7 +215,7 @@ def _run(args) -> int:
     if args.steps < 1:
         raise OpenDanceError("--steps must be at least 1")
     audio, sr = load_audio(args.song, max_seconds=args.max_seconds)   # block by block, only what's used
-    if args.groove_only:
+    if resolve_dancer(args) == "procedural":
         return _run_groove_only(args, audio, sr)
     t0 = time.perf_counter()
     music = extract_features(audio, sr)
@@ -268,7 +270,7 @@ def _run_groove_only(args, audio, sr) -> int:
     from opendance.exporters.formats import save_motion
 
     if args.traj or args.keyframes:
-        log.warning("--groove-only ignores --traj and --keyframes (they steer the model)")
+        log.warning("the procedural dancer ignores --traj and --keyframes (they steer the model)")
     t0 = time.perf_counter()
     dance, heard = dance_song(audio, sr, text=args.text, seed=args.seed)
     t_gen = time.perf_counter() - t0
@@ -277,7 +279,7 @@ def _run_groove_only(args, audio, sr) -> int:
     summary = {"out": str(args.out), "frames": motion.n_frames, "seconds": round(motion.duration_s, 2),
                "generate_s": round(t_gen, 2),
                "realtime_factor": round(motion.duration_s / max(t_gen, 1e-9), 1),
-               "dancer": "procedural (--groove-only)", **heard}
+               "dancer": "procedural", **heard}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from opendance.commands.dancer import add_dancer_argument, resolve_dancer
 from opendance.errors import OpenDanceError
 from opendance.validate import (
     MAX_DEMO_SECONDS,
@@ -89,8 +90,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend for the model")
     g.add_argument("--groove-only", action="store_true",
-                   help="no model: dance the procedural groove on the live beat grid (the engine's "
-                        "fallback; runs without model weights)")
+                   help="the procedural dancer on the live beat grid (same as --dancer procedural; "
+                        "runs without model weights)")
+    add_dancer_argument(g)
     g.add_argument("--fps", type=float, default=60.0, choices=(30.0, 60.0), help="output frame rate")
     g.add_argument("--prompt", default="", metavar="TEXT", type=arg_text(),
                    help="style prompt for the model (live: /style)")
@@ -178,7 +180,8 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
         raise OpenDanceError(f"--seconds must be positive, got {args.seconds}")
     # opens the file now: a bad extension, a read-only folder or a full disk fails here
     recorder = Recorder(args.record, fps=args.fps) if args.record else None
-    generator = _groove_generator() if args.groove_only else _load_model(args.backend)
+    procedural = resolve_dancer(args) == "procedural"
+    generator = _groove_generator() if procedural else _load_model(args.backend)
 
     box: dict = {}
 
@@ -196,7 +199,7 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     box["session"] = session
 
     _say(f"{title}")
-    model = ("procedural groove, no model (--groove-only)" if args.groove_only else
+    model = ("the procedural dancer (no model)" if procedural else
              f"{type(generator).__name__} on backend "
              f"{getattr(getattr(generator, 'backend', None), 'name', args.backend)}")
     _say(f"model: {model}; output {args.fps:.0f} FPS; lead {args.lead_ms:.0f} ms")
@@ -267,7 +270,7 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
         print(json.dumps(stats, indent=2))
     else:
         _say(f"{'interrupted' if interrupted else 'done'}: {stats['frames']} frames in {stats['seconds']:.1f} s, "
-             f"{stats['chunks'].get('model', 0)} {'groove' if args.groove_only else 'model'} chunks (step p50 {stats['step_ms']['p50']:.0f} ms, "
+             f"{stats['chunks'].get('model', 0)} {'groove' if procedural else 'model'} chunks (step p50 {stats['step_ms']['p50']:.0f} ms, "
              f"p95 {stats['step_ms']['p95']:.0f} ms), {stats['chunks'].get('missed', 0)} late, "
              f"{stats['dropped_frames']} dropped frames"
              + (f"; recording: {stats['recording']}" if "recording" in stats else ""))
