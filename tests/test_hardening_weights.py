@@ -148,8 +148,8 @@ def test_bundled_configs_carry_no_absolute_paths():
 def test_scrub_paths_keeps_names(tmp_path):
     from opendance.engine.checkpoint import scrub_paths
 
-    (tmp_path / "m.json").write_text(json.dumps({"kind": "x", "meta": {"data": "/home/me/corpus", "n": 3,
-                                                                       "list": ["/a/b.safetensors", "rel/x"]}}))
+    meta = {"data": "/home/me/corpus", "n": 3, "list": ["/a/b.safetensors", "rel/x"]}
+    (tmp_path / "m.json").write_text(json.dumps({"kind": "x", "meta": meta}))
     assert scrub_paths(tmp_path) == [tmp_path / "m.json"]
     meta = json.loads((tmp_path / "m.json").read_text())["meta"]
     assert meta == {"data": "corpus", "n": 3, "list": ["b.safetensors", "rel/x"]}

@@ -25,7 +25,8 @@ def detrend_odf(odf: np.ndarray, rate_hz: float, window_s: float = 0.25) -> np.n
 
 
 def tempo_from_odf(odf: np.ndarray, rate_hz: float, prior_bpm: float = PRIOR_BPM,
-                   prior_octaves: float = PRIOR_OCTAVES, recency_s: float | None = None) -> tuple[float, float]:
+                   prior_octaves: float = PRIOR_OCTAVES,
+                   recency_s: float | None = None) -> tuple[float, float]:
     """Tempo (BPM) and salience (0..1) of an onset function by a harmonic-summed
     autocorrelation weighted with a log-Gaussian prior (avoids half / double tempo).
 
