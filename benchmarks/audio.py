@@ -11,20 +11,20 @@ Timings on a shared machine are noisy: prefer the ratios (real-time factor).
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tooling: support.*
 
 import numpy as np
+from support.beat_eval import evaluate, standard_cases
 from tqdm import tqdm
 
-from opendance.realtime.analyzer import LiveAnalyzer
-from support.beat_eval import evaluate, standard_cases
 from opendance.engine.music.features import FPS, HOP, SpectralStream
+from opendance.realtime.analyzer import LiveAnalyzer
 from opendance.realtime.test_signals import make_track
 
 
@@ -50,8 +50,10 @@ def analysis_cost(sample_rate: int = 44100, seconds: float = 30.0, block: int = 
     pf, pb = np.array(per_frame) * 1e3, np.array(per_block) * 1e3
     return {
         "sample_rate": sample_rate, "block": block,
-        "frame_ms_median": round(float(np.median(pf)), 4), "frame_ms_p95": round(float(np.percentile(pf, 95)), 4),
-        "block_ms_median": round(float(np.median(pb)), 4), "block_ms_p95": round(float(np.percentile(pb, 95)), 4),
+        "frame_ms_median": round(float(np.median(pf)), 4),
+        "frame_ms_p95": round(float(np.percentile(pf, 95)), 4),
+        "block_ms_median": round(float(np.median(pb)), 4),
+        "block_ms_p95": round(float(np.percentile(pb, 95)), 4),
         "block_ms_max": round(float(pb.max()), 3),
         "realtime_factor": round(float(pb.sum() / 1e3 / seconds), 5),
     }
@@ -84,9 +86,10 @@ def pulse_capture_latency(seconds: float = 8.0, block: int = 256, sample_rate: i
     analyzer has a feature row whose onset envelope shows them (capture-to-feature)."""
     import threading
 
+    from support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
+
     from opendance.engine.music.features import CH_ENVELOPE
     from opendance.realtime.sources import MicSource
-    from support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
     try:
         vmic = PulseVirtualMic("pipe", sample_rate=sample_rate)
@@ -141,7 +144,8 @@ def pulse_capture_latency(seconds: float = 8.0, block: int = 256, sample_rate: i
         a = np.array(v[1:]) * 1e3            # the first click may straddle the start
         if a.size == 0:
             return {"n": 0}
-        return {"n": int(a.size), "median_ms": round(float(np.median(a)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2)}
+        return {"n": int(a.size), "median_ms": round(float(np.median(a)), 2),
+                "p95_ms": round(float(np.percentile(a, 95)), 2)}
 
     return {"block": block, "sample_rate": sample_rate, "write_to_read": stats(capture),
             "write_to_feature_row": stats(feature),
@@ -156,7 +160,9 @@ def beat_figures() -> dict:
         out[name] = {k: v.as_dict() for k, v in r.items()}
 
     def summary(kind: str) -> dict:
-        vals = lambda key: np.array([out[n][kind][key] if out[n][kind][key] is not None else np.nan for n in out])
+        def vals(key: str) -> np.ndarray:
+            return np.array([out[n][kind][key] if out[n][kind][key] is not None else np.nan for n in out])
+
         return {"f_measure_mean": round(float(np.nanmean(vals("f_measure"))), 4),
                     "f_measure_min": round(float(np.nanmin(vals("f_measure"))), 4),
                     "lock_time_s_median": round(float(np.nanmedian(vals("lock_time_s"))), 3),
@@ -187,7 +193,8 @@ def octave_sweep(shifts: tuple[int, ...] = (0, 128, 256, 384, 512, 640, 768, 896
             got = 60.0 / clock.period_s if clock.period_s > 0 else 0.0
             runs += 1
             if abs(got / bpm - 1.0) > 0.03:
-                wrong.append({"pattern": pattern, "bpm": bpm, "shift_samples": shift, "got_bpm": round(got, 1)})
+                wrong.append({"pattern": pattern, "bpm": bpm, "shift_samples": shift,
+                              "got_bpm": round(got, 1)})
     return {"runs": runs, "wrong": wrong}
 
 
@@ -198,7 +205,8 @@ def main() -> None:
                     help="also run the tempo-octave robustness sweep (216 runs, a few minutes)")
     ap.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
     args = ap.parse_args()
-    result = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+    result = {"machine": {"python": platform.python_version(),
+                          "cpu": platform.processor() or platform.machine()},
                   "analysis_cost": analysis_cost()}
     if not args.skip_latency:
         result["capture_to_feature_latency"] = capture_to_feature_latency()

@@ -17,10 +17,10 @@ over the published frames (~6 s of real time).
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import logging
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -60,7 +60,8 @@ def run(repeats: int) -> dict:
     an = LiveAnalyzer(SR)
     out["analyzer_process_us"] = _median_us(lambda b: an.process(b, 0.0), clean)
     out["clip_check_us"] = _median_us(an._check_clipping, clean)
-    out["guards_share_of_analysis"] = (out["conditioner_clean_us"] + out["clip_check_us"]) / out["analyzer_process_us"]
+    out["guards_share_of_analysis"] = ((out["conditioner_clean_us"] + out["clip_check_us"])
+                                       / out["analyzer_process_us"])
     return out
 
 
@@ -70,9 +71,9 @@ def session_skew(seconds: float = 2.5) -> dict:
     from pathlib import Path
 
     import soundfile as sf
+    from support.faults import FaultPlan, FaultySource, run_faulted_session
 
     from opendance.engine.generator import load_default_generator
-    from support.faults import FaultPlan, FaultySource, run_faulted_session
     from opendance.realtime.sources import FileSource
     from opendance.training.synth.music import synthesize_song
 
@@ -97,9 +98,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2000, help="blocks timed per case")
     p.add_argument("--json", action="store_true", help="print JSON only")
     p.add_argument("--session", action="store_true",
-                   help="also measure the audio clock skew of the real session under a rate change (default model)")
+                   help="also measure the audio clock skew of the real session under a rate change "
+                        "(default model)")
     args = p.parse_args()
-    logging.getLogger("opendance").setLevel(logging.ERROR)    # the guards' one-time warnings are expected here
+    # the guards' one-time warnings are expected here
+    logging.getLogger("opendance").setLevel(logging.ERROR)
     res = run(args.repeats)
     if args.session:
         res.update(session_skew())

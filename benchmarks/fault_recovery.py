@@ -69,19 +69,22 @@ def scenario(name: str, model, song: Path, args, tmp: Path) -> dict:
         run_faulted_session,
         stream_metrics,
     )
+
     from opendance.realtime.sources import FileSource
 
     where, kind = SCENARIOS[name]
     plan = FaultPlan()
     if kind is not None:
         if kind == "stall":
-            plan.at(kind, args.at, args.dur if where == "source" else 2.0, limit=None if where == "source" else 1)
+            plan.at(kind, args.at, args.dur if where == "source" else 2.0,
+                    limit=None if where == "source" else 1)
         else:
             plan.at(kind, args.at, args.dur)
     gen, source_wrap, hub_wrap = model, None, None
     real_backend = model.backend
     if where == "source":
-        source_wrap = lambda s: FaultySource(s, plan)
+        def source_wrap(s):
+            return FaultySource(s, plan)
     elif where == "generator":
         gen = FaultyGenerator(model, plan, stall_s=1.0)
     elif where == "backend":

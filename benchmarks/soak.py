@@ -141,13 +141,13 @@ def make_counting_source(audio: np.ndarray, sr: int, clock_errors: list):
 
 def run(args) -> dict:
     import psutil
+    from support.faults import osc_message
     from tqdm import tqdm
 
     from opendance.bridges.hub import BridgeHub
     from opendance.engine.generator import load_default_generator
     from opendance.engine.stream import snapshot
     from opendance.realtime.session import LiveSession, SessionConfig
-    from support.faults import osc_message
 
     proc = psutil.Process()
     audio, sr = playlist(args.song_s, args.seed)

@@ -41,9 +41,11 @@ MAX_BETAS = 10
 
 def _candidate_files(model_dir: Path, gender: str) -> list[Path]:
     names = [f"SMPL_{gender.upper()}.pkl"]
-    names += {"neutral": ["basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"],
+    names += {"neutral": ["basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl",
+                          "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"],
               "male": ["basicmodel_m_lbs_10_207_0_v1.1.0.pkl", "basicModel_m_lbs_10_207_0_v1.0.0.pkl"],
-              "female": ["basicmodel_f_lbs_10_207_0_v1.1.0.pkl", "basicModel_f_lbs_10_207_0_v1.0.0.pkl"]}[gender]
+              "female": ["basicmodel_f_lbs_10_207_0_v1.1.0.pkl",
+                         "basicModel_f_lbs_10_207_0_v1.0.0.pkl"]}[gender]
     return [d / n for d in (model_dir, model_dir / "smpl") for n in names]
 
 
@@ -94,7 +96,8 @@ class BodyModel:
         try:
             import smplx
         except ImportError:
-            raise OpenDanceError("SMPL meshes need the smplx package: pip install 'opendance[smpl]'") from None
+            raise OpenDanceError("SMPL meshes need the smplx package: "
+                                 "pip install 'opendance[smpl]'") from None
         import torch
 
         if gender not in GENDERS:
@@ -105,17 +108,20 @@ class BodyModel:
         try:
             # smplx print()s a notice for 10-beta models (all SMPL 1.x files): keep stdout clean.
             with contextlib.redirect_stdout(io.StringIO()) as notes:
-                layer = smplx.SMPL(gender=gender, num_betas=MAX_BETAS, batch_size=1, dtype=torch.float32, **source)
+                layer = smplx.SMPL(gender=gender, num_betas=MAX_BETAS, batch_size=1, dtype=torch.float32,
+                                   **source)
             if notes.getvalue().strip():
                 log.debug("smplx: %s", notes.getvalue().strip())
-        except (OSError, AssertionError, KeyError, ValueError, EOFError, ImportError, ModuleNotFoundError) as exc:
+        except (OSError, AssertionError, KeyError, ValueError, EOFError, ImportError,
+                ModuleNotFoundError) as exc:
             raise InputError(f"cannot load the SMPL model {source.get('model_path') or '(in memory)'}: "
                              f"{type(exc).__name__}: {exc}") from None
         parents = layer.parents.tolist()
         if len(parents) != len(PARENTS) or parents[1:] != list(PARENTS[1:]):
             raise InputError("the SMPL model's kinematic tree differs from SMPL-24")
         if layer.v_template.shape[0] != N_VERTICES:
-            raise InputError(f"the SMPL model has {layer.v_template.shape[0]} vertices, expected {N_VERTICES}")
+            raise InputError(f"the SMPL model has {layer.v_template.shape[0]} vertices, "
+                             f"expected {N_VERTICES}")
         full = np.zeros(layer.num_betas, np.float32)
         full[:b.size] = b[:layer.num_betas]
         return cls(layer.eval(), gender, full)
@@ -159,7 +165,8 @@ class BodyModel:
 
         with torch.no_grad():
             betas = torch.from_numpy(self.betas)[None]
-            shaped = (self.layer.v_template + torch.einsum("vcb,nb->nvc", self.layer.shapedirs, betas)[0]).numpy()
+            offsets = torch.einsum("vcb,nb->nvc", self.layer.shapedirs, betas)[0]
+            shaped = (self.layer.v_template + offsets).numpy()
         weights = self.layer.lbs_weights.numpy()
         top = np.argsort(-weights, axis=1)[:, :4]
         w4 = np.take_along_axis(weights, top, axis=1)

@@ -51,8 +51,10 @@ class SkinnedMesh:
     def __post_init__(self) -> None:
         v = len(self.positions)
         if v >= 65536 or np.shape(self.positions) != (v, 3) or np.shape(self.joints) != (v, 4) \
-                or np.shape(self.weights) != (v, 4) or np.ndim(self.faces) != 2 or np.shape(self.faces)[1] != 3:
-            raise ValueError("SkinnedMesh needs (V,3) positions, (F,3) faces, (V,4) joints and weights, V < 65536")
+                or np.shape(self.weights) != (v, 4) or np.ndim(self.faces) != 2 \
+                or np.shape(self.faces)[1] != 3:
+            raise ValueError("SkinnedMesh needs (V,3) positions, (F,3) faces, (V,4) joints and weights, "
+                             "V < 65536")
 
 
 def stick_figure(sk: Skeleton) -> SkinnedMesh:
@@ -73,7 +75,8 @@ def stick_figure(sk: Skeleton) -> SkinnedMesh:
         u /= np.linalg.norm(u)
         v = np.cross(axis, u)
         mid = a + axis * length * 0.2
-        ring = [mid + BONE_RADIUS_M * (np.cos(k * np.pi / 2) * u + np.sin(k * np.pi / 2) * v) for k in range(4)]
+        ring = [mid + BONE_RADIUS_M * (np.cos(k * np.pi / 2) * u + np.sin(k * np.pi / 2) * v)
+                for k in range(4)]
         base = len(pos)
         pos += [a, b] + ring
         joint += [p] * 6
@@ -119,7 +122,8 @@ class _Buffer:
         self.views.append(view)
         self.blob += data
         count = array.shape[0]
-        acc = {"bufferView": len(self.views) - 1, "componentType": component, "count": int(count), "type": kind}
+        acc = {"bufferView": len(self.views) - 1, "componentType": component, "count": int(count),
+               "type": kind}
         if minmax:
             flat = array.reshape(count, -1)
             acc["min"] = [float(x) for x in flat.min(axis=0)]

@@ -198,7 +198,7 @@ class LiveAnalyzer:
         after it has been heard (downbeat evidence). Lock held by the caller."""
         beats = self.clock.committed_beat_indices()
         heard = self.timeline.frames - 1            # newest frame index
-        for (t_prev, _), (t, idx), (t_next, _) in zip(beats, beats[1:], beats[2:]):
+        for (t_prev, _), (t, idx), (t_next, _) in zip(beats, beats[1:], beats[2:], strict=False):
             if idx <= self._harmony_done or t_next * FPS > heard:
                 continue
             before = self.timeline.chroma(t_prev, t)

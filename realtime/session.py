@@ -32,9 +32,9 @@ import numpy as np
 from opendance.bridges.music_meter import MusicMeter
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
-from opendance.engine.stream import ChunkRecord, StreamConfig, StreamingGenerator
 from opendance.engine.music.features import CH_ENVELOPE
 from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
+from opendance.engine.stream import ChunkRecord, StreamConfig, StreamingGenerator
 from opendance.realtime.output_clock import AudioClockMap, BeatInfo, OutputClock
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,8 @@ class InputConditioner:
         else:
             if rate not in self._warned_rates:
                 self._warned_rates.add(rate)
-                log.warning("audio input changed its sample rate from %d Hz to %d Hz: resampling it to %d Hz; "
+                log.warning("audio input changed its sample rate from %d Hz to %d Hz: "
+                            "resampling it to %d Hz; "
                             "set the device to %d Hz (or restart with its new rate) for the best timing",
                             self.sample_rate, rate, self.sample_rate, self.sample_rate)
             self._resampler = StreamResampler(rate, self.sample_rate)   # raises ValueError if rate <= 0
@@ -169,7 +170,8 @@ class LiveSession:
     """
 
     def __init__(self, source, generator, sinks: list | None = None, config: SessionConfig | None = None,
-                 analyzer_factory: Callable | None = None, on_chunk: Callable[[ChunkRecord], None] | None = None):
+                 analyzer_factory: Callable | None = None,
+                 on_chunk: Callable[[ChunkRecord], None] | None = None):
         self.config = config or SessionConfig()
         self.source = source
         self.generator = generator

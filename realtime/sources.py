@@ -362,7 +362,8 @@ class FileSource(AudioSource):
 class SynthSource(ArraySource):
     """A synthetic track (``synth.make_track``) as a source; ``.track`` has the truth."""
 
-    def __init__(self, realtime: bool = False, loop: bool = False, block_size: int = 512, **track_kwargs) -> None:
+    def __init__(self, realtime: bool = False, loop: bool = False, block_size: int = 512,
+                 **track_kwargs) -> None:
         from opendance.realtime.test_signals import make_track
 
         self.track = make_track(**track_kwargs)
@@ -538,7 +539,8 @@ class MicSource(AudioSource):
                 if dead or now - self._last_callback > self.stall_timeout_s:
                     self.lost_count += 1
                     log.warning("audio input %r lost (%s); delivering silence, reopening every %.1f s",
-                                self.device_name, "stream stopped" if dead else "no data", self.reopen_interval_s)
+                                self.device_name, "stream stopped" if dead else "no data",
+                                self.reopen_interval_s)
                     self._down = True
                     self._close()
                     next_try = now + self.reopen_interval_s
@@ -617,7 +619,8 @@ class MicSource(AudioSource):
             # the loss was noticed, so audio time stays in step with the wall clock.
             t_ref = now
             if self._clock.ready and not self._fresh:
-                t_ref = min(now, self._clock.mono_at((self._next_index - self._index_base) / self.sample_rate))
+                t_ref = min(now, self._clock.mono_at(
+                    (self._next_index - self._index_base) / self.sample_rate))
             self._silence_ref = (self._next_index, t_ref)
         ref_index, ref_t = self._silence_ref
         n = int((now - ref_t) * self.sample_rate) - (self._next_index - ref_index)

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from support.beat_eval import evaluate, standard_cases
 
 from opendance.engine.music.beat_clock import BeatClock
-from support.beat_eval import evaluate, standard_cases
 from opendance.engine.music.features import stream_spectral
 from opendance.engine.music.offline_beats import track_beats
 from opendance.realtime.test_signals import make_track

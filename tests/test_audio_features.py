@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opendance.errors import InputError
 from opendance.engine.music import features as F
 from opendance.engine.music.clip_features import extract_features
 from opendance.engine.music.resample import StreamResampler
+from opendance.errors import InputError
 from opendance.realtime.test_signals import make_track
 
 
@@ -50,7 +50,8 @@ def test_frames_are_causal(drums):
     a = drums.audio.copy()
     cut_s = 4.0
     b = a.copy()
-    b[int(cut_s * drums.sample_rate):] = np.random.default_rng(0).standard_normal(b.size - int(cut_s * drums.sample_rate)) * 0.3
+    cut = int(cut_s * drums.sample_rate)
+    b[cut:] = np.random.default_rng(0).standard_normal(b.size - cut) * 0.3
     fa = F.extract_spectral(a, drums.sample_rate)
     fb = F.extract_spectral(b, drums.sample_rate)
     upto = int(cut_s * 30)        # frames 0..upto see audio up to cut_s only (minus resampler delay)
@@ -163,7 +164,10 @@ def test_librosa_correlation():
     # librosa centres its 2048-sample window on frame t; ours ends there: our frame t + 2
     # sees librosa's frame t. (Its onset envelope is already aligned with ours.)
     lag = 2
-    corr = lambda a, b: np.corrcoef(a, b)[0, 1]
+
+    def corr(a, b):
+        return np.corrcoef(a, b)[0, 1]
+
     assert corr(ours[:n, F.CH_ENVELOPE], env[:n]) > 0.9
     mfcc_r = [corr(ours[lag:n + lag, 1 + k], mfcc[:n, k]) for k in range(20)]
     assert np.median(mfcc_r) > 0.95 and min(mfcc_r) > 0.85

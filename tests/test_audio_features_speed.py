@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from opendance.engine.music import features as F
-from opendance.engine.music.clip_features import extract_features
 from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker
+from opendance.engine.music.clip_features import extract_features
 from opendance.engine.music.offline_beats import dp_beats, track_beats
 
 REFERENCE = Path(__file__).parent / "data" / "features_reference.npz"
@@ -63,9 +63,10 @@ def clip():
 def test_matches_the_pinned_reference(reference, clip):
     close = {"rtol": 1e-6, "atol": 1e-5}
     np.testing.assert_allclose(F.extract_spectral(clip, F.ANALYSIS_SR), reference["spectral_15360"], **close)
-    np.testing.assert_allclose(F.extract_spectral(_test_music(44100, 5.0), 44100), reference["spectral_44100"],
-                               **close)
-    np.testing.assert_allclose(extract_features(clip, F.ANALYSIS_SR), reference["features_auto_15360"], **close)
+    np.testing.assert_allclose(F.extract_spectral(_test_music(44100, 5.0), 44100),
+                               reference["spectral_44100"], **close)
+    np.testing.assert_allclose(extract_features(clip, F.ANALYSIS_SR),
+                               reference["features_auto_15360"], **close)
     tb = track_beats(clip, F.ANALYSIS_SR)
     np.testing.assert_allclose(tb.beat_times_s, reference["beat_times_s"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(tb.downbeat_times_s, reference["downbeat_times_s"], rtol=0, atol=1e-9)
@@ -112,7 +113,7 @@ def test_process_block_equals_process(clip):
     one = [a.process(x[i:i + AUBIO_HOP]) for i in range(0, x.size, AUBIO_HOP)]
     block = b.process_block(x[:AUBIO_HOP * 250]) + b.process_block(x[AUBIO_HOP * 250:])
     assert len(one) == len(block) == 600
-    for p, q in zip(one, block):
+    for p, q in zip(one, block, strict=True):
         assert p.__dict__.keys() == q.__dict__.keys()
         np.testing.assert_array_equal(list(p.__dict__.values()), list(q.__dict__.values()))
     assert any(e.beat for e in one) and any(e.onset for e in one)

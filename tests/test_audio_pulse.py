@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
 from opendance.realtime.test_signals import make_track
-from support.virtual_mic import PulseVirtualMic, VirtualMicUnavailable
 
 pytestmark = pytest.mark.audio
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from opendance.errors import InputError, OpenDanceError
 from opendance.engine.music import features as F
+from opendance.errors import InputError, OpenDanceError
 from opendance.realtime.analyzer import LiveAnalyzer
 from opendance.realtime.ring import AudioRing
 from opendance.realtime.sample_clock import SampleClock

@@ -29,7 +29,8 @@ def test_osc_controls_parse():
     assert parse_osc_control("/opendance/steps", [8]) == {"steps": 8}
     assert parse_osc_control("/opendance/refine", [True]) == {"refine": True}
     assert parse_osc_control("/opendance/frozen", [0]) == {"frozen": False}
-    assert parse_osc_control("/opendance/traj", [1.0, 2.0, -1, 0.5]) == {"traj_path": ((1.0, 2.0), (-1.0, 0.5))}
+    assert parse_osc_control("/opendance/traj", [1.0, 2.0, -1, 0.5]) == {
+        "traj_path": ((1.0, 2.0), (-1.0, 0.5))}
     assert parse_osc_control("/opendance/traj", []) == {"traj_path": ()}
     assert parse_osc_control("/opendance/keyframe", []) == {"keyframe": None}
     assert parse_osc_control("/opendance/keyframe", [0.1] * 72)["keyframe"] == (0.1,) * 72
@@ -87,10 +88,12 @@ def test_binding_policy():
 
 # ---------------------------------------------------------------- fuzz
 _json_scalar = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=300)
-_json = st.recursive(_json_scalar, lambda c: st.lists(c, max_size=80) | st.dictionaries(st.text(max_size=12), c,
-                                                                                          max_size=8), max_leaves=200)
-_osc_arg = st.integers(-2**31, 2**31 - 1) | st.floats(width=32) | st.text(max_size=250) | st.binary(max_size=40) \
-    | st.booleans()
+_json = st.recursive(
+    _json_scalar,
+    lambda c: st.lists(c, max_size=80) | st.dictionaries(st.text(max_size=12), c, max_size=8),
+    max_leaves=200)
+_osc_arg = (st.integers(-2**31, 2**31 - 1) | st.floats(width=32) | st.text(max_size=250)
+            | st.binary(max_size=40) | st.booleans())
 
 
 def _check_state_accepts(changes):
@@ -101,7 +104,8 @@ def _check_state_accepts(changes):
 
 
 @settings(max_examples=200, deadline=None)
-@given(address=st.sampled_from(list(OSC_ADDRESSES)) | st.text(max_size=30), args=st.lists(_osc_arg, max_size=80))
+@given(address=st.sampled_from(list(OSC_ADDRESSES)) | st.text(max_size=30),
+       args=st.lists(_osc_arg, max_size=80))
 def test_fuzz_osc_parser(address, args):
     try:
         changes = parse_osc_control(address, args)
@@ -112,7 +116,8 @@ def test_fuzz_osc_parser(address, args):
 
 
 @settings(max_examples=200, deadline=None)
-@given(changes=st.dictionaries(st.sampled_from(list(CONTROL_KEYS) + ["traj", "x"]), _json, max_size=4) | _json)
+@given(changes=st.dictionaries(st.sampled_from(list(CONTROL_KEYS) + ["traj", "x"]), _json, max_size=4)
+       | _json)
 def test_fuzz_ws_parser(changes):
     try:
         clean = parse_ws_control(changes)
@@ -147,7 +152,8 @@ def test_osc_listener_rejects_bad_input_and_keeps_serving():
         assert _wait(lambda: len(got) == 2)
         assert got == [{"energy": pytest.approx(0.9)}, {"style": "krump"}]
         assert _wait(lambda: sum(srv.rejected.values()) == 6)
-        assert srv.rejected["malformed"] == 3 and srv.rejected["invalid"] == 2 and srv.rejected["too large"] == 1
+        assert (srv.rejected["malformed"] == 3 and srv.rejected["invalid"] == 2
+                and srv.rejected["too large"] == 1)
     finally:
         tx.close()
         srv.close()
@@ -196,8 +202,9 @@ def test_decoder_reads_python_osc_packets():
     b = OscBundleBuilder(IMMEDIATELY)
     b.add_content(m.build())
     b.add_content(m2.build())
-    assert decode_packet(b.build().dgram) == [("/opendance/traj", [1.5, -2.0, 3.0, 4.0]),
-                                              ("/opendance/style", ["house", 7, b"\x01\x02\x03\x04\x05", True])]
+    assert decode_packet(b.build().dgram) == [
+        ("/opendance/traj", [1.5, -2.0, 3.0, 4.0]),
+        ("/opendance/style", ["house", 7, b"\x01\x02\x03\x04\x05", True])]
 
 
 @pytest.mark.parametrize("data", [

@@ -15,7 +15,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-@pytest.mark.parametrize("argv", [["play", "s.wav"], ["demo"], ["live"], ["generate", "s.wav", "-o", "o.bvh"]])
+@pytest.mark.parametrize("argv", [["play", "s.wav"], ["demo"], ["live"],
+                                  ["generate", "s.wav", "-o", "o.bvh"]])
 def test_every_dancing_command_defaults_to_the_board_winner(argv):
     assert DEFAULT_DANCER in DANCERS
     assert resolve_dancer(_args(argv)) == DEFAULT_DANCER

@@ -114,10 +114,12 @@ def _pypi_bvh_world_positions(path: Path) -> tuple[list[str], np.ndarray, float]
     out = np.zeros((t, len(names), 3))
     for k, name in enumerate(names):
         channels = doc.joint_channels(name)
-        values = np.array(doc.frames_joint_channels(name, channels), dtype=np.float64).reshape(t, len(channels))
+        values = np.array(doc.frames_joint_channels(name, channels),
+                          dtype=np.float64).reshape(t, len(channels))
         rot_ch = [c for c in channels if c.endswith("rotation")]
         local_r = Rotation.from_euler("".join(c[0] for c in rot_ch),
-                                      values[:, [channels.index(c) for c in rot_ch]], degrees=True).as_matrix()
+                                      values[:, [channels.index(c) for c in rot_ch]],
+                                      degrees=True).as_matrix()
         local_p = np.tile(np.array(doc.joint_offset(name), dtype=np.float64), (t, 1))
         for c in channels:
             if c.endswith("position"):

@@ -17,7 +17,8 @@ FIXTURE = Path(__file__).parent / "data" / "aistpp_sample.pkl"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "opendance", *args], check=False, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "opendance", *args], check=False, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_convert_pkl_to_bvh_cm_and_back(tmp_path):
@@ -55,9 +56,9 @@ def _run_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
 
 
 # Two cases go through a real `python -m opendance` process, the rest through main().
-@pytest.mark.parametrize("case,subprocess_run", [("missing", True), ("foreign_bvh", True), ("no_poses", False),
-                                                 ("wrong_shape", False), ("unknown_ext", False),
-                                                 ("bad_euler", False)])
+@pytest.mark.parametrize("case,subprocess_run", [("missing", True), ("foreign_bvh", True),
+                                                 ("no_poses", False), ("wrong_shape", False),
+                                                 ("unknown_ext", False), ("bad_euler", False)])
 def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys, case, subprocess_run):
     out = str(tmp_path / "out.bvh")
     if case == "missing":

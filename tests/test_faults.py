@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 import pytest
-
 from support.faults import (
     FaultPlan,
     FaultRun,

@@ -63,10 +63,13 @@ def song(tmp_path_factory):
 def _start(tmp_path: Path, song: Path, name: str):
     marker = tmp_path / f"{name}.in-chunk"
     rec = tmp_path / f"{name}.bvh"
-    cmd = [sys.executable, "-c", RUNNER, str(marker), "play", str(song), "--dancer", "model", "--no-speakers", "--json",
-           "--record", str(rec), "--ws", "0", "--vmc", "127.0.0.1:39590", "--osc", "127.0.0.1:39591",
-           "--control-osc", "127.0.0.1:0"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-c", RUNNER, str(marker), "play", str(song), "--dancer", "model", "--no-speakers",
+           "--json", "--record", str(rec), "--ws", "0", "--vmc", "127.0.0.1:39590",
+           "--osc", "127.0.0.1:39591", "--control-osc", "127.0.0.1:0"]
+    # The runner imports ``support.*``: give the child the tests directory (as pytest has it).
+    pythonpath = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
+                                               os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=pythonpath)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     return p, marker, rec
 

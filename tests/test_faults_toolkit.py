@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from support.faults import (
     FaultPlan,
     FaultyBackend,
@@ -16,6 +15,7 @@ from support.faults import (
     InjectedFault,
     resample_linear,
 )
+
 from opendance.realtime.sources import ArraySource
 
 

@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 import pytest
+from support.fakes import FakeGenerator
 
 from opendance import rotations as rot
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
 from opendance.realtime.output_clock import AudioClockMap, OutputClock
 from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
-from support.fakes import FakeGenerator
 
 ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
 

@@ -29,7 +29,8 @@ import pytest
 from opendance.errors import OpenDanceError
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ("opendance", "engine", "realtime", "bridges", "exporters", "training", "kernels", "benchmarks")
+PACKAGE_DIRS = ("opendance", "engine", "realtime", "bridges", "exporters", "training", "kernels",
+                "benchmarks")
 RESTRICTED_UNPICKLER = "exporters/aistpp.py"   # subclasses pickle.Unpickler, allow-list of NumPy globals
 
 
@@ -98,7 +99,8 @@ def test_the_scanner_finds_what_it_looks_for():
     found = [w for _, w in unsafe_calls(bad)]
     assert len(found) == 9, found
     good = ("import torch, numpy as np, yaml\ntorch.load(p, weights_only=True)\nnp.load(p)\n"
-            "np.load(p, allow_pickle=False)\nyaml.load(s, Loader=yaml.SafeLoader)\nmodel.eval()\nbuild().eval()\n")
+            "np.load(p, allow_pickle=False)\nyaml.load(s, Loader=yaml.SafeLoader)\n"
+            "model.eval()\nbuild().eval()\n")
     assert unsafe_calls(good) == []
 
 
@@ -322,8 +324,9 @@ def test_a_public_websocket_bind_with_a_token_checks_it():
 
 
 def test_osc_control_with_a_token_rejects_messages_without_it():
-    from opendance.bridges.control import OscControlServer
     from support.faults import osc_message
+
+    from opendance.bridges.control import OscControlServer
 
     got = []
     ctl = OscControlServer("0.0.0.0", 0, got.append, token="correct-horse-battery")
@@ -385,8 +388,9 @@ def test_control_values_are_bounded():
 
 
 def test_osc_rate_limit_bounds_what_reaches_the_engine():
-    from opendance.bridges.control import OscControlDispatcher
     from support.faults import osc_message
+
+    from opendance.bridges.control import OscControlDispatcher
 
     got = []
     d = OscControlDispatcher(got.append, rate_hz=100.0, burst=200.0)

@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 import pytest
+from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 from opendance.controls import ControlError
 from opendance.engine.stream import StreamConfig
 from opendance.realtime.recorder import Recorder
 from opendance.realtime.session import LiveSession, SessionConfig, format_status
 from opendance.realtime.sources import ArraySource
-from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline
 
 SR = 16000
 
@@ -142,8 +142,8 @@ def test_play_command_runs_a_file_and_writes_the_recording(tmp_path, monkeypatch
     sf.write(song, _noise(1.5), SR)
     monkeypatch.setattr(live_cli, "_load_model", lambda backend: FakeGenerator(step_s=0.001))
     monkeypatch.setattr(session_mod, "_default_analyzer", FakeAnalyzer)
-    rc = main(["play", str(song), "--dancer", "model", "--no-speakers", "--fps", "30", "--record", str(tmp_path / "out.bvh"),
-               "--json", "--lead-ms", "400"])
+    rc = main(["play", str(song), "--dancer", "model", "--no-speakers", "--fps", "30",
+               "--record", str(tmp_path / "out.bvh"), "--json", "--lead-ms", "400"])
     assert rc == 0
     out = capsys.readouterr().out
     import json

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
 
 from opendance import rotations as rot
 from opendance.controls import ControlState
@@ -16,7 +17,6 @@ from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.stream import StreamConfig, StreamingGenerator
 from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
-from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
 
 ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
 

@@ -15,7 +15,8 @@ from opendance.training.sequence import DanceSequence
 def read_manifest(corpus_dir: str | Path) -> dict:
     path = Path(corpus_dir) / "manifest.json"
     if not path.is_file():
-        raise InputError(f"{corpus_dir} has no manifest.json; is it a corpus made by 'opendance corpus make'?")
+        raise InputError(f"{corpus_dir} has no manifest.json; "
+                         "is it a corpus made by 'opendance corpus make'?")
     return json.loads(path.read_text())
 
 
@@ -37,7 +38,8 @@ def load_sequence(corpus_dir: str | Path, name: str, manifest: dict | None = Non
         style=info["style"], keypoints2d=data["keypoints2d"], audio_path=f"{base}.wav", meta=meta)
 
 
-def load_corpus(corpus_dir: str | Path, split: str = "train", limit: int | None = None) -> list[DanceSequence]:
+def load_corpus(corpus_dir: str | Path, split: str = "train",
+                limit: int | None = None) -> list[DanceSequence]:
     """All sequences of ``split`` ('train', 'val', 'test' or 'all'), in manifest order."""
     manifest = read_manifest(corpus_dir)
     if split == "all":

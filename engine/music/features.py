@@ -37,9 +37,9 @@ import logging
 import numpy as np
 from scipy.fft import dct, rfft
 
-from opendance.errors import InputError
 from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker, SubHopEvents
 from opendance.engine.music.resample import StreamResampler
+from opendance.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def _hz_to_mel(f: np.ndarray) -> np.ndarray:
     f_sp = 200.0 / 3
     min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
     mel = f / f_sp
-    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep, mel)
+    return np.where(f >= min_log_hz,
+                    min_log_hz / f_sp + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep, mel)
 
 
 def _mel_to_hz(m: np.ndarray) -> np.ndarray:
@@ -187,7 +188,8 @@ class SpectralStream:
         buf = np.concatenate([self._win, new.astype(np.float64)])
         self._win = buf[buf.size - N_FFT:].copy()
         # Window of hop h (1..n_hops) is buf[h * HOP : h * HOP + N_FFT] (a strided view).
-        windows = np.ndarray((n_hops, N_FFT), np.float64, buf, HOP * buf.itemsize, (HOP * buf.itemsize, buf.itemsize))
+        windows = np.ndarray((n_hops, N_FFT), np.float64, buf, HOP * buf.itemsize,
+                             (HOP * buf.itemsize, buf.itemsize))
         if first:                                            # frame 0: silence only
             windows = np.concatenate([np.zeros((1, N_FFT)), windows])
         out = np.zeros((windows.shape[0], SPECTRAL_DIM), dtype=np.float32)

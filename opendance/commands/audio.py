@@ -55,14 +55,16 @@ def _cmd_beats(args: argparse.Namespace) -> int:
         conf, method = clock.confidence, "live beat clock (causal)"
     else:
         r = track_beats_from_events(events, spectral)
-        beats, down, tempo, conf, method = r.beat_times_s, r.downbeat_times_s, r.tempo_bpm, r.confidence, "offline"
+        beats, down, tempo, conf = r.beat_times_s, r.downbeat_times_s, r.tempo_bpm, r.confidence
+        method = "offline"
     no_beat = _no_beat_reason(level, float(conf))
     if no_beat:
         print(f"opendance beats: {args.file}: no beat found ({no_beat})", file=sys.stderr)
         beats, down, tempo = [], [], 0.0
     out = {"file": args.file, "duration_s": round(n_samples / sr, 3), "method": method,
                "tempo_bpm": round(float(tempo), 2), "confidence": round(float(conf), 3),
-               "beats_s": [round(float(b), 4) for b in beats], "downbeats_s": [round(float(b), 4) for b in down]}
+               "beats_s": [round(float(b), 4) for b in beats],
+               "downbeats_s": [round(float(b), 4) for b in down]}
     if args.json:
         print(json.dumps(out))
     else:
@@ -198,7 +200,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         elif not devices:
             print("no input devices")
         for d in devices if not args.json else []:
-            print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['default_samplerate']:.0f} Hz, {d['hostapi']})")
+            print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, "
+                  f"{d['default_samplerate']:.0f} Hz, {d['hostapi']})")
         return 0
     if args.file and args.device is not None:
         raise OpenDanceError("give either --device or --file, not both")
@@ -217,7 +220,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
                         break
                     continue
                 analyzer.process(block.samples, block.t_mono_s)
-                rms = float(np.sqrt(np.mean(block.samples.astype(np.float64) ** 2))) if block.samples.size else 0.0
+                rms = (float(np.sqrt(np.mean(block.samples.astype(np.float64) ** 2)))
+                       if block.samples.size else 0.0)
                 level_db = max(20 * np.log10(max(rms, 1e-6)), level_db - 1.5)
                 now = time.monotonic()
                 if not args.json and now - last_print >= 0.1:
@@ -237,7 +241,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     summary = {"seconds": round(analyzer.now_audio_s, 2), "tempo_bpm": round(s.tempo_bpm, 2),
                    "confidence": round(s.confidence, 3), "locked": s.locked,
                    "beats_s": [round(float(b), 4) for b in analyzer.clock.committed_beats()],
-                   "analysis_ms_per_block": round(analyzer.stats.process_ms_total / max(1, analyzer.stats.blocks), 3)}
+                   "analysis_ms_per_block": round(
+                       analyzer.stats.process_ms_total / max(1, analyzer.stats.blocks), 3)}
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "as a PNG contact sheet or, with ffmpeg installed, an MP4 video.")
     render.add_argument("motion", help="path to a .npz with poses and trans")
     render.add_argument("-o", "--out", required=True, help="out.png (strip of frames) or out.mp4 (video)")
-    render.add_argument("--frames", type=arg_int(1, 1000), default=8, help="PNG: number of frames (default 8)")
+    render.add_argument("--frames", type=arg_int(1, 1000), default=8,
+                        help="PNG: number of frames (default 8)")
     render.add_argument("--every", type=arg_float(0.0, MAX_RUN_SECONDS, lo_open=True), default=None,
                         help="PNG: seconds between frames "
                         "(default: spread over the clip)")

@@ -111,14 +111,17 @@ def check_gpu() -> Check:
     try:
         import torch
         if torch.cuda.is_available():
-            names = [f"{torch.cuda.get_device_name(i)} ({torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB)"
+            names = [f"{torch.cuda.get_device_name(i)} "
+                     f"({torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB)"
                      for i in range(torch.cuda.device_count())]
             return Check("gpu / cuda", OK, f"CUDA {torch.version.cuda}: " + "; ".join(names))
     except Exception as exc:  # noqa: BLE001
         return Check("gpu / cuda", MISSING, f"torch.cuda failed: {exc}", "the cuda backend and CUDA kernels",
                      "check the NVIDIA driver (nvidia-smi)")
-    rc, out = _run_tool(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
-    detail = "no CUDA device visible to torch" + (f"; nvidia-smi: {out.splitlines()[0]}" if rc == 0 and out else "")
+    rc, out = _run_tool(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                         "--format=csv,noheader"])
+    detail = "no CUDA device visible to torch" + (f"; nvidia-smi: {out.splitlines()[0]}"
+                                                  if rc == 0 and out else "")
     return Check("gpu / cuda", MISSING, detail,
                  "--backend cuda and tensorrt, CUDA FK kernels (the CPU backends still run)",
                  "install a CUDA build of torch and the NVIDIA driver" if rc == 0 else "")
@@ -135,7 +138,8 @@ def check_nvrtc() -> Check:
             return Check("nvrtc (cuda-python)", OK, f"NVRTC {major}.{minor} via {mod}")
         except Exception as exc:  # noqa: BLE001
             return Check("nvrtc (cuda-python)", WARN, f"{mod} imports but nvrtcVersion failed: {exc}",
-                         "run-time compiled CUDA kernels (PyTorch FK is used)", "install the CUDA toolkit's NVRTC")
+                         "run-time compiled CUDA kernels (PyTorch FK is used)",
+                         "install the CUDA toolkit's NVRTC")
     return Check("nvrtc (cuda-python)", MISSING, "cuda-python not installed",
                  "run-time compiled CUDA FK / foot-slide kernels (PyTorch FK is used instead)",
                  "pip install 'opendance[gpu]'")
@@ -156,7 +160,8 @@ def check_onnxruntime() -> Check:
     except Exception as exc:  # noqa: BLE001
         return Check("onnx runtime", MISSING, f"not importable ({exc})", "--backend onnxruntime",
                      "pip install onnxruntime")
-    return Check("onnx runtime", OK, f"{ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
+    return Check("onnx runtime", OK,
+                 f"{ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
 
 
 def check_onnx_export() -> Check:
@@ -190,7 +195,8 @@ def check_audio_devices() -> Check:
                      "install libportaudio2, or start PulseAudio (docs)")
     inputs = [d["name"] for d in devices if d["max_input_channels"] > 0]
     outputs = [d["name"] for d in devices if d["max_output_channels"] > 0]
-    detail = f"{len(inputs)} input(s): {', '.join(inputs[:4]) or '-'}; {len(outputs)} output(s): {', '.join(outputs[:4]) or '-'}"
+    detail = (f"{len(inputs)} input(s): {', '.join(inputs[:4]) or '-'}; "
+              f"{len(outputs)} output(s): {', '.join(outputs[:4]) or '-'}")
     if not inputs:
         return Check("audio devices", WARN, detail,
                      "'opendance live' (no capture device); 'play FILE' and 'demo' work",
@@ -209,8 +215,9 @@ def check_pulseaudio() -> Check:
                      "capture through PulseAudio (a real ALSA device still works)",
                      "start it: pulseaudio --start (see docs for a headless null sink)")
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    return Check("pulseaudio", OK, f"{fields.get('Server Name', '').strip()} {fields.get('Server Version', '').strip()}, "
-                                   f"default source: {fields.get('Default Source', '?').strip()}")
+    return Check("pulseaudio", OK,
+                 f"{fields.get('Server Name', '').strip()} {fields.get('Server Version', '').strip()}, "
+                 f"default source: {fields.get('Default Source', '?').strip()}")
 
 
 def check_aubio() -> Check:
@@ -232,7 +239,8 @@ def check_backends() -> Check:
         from opendance.engine.backends import available_backends
         from opendance.engine.backends.base import AUTO_ORDER
     except Exception as exc:  # noqa: BLE001
-        return Check("inference backends", WARN, f"engine backends not importable ({type(exc).__name__}: {exc})",
+        return Check("inference backends", WARN,
+                     f"engine backends not importable ({type(exc).__name__}: {exc})",
                      "the learned model (engine not installed or broken)", "reinstall opendance")
     avail = available_backends()
     usable = [n for n in AUTO_ORDER if avail.get(n) == ""] + sorted(n for n, why in avail.items()
@@ -286,7 +294,8 @@ def check_default_model() -> Check:
                  "" if status == OK else ("the learned dancer: the weights do not match their checksum and "
                                           "are refused on load" if status == MISSING else
                                           "integrity checks of the bundled weights"),
-                 "" if status == OK else ("reinstall opendance; if you replaced the weights on purpose: python "
+                 "" if status == OK else ("reinstall opendance; if you replaced the weights on purpose: "
+                                          "python "
                                           "-m opendance.engine.checkpoint --write-checksums " + str(d)))
 
 
@@ -317,7 +326,8 @@ def run_checks(checks: tuple[Callable[[], Check], ...] = CHECKS) -> list[Check]:
         try:
             out.append(fn())
         except Exception as exc:  # noqa: BLE001 - the doctor must always finish
-            out.append(Check(fn.__name__.removeprefix("check_"), WARN, f"check failed: {type(exc).__name__}: {exc}"))
+            out.append(Check(fn.__name__.removeprefix("check_"), WARN,
+                             f"check failed: {type(exc).__name__}: {exc}"))
     return out
 
 
@@ -333,7 +343,8 @@ def format_report(checks: list[Check]) -> str:
             lines.append(f"       {'':<{width}}  fix: {c.fix}")
     n_missing = sum(c.status != OK for c in checks)
     lines.append(f"{len(checks) - n_missing} of {len(checks)} checks ok" +
-                 ("" if not n_missing else "; opendance runs with what is there and says what it falls back to"))
+                 ("" if not n_missing else
+                  "; opendance runs with what is there and says what it falls back to"))
     return "\n".join(lines)
 
 

@@ -115,7 +115,7 @@ def find_beat_file(beats_dir: Path, stem: str) -> Path | None:
 
 def _beats_for(files: list[Path], beats_dir: Path, required: bool):
     found = [find_beat_file(beats_dir, f.stem) for f in files]
-    missing = [f.name for f, b in zip(files, found) if b is None]
+    missing = [f.name for f, b in zip(files, found, strict=True) if b is None]
     if missing:
         if required:
             raise InputError(f"{beats_dir}: no beat file for {len(missing)} clip(s), e.g. "
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         gt_beats = _beats_for(gt_files, args.beats, required=False)
     files = pred_files + gt_files
     motions = [load_motion(f) for f in tqdm(files, desc="loading", unit="file", file=sys.stderr)]
-    for f, m in zip(files, motions):
+    for f, m in zip(files, motions, strict=True):
         if m.n_frames < 3:
             raise InputError(f"{f}: {m.n_frames} frame(s); the metrics need at least 3")
     results = evaluate(motions[:len(pred_files)], motions[len(pred_files):], beats,

@@ -29,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN", help="motion file to read")
     p.add_argument("output", metavar="OUT", help="file to write")
-    p.add_argument("--from", dest="fmt_in", metavar="FMT", help="input format name (aistpp, finedance, smpl, bvh)")
-    p.add_argument("--to", dest="fmt_out", metavar="FMT", help="output format name (aistpp, finedance, smpl, bvh, gltf)")
+    p.add_argument("--from", dest="fmt_in", metavar="FMT",
+                   help="input format name (aistpp, finedance, smpl, bvh)")
+    p.add_argument("--to", dest="fmt_out", metavar="FMT",
+                   help="output format name (aistpp, finedance, smpl, bvh, gltf)")
     p.add_argument("--fps", type=arg_fps, help=f"resample to this frame rate before writing "
                    f"({MIN_FPS:g}..{MAX_FPS:g})")
     p.add_argument("--bvh-units", choices=("m", "cm"), default=None,
@@ -109,7 +111,8 @@ def motion_summary(motion, skeleton=None) -> dict:
         "duration_s": round(motion.duration_s, 6),
         "foot_height_min_m": round(lo, 6),
         "foot_height_max_m": round(hi, 6),
-        "root_height_range_m": [round(float(motion.trans[:, 1].min()), 6), round(float(motion.trans[:, 1].max()), 6)],
+        "root_height_range_m": [round(float(motion.trans[:, 1].min()), 6),
+                                round(float(motion.trans[:, 1].max()), 6)],
         "root_travel_xz_m": round(float((travel[0] ** 2 + travel[2] ** 2) ** 0.5), 6),
     }
 
@@ -125,7 +128,8 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.file} ({fmt.description})")
     print(f"  frames    {summary['frames']} at {summary['fps']:g} FPS = {summary['duration_s']:.3f} s")
-    print(f"  lowest foot joint height  {summary['foot_height_min_m']:.3f} .. {summary['foot_height_max_m']:.3f} m")
+    print(f"  lowest foot joint height  {summary['foot_height_min_m']:.3f} .. "
+          f"{summary['foot_height_max_m']:.3f} m")
     r0, r1 = summary["root_height_range_m"]
     print(f"  pelvis height             {r0:.3f} .. {r1:.3f} m")
     print(f"  root travel (horizontal)  {summary['root_travel_xz_m']:.3f} m")

@@ -63,7 +63,8 @@ def register(subparsers) -> None:
                    help="MS-LRM decoding steps per chunk")
     p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same dance)")
-    p.add_argument("--backend", default="auto", help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
+    p.add_argument("--backend", default="auto",
+                   help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
     p.add_argument("--model", default=None, help="MCT checkpoint (default: the bundled model)")
     p.add_argument("--temperature", type=arg_float(MIN_TEMPERATURE, MAX_TEMPERATURE), default=1.0,
                    help="sampling temperature (0 = greedy)")
@@ -102,7 +103,7 @@ def read_traj(path: str | Path, n_frames: int, fps: float = 30.0) -> tuple[np.nd
     if len(rows) < 2:
         raise InputError(f"{path}: need at least two waypoints, got {len(rows)}")
     rows.sort()
-    t, x, z = (np.array(c) for c in zip(*rows))
+    t, x, z = (np.array(c) for c in zip(*rows, strict=True))
     ft = np.arange(n_frames) / fps
     mask = (ft >= t[0]) & (ft <= t[-1])
     pos = np.zeros((n_frames, 3))
@@ -156,8 +157,10 @@ def read_keyframes(path: str | Path, n_frames: int, fps: float = 30.0) -> dict:
             pose = _numbers(path, "pose", it["pose"])
             if pose.size != 72:
                 raise InputError(f"{path}: a pose needs 72 numbers (24 joints x axis-angle), got {pose.size}")
-            feat = motion_to_features(Motion.from_axis_angle(pose.reshape(1, 72), np.zeros((1, 3))))["motion"][0]
-            vals, m = out.setdefault("motion", (np.zeros((n_frames, 144), np.float32), np.zeros(n_frames, bool)))
+            feat = motion_to_features(
+                Motion.from_axis_angle(pose.reshape(1, 72), np.zeros((1, 3))))["motion"][0]
+            vals, m = out.setdefault(
+                "motion", (np.zeros((n_frames, 144), np.float32), np.zeros(n_frames, bool)))
             vals[f], m[f] = feat, True
         if "keypoints" in it:
             kp = _numbers(path, "keypoints", it["keypoints"])

@@ -162,12 +162,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------- the run
 def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
-    from opendance.bridges.hub import BridgeHub
-    from opendance.controls import ControlError, ControlState
-    from opendance.engine.stage.options import attach_rig, stage_config_from_args
-    from opendance.engine.stream import StreamConfig
     from opendance.realtime.recorder import Recorder
-    from opendance.realtime.session import LiveSession, SessionConfig, format_status
+
+    controls = _validated_controls(args)
+    # opens the file now: a bad extension, a read-only folder or a full disk fails here
+    recorder = Recorder(args.record, fps=args.fps) if args.record else None
+    procedural = resolve_dancer(args) == "procedural"
+    generator = _groove_generator() if procedural else _load_model(args.backend)
+    session, hub, config = _build_session(args, source, generator, recorder, controls, loop_period_s)
+    _print_banner(args, title, generator, procedural, hub, recorder)
+    interrupted, seconds = _play(args, session, hub, config, speakers)
+    stats = run_stats(session, seconds)
+    _print_summary(args, stats, recorder, procedural, interrupted)
+    return 130 if interrupted else 0
+
+
+def _validated_controls(args):
+    """The starting controls from the command line; one-line errors for bad run arguments."""
+    from opendance.controls import ControlError, ControlState
 
     try:
         controls = ControlState().updated(style=args.prompt, energy=args.energy, steps=args.steps,
@@ -178,10 +190,16 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
         raise OpenDanceError(f"--lead-ms must be at least 100, got {args.lead_ms}")
     if args.seconds is not None and args.seconds <= 0:
         raise OpenDanceError(f"--seconds must be positive, got {args.seconds}")
-    # opens the file now: a bad extension, a read-only folder or a full disk fails here
-    recorder = Recorder(args.record, fps=args.fps) if args.record else None
-    procedural = resolve_dancer(args) == "procedural"
-    generator = _groove_generator() if procedural else _load_model(args.backend)
+    return controls
+
+
+def _build_session(args, source, generator, recorder, controls, loop_period_s):
+    """The outputs (bridge hub + optional recorder) and the live session that feeds them.
+    Returns (session, hub, session config)."""
+    from opendance.bridges.hub import BridgeHub
+    from opendance.engine.stage.options import attach_rig, stage_config_from_args
+    from opendance.engine.stream import StreamConfig
+    from opendance.realtime.session import LiveSession, SessionConfig
 
     box: dict = {}
 
@@ -197,7 +215,11 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     attach_rig(hub.sinks, args)
     session = LiveSession(source, generator, sinks, config)
     box["session"] = session
+    return session, hub, config
 
+
+def _print_banner(args, title: str, generator, procedural: bool, hub, recorder) -> None:
+    """What runs, where the dance goes and how to steer it (stderr)."""
     _say(f"{title}")
     model = ("the procedural dancer (no model)" if procedural else
              f"{type(generator).__name__} on backend "
@@ -220,6 +242,10 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     _say("Ctrl-C to stop. Status: time, tempo [beat], lead (motion ready ahead), step time, mode, "
          "model/groove chunks, late chunks, dropped frames")
 
+
+def _play(args, session, hub, config, speakers) -> tuple[bool, float]:
+    """Run the session (and the speakers) until the audio ends, --seconds pass or Ctrl-C / SIGTERM;
+    always stops it cleanly. Returns (interrupted, seconds run)."""
     player = _Speakers(*speakers) if speakers else None
     prev_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     interrupted = False
@@ -228,39 +254,55 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
         session.start()
         if player:
             player.start()
-        tty = sys.stderr.isatty()
-        last_line = 0.0
-        while True:
-            if session.finished.wait(0.25):
-                time.sleep(min(0.5, config.stream.target_lead_s))   # let the last motion play out
-                break
-            if args.seconds is not None and time.monotonic() - t_start >= args.seconds:
-                break
-            st = session.status()
-            hub.publish_status(st)
-            if args.json:
-                continue
-            now = time.monotonic()
-            if tty:
-                sys.stderr.write("\r" + format_status(st)[:200] + "\033[K")
-                sys.stderr.flush()
-            elif now - last_line >= 2.0:
-                last_line = now
-                print(format_status(st), file=sys.stderr, flush=True)
+        _watch(args, session, hub, config, t_start)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        held = _hold_signals() if _main_thread() else None   # a 2nd Ctrl-C / SIGTERM finishes the take
-        if player:
-            player.stop()
-        session.stop()          # closes the hub and finishes the recording
-        if held is not None:
-            _restore_signals(held)
-        if prev_term is not None:
-            signal.signal(signal.SIGTERM, prev_term)
-        if sys.stderr.isatty() and not args.json:
-            sys.stderr.write("\n")
-    stats = run_stats(session, time.monotonic() - t_start)
+        _stop(args, session, player, prev_term)
+    return interrupted, time.monotonic() - t_start
+
+
+def _watch(args, session, hub, config, t_start: float) -> None:
+    """The status loop: publish the session status and show it on stderr until the run ends."""
+    from opendance.realtime.session import format_status
+
+    tty = sys.stderr.isatty()
+    last_line = 0.0
+    while True:
+        if session.finished.wait(0.25):
+            time.sleep(min(0.5, config.stream.target_lead_s))   # let the last motion play out
+            break
+        if args.seconds is not None and time.monotonic() - t_start >= args.seconds:
+            break
+        st = session.status()
+        hub.publish_status(st)
+        if args.json:
+            continue
+        now = time.monotonic()
+        if tty:
+            sys.stderr.write("\r" + format_status(st)[:200] + "\033[K")
+            sys.stderr.flush()
+        elif now - last_line >= 2.0:
+            last_line = now
+            print(format_status(st), file=sys.stderr, flush=True)
+
+
+def _stop(args, session, player, prev_term) -> None:
+    """Stop the speakers and the session (closes the hub, finishes the recording), restoring signals."""
+    held = _hold_signals() if _main_thread() else None   # a 2nd Ctrl-C / SIGTERM finishes the take
+    if player:
+        player.stop()
+    session.stop()          # closes the hub and finishes the recording
+    if held is not None:
+        _restore_signals(held)
+    if prev_term is not None:
+        signal.signal(signal.SIGTERM, prev_term)
+    if sys.stderr.isatty() and not args.json:
+        sys.stderr.write("\n")
+
+
+def _print_summary(args, stats: dict, recorder, procedural: bool, interrupted: bool) -> None:
+    """The final JSON (--json) or one line; raises the recorder's error if the recording failed."""
     if recorder and recorder.error is not None:
         raise recorder.error    # one line and exit status 4 (opendance.commands.main)
     if recorder and recorder.n_frames:
@@ -269,12 +311,12 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
-        _say(f"{'interrupted' if interrupted else 'done'}: {stats['frames']} frames in {stats['seconds']:.1f} s, "
-             f"{stats['chunks'].get('model', 0)} {'groove' if procedural else 'model'} chunks (step p50 {stats['step_ms']['p50']:.0f} ms, "
+        _say(f"{'interrupted' if interrupted else 'done'}: {stats['frames']} frames in "
+             f"{stats['seconds']:.1f} s, {stats['chunks'].get('model', 0)} "
+             f"{'groove' if procedural else 'model'} chunks (step p50 {stats['step_ms']['p50']:.0f} ms, "
              f"p95 {stats['step_ms']['p95']:.0f} ms), {stats['chunks'].get('missed', 0)} late, "
              f"{stats['dropped_frames']} dropped frames"
              + (f"; recording: {stats['recording']}" if "recording" in stats else ""))
-    return 130 if interrupted else 0
 
 
 def run_stats(session, seconds: float) -> dict:

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--fp16", action="store_true",
                    help="float16 inside the graph (what TensorRT 11 builds a half-precision engine from)")
     p.add_argument("--opset", type=arg_int(13, 30), default=18, help="ONNX opset (default 18)")
-    p.add_argument("--max-batch", type=arg_int(1, 4096), default=64, help="largest batch of the dynamic batch axis")
+    p.add_argument("--max-batch", type=arg_int(1, 4096), default=64,
+                   help="largest batch of the dynamic batch axis")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_export)
 
@@ -35,7 +36,8 @@ def register(subparsers) -> None:
     t.add_argument("--out", help="plan file (default: the cache, keyed by a hash)")
     t.add_argument("--precision", choices=("graph", "fp32", "fp16"), default="graph",
                    help="graph: strongly typed (TensorRT 11's only mode); fp16: TensorRT 10 builder flag")
-    t.add_argument("--max-batch", type=arg_int(1, 4096), default=8, help="largest batch of the optimisation profile")
+    t.add_argument("--max-batch", type=arg_int(1, 4096), default=8,
+                   help="largest batch of the optimisation profile")
     t.add_argument("--json", action="store_true", help="print the result as JSON")
     t.set_defaults(func=_cmd_build_trt)
 
@@ -67,7 +69,12 @@ def _cmd_export(args) -> int:
 def _cmd_build_trt(args) -> int:
     import time
 
-    from opendance.engine.backends.tensorrt_build import ShapeProfile, build_plan, cached_plan, import_tensorrt
+    from opendance.engine.backends.tensorrt_build import (
+        ShapeProfile,
+        build_plan,
+        cached_plan,
+        import_tensorrt,
+    )
 
     trt = import_tensorrt()  # fails first, with the install hint, when TensorRT is absent
     model = _load_model(args.checkpoint)

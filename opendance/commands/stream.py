@@ -108,7 +108,8 @@ def _stream(args: argparse.Namespace, player: MotionPlayback) -> int:
             stats = player.run(hub.send, duration_s=args.duration, progress=bar.update)
         if hub.ws is not None:
             stats["ws"] = {k: v for k, v in hub.ws.stats().items() if not k.endswith("_per_client")}
-        stats["udp"] = {getattr(s, "name", "?"): {"datagrams": s.udp.sent_datagrams, "bytes": s.udp.sent_bytes,
+        stats["udp"] = {getattr(s, "name", "?"): {"datagrams": s.udp.sent_datagrams,
+                                                  "bytes": s.udp.sent_bytes,
                                                   "dropped": s.udp.dropped}
                         for s in hub.sinks if hasattr(s, "udp")}
     if args.json:

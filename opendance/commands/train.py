@@ -42,14 +42,16 @@ def _register_tokenizer(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue from OUT/last + OUT/train_state")
     t.add_argument("--batch-size", type=int, default=d["batch_size"], help="windows per step per process")
     t.add_argument("--window", type=int, default=d["window_frames"], help="training window, frames (x4)")
-    t.add_argument("--stride", type=int, default=d["stride_frames"], help="hop between training windows, frames")
+    t.add_argument("--stride", type=int, default=d["stride_frames"],
+                   help="hop between training windows, frames")
     t.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (AdamW, cosine decay)")
     t.add_argument("--size", choices=SIZES, default=d["size"], help="model size preset")
     t.add_argument("--seed", type=int, default=d["seed"], help="RNG seed")
     t.add_argument("--limit-clips", type=int, default=None, help="read at most N clips per split")
     t.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch")
     t.add_argument("--device", default=d["device"], help="auto, cpu or cuda")
-    t.add_argument("--threads", type=int, default=d["threads"], help="torch CPU threads per process (0: default)")
+    t.add_argument("--threads", type=int, default=d["threads"],
+                   help="torch CPU threads per process (0: default)")
     t.add_argument("--time-budget-min", type=float, default=None,
                    help="stop after the epoch during which this many minutes have passed")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

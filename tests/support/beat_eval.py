@@ -43,7 +43,8 @@ class TrackerFigures:
     n_updates: int
 
     def as_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and np.isnan(v) else round(v, 4) if isinstance(v, float) else v)
+        return {k: (None if isinstance(v, float) and np.isnan(v)
+                    else round(v, 4) if isinstance(v, float) else v)
                 for k, v in asdict(self).items()}
 
 
@@ -59,7 +60,7 @@ def _figures(times, preds, tempos, locked, out_beats, track: SynthTrack, change_
     times, preds, tempos = map(np.asarray, (times, preds, tempos))
     correct = np.zeros(times.size, dtype=bool)
     err = np.full(times.size, np.nan)
-    for i, (t, p, bpm) in enumerate(zip(times, preds, tempos)):
+    for i, (t, p, bpm) in enumerate(zip(times, preds, tempos, strict=True)):
         if np.isnan(p) or t > end:
             continue
         j = int(np.argmin(np.abs(ref - p)))
@@ -138,7 +139,8 @@ def evaluate(track: SynthTrack, change_s: float | None = None, hold_s: float = 2
     return {"clock": clock_fig, "aubio": aubio_fig}
 
 
-def standard_cases(sample_rate: int = 44100, duration_s: float = 24.0) -> list[tuple[str, SynthTrack, float | None]]:
+def standard_cases(sample_rate: int = 44100,
+                   duration_s: float = 24.0) -> list[tuple[str, SynthTrack, float | None]]:
     """The test / benchmark set: (name, track, tempo change time or None)."""
     from opendance.realtime.test_signals import beat_times, make_track
 
@@ -147,7 +149,8 @@ def standard_cases(sample_rate: int = 44100, duration_s: float = 24.0) -> list[t
         cases.append((f"clicks_{bpm}", make_track(duration_s, bpm, "clicks", sample_rate, seed=bpm), None))
     for bpm in (90, 128):
         cases.append((f"drums_{bpm}", make_track(duration_s, bpm, "drums", sample_rate, seed=bpm), None))
-    cases.append(("drums_swing_110", make_track(duration_s, 110, "drums", sample_rate, swing=0.17, seed=3), None))
+    cases.append(("drums_swing_110",
+                  make_track(duration_s, 110, "drums", sample_rate, swing=0.17, seed=3), None))
     cases.append(("band_swing_96", make_track(duration_s, 96, "band", sample_rate, swing=0.12, seed=6), None))
     cases.append(("drums_silent_bar_120",
                   make_track(duration_s, 120, "drums", sample_rate, silent_bars=(4,), seed=4), None))

@@ -552,7 +552,8 @@ def stream_metrics(run: FaultRun, fps: float = 60.0, startup_s: float = 1.0) -> 
 
 
 # ---------------------------------------------------------------------- bad clients
-def stalled_ws_client(host: str, port: int, path: str = "/ws?format=json", rcvbuf: int = 4096) -> socket.socket:
+def stalled_ws_client(host: str, port: int, path: str = "/ws?format=json",
+                      rcvbuf: int = 4096) -> socket.socket:
     """Open a WebSocket connection (RFC 6455 handshake) and never read from it again.
 
     The receive buffer is made small, so the server's writes back up within a few
@@ -564,7 +565,8 @@ def stalled_ws_client(host: str, port: int, path: str = "/ws?format=json", rcvbu
     s.connect((host, port))
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = s.recv(1)

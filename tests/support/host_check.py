@@ -112,8 +112,8 @@ def fk_backward(rot, trans, offsets, parents, grad_out, joints=None) -> tuple[np
     grot = np.full_like(rot, np.nan)  # the kernel must write every entry
     gtrans = np.full_like(trans, np.nan)
     fn = load_harness().od_fk_backward_6d if rot.shape[-1] == 6 else load_harness().od_fk_backward_mat
-    fn(_fp(rot), _fp(trans), _fp(offsets), _ip(par), _ip(idx), _fp(go), _fp(grot), _fp(gtrans), n, j, len(idx),
-       need_mask(par, idx))
+    fn(_fp(rot), _fp(trans), _fp(offsets), _ip(par), _ip(idx), _fp(go), _fp(grot), _fp(gtrans), n, j,
+       len(idx), need_mask(par, idx))
     return grot, gtrans
 
 

@@ -54,7 +54,8 @@ class PulseVirtualMic:
         startup_timeout_s: how long to wait for the server.
     """
 
-    def __init__(self, kind: str = "monitor", sample_rate: int = 44100, startup_timeout_s: float = 10.0) -> None:
+    def __init__(self, kind: str = "monitor", sample_rate: int = 44100,
+                 startup_timeout_s: float = 10.0) -> None:
         if kind not in ("monitor", "pipe"):
             raise ValueError(f"kind must be 'monitor' or 'pipe', got {kind!r}")
         self.kind = kind
@@ -99,15 +100,17 @@ class PulseVirtualMic:
         deadline = time.monotonic() + self.startup_timeout_s
         while subprocess.run(["pactl", "info"], env=self.env, capture_output=True, check=False).returncode:
             if server.poll() is not None or time.monotonic() > deadline:
-                err = server.stderr.read().decode(errors="replace")[-300:] if server.poll() is not None else ""
+                err = (server.stderr.read().decode(errors="replace")[-300:]
+                       if server.poll() is not None else "")
                 self.close()
                 raise VirtualMicUnavailable(f"PulseAudio could not start: {err.strip() or 'timeout'}")
             time.sleep(0.1)
         if self.kind == "monitor":
             subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=self.env, check=True)
             # Keep the sink running so its monitor always delivers.
-            self._procs.append(subprocess.Popen(["pacat", "--playback"], env=self.env, stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self._procs.append(subprocess.Popen(["pacat", "--playback"], env=self.env,
+                                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL))
         else:
             self._fifo_fd = os.open(self.fifo, os.O_WRONLY)
         self._saved_env = {k: os.environ.get(k) for k in _ENV_KEYS}
