@@ -1,4 +1,4 @@
-"""All of issue 7's tables in one run: quality, controllability, ablations, unseen songs.
+"""All the model-quality tables in one run: quality, controllability, ablations, unseen songs.
 
 Writes ``benchmarks/results/model.md`` (Markdown tables) and ``model_quality.json``.
 
@@ -156,7 +156,7 @@ def _fmt(v, nd=3):
 
 def to_markdown(res: dict) -> str:
     cfg = res["config"]
-    L = [f"# Model quality (issue 7) — {cfg['date']}, machine: {cfg['machine']}", "",
+    L = [f"# Model quality — {cfg['date']}, machine: {cfg['machine']}", "",
          (f"Model: `{cfg['model']}` ({cfg['params']} parameters, trained {cfg['train_note']}). Data: the procedural "
          f"corpus's held-out test split, {cfg['n_segments']} segments of {cfg['segment_s']} s "
          f"(30 FPS, default metric protocol). Decoding: {cfg['steps']} MS-LRM steps per 8-token chunk "
