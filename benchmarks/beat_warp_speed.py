@@ -1,7 +1,7 @@
 """Speed of the beat snap (engine.beat_warp) on one live-engine chunk.
 
 Times ``beat_snap`` on a 16-frame (0.53 s) 30 FPS chunk with 12 frames of context, as the
-streaming generator calls it: FK of the chunk (``Motion.joints``), kinematic beats, time
+stream scheduler calls it: FK of the chunk (``Motion.joints``), kinematic beats, time
 map, slerp resampling. Prints JSON (median / p95 microseconds per chunk).
 
     python benchmarks/beat_warp_speed.py --json

@@ -21,7 +21,7 @@ process (``x_cpu``; steadier on a shared machine). ``--rev`` measures the four f
 modules (``realtime/{features,offline_beats,beats,resample}.py``) as they were at a git
 revision instead of the working tree, to compare before / after on the same machine:
 their sources are loaded from ``git show REV:path`` under their usual module names
-before anything imports them. ``--corpus`` runs ``benchmarks/corpus.py speed --seconds 60
+before anything imports them. ``--corpus`` runs ``benchmarks/corpus_quality.py speed --seconds 60
 --hours 0.2 --workers 2`` instead, in this process (so ``--rev`` applies to it and to its
 forked workers). Prints one JSON object (``--json``) or a table.
 """
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rev:
         load_revision(args.rev)
     if args.corpus:
-        spec = importlib.util.spec_from_file_location("corpus_bench", Path(__file__).with_name("corpus.py"))
+        spec = importlib.util.spec_from_file_location("corpus_bench", Path(__file__).with_name("corpus_quality.py"))
         corpus_bench = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(corpus_bench)
         res = corpus_bench.bench_speed(60.0, 0.2, 2)

@@ -1,7 +1,7 @@
 """End-to-end latency benchmark of the live path: JSON + a PNG timeline.
 
     synthesized song (exact beats) -> ArraySource at real-time pace -> LiveSession
-    (analyzer, beat clock, streaming generator, output clock) -> BridgeHub WebSocket
+    (analyzer, beat clock, stream scheduler, output clock) -> BridgeHub WebSocket
     -> a receiver in ANOTHER PROCESS that timestamps every frame on arrival and sends
     control changes back over the same WebSocket.
 

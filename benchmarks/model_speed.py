@@ -40,9 +40,9 @@ def _generator(preset: str | None, backend: str, model_path: str | None = None):
         load_generator,
     )
     from opendance.engine.mct import build_mct
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
     from opendance.engine.text import NullEncoder
     from opendance.engine.tokenizer import DanceTokenizer, default_tokenizer_path, load_tokenizer
-    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
 
     if model_path:
         return load_generator(model_path, backend=backend, text="none"), model_path

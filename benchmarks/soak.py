@@ -5,7 +5,7 @@
 
 What runs: a playlist of synthesized songs (six styles, different tempi, looped) from an
 ``ArraySource`` at real-time pace -> the real ``LiveSession`` (LiveAnalyzer, the bundled
-default model on the torch backend unless --backend, the streaming generator, the
+default model on the torch backend unless --backend, the stream scheduler, the
 output clock at 60 FPS) -> every bridge on loopback (VMC and plain OSC to UDP receivers
 that drain them, the WebSocket server with one reading client, the OSC control
 listener receiving a control change every 10 s).
@@ -22,10 +22,10 @@ less than ``--rss-slope-mb-h`` MB/hour, the thread count and fds do not grow, th
 audio-clock error stays within ``--drift-bound-ms`` and the frame count within 2 frames.
 
 Faster than real time: not possible with the current engine. The output clock, the
-``ArraySource`` pacing and the streaming generator all read ``time.monotonic()``
+``ArraySource`` pacing and the stream scheduler all read ``time.monotonic()``
 directly (no clock injection), and on this 2-core CPU the model itself runs at only a
 few times real time. An N-times-faster soak needs a ``clock`` argument on
-``OutputClock``, ``ArraySource``, ``AudioClockMap`` and ``StreamingGenerator`` (see
+``OutputClock``, ``ArraySource``, ``AudioClockMap`` and ``StreamScheduler`` (see
 benchmarks/results/hardening.md). So an hour of audio takes an hour.
 """
 

@@ -32,7 +32,7 @@ source has no audio, e.g. ``opendance stream``).
 Positions are in metres, SMPL frame unless ``coords`` says "unity" (metres, left-handed)
 or "unreal" (centimetres, Z up); see ``opendance.bridges.coords``. Messages travel in OSC
 bundles of at most ``max_datagram`` bytes ("blob" and "flat" fit one datagram; "per-joint"
-needs two). Which joint form is cheaper is measured in ``benchmarks/bridges.py``: the
+needs two). Which joint form is cheaper is measured in ``benchmarks/bridges_load.py``: the
 blob is one ``tobytes`` call and the smallest datagram; per-joint is what patching
 tools read most easily (one address per joint, no unpacking).
 """

@@ -130,7 +130,7 @@ def _json_default(obj):
     return str(obj)
 
 
-def snapshot(frame: PoseFrame) -> PoseFrame:
+def copy_frame(frame: PoseFrame) -> PoseFrame:
     """Copy of ``frame`` with its own arrays."""
     return dataclasses.replace(frame, local_quats=frame.local_quats.copy(), root_pos=frame.root_pos.copy(),
                                joints=frame.joints.copy())
@@ -377,7 +377,7 @@ class WsServer:
                 self._refresh_status()
         if self._n_clients == 0 or self._loop.is_closed():
             return
-        copy = snapshot(frame)  # the producer may reuse its arrays
+        copy = copy_frame(frame)  # the producer may reuse its arrays
         with self._lock:
             if avatar in self._latest:
                 self.frames_coalesced += 1  # the server thread has not taken the previous one yet

@@ -1,6 +1,6 @@
 """The contract between the model and the live engine.
 
-The streaming generator (``engine/stream.py``) asks a ``ChunkGenerator`` for the next
+The stream scheduler (``engine/stream.py``) asks a ``ChunkGenerator`` for the next
 piece of motion; the MCT-based generator (``engine/generator.py``) implements it, and
 tests may use any other object with the same methods. Frames are at 30 FPS; one motion
 token covers ``frames_per_token`` frames.
@@ -64,12 +64,12 @@ class GenerationResult:
 
 
 class ChunkGenerator(Protocol):
-    """What the streaming generator drives.
+    """What the stream scheduler drives.
 
     Capabilities (read with ``getattr(generator, name, default)``, so a generator that
     does not declare one gets the default):
         beat_aligned: True when its chunks are on the music's beat grid by construction
-            (the procedural groove); the streaming generator then never beat-snaps them.
+            (the procedural groove); the stream scheduler then never beat-snaps them.
             Default False (a learned model: its chunks are warped onto the predicted beats).
     """
 

@@ -1,6 +1,6 @@
 """The timeline of generated motion that the output clock plays from.
 
-The streaming generator writes chunks of 30 FPS motion stamped with the **audio time**
+The stream scheduler writes chunks of 30 FPS motion stamped with the **audio time**
 each frame belongs to (seconds of the music: into the file for a file source, of the
 capture stream for a microphone); the output clock samples it at "now" mapped onto the
 audio clock. Writing a chunk at audio time ``S`` replaces everything the buffer holds

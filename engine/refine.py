@@ -115,12 +115,3 @@ class FootSlideRefiner:
                 with torch.no_grad():
                     e -= cfg.eps * grad / rms.clamp_min(1e-12)
         return e.detach()
-
-
-@torch.no_grad()
-def foot_slide_of_tokens(tokenizer, motion_ids: Tensor, traj_ids: Tensor, fps: float = 30.0) -> float:
-    """Foot-slide loss ((m/s)^2) of hard tokens decoded: (B, L) motion and traj ids."""
-    from opendance.engine.motion_repr import features_to_joints_torch
-
-    dec = tokenizer.decode({"motion": motion_ids, "traj": traj_ids})
-    return float(foot_slide_loss(features_to_joints_torch(dec["motion"], dec["traj"], fps), fps))

@@ -30,7 +30,7 @@ never written. The last round re-masks nothing, so every free position ends deco
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -177,22 +177,3 @@ def decode(backend, inputs: MCTInputs, free: dict[str, Tensor], cfg: SamplerConf
             trace.append({"masked": {b: m.clone() for b, m in masked.items()},
                           "tokens": {b: t.clone() for b, t in tokens.items()}})
     return tokens
-
-
-def free_from_given(given: dict[str, Tensor]) -> dict[str, Tensor]:
-    """branch -> (B, L) bool free mask from a 'given' (constraint or prefix) mask."""
-    return {b: ~g.to(torch.bool) for b, g in given.items()}
-
-
-def steps_list(spec: str | Iterable[int] | None, steps: int) -> tuple[int, ...]:
-    """Parse refinement rounds: None -> (), "last" -> (steps-1,), "all", or "0,2"."""
-    if spec is None:
-        return ()
-    if isinstance(spec, str):
-        if spec == "last":
-            return (steps - 1,)
-        if spec == "all":
-            return tuple(range(steps))
-        spec = [int(s) for s in spec.split(",") if s.strip()]
-    out = tuple(sorted({int(s) for s in spec if 0 <= int(s) < steps}))
-    return out

@@ -1,4 +1,4 @@
-"""The streaming generator: keeps a lead of generated motion ahead of the music.
+"""The stream scheduler: keeps a lead of generated motion ahead of the music.
 
 A worker thread (torch releases the GIL while it computes) loops:
 
@@ -228,7 +228,7 @@ def apply_energy(quats: np.ndarray, trans: np.ndarray, energy: float) -> tuple[n
     return rot.matrix_to_quat(out).astype(np.float32), t.astype(np.float32)
 
 
-class StreamingGenerator:
+class StreamScheduler:
     """Fills a ``MotionBuffer`` ahead of the audio clock from a ``ChunkGenerator``.
 
     Args:
@@ -296,7 +296,7 @@ class StreamingGenerator:
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
         if self._thread is not None:
-            raise RuntimeError("streaming generator already started")
+            raise RuntimeError("stream scheduler already started")
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="opendance-generator", daemon=True)
         self._thread.start()
@@ -333,7 +333,7 @@ class StreamingGenerator:
             try:
                 self.step(redo)
             except Exception:            # the loop must survive anything
-                log.exception("streaming generator: unexpected error; continuing")
+                log.exception("stream scheduler: unexpected error; continuing")
                 self._stop.wait(0.05)
 
     # ----------------------------------------------------------------- one chunk

@@ -1,6 +1,6 @@
 """DDT, the decoupled dance tokenizer: three independent VQ branches (J, X, K).
 
-Public API (frozen; the MCT, the sampler and the streaming generator build on it)
+Public API (frozen; the MCT, the sampler and the stream scheduler build on it)
 ==================================================================================
 
 Branches ``BRANCHES = ("motion", "traj", "kpt")``, each with its own encoder, codebook

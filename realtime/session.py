@@ -3,7 +3,7 @@
     audio source --(audio thread)--> analyzer: features, beat clock  --> music timeline
                                   \\-> audio clock map (monotonic <-> audio seconds)
     controls (Python API, bridges) --> ControlBoard
-    StreamingGenerator (worker thread): timeline + beat grid + controls --> MotionBuffer
+    StreamScheduler (worker thread): timeline + beat grid + controls --> MotionBuffer
     OutputClock (thread, 30/60 FPS): MotionBuffer at now --> PoseFrame --> sinks
                                      (bridges, recorder, benchmark receivers)
 
@@ -34,7 +34,7 @@ from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.music.features import CH_ENVELOPE
 from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
-from opendance.engine.stream import ChunkRecord, StreamConfig, StreamingGenerator
+from opendance.engine.stream import ChunkRecord, StreamConfig, StreamScheduler
 from opendance.realtime.output_clock import AudioClockMap, BeatInfo, OutputClock
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class SessionConfig:
 
     Attributes:
         fps: output frame rate (30 or 60).
-        stream: the streaming generator's parameters.
+        stream: the stream scheduler's parameters.
         lookahead_s: play motion this far ahead of the audio to compensate latency
             downstream (receiver, renderer, speakers), seconds.
         controls: the initial controls.
@@ -183,7 +183,7 @@ class LiveSession:
         fps = getattr(generator, "fps", 30.0)    # chunks pass the output stage as they are buffered
         self.buffer = StagedMotionBuffer(OutputStage(self.config.stage, fps), fps=fps)
         self.groove = GrooveFallback(fps=self.buffer.fps, style=self.config.groove_style)
-        self.streamer = StreamingGenerator(
+        self.streamer = StreamScheduler(
             generator, self.buffer, self.analyzer.timeline, self.analyzer,
             self.clock.now_audio_s, self.controls.get, self.groove, self.config.stream, on_chunk)
         self.output = OutputClock(

@@ -1,6 +1,6 @@
 """Synthetic test music with exact ground truth: click tracks and drum patterns.
 
-Used by the tests, ``benchmarks/audio.py`` and ``SynthSource``. Every signal carries a
+Used by the tests, ``benchmarks/audio_live.py`` and ``SynthSource``. Every signal carries a
 white-noise floor (default -80 dBFS RMS) because aubio's tracker misbehaves on digital
 silence: it misses beats between clicks (see docs/audio.md).
 """

@@ -53,7 +53,7 @@ def test_training_reader_refuses_a_pickle_with_code(tmp_path):
 
 
 def test_metrics_benchmark_fixture_loads_without_pickle():
-    spec = importlib.util.spec_from_file_location("bench_metrics", ROOT / "benchmarks" / "bench_metrics.py")
+    spec = importlib.util.spec_from_file_location("metrics_speed", ROOT / "benchmarks" / "metrics_speed.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     m = mod.fixture()

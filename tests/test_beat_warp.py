@@ -154,7 +154,7 @@ def test_bad_ratio_rejected():
         beat_time_map(m.joints(), FPS, 0.0, np.array([0.3]), period_s=0.5, ratio=(1.1, 1.3))
 
 
-# ----------------------------------------------------------------- in the streaming generator
+# ----------------------------------------------------------------- in the stream scheduler
 class _UnlockedClock:
     """A beat clock that has a tempo and predictions but is not locked."""
 
@@ -176,14 +176,14 @@ def _run_stream(beat_snap: bool, clock=None, generator=None, chunks: int = 8):
     from opendance.controls import ControlState
     from opendance.engine.fallback_groove import GrooveFallback
     from opendance.engine.motion_buffer import MotionBuffer
-    from opendance.engine.stream import StreamConfig, StreamingGenerator
+    from opendance.engine.stream import StreamConfig, StreamScheduler
 
     buf = MotionBuffer(fps=30.0)
 
     def now() -> float:
         return 0.0  # audio clock held at 0: every chunk goes after the buffer's end
 
-    sg = StreamingGenerator(generator or FakeGenerator(), buf, FakeTimeline(now),
+    sg = StreamScheduler(generator or FakeGenerator(), buf, FakeTimeline(now),
                             clock or FakeBeatClock(120.0), now, lambda: ControlState(steps=2),
                             GrooveFallback(), StreamConfig(beat_snap=beat_snap, seed=0))
     for _ in range(chunks):

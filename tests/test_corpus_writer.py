@@ -13,7 +13,7 @@ from opendance.camera import project
 from opendance.commands.main import main
 from opendance.training.corpus import load_corpus
 from opendance.training.sequence import DanceSequence
-from opendance.training.synth.corpus import plan_corpus, write_corpus
+from opendance.training.synth.corpus_writer import plan_corpus, write_corpus
 
 HOURS = 26.0 / 3600  # three short sequences
 

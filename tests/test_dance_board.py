@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from opendance.motion import Motion
-from opendance.training.synth.corpus import plan_corpus
+from opendance.training.synth.corpus_writer import plan_corpus
 from opendance.training.synth.held_out import HELD_OUT_SEED_BASE, HELD_OUT_SPECS, held_out_songs
 
 BOARD = Path(__file__).resolve().parents[1] / "benchmarks" / "dance_board.py"

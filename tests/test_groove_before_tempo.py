@@ -11,12 +11,12 @@ from opendance.controls import ControlState
 from opendance.engine.fallback_groove import PROVISIONAL_BPM, GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.music.beat_clock import BeatClock
-from opendance.engine.stream import StreamConfig, StreamingGenerator
+from opendance.engine.stream import StreamConfig, StreamScheduler
 
 
 def _beat_streamer(gen, now, beat_clock, **cfg):
     buf = MotionBuffer(fps=30.0)
-    sg = StreamingGenerator(gen, buf, FakeTimeline(now), beat_clock, now, lambda: ControlState(steps=2),
+    sg = StreamScheduler(gen, buf, FakeTimeline(now), beat_clock, now, lambda: ControlState(steps=2),
                             GrooveFallback(), StreamConfig(**cfg))
     return sg, buf
 

@@ -1,4 +1,4 @@
-"""The streaming generator (the chunk scheduler): keeps a lead, falls back when late,
+"""The stream scheduler (the chunk scheduler): keeps a lead, falls back when late,
 recovers, applies controls, preempts buffered motion on a change (also inside the
 playing chunk), warns about late chunks."""
 
@@ -15,7 +15,7 @@ from opendance import rotations as rot
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
-from opendance.engine.stream import StreamConfig, StreamingGenerator
+from opendance.engine.stream import StreamConfig, StreamScheduler
 from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
 
 ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
@@ -34,7 +34,7 @@ def _swing(n, freq, phase, amp, axis, fps=30.0):
 def _streamer(gen, clock, controls=None, **cfg):
     buf = MotionBuffer(fps=30.0)
     state = {"c": controls or ControlState(steps=8)}
-    sg = StreamingGenerator(gen, buf, FakeTimeline(clock), FakeBeatClock(), clock, lambda: state["c"],
+    sg = StreamScheduler(gen, buf, FakeTimeline(clock), FakeBeatClock(), clock, lambda: state["c"],
                             GrooveFallback(), StreamConfig(**cfg))
     return sg, buf, state
 
@@ -83,7 +83,7 @@ def _warnings(caplog, needle):
 
 def _beat_streamer(gen, now, beat_clock, **cfg):
     buf = MotionBuffer(fps=30.0)
-    sg = StreamingGenerator(gen, buf, FakeTimeline(now), beat_clock, now, lambda: ControlState(steps=2),
+    sg = StreamScheduler(gen, buf, FakeTimeline(now), beat_clock, now, lambda: ControlState(steps=2),
                             GrooveFallback(), StreamConfig(**cfg))
     return sg, buf
 

@@ -60,8 +60,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BRANCHES = ("motion", "traj", "kpt")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``opendance train mct``."""
@@ -153,7 +151,7 @@ def build_bank(seqs, tokenizer, text_encoder, max_tokens: int, progress: bool = 
     import torch
     from tqdm import tqdm
 
-    from opendance.engine.motion_repr import motion_to_features
+    from opendance.engine.motion_repr import BRANCHES, motion_to_features
 
     fpt = tokenizer.frames_per_token
     music, clip_ids, names, texts = [], [], [], []
@@ -234,6 +232,8 @@ def sample_masks(rng: np.random.Generator, b: int, n_tok: int, fpt: int, mc: Mas
          "music_valid": (B, 4L) float32, "music_keep": (B,) float32, "text_keep": (B,) float32}
         Positions neither given nor in "loss" do not occur: everything not given is masked.
     """
+    from opendance.engine.motion_repr import BRANCHES
+
     prefix = np.zeros(b, np.int64)
     use_prefix = rng.random(b) < mc.p_prefix
     prefix[use_prefix] = rng.integers(1, n_tok, size=int(use_prefix.sum()))
@@ -280,6 +280,7 @@ def make_batch(bank: TokenBank, rng: np.random.Generator, b: int, n_tok: int, fp
     import torch
 
     from opendance.engine.mct import MCTInputs
+    from opendance.engine.motion_repr import BRANCHES
 
     st = bank.starts[rng.integers(0, len(bank.starts), size=b)] if starts is None else starts
     tok_idx = st[:, None] + np.arange(n_tok)[None, :]
@@ -320,7 +321,7 @@ def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, a
     import torch
     import torch.nn.functional as F
 
-    from opendance.engine.motion_repr import features_to_joints_torch
+    from opendance.engine.motion_repr import BRANCHES, features_to_joints_torch
 
     w = w or LossWeights()
     stats = {}
@@ -393,6 +394,8 @@ def evaluate_bank(model, bank: TokenBank, tokenizer, n_tok: int, fpt: int, n_bat
                   batch_size: int = 32, seed: int = 1234, joint: bool = True) -> dict:
     """Mean validation losses / token accuracies over fixed random windows (seeded)."""
     import torch
+
+    from opendance.engine.motion_repr import BRANCHES
 
     rng = np.random.default_rng(seed)
     mask_ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
@@ -553,22 +556,221 @@ def _load_state(out: Path, model, opt) -> tuple[int, list, float, np.random.Gene
     return int(state["step"]), json.loads(state["history"]), best, rng
 
 
+def _frozen_tokenizer(args):
+    """(tokenizer, source name): ``--tokenizer`` (default: the bundled one) or a seeded random
+    DDT (``--random-tokenizer``), in eval mode with its weights frozen."""
+    import torch
+
+    from opendance.engine.tokenizer import DanceTokenizer, default_tokenizer_path, load_tokenizer
+
+    if args.random_tokenizer:
+        torch.manual_seed(args.seed)
+        tokenizer = DanceTokenizer()
+        tok_src = "random"
+    else:
+        tok_src = args.tokenizer or str(default_tokenizer_path())
+        tokenizer = load_tokenizer(tok_src)
+    tokenizer.eval()
+    for prm in tokenizer.parameters():
+        prm.requires_grad_(False)
+    return tokenizer, tok_src
+
+
+def _preset_max_tokens(preset: str) -> int:
+    """The window length (token steps) of an MCT preset."""
+    from opendance.errors import OpenDanceError
+
+    try:
+        from opendance.engine.mct import PRESETS
+        return PRESETS[preset]["max_tokens"]
+    except KeyError:
+        raise OpenDanceError(f"unknown preset {preset!r}") from None
+
+
+def _load_banks(args, data, tokenizer, text_enc, max_tokens: int, progress: bool,
+                t0: float) -> tuple[TokenBank, TokenBank]:
+    """(train, val) token banks of ``data``, checked for window length and music channels."""
+    from opendance.engine.music.features import FEATURE_DIM
+    from opendance.errors import OpenDanceError
+    from opendance.training.datasets import load_dataset
+
+    train = build_bank(load_dataset(data, "train", limit=args.limit_clips), tokenizer, text_enc,
+                       max_tokens, progress)
+    val = build_bank(load_dataset(data, "val", limit=args.limit_clips), tokenizer, text_enc,
+                     max_tokens, progress)
+    if len(train.starts) == 0 or len(val.starts) == 0:
+        raise OpenDanceError(f"{data}: no clip has {max_tokens * 4} frames for a training window")
+    if train.music.shape[1] != FEATURE_DIM:
+        raise OpenDanceError(f"{data}: music features have {train.music.shape[1]} channels, "
+                             f"expected {FEATURE_DIM} (opendance.engine.music.features)")
+    log.info("data: %d train clips (%d windows), %d val clips, %.1f s", len(train.names),
+             len(train.starts), len(val.names), time.perf_counter() - t0)
+    return train, val
+
+
+def _build_model(args, tokenizer, train: TokenBank, device):
+    """(model, tokenizer sha, init meta): the preset's MCT sized for ``tokenizer``, optionally
+    loaded from ``--init-from``, with ``train``'s music statistics, on ``device``."""
+    from opendance.engine.mct import build_mct
+    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
+
+    model = build_mct(args.preset, music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM,
+                      n_motion_codes=tokenizer.codebook_size("motion"),
+                      n_traj_codes=tokenizer.codebook_size("traj"),
+                      n_kpt_codes=tokenizer.codebook_size("kpt"),
+                      frames_per_token=tokenizer.frames_per_token)
+    music_mean, music_std = train.music.mean(0), train.music.std(0)
+    tok_sha = tokenizer_fingerprint(tokenizer)
+    meta_init = _init_from(model, args.init_from, tok_sha) if args.init_from else {}
+    # this data's music statistics, also after --init-from (whose buffers carry its own)
+    model.set_music_stats(music_mean, music_std)
+    model.to(device)
+    return model, tok_sha, meta_init
+
+
+@dataclass
+class _Run:
+    """What the training loop of one process works on (built by ``run``)."""
+
+    args: argparse.Namespace
+    info: object          # opendance.training.distributed.DistInfo
+    out: Path
+    tokenizer: object     # frozen DanceTokenizer
+    model: object         # MCT
+    ddp: object           # the model, wrapped in DistributedDataParallel when distributed
+    opt: object           # torch optimizer
+    train: TokenBank
+    val: TokenBank
+    max_tokens: int
+    joint: bool
+    meta: dict
+
+    def save(self, path, step, extra=None) -> None:
+        """Write the MCT with the run's metadata, ``step`` and ``extra``."""
+        from opendance.engine.mct import save_mct
+
+        save_mct(self.model, path, {**self.meta, "step": step, **(extra or {})})
+
+
+def _stop_now(r: _Run, step: int, elapsed_s: float) -> bool:
+    """Whether to stop before ``step``; every rank must stop at the same step: rank 0 decides."""
+    import torch
+
+    from opendance.training import distributed as D
+
+    args = r.args
+    done = step >= args.steps or elapsed_s >= args.minutes * 60.0 or \
+        (args.stop_after is not None and step >= args.stop_after)
+    stop = torch.tensor([1.0 if done else 0.0])
+    D.all_reduce_sum(stop)
+    return float(stop) > 0
+
+
+def _train_step(r: _Run, rng: np.random.Generator, step: int, mc: MaskConfig, mask_ids: dict):
+    """One optimizer step at ``step`` on a random batch; returns (loss, stats)."""
+    import torch
+
+    args, fpt = r.args, r.tokenizer.frames_per_token
+    for g in r.opt.param_groups:
+        g["lr"] = _lr(step, step / args.steps, args.lr, args.warmup)
+    n_tok = r.max_tokens if rng.random() >= mc.p_short_window else int(
+        rng.integers(mc.min_window, r.max_tokens + 1))
+    inputs, targets, masks, feats = make_batch(r.train, rng, args.batch_size, n_tok, fpt, mc, mask_ids,
+                                               r.joint)
+    inputs = inputs.to(r.info.device)
+    logits = r.ddp(inputs)
+    loss, stats = compute_losses(logits, targets, masks, feats, r.tokenizer, args.aux_weight, r.joint)
+    r.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(r.model.parameters(), 1.0)
+    r.opt.step()
+    return loss, stats
+
+
+def _after_step(r: _Run, step: int, stats: dict, history: list, best: float, rng: np.random.Generator,
+                t_start: float, snapshots: set) -> float:
+    """Logging, listening check, snapshots and checkpoints after ``step``; returns the best
+    listening CE so far."""
+    args, fpt = r.args, r.tokenizer.frames_per_token
+    if step % 50 == 0:
+        history.append({"step": step, "time_s": round(time.perf_counter() - t_start, 1), **stats})
+        if r.info.is_main:
+            log.info("step %d (%.0f s): %s", step, time.perf_counter() - t_start,
+                     ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
+    if r.info.is_main and step % args.eval_every == 0:
+        best = _listen_and_keep_best(r.model, r.val, r.max_tokens, fpt, step, history, best, r.out, r.save)
+    if r.info.is_main and step in snapshots:
+        r.save(r.out / f"mct_step{step}.safetensors", step)
+    if r.info.is_main and step % args.save_every == 0:
+        r.save(r.out / "mct.safetensors", step)
+        r.save(r.out / "last.safetensors", step)
+        _save_state(r.out, r.opt, step, history, best, rng)
+    return best
+
+
+def _finish(r: _Run, step: int, history: list, best: float, rng: np.random.Generator,
+            t_start: float) -> dict:
+    """Final validation, listening check and checkpoints (rank 0); returns the summary."""
+    fpt = r.tokenizer.frames_per_token
+    summary = {"steps": step, "train_minutes": round((time.perf_counter() - t_start) / 60, 2),
+               "processes": r.info.world_size, "out": str(r.out), "params": r.model.n_params()}
+    if r.info.is_main:
+        summary["val"] = evaluate_bank(r.model, r.val, r.tokenizer, r.max_tokens, fpt, joint=r.joint)
+        best = _listen_and_keep_best(r.model, r.val, r.max_tokens, fpt, step, history, best, r.out, r.save)
+        summary["listening"] = history[-1]["listening"]
+        r.save(r.out / "mct.safetensors", step, {"val": summary["val"]})
+        r.save(r.out / "last.safetensors", step)
+        _save_state(r.out, r.opt, step, history, best, rng)
+        (r.out / "history.json").write_text(json.dumps({"summary": summary, "history": history}, indent=1))
+    return summary
+
+
+def _train_loop(r: _Run, rng: np.random.Generator, progress: bool, snapshots: set) -> dict:
+    """Resume if asked, train until a stop condition, finish; returns the summary."""
+    from opendance.engine.motion_repr import BRANCHES
+
+    args = r.args
+    mc = MaskConfig()
+    mask_ids = {br: r.model.cfg.mask_id(br) for br in BRANCHES}
+    step, history, best = 0, [], math.inf
+    if args.resume:
+        step, history, best, rng = _load_state(r.out, r.model, r.opt)
+        log.info("resumed from %s at step %d", r.out, step)
+    t_start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=args.steps, initial=step, unit="step", desc="train mct")
+    r.model.train()
+    while not _stop_now(r, step, time.perf_counter() - t_start):
+        loss, stats = _train_step(r, rng, step, mc, mask_ids)
+        step += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss'] if 'loss' in stats else float(loss):.3f}",
+                            acc=f"{stats.get('acc_motion', 0):.2f}")
+        best = _after_step(r, step, stats, history, best, rng, t_start, snapshots)
+    if bar is not None:
+        bar.close()
+    return _finish(r, step, history, best, rng, t_start)
+
+
+def _print_summary(args, summary: dict, out: Path) -> None:
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        v = summary["val"]
+        print(f"trained {summary['steps']} steps in {summary['train_minutes']} min -> {out}; val motion "
+              f"token accuracy {v.get('acc_motion', 0):.3f}, CE {v.get('ce_motion', 0):.3f}")
+
+
 def run(args) -> int:
     """Entry point of ``opendance train mct``."""
     import torch
 
-    from opendance.engine.mct import build_mct, save_mct
-    from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM
     from opendance.engine.text import load_text_encoder
-    from opendance.engine.tokenizer import (
-        DanceTokenizer,
-        default_tokenizer_path,
-        load_tokenizer,
-        save_tokenizer,
-    )
-    from opendance.errors import OpenDanceError
+    from opendance.engine.tokenizer import save_tokenizer
     from opendance.training import distributed as D
-    from opendance.training.datasets import load_dataset
 
     info = D.init_distributed(args.device)
     try:
@@ -580,136 +782,30 @@ def run(args) -> int:
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
         data = args.data or _default_data()
-        if args.random_tokenizer:
-            torch.manual_seed(args.seed)
-            tokenizer = DanceTokenizer()
-            tok_src = "random"
-        else:
-            tok_src = args.tokenizer or str(default_tokenizer_path())
-            tokenizer = load_tokenizer(tok_src)
-        tokenizer.eval()
-        for prm in tokenizer.parameters():
-            prm.requires_grad_(False)
+        tokenizer, tok_src = _frozen_tokenizer(args)
         text_enc = load_text_encoder(args.text)
         t0 = time.perf_counter()
-        try:
-            from opendance.engine.mct import PRESETS
-            max_tokens = PRESETS[args.preset]["max_tokens"]
-        except KeyError:
-            raise OpenDanceError(f"unknown preset {args.preset!r}") from None
+        max_tokens = _preset_max_tokens(args.preset)
         progress = info.is_main and not args.no_progress
-        train = build_bank(load_dataset(data, "train", limit=args.limit_clips), tokenizer, text_enc,
-                           max_tokens, progress)
-        val = build_bank(load_dataset(data, "val", limit=args.limit_clips), tokenizer, text_enc,
-                         max_tokens, progress)
-        if len(train.starts) == 0 or len(val.starts) == 0:
-            raise OpenDanceError(f"{data}: no clip has {max_tokens * 4} frames for a training window")
-        if train.music.shape[1] != FEATURE_DIM:
-            raise OpenDanceError(f"{data}: music features have {train.music.shape[1]} channels, "
-                                 f"expected {FEATURE_DIM} (opendance.engine.music.features)")
-        log.info("data: %d train clips (%d windows), %d val clips, %.1f s", len(train.names),
-                 len(train.starts), len(val.names), time.perf_counter() - t0)
-        model = build_mct(args.preset, music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM,
-                          n_motion_codes=tokenizer.codebook_size("motion"),
-                          n_traj_codes=tokenizer.codebook_size("traj"),
-                          n_kpt_codes=tokenizer.codebook_size("kpt"),
-                          frames_per_token=tokenizer.frames_per_token)
-        music_mean, music_std = train.music.mean(0), train.music.std(0)
-        tok_sha = tokenizer_fingerprint(tokenizer)
-        meta_init = _init_from(model, args.init_from, tok_sha) if args.init_from else {}
-        # this data's music statistics, also after --init-from (whose buffers carry its own)
-        model.set_music_stats(music_mean, music_std)
-        model.to(info.device)
+        train, val = _load_banks(args, data, tokenizer, text_enc, max_tokens, progress, t0)
+        model, tok_sha, meta_init = _build_model(args, tokenizer, train, info.device)
         joint = not args.no_joint
         ddp = model
         if info.distributed:
             ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=not joint)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
                                 betas=(0.9, 0.99))
-        fpt = tokenizer.frames_per_token
-        mc = MaskConfig()
-        mask_ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
         snapshots = {int(s) for s in args.snapshot_steps.split(",") if s.strip()}
         meta = {"data": Path(str(data)).name, "tokenizer": Path(tok_src).name, "tokenizer_sha": tok_sha,
                 "joint_prediction": joint, "preset": args.preset, "aux_weight": args.aux_weight,
                 "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
             save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": Path(tok_src).name})
-
-        def save(path, step, extra=None):
-            save_mct(model, path, {**meta, "step": step, **(extra or {})})
-
-        step, history, best = 0, [], math.inf
-        if args.resume:
-            step, history, best, rng = _load_state(out, model, opt)
-            log.info("resumed from %s at step %d", out, step)
-        budget_s = args.minutes * 60.0
-        t_start = time.perf_counter()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=args.steps, initial=step, unit="step", desc="train mct")
-        model.train()
-        while True:
-            elapsed = time.perf_counter() - t_start
-            # every rank must stop at the same step: rank 0 decides
-            done = step >= args.steps or elapsed >= budget_s or \
-                (args.stop_after is not None and step >= args.stop_after)
-            stop = torch.tensor([1.0 if done else 0.0])
-            D.all_reduce_sum(stop)
-            if float(stop) > 0:
-                break
-            for g in opt.param_groups:
-                g["lr"] = _lr(step, step / args.steps, args.lr, args.warmup)
-            n_tok = max_tokens if rng.random() >= mc.p_short_window else int(
-                rng.integers(mc.min_window, max_tokens + 1))
-            inputs, targets, masks, feats = make_batch(train, rng, args.batch_size, n_tok, fpt, mc, mask_ids,
-                                                       joint)
-            inputs = inputs.to(info.device)
-            logits = ddp(inputs)
-            loss, stats = compute_losses(logits, targets, masks, feats, tokenizer, args.aux_weight, joint)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss'] if 'loss' in stats else float(loss):.3f}",
-                                acc=f"{stats.get('acc_motion', 0):.2f}")
-            if step % 50 == 0:
-                history.append({"step": step, "time_s": round(time.perf_counter() - t_start, 1), **stats})
-                if info.is_main:
-                    log.info("step %d (%.0f s): %s", step, time.perf_counter() - t_start,
-                             ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
-            if info.is_main and step % args.eval_every == 0:
-                best = _listen_and_keep_best(model, val, max_tokens, fpt, step, history, best, out, save)
-            if info.is_main and step in snapshots:
-                save(out / f"mct_step{step}.safetensors", step)
-            if info.is_main and step % args.save_every == 0:
-                save(out / "mct.safetensors", step)
-                save(out / "last.safetensors", step)
-                _save_state(out, opt, step, history, best, rng)
-        if bar is not None:
-            bar.close()
-        summary = {"steps": step, "train_minutes": round((time.perf_counter() - t_start) / 60, 2),
-                   "processes": info.world_size, "out": str(out), "params": model.n_params()}
-        if info.is_main:
-            summary["val"] = evaluate_bank(model, val, tokenizer, max_tokens, fpt, joint=joint)
-            best = _listen_and_keep_best(model, val, max_tokens, fpt, step, history, best, out, save)
-            summary["listening"] = history[-1]["listening"]
-            save(out / "mct.safetensors", step, {"val": summary["val"]})
-            save(out / "last.safetensors", step)
-            _save_state(out, opt, step, history, best, rng)
-            (out / "history.json").write_text(json.dumps({"summary": summary, "history": history}, indent=1))
+        r = _Run(args, info, out, tokenizer, model, ddp, opt, train, val, max_tokens, joint, meta)
+        summary = _train_loop(r, rng, progress, snapshots)
         D.barrier()
     finally:
         D.cleanup()
     if info.is_main:
-        if args.json:
-            print(json.dumps(summary, indent=2))
-        else:
-            v = summary["val"]
-            print(f"trained {summary['steps']} steps in {summary['train_minutes']} min -> {out}; val motion "
-                  f"token accuracy {v.get('acc_motion', 0):.3f}, CE {v.get('ce_motion', 0):.3f}")
+        _print_summary(args, summary, out)
     return 0

@@ -297,10 +297,142 @@ def _fit_normalization(tok: DanceTokenizer, bank: FeatureBank) -> None:
         tok.set_normalization(b, torch.from_numpy(a.mean(0)).float(), torch.from_numpy(a.std(0)).float())
 
 
-def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train; returns the final summary (last epoch's validation metrics and paths)."""
+def _load_banks(cfg: TrainConfig, info: D.DistInfo, t0: float) -> tuple[FeatureBank, FeatureBank, np.ndarray]:
+    """(train bank, val bank, training window starts), checked to fill one batch per process."""
+    train_bank = build_bank(load_dataset(cfg.data, "train", with_music=False, limit=cfg.limit_clips))
+    val_bank = build_bank(load_dataset(cfg.data, "val", with_music=False, limit=cfg.limit_clips))
+    starts = global_starts(train_bank, cfg.window_frames, cfg.stride_frames)
+    need = cfg.batch_size * info.world_size
+    if len(starts) < need:
+        raise OpenDanceError(f"{cfg.data}: only {len(starts)} training windows of {cfg.window_frames} "
+                             f"frames; need at least batch_size x processes = {need}")
+    log.info("data: %d train clips (%d windows), %d val clips, %.1f s", len(train_bank.names),
+             len(starts), len(val_bank.names), time.perf_counter() - t0)
+    return train_bank, val_bank, starts
+
+
+def _steps_per_epoch(cfg: TrainConfig, n_starts: int, world_size: int) -> int:
+    steps = n_starts // (cfg.batch_size * world_size)
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    return steps
+
+
+@dataclass
+class _Run:
+    """What the epochs of one process work on (built by ``run_training``)."""
+
+    cfg: TrainConfig
+    info: D.DistInfo
+    out_dir: Path
+    tok: DanceTokenizer
+    model: torch.nn.Module      # ``tok``, wrapped in DistributedDataParallel when distributed
+    opt: torch.optim.Optimizer
+    train_bank: FeatureBank
+    val_bank: FeatureBank
+    starts: np.ndarray          # training window starts (global frame indices)
+    steps_per_epoch: int
+    total_steps: int
+    t0: float                   # time.perf_counter() at the start of the run
+
+
+def _train_step(r: _Run, sel: np.ndarray, step: int):
+    """One optimizer step on the windows starting at ``sel``; returns (loss, parts, tokenizer output)."""
+    cfg, tok = r.cfg, r.tok
+    feats_np, _ = r.train_bank.windows(sel, cfg.window_frames)
+    feats = {b: torch.from_numpy(v).to(r.info.device) for b, v in feats_np.items()}
+    for g in r.opt.param_groups:
+        g["lr"] = _lr_at(step, r.total_steps, cfg)
+    out = r.model(feats)
+    loss, parts = compute_losses(tok, out, cfg)
+    r.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
+    r.opt.step()
+    return loss, parts, out
+
+
+def _train_epoch(r: _Run, epoch: int, step: int, rng: np.random.Generator,
+                 progress: bool) -> tuple[int, dict]:
+    """One pass over this process's share of the windows; returns (step, mean training losses)."""
     from tqdm import tqdm
 
+    cfg, tok, info = r.cfg, r.tok, r.info
+    tok.train()
+    perm = rng.permutation(len(r.starts))  # same on every rank (same seed and history)
+    mine = perm[info.rank::info.world_size]
+    bar = tqdm(range(r.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not (progress and info.is_main), leave=False)
+    agg: dict[str, float] = {}
+    hist = {b: torch.zeros(tok.codebook_size(b)) for b in BRANCHES}
+    for k in bar:
+        sel = r.starts[mine[k * cfg.batch_size:(k + 1) * cfg.batch_size]]
+        loss, parts, out = _train_step(r, sel, step)
+        step += 1
+        for key, v in parts.items():
+            agg[key] = agg.get(key, 0.0) + v
+        agg["loss"] = agg.get("loss", 0.0) + float(loss.detach())
+        for b in BRANCHES:
+            hist[b] += torch.bincount(out.ids[b].reshape(-1).cpu(), minlength=tok.codebook_size(b))
+        if k % 20 == 0:
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
+                            use="/".join(f"{float(out.usage[b]):.2f}" for b in BRANCHES))
+    train_means = {k: v / max(r.steps_per_epoch, 1) for k, v in agg.items()}
+    for b in BRANCHES:  # codes used during the epoch (this process's batches)
+        train_means[f"{b}_usage_epoch"] = float((hist[b] > 0).float().mean())
+    return step, train_means
+
+
+def _validate_and_save(r: _Run, epoch: int, step: int, train_means: dict, history: list, best: float,
+                       rng: np.random.Generator) -> float:
+    """Validation pass, history record and (rank 0) checkpoints after ``epoch``; returns the best
+    validation loss so far."""
+    cfg, out_dir = r.cfg, r.out_dir
+    val = evaluate_tokenizer(r.tok, r.val_bank, cfg.eval_window_frames, info=r.info, cfg=cfg)
+    record = {"epoch": epoch + 1, "step": step, "train": train_means, "val": val,
+              "time_s": time.perf_counter() - r.t0}
+    history.append(record)
+    if r.info.is_main:
+        log.info("epoch %d: train loss %.4f, val %s", epoch + 1, train_means.get("loss", 0.0),
+                 json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in val.items()}))
+        meta = {"train_config": asdict(cfg), "epoch": epoch + 1, "val": val}
+        save_tokenizer(r.tok, out_dir / "last.safetensors", meta)
+        if val["loss"] < best:
+            best = val["loss"]
+            save_tokenizer(r.tok, out_dir / "best.safetensors", meta)
+        _save_state(out_dir, r.opt, epoch + 1, step, history, best, rng)
+        (out_dir / "metrics.json").write_text(json.dumps(history, indent=2))
+    return best
+
+
+def _out_of_time(r: _Run, epoch: int) -> bool:
+    """Whether the time budget is used up after ``epoch`` (rank 0 decides for everyone)."""
+    cfg = r.cfg
+    out_of_time = cfg.time_budget_min is not None and \
+        time.perf_counter() - r.t0 > 60.0 * cfg.time_budget_min
+    if D.broadcast_flag(out_of_time):
+        log.warning("time budget of %.1f min used up after epoch %d", cfg.time_budget_min, epoch + 1)
+        return True
+    return False
+
+
+def _summary(r: _Run, step: int, history: list, best: float) -> dict:
+    """The run's summary; rank 0 also copies the best checkpoint to ``tokenizer.safetensors``."""
+    out_dir, info = r.out_dir, r.info
+    summary = {"epochs": len(history), "steps": step, "val": history[-1]["val"] if history else {},
+               "best_val_loss": best, "out": str(out_dir), "processes": info.world_size, "rank": info.rank,
+               # 0.0 when every process holds the same weights and codebooks (DDP check)
+               "ddp_max_divergence": D.max_divergence(list(r.tok.state_dict().values()))}
+    if info.is_main and (out_dir / "best.safetensors").exists():
+        best_tok = load_tokenizer(out_dir / "best.safetensors")
+        meta = json.loads((out_dir / "best.json").read_text()).get("meta", {})
+        save_tokenizer(best_tok, out_dir / "tokenizer.safetensors", meta)
+        summary["tokenizer"] = str(out_dir / "tokenizer.safetensors")
+    return summary
+
+
+def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train; returns the final summary (last epoch's validation metrics and paths)."""
     if cfg.window_frames % 4 or cfg.eval_window_frames % 4:
         raise OpenDanceError("window lengths must be multiples of 4 frames (one token)")
     info = D.init_distributed(cfg.device)
@@ -314,21 +446,12 @@ def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) 
         rng = np.random.default_rng(cfg.seed)
 
         t0 = time.perf_counter()
-        train_bank = build_bank(load_dataset(cfg.data, "train", with_music=False, limit=cfg.limit_clips))
-        val_bank = build_bank(load_dataset(cfg.data, "val", with_music=False, limit=cfg.limit_clips))
-        starts = global_starts(train_bank, cfg.window_frames, cfg.stride_frames)
-        if len(starts) < cfg.batch_size * info.world_size:
-            raise OpenDanceError(f"{cfg.data}: only {len(starts)} training windows of {cfg.window_frames} "
-                                 f"frames; need at least batch_size x processes = {cfg.batch_size * info.world_size}")
-        log.info("data: %d train clips (%d windows), %d val clips, %.1f s", len(train_bank.names),
-                 len(starts), len(val_bank.names), time.perf_counter() - t0)
+        train_bank, val_bank, starts = _load_banks(cfg, info, t0)
 
         tok = DanceTokenizer(cfg.model_config()).to(info.device)
         _fit_normalization(tok, train_bank)
         opt = torch.optim.AdamW(tok.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps_per_epoch = len(starts) // (cfg.batch_size * info.world_size)
-        if cfg.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+        steps_per_epoch = _steps_per_epoch(cfg, len(starts), info.world_size)
         total_steps = steps_per_epoch * cfg.epochs
         epoch0, step, history, best = 0, 0, [], math.inf
 
@@ -340,70 +463,16 @@ def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) 
             # VQ buffers stay identical through all-reduced EMA statistics, so DDP need
             # not broadcast them each step.
             model = torch.nn.parallel.DistributedDataParallel(tok, broadcast_buffers=False)
+        r = _Run(cfg, info, out_dir, tok, model, opt, train_bank, val_bank, starts, steps_per_epoch,
+                 total_steps, t0)
 
         for epoch in range(epoch0, cfg.epochs):
-            tok.train()
-            perm = rng.permutation(len(starts))  # same on every rank (same seed and history)
-            mine = perm[info.rank::info.world_size]
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not (progress and info.is_main), leave=False)
-            agg: dict[str, float] = {}
-            hist = {b: torch.zeros(tok.codebook_size(b)) for b in BRANCHES}
-            for k in bar:
-                sel = starts[mine[k * cfg.batch_size:(k + 1) * cfg.batch_size]]
-                feats_np, _ = train_bank.windows(sel, cfg.window_frames)
-                feats = {b: torch.from_numpy(v).to(info.device) for b, v in feats_np.items()}
-                for g in opt.param_groups:
-                    g["lr"] = _lr_at(step, total_steps, cfg)
-                out = model(feats)
-                loss, parts = compute_losses(tok, out, cfg)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
-                opt.step()
-                step += 1
-                for key, v in parts.items():
-                    agg[key] = agg.get(key, 0.0) + v
-                agg["loss"] = agg.get("loss", 0.0) + float(loss.detach())
-                for b in BRANCHES:
-                    hist[b] += torch.bincount(out.ids[b].reshape(-1).cpu(), minlength=tok.codebook_size(b))
-                if k % 20 == 0:
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
-                                    use="/".join(f"{float(out.usage[b]):.2f}" for b in BRANCHES))
-            train_means = {k: v / max(steps_per_epoch, 1) for k, v in agg.items()}
-            for b in BRANCHES:  # codes used during the epoch (this process's batches)
-                train_means[f"{b}_usage_epoch"] = float((hist[b] > 0).float().mean())
-            val = evaluate_tokenizer(tok, val_bank, cfg.eval_window_frames, info=info, cfg=cfg)
-            record = {"epoch": epoch + 1, "step": step, "train": train_means, "val": val,
-                      "time_s": time.perf_counter() - t0}
-            history.append(record)
-            if info.is_main:
-                log.info("epoch %d: train loss %.4f, val %s", epoch + 1, train_means.get("loss", 0.0),
-                         json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in val.items()}))
-                meta = {"train_config": asdict(cfg), "epoch": epoch + 1, "val": val}
-                save_tokenizer(tok, out_dir / "last.safetensors", meta)
-                if val["loss"] < best:
-                    best = val["loss"]
-                    save_tokenizer(tok, out_dir / "best.safetensors", meta)
-                _save_state(out_dir, opt, epoch + 1, step, history, best, rng)
-                (out_dir / "metrics.json").write_text(json.dumps(history, indent=2))
+            step, train_means = _train_epoch(r, epoch, step, rng, progress)
+            best = _validate_and_save(r, epoch, step, train_means, history, best, rng)
             D.barrier()
-            out_of_time = cfg.time_budget_min is not None and \
-                time.perf_counter() - t0 > 60.0 * cfg.time_budget_min
-            if D.broadcast_flag(out_of_time):  # rank 0 decides for everyone
-                log.warning("time budget of %.1f min used up after epoch %d", cfg.time_budget_min, epoch + 1)
+            if _out_of_time(r, epoch):
                 break
-
-        summary = {"epochs": len(history), "steps": step, "val": history[-1]["val"] if history else {},
-                   "best_val_loss": best, "out": str(out_dir), "processes": info.world_size, "rank": info.rank,
-                   # 0.0 when every process holds the same weights and codebooks (DDP check)
-                   "ddp_max_divergence": D.max_divergence(list(tok.state_dict().values()))}
-        if info.is_main and (out_dir / "best.safetensors").exists():
-            best_tok = load_tokenizer(out_dir / "best.safetensors")
-            meta = json.loads((out_dir / "best.json").read_text()).get("meta", {})
-            save_tokenizer(best_tok, out_dir / "tokenizer.safetensors", meta)
-            summary["tokenizer"] = str(out_dir / "tokenizer.safetensors")
-        return summary
+        return _summary(r, step, history, best)
     finally:
         D.cleanup()
 

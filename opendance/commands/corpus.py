@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _make(args: argparse.Namespace) -> int:
-    from opendance.training.synth.corpus import write_corpus
+    from opendance.training.synth.corpus_writer import write_corpus
     if args.workers < 1:
         raise OpenDanceError("--workers must be at least 1")
     out = Path(args.out)

@@ -1,9 +1,9 @@
 """Benchmark the procedural corpus: generation speed (x real time) and corpus quality.
 
-    python benchmarks/corpus.py speed [--seconds 60] [--hours 0.1 --workers 2]
-    python benchmarks/corpus.py quality DIR [--split all] [--protocol bailando]
-    python benchmarks/corpus.py sheets docs/corpus            # contact sheets, one PNG per style
-    python benchmarks/corpus.py fallback [--seconds 60]       # the live fallback: cost, repetition
+    python benchmarks/corpus_quality.py speed [--seconds 60] [--hours 0.1 --workers 2]
+    python benchmarks/corpus_quality.py quality DIR [--split all] [--protocol bailando]
+    python benchmarks/corpus_quality.py sheets docs/corpus            # contact sheets, one PNG per style
+    python benchmarks/corpus_quality.py fallback [--seconds 60]       # the live fallback: cost, repetition
 
 ``speed`` times each stage (music synthesis, choreography + IK, FK + 2D keypoints, music
 features, writing) on one 60 s song per style in this process, then runs the whole writer
@@ -31,7 +31,12 @@ import numpy as np
 def bench_speed(seconds: float, hours: float, workers: int) -> dict:
     from opendance.camera import project
     from opendance.engine.choreo.choreography import choreograph
-    from opendance.training.synth.corpus import corpus_sample_rate, music_features, save_npz, write_corpus
+    from opendance.training.synth.corpus_writer import (
+        corpus_sample_rate,
+        music_features,
+        save_npz,
+        write_corpus,
+    )
     from opendance.training.synth.music import STYLES, synthesize_song
     sr = corpus_sample_rate()
     stages = {"music": 0.0, "choreography": 0.0, "fk_keypoints": 0.0, "features": 0.0, "write": 0.0}

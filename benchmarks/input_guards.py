@@ -11,7 +11,7 @@ real-time pace, 2.5 s each) with the source delivering blocks at 2x and 0.5x the
 announced rate for 0.8 s, and reports the audio clock's skew against the wall clock
 over the published frames (~6 s of real time).
 
-    python benchmarks/bench_input_guards.py --json [--session]
+    python benchmarks/input_guards.py --json [--session]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/tokenizer.py [--checkpoint PATH] [--data DIR] [--split test] [--json]
+    python benchmarks/tokenizer_quality.py [--checkpoint PATH] [--data DIR] [--split test] [--json]
 
 Defaults: the bundled tokenizer (``engine/weights``) and the procedural corpus named in
 ``data/CORPUS_READY``. Prints one JSON object with ``--json``:

@@ -1,9 +1,9 @@
 """Live audio benchmark: analysis cost per hop, capture-to-feature latency, beat-clock
 figures against exact ground truth (the beat clock versus aubio alone). Prints JSON.
 
-    python benchmarks/audio.py                # everything, JSON on stdout
-    python benchmarks/audio.py --skip-latency # no real-time run (faster)
-    python benchmarks/audio.py --octave-sweep # plus the tempo-octave robustness sweep
+    python benchmarks/audio_live.py                # everything, JSON on stdout
+    python benchmarks/audio_live.py --skip-latency # no real-time run (faster)
+    python benchmarks/audio_live.py --octave-sweep # plus the tempo-octave robustness sweep
 
 Timings on a shared machine are noisy: prefer the ratios (real-time factor).
 """

@@ -14,7 +14,7 @@ child is started with ``--ws`` and a WebSocket client counts the first frame). I
 times ``FileSource`` from construction to its first block in this process (the decode
 cost before playback can start). Prints JSON with ``--json``.
 
-    python benchmarks/bench_long_audio.py --json [--minutes 120] [--skip beats]
+    python benchmarks/long_audio.py --json [--minutes 120] [--skip beats]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cost of motion file I/O and forward kinematics.
 
-    python benchmarks/bench_formats.py [--seconds 60] [--repeats 5] [--threads 1] [--json]
+    python benchmarks/formats_speed.py [--seconds 60] [--repeats 5] [--threads 1] [--json]
 
 A clip of ``--seconds`` at 30 FPS is built by chaining the AIST++ fixture
 (tests/data/aistpp_sample.pkl, resampled to 30 FPS) with blended seams. For each motion

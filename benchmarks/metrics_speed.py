@@ -1,6 +1,6 @@
 """Cost of the quality metrics per clip, and their values on the AIST++ fixture.
 
-    python benchmarks/bench_metrics.py [--repeats 5] [--json]
+    python benchmarks/metrics_speed.py [--repeats 5] [--json]
 
 A 20 s clip (the Bailando protocol's length) is built by chaining the AIST++ sample
 (tests/data/aistpp_sample.pkl, 127 frames at 60 FPS) with blended seams; each metric is

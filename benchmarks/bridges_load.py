@@ -1,10 +1,10 @@
 """Bridges benchmark: send cost per frame per protocol, OSC joints per-joint vs blob,
 and a WebSocket load test (N clients at 60 FPS, one of them stalled).
 
-    python benchmarks/bridges.py cost [--frames 3000] [--json]
-    python benchmarks/bridges.py load [--clients 50] [--seconds 10] [--fps 60] [--stalled 1] [--json]
-    python benchmarks/bridges.py slow [--seconds 20] [--json]
-    python benchmarks/bridges.py vmc-gap [--frames 600] [--json]
+    python benchmarks/bridges_load.py cost [--frames 3000] [--json]
+    python benchmarks/bridges_load.py load [--clients 50] [--seconds 10] [--fps 60] [--stalled 1] [--json]
+    python benchmarks/bridges_load.py slow [--seconds 20] [--json]
+    python benchmarks/bridges_load.py vmc-gap [--frames 600] [--json]
 
 ``cost`` times the producer-side call of each sink (encode + non-blocking sendto to a
 local UDP socket that nobody reads; for WebSocket, ``send()`` with one client connected,
