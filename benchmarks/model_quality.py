@@ -56,8 +56,8 @@ def segments_of(seqs, seg_s: float, max_segments: int, fpt: int = 4) -> list[Seg
             t0 = start / FPS
             b = s.beat_times_s[(s.beat_times_s >= t0) & (s.beat_times_s < t0 + n / FPS)] - t0
             d = s.downbeat_times_s[(s.downbeat_times_s >= t0) & (s.downbeat_times_s < t0 + n / FPS)] - t0
-            out.append(Segment(f"{s.name}@{start}", s.motion.slice(start, start + n), s.music[start:start + n],
-                               b, d, s.style, s.text))
+            out.append(Segment(f"{s.name}@{start}", s.motion.slice(start, start + n),
+                               s.music[start:start + n], b, d, s.style, s.text))
     rng = np.random.default_rng(0)
     if len(out) > max_segments:
         idx = np.sort(rng.choice(len(out), max_segments, replace=False))
@@ -108,12 +108,14 @@ def control_errors(gen, segs, steps, seed=300) -> dict:
         return make
 
     rows = {}
-    for label, branches in (("none", ()), ("traj", ("traj",)), ("kpt", ("kpt",)), ("traj+kpt", ("traj", "kpt"))):
+    signal_sets = (("none", ()), ("traj", ("traj",)), ("kpt", ("kpt",)), ("traj+kpt", ("traj", "kpt")))
+    for label, branches in signal_sets:
         pred, _ = generate_set(gen, segs, steps, constraints=cons(branches) if branches else None,
                                seed=seed, aligned=True)
-        te = [trajectory_error(p.trans, s.motion.trans[:p.n_frames]) for p, s in zip(pred, segs)]
-        ke = [keypoint_error(keypoints_2d(p.joints()), keypoints_to_pixels(feats[s.name]["kpt"][:p.n_frames]))
-              for p, s in zip(pred, segs)]
+        te = [trajectory_error(p.trans, s.motion.trans[:p.n_frames]) for p, s in zip(pred, segs, strict=True)]
+        ke = [keypoint_error(keypoints_2d(p.joints()),
+                             keypoints_to_pixels(feats[s.name]["kpt"][:p.n_frames]))
+              for p, s in zip(pred, segs, strict=True)]
         rows[label] = {"traj_err_cm": 100 * float(np.mean(te)), "kpt_err_px": float(np.mean(ke))}
     return rows
 
@@ -157,25 +159,27 @@ def _fmt(v, nd=3):
 def to_markdown(res: dict) -> str:
     cfg = res["config"]
     L = [f"# Model quality — {cfg['date']}, machine: {cfg['machine']}", "",
-         (f"Model: `{cfg['model']}` ({cfg['params']} parameters, trained {cfg['train_note']}). Data: the procedural "
-         f"corpus's held-out test split, {cfg['n_segments']} segments of {cfg['segment_s']} s "
-         f"(30 FPS, default metric protocol). Decoding: {cfg['steps']} MS-LRM steps per 8-token chunk "
-         f"with a 16-token prefix, temperature 1, seed fixed. Reproduce: `{cfg['command']}`."), "",
+         (f"Model: `{cfg['model']}` ({cfg['params']} parameters, trained {cfg['train_note']}). "
+         f"Data: the procedural corpus's held-out test split, {cfg['n_segments']} segments of "
+         f"{cfg['segment_s']} s (30 FPS, default metric protocol). Decoding: {cfg['steps']} MS-LRM steps "
+         f"per 8-token chunk with a 16-token prefix, temperature 1, seed fixed. "
+         f"Reproduce: `{cfg['command']}`."), "",
          "## Quality (Tables 1 / 2 layout)", "",
          "| method | PFC ↓ | FID_k ↓ | FID_g ↓ | Div_k | Div_g | BAS (Bailando) ↑ | foot skating ↓ |",
          "|---|---|---|---|---|---|---|---|"]
     q = res["quality"]
     gt = next(iter(q.values()))
     L.append(f"| ground truth (corpus) | {_fmt(gt['PFC_gt'])} | 0 | 0 | {_fmt(gt['Div_k_gt'], 2)} | "
-             f"{_fmt(gt['Div_g_gt'], 2)} | {_fmt(gt['BAS_bailando_gt'], 4)} | {_fmt(gt['foot_skating_ratio_gt'])} |")
+             f"{_fmt(gt['Div_g_gt'], 2)} | {_fmt(gt['BAS_bailando_gt'], 4)} | "
+             f"{_fmt(gt['foot_skating_ratio_gt'])} |")
     for name, r in q.items():
         L.append(f"| {name} | {_fmt(r['PFC'])} | {_fmt(r['FID_k'], 2)} | {_fmt(r['FID_g'], 2)} | "
                  f"{_fmt(r['Div_k'], 2)} | {_fmt(r['Div_g'], 2)} | {_fmt(r['BAS_bailando'], 4)} | "
                  f"{_fmt(r['foot_skating_ratio'])} |")
     if any(isinstance(r.get(k), float) and abs(r[k]) > 1e5 for r in q.values() for k in ("FID_g", "Div_g")):
         L += ["", ("(!) A geometric feature that is constant over the ground-truth segments has ~0 standard "
-              "deviation, so the metrics module's normalisation by the ground truth's std blows up for a method "
-              "that varies in it: the value is not meaningful.")]
+              "deviation, so the metrics module's normalisation by the ground truth's std blows up for a "
+              "method that varies in it: the value is not meaningful.")]
     L += ["", "Generation speed (offline, whole segments, 2-core shared CPU): " + ", ".join(
         f"{k}: {v:.1f}x real time" for k, v in res["speed_x_realtime"].items()), ""]
     L += ["## Controllability (Table 4 layout)", "",
@@ -200,23 +204,26 @@ def to_markdown(res: dict) -> str:
               "BAS procedural (tracked beats) | PFC model |"), "|---|---|---|---|---|---|---|"]
         for r in u["songs"]:
             L.append(f"| {r['style']} | {r['bpm']} | {r['tracked_bpm']} | {r['BAS_model_tracked']:.4f} | "
-                     f"{r['BAS_model_true']:.4f} | {r['BAS_procedural_tracked']:.4f} | {r['PFC_model']:.3f} |")
+                     f"{r['BAS_model_true']:.4f} | {r['BAS_procedural_tracked']:.4f} | "
+                     f"{r['PFC_model']:.3f} |")
         m = u["mean"]
         L.append(f"| **mean** | | | {m['BAS_model_tracked']:.4f} | {m['BAS_model_true']:.4f} | "
                  f"{m['BAS_procedural_tracked']:.4f} | {m['PFC_model']:.3f} |")
     sp = res.get("speed")
     if sp:
         L += ["", "## Live chunk speed (benchmarks/model_speed.py)", "",
-              ("One chunk = 8 new tokens (1.07 s of motion) after a 16-token prefix, decoded by MS-LRM and the "
-              "DDT decoder, batch 1, torch backend. Wall time on the shared 2-core CPU (other jobs running: "
-              "load average given) and the process CPU time per call."), "",
-              ("| torch threads | forward (ms) | 1 step | 2 steps | 4 steps | 8 steps | 4 steps + refinement | "
-              "4-step CPU time (ms) | load avg |"), "|---|---|---|---|---|---|---|---|---|"]
+              ("One chunk = 8 new tokens (1.07 s of motion) after a 16-token prefix, decoded by MS-LRM "
+              "and the DDT decoder, batch 1, torch backend. Wall time on the shared 2-core CPU (other jobs "
+              "running: load average given) and the process CPU time per call."), "",
+              ("| torch threads | forward (ms) | 1 step | 2 steps | 4 steps | 8 steps | "
+              "4 steps + refinement | 4-step CPU time (ms) | load avg |"),
+              "|---|---|---|---|---|---|---|---|---|"]
         for name, r in sp.items():
             cells = [r["forward"]["median_ms"]] + [r[k]["median_ms"] for k in (
                 "chunk_1step", "chunk_2step", "chunk_4step", "chunk_8step", "chunk_4step_refine")]
             L.append(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells)
-                     + f" | {r['chunk_4step'].get('cpu_median_ms', float('nan')):.1f} | {r['loadavg_1min_after']} |")
+                     + f" | {r['chunk_4step'].get('cpu_median_ms', float('nan')):.1f}"
+                     + f" | {r['loadavg_1min_after']} |")
         L.append("")
         L.append("Medians over 20 chunks; p95 and the rest in `model_quality.json`.")
     L += ["", ("Paper (AIST++, for scale only; a different dataset and protocol): ground truth PFC 1.332, "
@@ -257,7 +264,8 @@ def main() -> None:
     data = args.data or _default_data()
     model_path = args.model or str(default_mct_path())
     gen = load_generator(model_path, backend="torch")
-    gen_momask = load_generator(model_path, backend="torch", text="none", sampler=SamplerConfig(remask="momask"))
+    gen_momask = load_generator(model_path, backend="torch", text="none",
+                                sampler=SamplerConfig(remask="momask"))
     segs = segments_of(load_dataset(data, "test"), args.segment_s, args.max_segments)
     log.info("%d test segments", len(segs))
     gt = [s.motion for s in segs]
@@ -269,7 +277,7 @@ def main() -> None:
            "quality": {}, "ablations": {}, "control": {}, "speed_x_realtime": {}}
     proc = [procedural_dance(s.beats, s.downbeats, s.motion.duration_s, s.style, seed=7 + i)
             for i, s in enumerate(segs)]
-    proc = [p.slice(0, s.motion.n_frames) for p, s in zip(proc, segs)]
+    proc = [p.slice(0, s.motion.n_frames) for p, s in zip(proc, segs, strict=True)]
     res["quality"]["procedural baseline"] = quality(proc, segs, gt)
     ours, sp = generate_set(gen, segs, args.steps)
     res["speed_x_realtime"]["ours"] = sp
@@ -298,9 +306,9 @@ def main() -> None:
         nj, _ = generate_set(gen_nj, segs, args.steps)
         res["ablations"][f"joint prediction off, step {step_nj}"] = quality(nj, segs, gt)
         res["control"][f"joint prediction off, step {step_nj}"] = control_errors(gen_nj, segs, args.steps)
-        notes.append(f"Joint prediction off: a model trained with `--no-joint` (no keypoint-token prediction, "
-                     "no trajectory / keypoint auxiliary losses; trajectory tokens are still predicted since "
-                     "our body branch carries no root motion), stopped at step "
+        notes.append("Joint prediction off: a model trained with `--no-joint` (no keypoint-token "
+                     "prediction, no trajectory / keypoint auxiliary losses; trajectory tokens are still "
+                     "predicted since our body branch carries no root motion), stopped at step "
                      f"{step_nj} of the same learning-rate schedule as the full model, and compared with the "
                      "full model's snapshot at that step (both rows 'step N').")
     else:

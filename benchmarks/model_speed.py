@@ -49,7 +49,10 @@ def _generator(preset: str | None, backend: str, model_path: str | None = None):
     if preset is None and default_mct_path().exists():
         return load_default_generator(backend=backend, text="none"), "bundled"
     preset = preset or "cpu"
-    tok = load_tokenizer(default_tokenizer_path()) if default_tokenizer_path().exists() else DanceTokenizer().eval()
+    if default_tokenizer_path().exists():
+        tok = load_tokenizer(default_tokenizer_path())
+    else:
+        tok = DanceTokenizer().eval()
     torch.manual_seed(0)
     m = build_mct(preset, music_dim=FEATURE_DIM, spectral_dim=SPECTRAL_DIM,
                   n_motion_codes=tok.codebook_size("motion"), n_traj_codes=tok.codebook_size("traj"),
@@ -69,7 +72,8 @@ def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30
     fpt = gen.frames_per_token
     n_new = new_tokens * fpt
     ctx = min(gen.context_tokens, cfg.max_tokens - new_tokens)
-    music = np.random.default_rng(0).standard_normal(((ctx + new_tokens) * fpt, cfg.music_dim)).astype(np.float32)
+    music = np.random.default_rng(0).standard_normal(((ctx + new_tokens) * fpt, cfg.music_dim))
+    music = music.astype(np.float32)
     # a prefix state: generate the first window once
     first = gen.generate(GenerationRequest(None, music, len(music), (ctx + new_tokens) * fpt
                                            if ctx + new_tokens <= cfg.max_tokens else n_new,
@@ -79,13 +83,14 @@ def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30
            "d_model": cfg.d_model, "n_layers": cfg.n_layers, "window_tokens": ctx + new_tokens,
            "prefix_tokens": ctx, "new_tokens": new_tokens, "new_seconds": round(n_new / 30.0, 3),
            "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
-           "date": time.strftime("%Y-%m-%d"), "note": "shared 2-core CPU, ~8 other jobs running: timings are noisy"}
+           "date": time.strftime("%Y-%m-%d"),
+           "note": "shared 2-core CPU, ~8 other jobs running: timings are noisy"}
     # one forward pass
     from opendance.engine.mct import MCTInputs
     L = ctx + new_tokens
-    x = MCTInputs(torch.from_numpy(music[None]), torch.ones(1, L * fpt), torch.ones(1), torch.zeros(1, cfg.text_dim),
-                  torch.zeros(1), torch.zeros(1, L, dtype=torch.long), torch.zeros(1, L, dtype=torch.long),
-                  torch.zeros(1, L, dtype=torch.long))
+    x = MCTInputs(torch.from_numpy(music[None]), torch.ones(1, L * fpt), torch.ones(1),
+                  torch.zeros(1, cfg.text_dim), torch.zeros(1), torch.zeros(1, L, dtype=torch.long),
+                  torch.zeros(1, L, dtype=torch.long), torch.zeros(1, L, dtype=torch.long))
     gen.backend.warmup(x)
     ms, cpu = [], []
     for _ in range(repeats):
@@ -97,7 +102,8 @@ def measure(preset: str | None = None, backend: str = "torch", repeats: int = 30
     for steps, refine in ((1, False), (2, False), (4, False), (8, False), (4, True)):
         ms, cpu, parts = [], [], {"steps": [], "decode": []}
         for i in range(repeats):
-            req = GenerationRequest(state, music, len(music), n_new, ControlState(), steps, refine=refine, seed=i)
+            req = GenerationRequest(state, music, len(music), n_new, ControlState(), steps, refine=refine,
+                                    seed=i)
             t, c = time.perf_counter(), time.process_time()
             r = gen.generate(req)
             ms.append((time.perf_counter() - t) * 1e3)

@@ -50,9 +50,9 @@ from opendance.bridges.udp import UdpSender
 from opendance.bridges.wire_format import avatar_of
 from opendance.frames import PoseFrame
 from opendance.skeleton import JOINT_NAMES, N_JOINTS
+from opendance.timing import BEATS_PER_BAR
 
 JOINT_MODES = ("blob", "flat", "per-joint")
-BEATS_PER_BAR = 4  # the beat clock's bars (4/4)
 
 
 class PhaseTrigger:

@@ -21,11 +21,11 @@ import numpy as np
 from opendance import rotations as rot
 from opendance.motion import Motion
 from opendance.skeleton import L_HIP, L_KNEE, N_JOINTS, R_HIP, R_KNEE
+from opendance.timing import BEATS_PER_BAR
 
 log = logging.getLogger(__name__)
 
 REF_BPM = 120.0
-BEATS_PER_BAR = 4
 #: Length of the routine, bars (80 s at 120 BPM; more than 60 s up to 160 BPM).
 LOOP_BARS = 40
 #: The routine's song structure, (section, bars), adding up to ``LOOP_BARS``: sections come

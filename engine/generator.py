@@ -38,10 +38,11 @@ from opendance.engine.mct import BRANCHES, MCT, MCTInputs
 from opendance.engine.sampler import SamplerConfig, decode
 from opendance.errors import InputError, OpenDanceError
 from opendance.motion import Motion
+from opendance.timing import MOTION_FPS
 
 log = logging.getLogger(__name__)
 
-FPS = 30.0
+FPS = float(MOTION_FPS)
 PATH_REACHED_M = 0.25       # a waypoint closer than this counts as reached
 PATH_SPEED_MPS = 0.6        # walking-in-rhythm speed towards a waypoint (corpus travel moves ~0.3-1 m/s)
 

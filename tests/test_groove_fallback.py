@@ -10,8 +10,9 @@ import pytest
 
 from opendance.controls import ControlState
 from opendance.engine.api import GenerationRequest
-from opendance.engine.fallback_groove import BEATS_PER_BAR, LOOP_BARS, GrooveFallback, GrooveGenerator
+from opendance.engine.fallback_groove import LOOP_BARS, GrooveFallback, GrooveGenerator
 from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
+from opendance.timing import BEATS_PER_BAR
 
 
 @pytest.fixture(scope="module")

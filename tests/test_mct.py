@@ -61,7 +61,7 @@ def test_forward_shapes_and_flat_signature(model):
     assert out.traj.shape == (2, 10, cfg.n_traj_codes)
     assert out.kpt.shape == (2, 10, cfg.n_kpt_codes)
     flat = model.forward_flat(*x.as_tuple())
-    for a, b in zip(flat, out.as_tuple()):
+    for a, b in zip(flat, out.as_tuple(), strict=True):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="max_tokens"):
         model(_inputs(cfg, 1, cfg.max_tokens + 1))
@@ -141,7 +141,10 @@ def test_constraints_and_prefix_come_out_unchanged(model, remask):
 def test_seed_makes_decoding_deterministic(model):
     be = TorchBackend(model)
     x = _inputs(model.cfg, 1, 12)
-    run = lambda s: decode(be, x, _free_all(1, 12), SamplerConfig(steps=4), torch.Generator().manual_seed(s))
+
+    def run(s):
+        return decode(be, x, _free_all(1, 12), SamplerConfig(steps=4), torch.Generator().manual_seed(s))
+
     a, b, c = run(3), run(3), run(4)
     assert all(torch.equal(a[br], b[br]) for br in BRANCHES)
     assert any(not torch.equal(a[br], c[br]) for br in BRANCHES)
@@ -259,7 +262,7 @@ def test_live_chunks_continue_and_are_deterministic(generator):
         return outs, state
     a, sa = run(5)
     b, _ = run(5)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.rotations, y.rotations)
     assert sa.frames_done == 96
     # the root continues from the previous chunk's last frame (one step away, not a jump)

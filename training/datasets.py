@@ -47,12 +47,13 @@ from opendance.errors import InputError
 from opendance.exporters.aistpp import read_aistpp
 from opendance.motion import Motion
 from opendance.skeleton import FOOT_JOINTS, N_JOINTS
+from opendance.timing import MOTION_FPS
 from opendance.training.sequence import DanceSequence
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-FPS = 30.0
+FPS = float(MOTION_FPS)
 FINEDANCE_TEST = ("063", "132", "143", "036", "098", "198", "130", "012", "211", "193", "179",
                   "065", "137", "161", "092", "120", "037", "109", "204", "144")  # cross_genre
 FINEDANCE_IGNORE = ("116", "117", "118", "119", "120", "121", "122", "123", "202", "130")

@@ -27,9 +27,9 @@ from opendance.engine.choreo import moves as mv
 from opendance.engine.choreo.ik import max_reach, two_bone_ik
 from opendance.motion import Motion
 from opendance.skeleton import smpl_skeleton
+from opendance.timing import BEATS_PER_BAR, MOTION_FPS
 
-FPS = 30.0
-BEATS_PER_BAR = 4
+FPS = float(MOTION_FPS)
 #: Pelvis height of the ready stance (slightly bent knees), metres above the floor.
 STANCE_PELVIS_Y = 1.03
 #: The corpus dancer's front is up to this far (radians, ~29 degrees) off the camera axis.

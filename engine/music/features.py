@@ -40,10 +40,11 @@ from scipy.fft import dct, rfft
 from opendance.engine.music.beats import AUBIO_HOP, AubioBeatTracker, SubHopEvents
 from opendance.engine.music.resample import StreamResampler
 from opendance.errors import InputError
+from opendance.timing import MOTION_FPS
 
 log = logging.getLogger(__name__)
 
-FPS = 30
+FPS = MOTION_FPS
 ANALYSIS_SR = 15360                  # Hz; EDGE's rate: 15360 / 512 = 30 FPS exactly
 HOP = ANALYSIS_SR // FPS             # 512 samples per frame
 N_FFT = 2048                         # 133 ms window, librosa's default size

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
+from opendance.timing import BEATS_PER_BAR
+
 STYLES: tuple[str, ...] = ("house", "hiphop", "pop", "breakbeat", "funk", "latin")
 
 #: Default corpus sample rate (Hz). Features are computed by ``opendance.engine.music.features``,
 #: which resamples to its own analysis rate.
 DEFAULT_SAMPLE_RATE = 22050
-BEATS_PER_BAR = 4
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = BEATS_PER_BAR * STEPS_PER_BEAT
 MIN_BPM, MAX_BPM = 80.0, 150.0
