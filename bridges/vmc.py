@@ -48,16 +48,6 @@ VMC_DEFAULT_PORT = 39539  # the Marionette's usual port (protocol.vmc.info)
 OK_LOADED, CALIBRATED, MODE_NORMAL, TRACKING_OK = 1, 3, 0, 1
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (N, 4) -> (N, 4) Hamilton product, x, y, z, w (rotation a after b)."""
-    ax, ay, az, aw = a.T
-    bx, by, bz, bw = b.T
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz], axis=1)
-
-
 class VmcEncoder:
     """PoseFrame -> list of OSC bundle datagrams (bytes), each <= ``max_datagram``."""
 
@@ -92,7 +82,7 @@ class VmcEncoder:
     def encode(self, frame: PoseFrame) -> list[bytes]:
         q = np.asarray(frame.local_quats, dtype=np.float32)[self._joints]
         if self.rest_correction:  # R'_j = C_parent^-1 R_j C_j (opendance.bridges.humanoid)
-            q = _quat_mul(_quat_mul(self._qc_parent_inv, q), self._qc)
+            q = rot.quat_multiply(rot.quat_multiply(self._qc_parent_inv, q), self._qc)
         q = coords.smpl_to_unity_quat(q)
         root = np.asarray(frame.root_pos, dtype=np.float32)
         pos = self._rest.copy()

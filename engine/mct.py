@@ -37,8 +37,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
+from opendance.engine.motion_repr import BRANCHES
+
 MODALITIES = ("music", "text", "traj", "kpt", "motion")
-BRANCHES = ("motion", "traj", "kpt")
 
 
 @dataclass

@@ -82,12 +82,12 @@ def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
     n_vel = new_trans[1] - new_trans[0] if n >= 2 else p_vel
 
     # expected first frame: the last frame advanced by one step of its own velocity
-    q_expect = _compose(_exp(v_prev), q_last)
+    q_expect = rot.quat_multiply(_exp(v_prev), q_last)
     x0 = _log_rel(new_quats[0], q_expect)            # offset rotation: expect * new0^-1
     v0 = v_prev - v_new                              # velocity offset (small-angle)
     a, b = _hermite_decay(n, blend_frames)
     corr = a[:, None, None] * x0[None] + b[:, None, None] * v0[None]   # (N, 24, 3)
-    out_q = _compose(_exp(corr), new_quats)
+    out_q = rot.quat_multiply(_exp(corr), new_quats)
 
     t_expect = prev_trans[-1] + p_vel
     off = t_expect - new_trans[0]
@@ -103,20 +103,12 @@ def _exp(v: np.ndarray) -> np.ndarray:
     return rot.axis_angle_to_quat(v)
 
 
-def _compose(qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
-    """Hamilton product qa * qb for x, y, z, w quaternions (broadcasting)."""
-    ax, ay, az, aw = np.moveaxis(qa, -1, 0)
-    bx, by, bz, bw = np.moveaxis(qb, -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
 
 
 def _log_rel(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:
     """Rotation vector of q_to * q_from^-1 (the rotation taking q_from to q_to)."""
     inv = q_from * np.array([-1.0, -1.0, -1.0, 1.0])
-    return rot.quat_to_axis_angle(_compose(q_to, inv))
+    return rot.quat_to_axis_angle(rot.quat_multiply(q_to, inv))
 
 
 @dataclass
@@ -202,14 +194,11 @@ class MotionBuffer:
         return -np.inf if end is None else end - now_audio_s
 
     # ----------------------------------------------------------------- writing
-    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
-        """Splice a chunk in at its start time, with a seam blend; returns frames written.
-
-        Frames of the chunk earlier than ``not_before_audio_s`` (already due or played)
-        are dropped; everything buffered from the chunk's first kept frame on is replaced.
-        ``blend=False``: the caller blended the seam already (the output stage's buffer
-        blends before it stages, so planted feet stay planted through the seam).
-        """
+    def kept_frames(self, chunk: BufferedChunk, not_before_audio_s: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The chunk's frames at or after ``not_before_audio_s``, checked: quats (K, 24, 4)
+        float32, trans (K, 3) float32 metres, times (K,) audio seconds. Raises ValueError on
+        a wrong shape or a non-finite value."""
         q = np.asarray(chunk.quats, np.float32)
         p = np.asarray(chunk.trans, np.float32)
         if q.ndim != 3 or q.shape[1:] != (N_JOINTS, 4) or p.shape != (len(q), 3):
@@ -218,7 +207,17 @@ class MotionBuffer:
             raise ValueError("chunk contains NaN or infinite values")
         times = chunk.start_audio_s + np.arange(len(q)) / self.fps
         keep = times >= not_before_audio_s - 1e-9
-        q, p, times = q[keep], p[keep], times[keep]
+        return q[keep], p[keep], times[keep]
+
+    def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
+        """Splice a chunk in at its start time, with a seam blend; returns frames written.
+
+        Frames of the chunk earlier than ``not_before_audio_s`` (already due or played)
+        are dropped; everything buffered from the chunk's first kept frame on is replaced.
+        ``blend=False``: the caller blended the seam already (the output stage's buffer
+        blends before it stages, so planted feet stay planted through the seam).
+        """
+        q, p, times = self.kept_frames(chunk, not_before_audio_s)
         if len(q) == 0:
             return 0
         with self._lock:

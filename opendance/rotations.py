@@ -119,6 +119,17 @@ def sixd_to_matrix(d6: np.ndarray) -> np.ndarray:
     return np.stack([b1, b2, b3], axis=-1)
 
 
+def quat_multiply(qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
+    """Hamilton product ``qa * qb`` of (..., 4) x, y, z, w quaternions (broadcasting): the
+    rotation ``qb`` followed by ``qa``."""
+    ax, ay, az, aw = np.moveaxis(qa, -1, 0)
+    bx, by, bz, bw = np.moveaxis(qb, -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw,
+                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
+
+
 def quat_slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     """Spherical interpolation along the shorter arc.
 

@@ -199,3 +199,11 @@ def test_every_representation_pair_round_trips(name, mod, wrap, a, b, q):
     y = _from_matrix(mod, b, _to_matrix(mod, a, wrap(x)))
     x2 = _from_matrix(mod, a, _to_matrix(mod, b, y))
     _same_rotation(np.asarray(_to_matrix(rn, a, np.asarray(x2))), m)
+
+
+def test_quat_multiply_composes_like_matrices():
+    rng = np.random.default_rng(3)
+    a = rn.axis_angle_to_quat(rng.normal(size=(50, 3)))
+    b = rn.axis_angle_to_quat(rng.normal(size=(50, 3)))
+    np.testing.assert_allclose(rn.quat_to_matrix(rn.quat_multiply(a, b)),
+                               rn.quat_to_matrix(a) @ rn.quat_to_matrix(b), atol=1e-9)

@@ -418,7 +418,8 @@ def test_world_path_turns_into_the_heading_frame():
 
     world = np.array([[1.0, 0.0, 0.9, 0.0]], np.float32)          # moving along world +X
     np.testing.assert_allclose(_world_to_heading(world, 0.0), world, atol=1e-6)      # facing +Z: sideways (x)
-    np.testing.assert_allclose(_world_to_heading(world, math.pi / 2)[0, :2], [0.0, 1.0], atol=1e-6)  # forwards
+    # heading pi / 2: forwards
+    np.testing.assert_allclose(_world_to_heading(world, math.pi / 2)[0, :2], [0.0, 1.0], atol=1e-6)
 
 
 def test_choice_temperature_noise_is_seeded_and_changes_the_ranking(model):

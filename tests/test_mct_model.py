@@ -51,7 +51,8 @@ def test_generate_help_is_fast_and_complete():
     from opendance.commands.main import build_parser
 
     parser = build_parser()
-    args = parser.parse_args(["generate", "song.wav", "-o", "out.bvh", "--steps", "3", "--refine", "--seed", "2"])
+    args = parser.parse_args(["generate", "song.wav", "-o", "out.bvh", "--steps", "3", "--refine",
+                              "--seed", "2"])
     assert args.steps == 3 and args.refine and args.seed == 2 and args.backend == "auto"
 
 
@@ -142,9 +143,10 @@ def test_generate_command_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_trainer_runs_under_torchrun_with_two_processes(tmp_path, corpus):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    cmd = [torchrun, "--nproc_per_node=2", "-m", "opendance.commands.main", "train", "mct", "--data", str(corpus),
-           "--out", str(tmp_path), "--random-tokenizer", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
-           "--limit-clips", "3", "--no-progress", "--threads", "1", "--text", "none", "--json"]
+    cmd = [torchrun, "--nproc_per_node=2", "-m", "opendance.commands.main", "train", "mct",
+           "--data", str(corpus), "--out", str(tmp_path), "--random-tokenizer", "--preset", "tiny",
+           "--steps", "3", "--batch-size", "4", "--limit-clips", "3", "--no-progress", "--threads", "1",
+           "--text", "none", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert res.returncode == 0, res.stderr[-2000:]

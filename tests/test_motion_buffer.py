@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.fakes import swing_motion as _swing
 
 from opendance import rotations as rot
 from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer, seam_blend
-from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
-
-ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
-
-
-def _swing(n, freq, phase, amp, axis, fps=30.0):
-    t = np.arange(n) / fps
-    aa = np.zeros((n, N_JOINTS, 3))
-    aa[:, ARMS, axis] = amp * np.sin(2 * np.pi * freq * t + phase)[:, None]
-    trans = np.zeros((n, 3))
-    trans[:, 0] = 0.5 * t
-    trans[:, 1] = 0.9 + 0.03 * np.sin(6 * t)
-    return rot.axis_angle_to_quat(aa), trans
 
 
 def _max_accel(quats, trans):

@@ -159,7 +159,7 @@ def test_planted_feet_stay_planted_across_chunk_seams():
     for i in range(0, m.n_frames, 16):        # every chunk starts 4 cm off and its knees 0.1 rad off
         qi = q[i:i + 16].copy()
         knee = rot.axis_angle_to_quat(np.array([0.1, 0.0, 0.0]) * rng.uniform(-1, 1))
-        qi[:, [4, 5]] = _mul(knee, qi[:, [4, 5]])
+        qi[:, [4, 5]] = rot.quat_multiply(knee, qi[:, [4, 5]])
         buf.write(BufferedChunk(i / FPS, qi, t[i:i + 16] + np.array([0.04, 0.0, 0.0]) * (i // 16 % 2)))
     frames = [buf.sample(k / FPS) for k in range(m.n_frames - 1)]
     joints = forward_kinematics(rot.quat_to_matrix(np.stack([f.quats for f in frames])),
@@ -168,9 +168,3 @@ def test_planted_feet_stay_planted_across_chunk_seams():
     assert nums["skate_cms"] < 2.0 and nums["under_2cm_frac"] == 0.0
 
 
-def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Quaternion product a * b (x, y, z, w), broadcasting."""
-    ax, ay, az, aw = np.moveaxis(np.broadcast_to(a, b.shape), -1, 0)
-    bx, by, bz, bw = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], axis=-1)

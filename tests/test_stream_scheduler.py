@@ -10,25 +10,14 @@ import time
 import numpy as np
 import pytest
 from support.fakes import FakeBeatClock, FakeGenerator, FakeTimeline, RealtimeAudioClock
+from support.fakes import swing_motion as _swing
 
 from opendance import rotations as rot
 from opendance.controls import ControlState
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.engine.stream import StreamConfig, StreamScheduler
-from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
-
-ARMS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
-
-
-def _swing(n, freq, phase, amp, axis, fps=30.0):
-    t = np.arange(n) / fps
-    aa = np.zeros((n, N_JOINTS, 3))
-    aa[:, ARMS, axis] = amp * np.sin(2 * np.pi * freq * t + phase)[:, None]
-    trans = np.zeros((n, 3))
-    trans[:, 0] = 0.5 * t
-    trans[:, 1] = 0.9 + 0.03 * np.sin(6 * t)
-    return rot.axis_angle_to_quat(aa), trans
+from opendance.skeleton import L_SHOULDER
 
 
 def _streamer(gen, clock, controls=None, **cfg):

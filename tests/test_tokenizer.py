@@ -95,7 +95,8 @@ def test_torch_joints_match_numpy_path():
     m = _motion(48)
     f = motion_to_features(m)
     h0 = float(heading_of(m.rotations)[0])
-    j = features_to_joints_torch(torch.from_numpy(f["motion"])[None], torch.from_numpy(f["traj"])[None], 30.0, h0)
+    j = features_to_joints_torch(torch.from_numpy(f["motion"])[None], torch.from_numpy(f["traj"])[None],
+                                 30.0, h0)
     ref = m.joints() - np.array([m.trans[0, 0], 0.0, m.trans[0, 2]], np.float32)
     np.testing.assert_allclose(j[0].numpy(), ref, atol=1e-4)
 
@@ -273,7 +274,8 @@ def test_path_to_traj_features_matches_motion_features():
     x = path_to_traj_features(path)
     np.testing.assert_allclose(x[:, 1], 0.8, atol=1e-5)  # forwards (heading frame z)
     np.testing.assert_allclose(x[:, [0, 3]], 0.0, atol=1e-5)
-    back = features_to_motion({"motion": f["motion"][:40], "traj": x}, start_trans=path[0], start_heading=np.pi / 2)
+    back = features_to_motion({"motion": f["motion"][:40], "traj": x}, start_trans=path[0],
+                              start_heading=np.pi / 2)
     np.testing.assert_allclose(back.trans, path, atol=1e-5)
 
 
@@ -294,7 +296,8 @@ def test_bundled_tokenizer_reconstructs_a_procedural_dance():
     # bundled tokenizer: 35 mm on held-out corpus clips, 62 mm on this clip; a rest pose or
     # a tokenizer trained on another choreographer's moves: > 100 mm
     assert mpjpe_mm < 80.0, mpjpe_mm
-    kpt_px = np.linalg.norm(keypoints_to_pixels(rec["kpt"][0].numpy()) - keypoints_to_pixels(f["kpt"]), axis=-1).mean()
+    kpt_px = np.linalg.norm(keypoints_to_pixels(rec["kpt"][0].numpy()) - keypoints_to_pixels(f["kpt"]),
+                            axis=-1).mean()
     assert kpt_px < 12.0, kpt_px
     whole = tok.decode(tok.encode(_batch(f)))
     rt = features_to_motion({"motion": whole["motion"][0], "traj": whole["traj"][0]}, start_trans=m.trans[0],

@@ -180,8 +180,8 @@ def test_torchrun_two_cpu_processes(aist_dir, tmp_path):
         pytest.skip("torchrun not found")
     out = tmp_path / "ddp"
     torchrun = str(Path(sys.executable).parent / "torchrun")
-    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "opendance.commands.main", "train", "tokenizer",
-           "--data", str(aist_dir), "--out", str(out), "--epochs", "2", "--size", "tiny",
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "opendance.commands.main", "train",
+           "tokenizer", "--data", str(aist_dir), "--out", str(out), "--epochs", "2", "--size", "tiny",
            "--batch-size", "8", "--window", "32", "--max-steps-per-epoch", "3", "--threads", "1",
            "--device", "cpu", "--no-progress", "--json"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -203,7 +203,8 @@ def test_time_budget_stops_after_an_epoch(aist_dir, tmp_path):
 
 
 def test_procedural_corpus_folder_loads(tmp_path):
-    synth = pytest.importorskip("opendance.training.synth.corpus_writer", reason="corpus generator not in this build")
+    synth = pytest.importorskip("opendance.training.synth.corpus_writer",
+                                reason="corpus generator not in this build")
     root = tmp_path / "corpus"
     synth.write_corpus(root, hours=0.005, seed=1, min_s=8, max_s=10, progress=False)
     assert detect_format(root) == "corpus"
@@ -222,8 +223,8 @@ def test_aistpp_with_music_features(tmp_path):
     sr = 22050
     t = np.arange(int(7.0 * sr)) / sr
     clicks = (np.mod(t, 0.5) < 0.01) * np.sin(2 * np.pi * 1000 * t)  # 120 BPM
-    sf.write(tmp_path / "wavs" / "mHO1.wav", (0.5 * clicks + 1e-4 * np.random.default_rng(0).normal(size=t.size)
-                                              ).astype(np.float32), sr)
+    noise = 1e-4 * np.random.default_rng(0).normal(size=t.size)
+    sf.write(tmp_path / "wavs" / "mHO1.wav", (0.5 * clicks + noise).astype(np.float32), sr)
     seqs = load_dataset(tmp_path)
     s = seqs[0]
     assert s.style == "HO" and s.audio_path.endswith("mHO1.wav")

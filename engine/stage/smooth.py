@@ -203,8 +203,8 @@ def spread_jumps(q: np.ndarray, t: np.ndarray, prev_q: np.ndarray | None, prev_t
     rows = np.nonzero(jump.any(axis=1) | jump_t)[0]
     for r in rows:                                             # a few per chunk at most
         i = int(k[r])
-        expect = _compose(_step(allq[i - 2], allq[i - 1]), allq[i - 1])
-        off = rot.quat_to_axis_angle(_compose(expect, _inverse(allq[i]))) * jump[r][:, None]
+        expect = rot.quat_multiply(_step(allq[i - 2], allq[i - 1]), allq[i - 1])
+        off = rot.quat_to_axis_angle(rot.quat_multiply(expect, _inverse(allq[i]))) * jump[r][:, None]
         off_t = (2 * allt[i - 1] - allt[i - 2] - allt[i]) * float(jump_t[r])
         state.pending.append((off, off_t, i - 2))              # starts at chunk frame i - 2
     state.jumps += int(jump.sum() + jump_t.sum())
@@ -222,17 +222,9 @@ def spread_jumps(q: np.ndarray, t: np.ndarray, prev_q: np.ndarray | None, prev_t
         if n - start < cfg.jump_frames:                        # still fading at the next chunk
             keep.append((off, off_t, start - n))
     state.pending = keep
-    return _compose(rot.axis_angle_to_quat(total), q), t + total_t
+    return rot.quat_multiply(rot.axis_angle_to_quat(total), q), t + total_t
 
 
-def _compose(qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
-    """Hamilton product qa * qb, x, y, z, w (broadcasting)."""
-    ax, ay, az, aw = np.moveaxis(qa, -1, 0)
-    bx, by, bz, bw = np.moveaxis(qb, -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
 
 
 def _inverse(q: np.ndarray) -> np.ndarray:
@@ -241,7 +233,7 @@ def _inverse(q: np.ndarray) -> np.ndarray:
 
 def _step(qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
     """The rotation taking qa to qb (qb * qa^-1)."""
-    return _compose(qb, _inverse(qa))
+    return rot.quat_multiply(qb, _inverse(qa))
 
 
 def smooth_chunk(q: np.ndarray, t: np.ndarray, state: SmoothState, cfg: SmoothConfig,

@@ -301,15 +301,7 @@ class StagedMotionBuffer(MotionBuffer):
     def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
         if not self.stage.config.enabled or len(chunk.quats) == 0:
             return super().write(chunk, not_before_audio_s, blend)
-        q = np.asarray(chunk.quats, np.float32)
-        p = np.asarray(chunk.trans, np.float32)
-        if q.ndim != 3 or q.shape[1:] != (N_JOINTS, 4) or p.shape != (len(q), 3):
-            raise ValueError(f"chunk must be (N, 24, 4) quats and (N, 3) trans, got {q.shape}, {p.shape}")
-        if not (np.isfinite(q).all() and np.isfinite(p).all()):
-            raise ValueError("chunk contains NaN or infinite values")
-        times = chunk.start_audio_s + np.arange(len(q)) / self.fps
-        keep = times >= not_before_audio_s - 1e-9
-        q, p, times = q[keep], p[keep], times[keep]
+        q, p, times = self.kept_frames(chunk, not_before_audio_s)
         if len(q) == 0:
             return 0
         # the seam blend, done on the stage's input (the motion as made) before staging: then

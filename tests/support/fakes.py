@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opendance import rotations as rot
 from opendance.engine.api import GenerationRequest, GenerationResult
 from opendance.motion import Motion
-from opendance.skeleton import L_SHOULDER, N_JOINTS, R_SHOULDER
+from opendance.skeleton import L_ELBOW, L_HIP, L_SHOULDER, N_JOINTS, R_ELBOW, R_SHOULDER
 
 
 @dataclass
@@ -101,3 +102,21 @@ class RealtimeAudioClock:
 
     def __call__(self) -> float:
         return time.monotonic() - self.t0
+
+
+#: Joints that ``swing_motion`` moves.
+SWING_JOINTS = [L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_HIP]
+
+
+def swing_motion(n: int, freq: float, phase: float, amp: float, axis: int, fps: float = 30.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A known test motion: arms and a hip swinging about ``axis`` (amp radians, freq Hz),
+    the root walking +x at 0.5 m/s and bobbing 3 cm. Returns quats (n, 24, 4) x, y, z, w
+    and trans (n, 3) metres."""
+    t = np.arange(n) / fps
+    aa = np.zeros((n, N_JOINTS, 3))
+    aa[:, SWING_JOINTS, axis] = amp * np.sin(2 * np.pi * freq * t + phase)[:, None]
+    trans = np.zeros((n, 3))
+    trans[:, 0] = 0.5 * t
+    trans[:, 1] = 0.9 + 0.03 * np.sin(6 * t)
+    return rot.axis_angle_to_quat(aa), trans
