@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rev:
         load_revision(args.rev)
     if args.corpus:
-        spec = importlib.util.spec_from_file_location("corpus_bench", Path(__file__).with_name("corpus_quality.py"))
+        spec = importlib.util.spec_from_file_location("corpus_bench",
+                                                      Path(__file__).with_name("corpus_quality.py"))
         corpus_bench = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(corpus_bench)
         res = corpus_bench.bench_speed(60.0, 0.2, 2)

@@ -203,8 +203,8 @@ def test_time_budget_stops_after_an_epoch(aist_dir, tmp_path):
 
 
 def test_procedural_corpus_folder_loads(tmp_path):
-    synth = pytest.importorskip("opendance.training.synth.corpus_writer",
-                                reason="corpus generator not in this build")
+    from opendance.training.synth import corpus_writer as synth
+
     root = tmp_path / "corpus"
     synth.write_corpus(root, hours=0.005, seed=1, min_s=8, max_s=10, progress=False)
     assert detect_format(root) == "corpus"
