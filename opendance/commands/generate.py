@@ -202,6 +202,20 @@ def _numbers(path, name: str, value) -> np.ndarray:
 
 
 def _run(args) -> int:
+    from opendance.exporters.formats import format_for_path
+    from opendance.realtime.sources import load_audio
+
+    format_for_path(args.out)   # fail early on an unknown extension
+    if args.steps < 1:
+        raise OpenDanceError("--steps must be at least 1")
+    audio, sr = load_audio(args.song, max_seconds=args.max_seconds)   # block by block, only what's used
+    if resolve_dancer(args) == "procedural":
+        return _run_groove_only(args, audio, sr)      # no torch: the procedural dancer needs none
+    return _run_model(args, audio, sr)
+
+
+def _run_model(args, audio: np.ndarray, sr: int) -> int:
+    """``generate`` with the learned model: features, MS-LRM decoding, the output stage."""
     import time
 
     import torch
@@ -211,15 +225,8 @@ def _run(args) -> int:
     from opendance.engine.sampler import SamplerConfig
     from opendance.engine.stage import OutputStage
     from opendance.engine.stage.options import stage_config_from_args
-    from opendance.exporters.formats import format_for_path, save_motion
-    from opendance.realtime.sources import load_audio
+    from opendance.exporters.formats import save_motion
 
-    format_for_path(args.out)   # fail early on an unknown extension
-    if args.steps < 1:
-        raise OpenDanceError("--steps must be at least 1")
-    audio, sr = load_audio(args.song, max_seconds=args.max_seconds)   # block by block, only what's used
-    if resolve_dancer(args) == "procedural":
-        return _run_groove_only(args, audio, sr)
     t0 = time.perf_counter()
     music = extract_features(audio, sr)
     t_feat = time.perf_counter() - t0
