@@ -232,6 +232,7 @@ class GrooveGenerator:
     frames_per_token = 4
     context_frames = 0
     beat_aligned = True      # on the beat by construction: never beat-snapped (engine.api)
+    dancer = "procedural"    # what the status line calls its chunks
 
     def __init__(self, groove: GrooveFallback | None = None):
         self.groove = groove or GrooveFallback(fps=self.fps)

@@ -320,6 +320,7 @@ class LiveSession:
             "step_ms": round(last.wall_ms, 1) if last else None,
             "steps": last.steps if last else None,
             "chunks": dict(self.streamer.counts),
+            "dancer": getattr(self.generator, "dancer", "model"),
             "frames": st.frames,
             "dropped_frames": st.dropped,
             "underrun_frames": st.underruns,
@@ -335,9 +336,15 @@ def format_status(s: dict) -> str:
     bar = "".join("|" if i == int(s["beat_phase"] * 8) else "." for i in range(8))
     c = s["chunks"]
     return (f"t {s['audio_s']:7.2f}s  tempo {s['tempo_bpm']:5.1f} [{bar}] conf {s['beat_confidence']:.2f}  "
-            f"lead {lead} ms  step {step} ms x{s['steps'] or 0}  {s['mode']:<8}  "
-            f"chunks {c.get('model', 0)}/{c.get('fallback', 0) + c.get('error', 0)} model/groove  "
+            f"lead {lead} ms  step {step} ms x{s['steps'] or 0}  {_mode_label(s):<10}  "
+            f"chunks {c.get('model', 0)}/{c.get('fallback', 0) + c.get('error', 0)} "
+            f"{s.get('dancer', 'model')}/fallback  "
             f"late {c.get('missed', 0)}  dropped {s['dropped_frames']}")
+
+
+def _mode_label(s: dict) -> str:
+    """The scheduler calls its main dancer's chunks "model"; say which dancer it is."""
+    return s.get("dancer", "model") if s["mode"] == "model" else s["mode"]
 
 
 def _default_analyzer(sample_rate: int):

@@ -240,7 +240,7 @@ def _print_banner(args, title: str, generator, procedural: bool, hub, recorder) 
     if recorder:
         _say(recorder.describe())
     _say("Ctrl-C to stop. Status: time, tempo [beat], lead (motion ready ahead), step time, mode, "
-         "model/groove chunks, late chunks, dropped frames")
+         "dancer/fallback chunks, late chunks, dropped frames")
 
 
 def _play(args, session, hub, config, speakers) -> tuple[bool, float]:
@@ -419,7 +419,7 @@ def _hold_signals() -> dict:
     """While the run shuts down, Ctrl-C and SIGTERM only say that it is finishing (the
     recording is being completed) instead of interrupting it; returns the old handlers."""
     def finishing(signum, frame) -> None:
-        _say("finishing the recording, one moment (it is written to disk as it goes)")
+        _say("shutting down, one moment (a recording is completed on disk first)")
 
     return {sig: signal.signal(sig, finishing) for sig in (signal.SIGINT, signal.SIGTERM)}
 
