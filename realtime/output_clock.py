@@ -195,6 +195,8 @@ class OutputClock:
             0.2-0.6 s in the middle of a show; ``gc.unfreeze()`` at stop.
         music: callable() -> (level, onset strength), both [0, 1], stamped on every frame
             (``PoseFrame.music_level`` / ``onset_strength``; ``bridges.music_meter``).
+        dancer: the source name on frames of the main dancer's chunks (the scheduler calls
+            them "model"; "procedural" when the procedural choreographer dances).
     """
 
     def __init__(self, buffer: MotionBuffer, clock: AudioClockMap, sinks: list[FrameSink] | None = None,
@@ -204,11 +206,12 @@ class OutputClock:
                  transition_frames: int = 8, audio_label: Callable[[float], float] | None = None,
                  prepare_s: float = PREPARE_S, switch_interval_s: float | None = SWITCH_INTERVAL_S,
                  realtime_priority: bool = True, freeze_gc: bool = True,
-                 music: Callable[[], tuple[float, float]] | None = None):
+                 music: Callable[[], tuple[float, float]] | None = None, dancer: str = "model"):
         if fps <= 0 or fps > 240:
             raise ValueError(f"output fps must be in (0, 240], got {fps}")
         self.buffer = buffer
         self.clock = clock
+        self.dancer = dancer    # what frames of the main dancer's chunks say as their source
         self.sinks: list[FrameSink] = list(sinks or [])
         self.fps = float(fps)
         self.beat_info = beat_info or (lambda _a: BeatInfo())
@@ -387,7 +390,8 @@ class OutputClock:
                          joints=joints.astype(np.float32), audio_time_s=float(self.audio_label(audio_s)),
                          beat_phase=float(beat.beat_phase), tempo_bpm=float(beat.tempo_bpm),
                          beat_confidence=float(beat.confidence), downbeat_phase=float(beat.downbeat_phase),
-                         energy=energy, source=mode, extra=extra, music_level=level, onset_strength=onset)
+                         energy=energy, source=self.dancer if mode == "model" else mode, extra=extra,
+                         music_level=level, onset_strength=onset)
 
     def _crossfade(self, quats: np.ndarray, trans: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """Ease from the last published pose when switching between generated motion and

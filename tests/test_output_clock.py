@@ -85,3 +85,18 @@ def test_the_output_clock_underrun_groove_moves_before_the_beat_clock_has_a_temp
     assert all(f.extra.get("underrun") and f.tempo_bpm == 0.0 for f in frames)   # honest: no tempo yet
     q = np.stack([f.local_quats for f in frames])
     assert np.abs(q - q[:1]).max() > 0.05, "the underrun groove held one still pose"
+
+
+def test_frames_name_the_dancer_that_made_them():
+    from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
+    from opendance.realtime.output_clock import AudioClockMap, OutputClock
+
+    buf = MotionBuffer(fps=30.0)
+    q = np.tile(np.array([0, 0, 0, 1], np.float32), (30, 24, 1))
+    buf.write(BufferedChunk(0.0, q, np.zeros((30, 3), np.float32), source="model"))
+    clock = AudioClockMap()
+    clock.start(t_mono_s=0.0, audio_s=0.0)
+    named = OutputClock(buf, clock, fps=30.0, dancer="procedural", realtime_priority=False, freeze_gc=False)
+    plain = OutputClock(buf, clock, fps=30.0, realtime_priority=False, freeze_gc=False)
+    assert named.make_frame(0.5, 0).source == "procedural"
+    assert plain.make_frame(0.5, 0).source == "model"
