@@ -23,7 +23,7 @@ AUBIO_HOP = 128
 ODF_PEAK_DELAY_S = 0.0154
 
 
-@dataclass
+@dataclass(slots=True)
 class SubHopEvents:
     """What aubio reported for one sub-hop.
 
