@@ -42,12 +42,16 @@ def tempo_from_odf(odf: np.ndarray, rate_hz: float, prior_bpm: float = PRIOR_BPM
     if lag_max < 2 * lag_min or not np.any(x):
         return 0.0, 0.0
     if recency_s is None:
-        w = np.ones(n)
+        # Unweighted: the lag-k normaliser is the overlap n - k itself (no second FFT,
+        # which matters for a whole long file: 2 h of audio is 864,000 samples).
+        power = np.abs(np.fft.rfft(x, 2 * n)) ** 2
+        norm = n - np.arange(n, dtype=np.float64)
     else:
         w = np.exp(-(n - 1 - np.arange(n)) / (recency_s * rate_hz))
-    spec = np.fft.rfft(x * w, 2 * n)
-    norm = np.fft.irfft(np.abs(np.fft.rfft(w, 2 * n)) ** 2)[: n]
-    acf = np.fft.irfft(np.abs(spec) ** 2)[: n] / np.maximum(norm, 1e-12)
+        power = np.abs(np.fft.rfft(x * w, 2 * n)) ** 2
+        norm = np.fft.irfft(np.abs(np.fft.rfft(w, 2 * n)) ** 2)[: n]
+    acf = np.fft.irfft(power)[: n] / np.maximum(norm, 1e-12)
+    del power
     if acf[0] <= 0:
         return 0.0, 0.0
     acf = acf / acf[0]
