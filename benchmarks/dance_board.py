@@ -119,7 +119,7 @@ class Dancer:
     info: dict = field(default_factory=dict)
 
     def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} is a Dancer without a dance() method")
 
 
 class ProceduralDancer(Dancer):

@@ -57,13 +57,17 @@ HWM_CODE = ("def _hwm_kb():\n"
             "    return 0\n")
 
 
+#: ``python -c`` source of a child that runs ``opendance ARGV`` and reports its peak RSS.
+CHILD_CODE = (HWM_CODE + "import sys\n"
+              "from opendance.commands.main import main\n"
+              "rc = main(sys.argv[1:])\n"
+              "print('MAXRSS_KB', _hwm_kb(), file=sys.stderr)\n"
+              "sys.exit(rc)\n")
+
+
 def _child(argv: list[str], timeout_s: float) -> dict:
     """Run ``opendance ARGV`` in a child; its peak RSS (MB), wall seconds and exit code."""
-    code = (HWM_CODE + "import sys\n"
-            "from opendance.commands.main import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "print('MAXRSS_KB', _hwm_kb(), file=sys.stderr)\n"
-            "sys.exit(rc)\n")
+    code = CHILD_CODE
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout_s)
     wall = time.monotonic() - t0
@@ -83,11 +87,7 @@ def play_first_frame(wav: Path, seconds: float = 5.0) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = (HWM_CODE + "import sys\n"
-            "from opendance.commands.main import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "print('MAXRSS_KB', _hwm_kb(), file=sys.stderr)\n"
-            "sys.exit(rc)\n")
+    code = CHILD_CODE
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", code, "play", str(wav), "--seconds", str(seconds),
                              "--groove-only", "--no-speakers", "--json", "--ws", str(port)],

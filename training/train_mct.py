@@ -521,23 +521,18 @@ def _init_from(model, path: str, tok_sha: str) -> dict:
 
 def _save_state(out: Path, opt, step: int, history: list, best: float, rng: np.random.Generator) -> None:
     """Everything besides the model that an exact resume needs (see the module docstring)."""
-    import torch
-
     from opendance.engine.checkpoint import save_tree
+    from opendance.training.train_state import pack_state
 
-    save_tree(out / "train_state.safetensors", {
-        "optimizer": opt.state_dict(), "step": step, "best": best if math.isfinite(best) else None,
-        "torch_rng": torch.get_rng_state(), "np_rng": json.dumps(rng.bit_generator.state),
-        "history": json.dumps(history)})
+    save_tree(out / "train_state.safetensors", pack_state(opt, rng, best, history, step=step))
 
 
 def _load_state(out: Path, model, opt) -> tuple[int, list, float, np.random.Generator]:
     """(step, history, best, rng) and the model / optimizer state of a run to resume."""
-    import torch
-
     from opendance.engine.checkpoint import load_tree
     from opendance.engine.mct import load_mct
     from opendance.errors import OpenDanceError
+    from opendance.training.train_state import unpack_state
 
     last, st = out / "last.safetensors", out / "train_state.safetensors"
     if not (last.exists() and st.exists()):
@@ -548,12 +543,8 @@ def _load_state(out: Path, model, opt) -> tuple[int, list, float, np.random.Gene
         raise OpenDanceError(f"--resume: {last} has another model config")
     model.load_state_dict(src.state_dict())
     state = load_tree(st)
-    opt.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(state["np_rng"])
-    best = state["best"] if state["best"] is not None else math.inf
-    return int(state["step"]), json.loads(state["history"]), best, rng
+    rng, best, history = unpack_state(state, opt)
+    return int(state["step"]), history, best, rng
 
 
 def _frozen_tokenizer(args):

@@ -48,6 +48,7 @@ from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig, load_tok
 from opendance.errors import OpenDanceError
 from opendance.training import distributed as D
 from opendance.training.datasets import load_dataset, window_index
+from opendance.training.train_state import pack_state, unpack_state
 
 log = logging.getLogger(__name__)
 
@@ -479,11 +480,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) 
 
 def _save_state(out_dir: Path, opt, epoch: int, step: int, history: list, best: float,
                 rng: np.random.Generator) -> None:
-    state = {"optimizer": opt.state_dict(), "epoch": epoch, "step": step,
-             "best": best if math.isfinite(best) else None,
-             "torch_rng": torch.get_rng_state(), "np_rng": json.dumps(rng.bit_generator.state),
-             "history": json.dumps(history)}
-    save_tree(out_dir / "train_state.safetensors", state)
+    save_tree(out_dir / "train_state.safetensors",
+              pack_state(opt, rng, best, history, epoch=epoch, step=step))
 
 
 def _load_state(out_dir: Path, tok: DanceTokenizer, opt, info: D.DistInfo):
@@ -494,11 +492,7 @@ def _load_state(out_dir: Path, tok: DanceTokenizer, opt, info: D.DistInfo):
     src = load_tokenizer(last)
     tok.load_state_dict(src.state_dict())
     state = load_tree(st)
-    opt.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(state["np_rng"])
-    best = state["best"] if state["best"] is not None else math.inf
+    rng, best, history = unpack_state(state, opt)
     if info.is_main:
         log.info("resumed from %s at epoch %d (step %d)", out_dir, state["epoch"], state["step"])
-    return int(state["epoch"]), int(state["step"]), json.loads(state["history"]), best, rng
+    return int(state["epoch"]), int(state["step"]), history, best, rng
