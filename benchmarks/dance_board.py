@@ -21,11 +21,18 @@ Dancers (``--dancers``, comma separated):
                       the model, with perfect knowledge of the song.
   procedural-tracked  the same choreographer on what a command hears: beats and downbeats
                       from the offline tracker on the audio, no sections.
-  model               the bundled model exactly as ``opendance generate SONG`` runs it
-                      (features from the audio with the offline tracker's beats, 4 steps,
-                      MS-LRM, temperature 1, no cfg, no refinement, the bundled weights).
+  model               the bundled model's own dance, as ``opendance generate SONG
+                      --no-beat-snap --no-stage`` makes it (features from the audio with the
+                      offline tracker's beats, 4 steps, MS-LRM, temperature 1, no cfg, no
+                      refinement, the bundled weights).
   model:PATH          the same with the MCT checkpoint PATH (``generate --model PATH``).
   file                a recording (``--motion FILE`` with ``--song NAME`` or ``--audio``).
+
+``--shipped`` scores every dancer as ``opendance generate`` writes it instead: a model's
+dance time-warped onto the offline tracker's beats (``engine.beat_warp.snap_song``, as the
+live engine warps each chunk), then every dancer through the default output stage
+(``engine.stage``: foot lock, stage anchor, smoothing). Without it the board judges what
+the dancers make themselves.
 
 Extra dances: every dancer dances the first ``--seed-songs`` songs with a second seed
 (seed 1): "distance between songs" (mean over pairs of songs, seed 0) must exceed
@@ -156,9 +163,11 @@ class ModelDancer(Dancer):
     """The MCT as ``opendance generate`` runs it (``opendance/commands/generate.py``: features
     from the audio alone, default sampler settings, no constraints)."""
 
-    def __init__(self, path: str | None = None, backend: str = "auto", steps: int = 4):
+    def __init__(self, path: str | None = None, backend: str = "auto", steps: int = 4,
+                 beat_snap: bool = False):
         super().__init__("model" if path is None else f"model:{path}", takes_text=True)
-        self.path, self.backend, self.steps = path, backend, steps
+        self.path, self.backend, self.steps, self.beat_snap = path, backend, steps, beat_snap
+        self._beats: dict[str, np.ndarray] = {}
         self._gen = None
         self._features: dict[str, np.ndarray] = {}
 
@@ -173,20 +182,43 @@ class ModelDancer(Dancer):
             else:
                 self._gen = load_default_generator(backend=self.backend, sampler=sampler)
             self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
-                         "text_encoder": self._gen.text.name, "steps": self.steps}
+                         "text_encoder": self._gen.text.name, "steps": self.steps,
+                         "beat_snap": self.beat_snap}
         return self._gen
 
     def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
+        from opendance.engine.beat_warp import snap_song
         from opendance.engine.generator import Constraints
         from opendance.engine.music.clip_features import extract_features
+        from opendance.engine.music.offline_beats import track_beats
 
         gen = self._generator()
         if song.name not in self._features:
-            self._features[song.name] = extract_features(song.song.audio, song.song.sample_rate)
+            tb = track_beats(song.song.audio, song.song.sample_rate)
+            self._beats[song.name] = tb.beat_times_s
+            self._features[song.name] = extract_features(song.song.audio, song.song.sample_rate,
+                                                         tb.beat_times_s, tb.downbeat_times_s)
         music = self._features[song.name]
         n = (len(music) // gen.frames_per_token) * gen.frames_per_token
-        return gen.generate_song(music[:n], text=text, constraints=Constraints(), steps=self.steps,
-                                 refine=False, seed=seed, progress=False)
+        m = gen.generate_song(music[:n], text=text, constraints=Constraints(), steps=self.steps,
+                              refine=False, seed=seed, progress=False)
+        return snap_song(m, self._beats[song.name]) if self.beat_snap else m
+
+
+class StagedDancer(Dancer):
+    """Another dancer's dance through the default output stage (``engine.stage``), as
+    ``opendance generate`` writes it."""
+
+    def __init__(self, inner: Dancer):
+        super().__init__(inner.name, takes_text=inner.takes_text)
+        self.inner = inner
+
+    def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
+        from opendance.engine.stage import OutputStage, StageConfig
+
+        m = self.inner.dance(song, seed, text)
+        self.info = {**self.inner.info, "output_stage": "default"}   # the inner dancer fills its own lazily
+        return OutputStage(StageConfig(), m.fps).process_motion(m)
 
 
 class FileDancer(Dancer):
@@ -204,15 +236,16 @@ class FileDancer(Dancer):
         return m if m.fps == FPS else m.resample(FPS)
 
 
-def make_dancer(spec: str, backend: str) -> Dancer:
-    if spec == "procedural":
-        return ProceduralDancer()
-    if spec == "procedural-tracked":
-        return ProceduralDancer(tracked=True)
-    if spec == "model":
-        return ModelDancer(None, backend)
-    if spec.startswith("model:"):
-        return ModelDancer(spec.split(":", 1)[1], backend)
+def make_dancer(spec: str, backend: str, shipped: bool = False) -> Dancer:
+    """A dancer by name (see the module docstring); ``shipped``: as ``generate`` writes it."""
+    if spec in ("procedural", "procedural-tracked"):
+        d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
+    elif spec == "model" or spec.startswith("model:"):
+        d = ModelDancer(spec.split(":", 1)[1] if ":" in spec else None, backend, beat_snap=shipped)
+    else:
+        d = None
+    if d is not None:
+        return StagedDancer(d) if shipped else d
     raise InputError(f"unknown dancer {spec!r}; use procedural, procedural-tracked, model, model:PATH "
                      "(a recording: --motion FILE)")
 
@@ -591,7 +624,8 @@ def run_board(args) -> dict:
         songs = held_out_songs(args.duration, names=names)
         if args.songs:
             songs = songs[: args.songs]
-        dancers = [make_dancer(s.strip(), args.backend) for s in args.dancers.split(",") if s.strip()]
+        dancers = [make_dancer(s.strip(), args.backend, args.shipped) for s in args.dancers.split(",")
+                   if s.strip()]
         n_seed = 1 if args.quick else args.seed_songs
         n_prompt = 1 if args.quick else args.prompt_songs
         seed_songs = [h.name for h in songs[:n_seed]]
@@ -604,6 +638,7 @@ def run_board(args) -> dict:
                       "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                       "machine": f"{platform.machine()}, {platform.python_version()}",
                       "duration_s": args.duration, "fps": FPS, "quick": bool(args.quick),
+                      "shipped": bool(getattr(args, "shipped", False)),
                       "dancers": [d.name for d in dancers], "songs": [h.name for h in songs],
                       "seed_songs": seed_songs, "prompt_songs": prompt_songs, "prompts": list(PROMPTS)},
            "songs": {h.name: {"what": h.what, "style": h.song.style, "bpm": h.song.bpm, "seed": h.seed,
@@ -650,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-songs", type=int, default=3, help="songs danced with a second seed")
     ap.add_argument("--prompt-songs", type=int, default=2, help="songs danced with the two prompts")
     ap.add_argument("--backend", default="auto", help="model inference backend")
+    ap.add_argument("--shipped", action="store_true",
+                    help="score the dancers as `opendance generate` writes them (model beat-snapped, "
+                         "everyone through the output stage); default: as they dance")
     ap.add_argument("--motion", default=None, help="score a recorded motion file instead of dancers")
     ap.add_argument("--song", default=None, help="with --motion: the held-out song it danced to")
     ap.add_argument("--audio", default=None, help="with --motion: the audio it danced to")

@@ -271,3 +271,22 @@ def beat_snap(motion: Motion, t0_s: float, beats_s: np.ndarray, locked: bool = T
         joints = motion.joints()
     warp = beat_time_map(joints, motion.fps, t0_s, beats_s, **kwargs)
     return apply_time_map(motion, warp), warp
+
+
+def snap_song(motion: Motion, beats_s: np.ndarray, accent: float = DEFAULT_ACCENT) -> Motion:
+    """A whole offline dance warped onto its song's beats (``beat_snap`` over every frame,
+    as the live scheduler does chunk by chunk; the period is the median beat interval).
+
+    Args:
+        motion: the dance, frame 0 at audio time 0.
+        beats_s: (B,) beat times of the song, seconds (e.g. the offline tracker's).
+        accent: the beat-periodic playback-speed modulation (0: shifts only).
+    Returns:
+        the warped dance (same length and rate); ``motion`` itself with fewer than 3 beats.
+    """
+    beats = np.asarray(beats_s, np.float64).reshape(-1)
+    if beats.size < 3:
+        return motion
+    period = float(np.median(np.diff(beats)))
+    out, _ = beat_snap(motion, 0.0, beats, period_s=period, accent=accent)
+    return out

@@ -5,9 +5,12 @@ tokens generated, all three branches, given and never re-masked) followed by the
 token steps (decoded with MS-LRM). The window's tokens are decoded by the tokenizer as a
 whole, so the new frames see the prefix through the decoder's convolutions; then
 
-* the seam: the decoded features of the new frames are shifted by the difference between
-  the last *emitted* frame and the same frame as decoded in this window, fading out over
-  ``seam_frames`` frames (6D rotations and trajectory features), so no jump at the seam;
+* the seam (inertialization): the decoded features of the new frames are shifted by an
+  offset that starts at the difference between the last *emitted* frame and the same
+  frame as decoded in this window, with the difference of their last steps as its
+  slope, and eases to zero over ``seam_frames`` frames (a cubic Hermite curve; 6D
+  rotations and trajectory features), so neither the pose nor its velocity jumps at the
+  seam and the correction ends without a kink;
 * the root: the trajectory features (heading-frame velocities, height, heading rate) are
   integrated from the last emitted pelvis position and heading; frames whose feet would
   be under the floor are lifted just onto it (``_lift_to_floor``).
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 FPS = float(MOTION_FPS)
 PATH_REACHED_M = 0.25       # a waypoint closer than this counts as reached
 PATH_SPEED_MPS = 0.6        # walking-in-rhythm speed towards a waypoint (corpus travel moves ~0.3-1 m/s)
+#: Frames over which a chunk's seam offset eases to zero (``seam_offset``).
+SEAM_FRAMES = 10
 
 
 @dataclass
@@ -55,6 +60,7 @@ class GeneratorState:
         tokens: branch -> (n,) int64, the last generated tokens (n <= max_tokens).
         last_feat: branch -> (C,) float32 raw features of the last emitted frame
             ("motion" 144, "traj" 4).
+        prev_feat: the same for the frame before it (the seam's velocity), or None.
         last_trans: (3,) metres, pelvis of the last emitted frame.
         last_heading: radians, heading of the last emitted frame.
         frames_done: frames emitted so far.
@@ -68,6 +74,7 @@ class GeneratorState:
     last_trans: np.ndarray
     last_heading: float
     frames_done: int = 0
+    prev_feat: dict | None = None
     path_index: int = 0
     path: tuple = ()
     keyframe: tuple | None = None
@@ -122,7 +129,7 @@ class MCTGenerator:
     fps: float = FPS
 
     def __init__(self, model: MCT, tokenizer, backend, text_encoder=None, context_tokens: int | None = None,
-                 sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = 6):
+                 sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = SEAM_FRAMES):
         from opendance.engine.refine import FootSlideRefiner
         from opendance.engine.text import NullEncoder
 
@@ -326,12 +333,10 @@ class MCTGenerator:
         feats = {b: dec[b][0].numpy().astype(np.float64) for b in ("motion", "traj")}
         p = n_ctx * fpt   # first new frame in the window
         if state is not None and n_ctx and state.last_feat:
-            # full correction at the first new frame (so its step from the last emitted frame is
-            # the decoder's own step), fading linearly to none after seam_frames frames
-            w = np.clip(1.0 - np.arange(len(feats["motion"]) - p) / self.seam_frames, 0, 1)
             for b in ("motion", "traj"):
-                delta = state.last_feat[b] - feats[b][p - 1]
-                feats[b][p:] += w[:, None] * delta
+                prev = None if state.prev_feat is None else state.prev_feat[b]
+                feats[b][p:] += seam_offset(state.last_feat[b], prev, feats[b][p - 2:p],
+                                            len(feats[b]) - p, self.seam_frames)
             seg = {b: feats[b][p - 1:] for b in feats}
             st_trans, st_head = state.last_trans, state.last_heading
             motion = features_to_motion(seg, start_trans=st_trans, start_heading=st_head, fps=FPS).slice(1)
@@ -349,7 +354,9 @@ class MCTGenerator:
         prev = {b: np.zeros(0, np.int64) for b in BRANCHES} if state is None else state.tokens
         new_tokens = {b: np.concatenate([prev[b], tokens[b][n_ctx:]])[-keep:] for b in BRANCHES}
         last_feat = {b: feats[b][-1].astype(np.float32) for b in feats}
-        new_state = GeneratorState(tokens=new_tokens, last_feat=last_feat,
+        prev_feat = {b: feats[b][-2].astype(np.float32) for b in feats} if len(feats["motion"]) - p >= 2 \
+            else None
+        new_state = GeneratorState(tokens=new_tokens, last_feat=last_feat, prev_feat=prev_feat,
                                    last_trans=motion.trans[-1].astype(np.float64), last_heading=heading,
                                    frames_done=(0 if state is None else state.frames_done) + motion.n_frames)
         return motion, new_state
@@ -393,6 +400,31 @@ class MCTGenerator:
         vals[n_ctx * fpt:] = (vx_l, vz_l, height, 0.0)
         mask[n_ctx * fpt:] = True
         return vals, mask, index
+
+
+def seam_offset(last: np.ndarray, prev: np.ndarray | None, redecoded: np.ndarray, n: int,
+                blend_frames: int) -> np.ndarray:
+    """Offsets ``(n, C)`` for the ``n`` new frames of a chunk so it continues the emitted
+    motion (inertialization).
+
+    Args:
+        last, prev: (C,) the last two emitted frames (``prev`` None: match the pose only).
+        redecoded: (2, C) the same two frames as decoded in the new window.
+        n: new frames; blend_frames: frames over which the offset eases to zero.
+    The offset at the last emitted frame is ``x0 = last - redecoded[-1]`` with slope
+    ``v0 = (last - prev) - (redecoded[-1] - redecoded[-2])`` per frame; frame ``k`` of the
+    chunk (t = k + 1 frames after the last emitted one) gets the cubic Hermite
+    ``h00(s) x0 + h10(s) T v0`` with ``s = t / T``, zero from ``t >= T``: pose and velocity
+    are continuous at the seam, and the correction ends with zero slope.
+    """
+    last = np.asarray(last, np.float64)
+    x0 = last - redecoded[-1]
+    v0 = np.zeros_like(x0) if prev is None else (last - prev) - (redecoded[-1] - redecoded[-2])
+    T = float(max(1, blend_frames))
+    s = np.clip(np.arange(1, n + 1) / T, 0.0, 1.0)[:, None]
+    h00 = 2 * s ** 3 - 3 * s ** 2 + 1
+    h10 = s ** 3 - 2 * s ** 2 + s
+    return h00 * x0 + h10 * T * v0
 
 
 def _lift_to_floor(motion: Motion) -> Motion:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opendance.engine.beat_warp import DEFAULT_RATIO, apply_time_map, beat_snap, beat_time_map, identity_warp
+from opendance.engine.beat_warp import (
+    DEFAULT_RATIO,
+    apply_time_map,
+    beat_snap,
+    beat_time_map,
+    identity_warp,
+    snap_song,
+)
 from opendance.engine.kinematic_beats import motion_beat_frames
 from opendance.engine.motion_buffer import seam_blend
 from opendance.motion import Motion
@@ -64,6 +71,23 @@ def test_accent_draws_pauses_onto_beats():
     assert after.size >= 3
     for k in after:
         assert np.min(np.abs(beats - k)) <= 2, (after, beats)
+
+
+def test_snap_song_moves_a_whole_dance_onto_the_beats():
+    # a 10 s dance pausing every 16 frames, 3 frames before each beat of a 112.5 BPM song
+    beats_f = np.arange(19.0, 290.0, 16.0)
+    m = swing_motion(300, beats_f - 3)
+    before = kin_beats(m)
+    out = snap_song(m, beats_f / FPS)
+    after = kin_beats(out)
+    assert out.n_frames == m.n_frames
+
+    def off(k):   # frames from each kinematic beat to the nearest music beat
+        return np.abs(k[:, None] - beats_f[None, :]).min(axis=1)
+
+    assert np.median(off(before)) >= 2.5
+    assert np.median(off(after)) <= 1.0 and after.size >= 0.8 * before.size
+    assert snap_song(m, np.array([1.0, 2.0])) is m         # too few beats: unchanged
 
 
 def test_map_monotone_and_ratio_clamped():

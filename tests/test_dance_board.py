@@ -126,3 +126,28 @@ def test_board_scores_a_recording_from_the_command_line(board, tmp_path, capsys)
     assert set(rep["reference"]["features"]) == set(res["reference"])
     assert "file" in capsys.readouterr().out
     assert board.main(["--motion", str(rec), "--no-progress"]) == 2      # needs --song or --audio
+
+
+def test_shipped_dancers_go_through_the_output_stage(board):
+    song = held_out_songs(8.0, names=["house_128"])[0]
+
+    class Sinker(board.Dancer):
+        """The bouncer with its feet 10 cm under the floor and drifting 0.5 m/s sideways."""
+
+        def dance(self, song, seed, text=""):
+            m = bounce(song.song.beat_times_s, song.song.duration_s)
+            trans = m.trans.copy()
+            trans[:, 1] -= 0.10
+            trans[:, 0] += 0.5 * np.arange(m.n_frames) / m.fps
+            self.info = {"what": "sinker"}
+            return Motion(m.rotations, trans, m.fps)
+
+    staged = board.StagedDancer(Sinker("sinker"))
+    raw_j = Sinker("sinker").dance(song, 0).joints()
+    out_j = staged.dance(song, 0).joints()
+    assert staged.name == "sinker" and staged.info["output_stage"] == "default"
+    assert board.dm.floor_penetration(raw_j)["frac_below"] > 0.9
+    assert board.dm.floor_penetration(out_j)["frac_below"] == 0.0   # the stage's floor clamp
+    assert board.dm.root_drift(out_j) < board.dm.root_drift(raw_j) - 1.0  # its stage anchor
+    assert isinstance(board.make_dancer("procedural", "auto", shipped=True), board.StagedDancer)
+    assert not isinstance(board.make_dancer("model", "auto"), board.StagedDancer)

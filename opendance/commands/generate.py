@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=arg_int(MIN_STEPS, MAX_STEPS), default=4,
                    help="MS-LRM decoding steps per chunk")
     p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
+    p.add_argument("--no-beat-snap", action="store_true",
+                   help="keep the model's own timing (by default its dance is time-warped so the body's "
+                        "pauses land on the tracked beats, as the live engine does chunk by chunk)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same dance)")
     p.add_argument("--backend", default="auto",
                    help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
@@ -220,15 +223,18 @@ def _run_model(args, audio: np.ndarray, sr: int) -> int:
 
     import torch
 
+    from opendance.engine.beat_warp import snap_song
     from opendance.engine.generator import Constraints, load_default_generator, load_generator
     from opendance.engine.music.clip_features import extract_features
+    from opendance.engine.music.offline_beats import track_beats
     from opendance.engine.sampler import SamplerConfig
     from opendance.engine.stage import OutputStage
     from opendance.engine.stage.options import stage_config_from_args
     from opendance.exporters.formats import save_motion
 
     t0 = time.perf_counter()
-    music = extract_features(audio, sr)
+    tracked = track_beats(audio, sr)
+    music = extract_features(audio, sr, tracked.beat_times_s, tracked.downbeat_times_s)
     t_feat = time.perf_counter() - t0
     sampler = SamplerConfig(steps=args.steps, remask=args.remask, temperature=args.temperature,
                             cfg_scale=args.cfg)
@@ -252,6 +258,8 @@ def _run_model(args, audio: np.ndarray, sr: int) -> int:
     motion = gen.generate_song(music[:n], text=args.text, constraints=cons, steps=args.steps,
                                refine=args.refine, seed=args.seed, progress=not args.json)
     t_gen = time.perf_counter() - t1
+    if not args.no_beat_snap:
+        motion = snap_song(motion, tracked.beat_times_s)
     stage_cfg = stage_config_from_args(args)
     if args.traj:                # the path is the user's: no stage anchor, no heading pull
         stage_cfg.anchor.free_roam = True
@@ -260,7 +268,8 @@ def _run_model(args, audio: np.ndarray, sr: int) -> int:
     summary = {"out": str(args.out), "frames": motion.n_frames, "seconds": round(motion.duration_s, 2),
                "features_s": round(t_feat, 2), "generate_s": round(t_gen, 2),
                "realtime_factor": round(motion.duration_s / max(t_gen, 1e-9), 1),
-               "backend": gen.backend.name, "text_encoder": gen.text.name}
+               "backend": gen.backend.name, "text_encoder": gen.text.name,
+               "beat_snap": not args.no_beat_snap, "tempo_bpm": round(float(tracked.tempo_bpm), 1)}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
