@@ -3,6 +3,8 @@
     python benchmarks/stage.py cost                  # ms per frame, lag, accent peaks (JSON)
     python benchmarks/stage.py live --seconds 40     # opendance play / --groove-only / stream,
                                                      # with and without the stage (JSON)
+    python benchmarks/stage.py parts --dancer procedural   # which part of the stage costs what:
+                                                     # a live session's chunks replayed per part (JSON)
 
 ``cost`` runs the stage on 16-frame chunks (the live chunk size) of the procedural groove and
 of the AIST++ fixture, and measures the smoothing on known signals: the lag it adds (cross-
@@ -16,6 +18,12 @@ with independent receivers: python-osc (``/opendance/joints`` blob, ``/opendance
 and the PyPI ``vmcp`` package (``/VMC/Ext/Root/Pos``). From what arrives it computes the
 stage numbers (``tests/support/stage_metrics.py``) and beat locking against the song's true
 beats (BAS, and the phase-locking value of the kinematic beats on the beat grid).
+
+``parts`` runs a live session in this process (the dancer on the synthesized song, real
+time), records every chunk the stage is given, and replays the recording through the stage
+with each part on or off (deterministic, so the parts compare on the same motion): beat
+locking (BAS, PLV), the shift in frames of each kinematic beat against the unstaged motion,
+jitter, foot sliding and drift.
 """
 
 from __future__ import annotations
@@ -98,10 +106,56 @@ def _smoothing_numbers() -> dict:
     pop = np.full(60, 0.4)
     pop[30] = 0.9
     out_pop = _smooth(pop)
+    swing = 0.8 * np.cos(2 * np.pi * np.arange(150) / 30.0)      # pauses every 15 frames (120 BPM)
+    turns = [int(np.argmax(np.abs(x[k - 7:k + 8]))) + k - 7 for x in (swing, _smooth(swing, chunk=16))
+             for k in range(15, 143, 15)]
+    pause_shift = np.array(turns[len(turns) // 2:]) - np.array(turns[:len(turns) // 2])
     return {"lag_frames_0p5hz_swing": lag, "tremor_10hz_amplitude_left": round(tremor_left, 3),
+            "pause_shift_frames_mean_16_frame_chunks": float(pause_shift.mean()),
             "accent_peak_kept": round(float(out_acc.max() / 1.2), 3),
             "accent_delay_frames": int(np.argmax(out_acc > 0.6) - np.argmax(acc > 0.6)),
             "pop_left_rad": round(float(abs(out_pop[30] - 0.4)), 4)}
+
+
+def _stage_at(rev: str, into: Path):
+    """The output stage's modules as they were at git revision ``rev``, importable as the
+    package ``stage_at_rev`` (written under ``into``)."""
+    import importlib
+
+    pkg = into / "stage_at_rev"
+    pkg.mkdir(parents=True, exist_ok=True)
+    names = subprocess.run(["git", "ls-tree", "--name-only", rev, "engine/stage/"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for name in names:
+        if name.endswith(".py"):
+            src = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True, capture_output=True,
+                                 text=True).stdout
+            src = src.replace("opendance.engine.stage.", "stage_at_rev.").replace(
+                "from opendance.engine.stage import", "from stage_at_rev import")
+            (pkg / Path(name).name).write_text(src)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("stage_at_rev")
+
+
+def _cost_ab(motion, ref, repeats: int) -> dict:
+    """CPU ms per frame of the stage at a reference revision and of the working tree, timed
+    interleaved in this process (the same machine state for both): medians."""
+    from opendance.engine import stage as here
+
+    q, t = motion.quaternions(), motion.trans
+    n = (len(q) // CHUNK) * CHUNK
+
+    def cpu(mod) -> float:
+        st = mod.OutputStage(mod.StageConfig(), FPS)
+        c0 = time.thread_time()
+        for i in range(0, n, CHUNK):
+            st.process_quats(q[i:i + CHUNK], t[i:i + CHUNK], i / FPS)
+        return (time.thread_time() - c0) * 1e3 / n
+
+    cpu(ref), cpu(here)                                     # warm up
+    a, b = zip(*[(cpu(ref), cpu(here)) for _ in range(repeats)], strict=True)
+    return {"reference_cpu_ms_per_frame": round(float(np.median(a)), 4),
+            "working_tree_cpu_ms_per_frame": round(float(np.median(b)), 4)}
 
 
 def cmd_cost(args) -> dict:
@@ -111,9 +165,15 @@ def cmd_cost(args) -> dict:
     reps = max(1, aist.n_frames and int(round(20 * FPS / aist.n_frames)))
     from opendance.motion import Motion
     looped = Motion(np.concatenate([aist.rotations] * reps), np.concatenate([aist.trans] * reps), FPS)
-    return {"groove": _cost(_groove_motion(args.seconds), args.repeats),
-            "aistpp_fixture": _cost(looped, args.repeats),
-            "smoothing": _smoothing_numbers(), "added_live_latency_frames": 0}
+    groove = _groove_motion(args.seconds)
+    out = {"groove": _cost(groove, args.repeats), "aistpp_fixture": _cost(looped, args.repeats),
+           "smoothing": _smoothing_numbers(), "added_live_latency_frames": 0}
+    if args.against:
+        ref = _stage_at(args.against, Path(tempfile.mkdtemp(prefix="stage-ref-")))
+        out["against"] = {"revision": args.against, "loadavg": [round(x, 2) for x in os.getloadavg()],
+                          "groove": _cost_ab(groove, ref, args.repeats),
+                          "aistpp_fixture": _cost_ab(looped, ref, args.repeats)}
+    return out
 
 
 # ----------------------------------------------------------------------------- live
@@ -187,15 +247,15 @@ def _on_grid(joints: np.ndarray, audio_t: np.ndarray) -> tuple[np.ndarray, float
 
 
 def _beat_locking(jj: np.ndarray, t0: float, beats_s: np.ndarray) -> dict:
+    """BAS and the phase-locking value of the kinematic beats in the true beat grid (each
+    beat's phase interpolated between the beats around it: the songs' tempo may drift)."""
     from opendance.training.metrics.bas import beat_align_score, motion_beats
+    from opendance.training.metrics.dance import phase_locking
 
     if len(jj) < 60 or beats_s is None:
         return {}
     b = beats_s[(beats_s >= t0) & (beats_s <= t0 + len(jj) / FPS)] - t0
-    kin = motion_beats(jj, FPS)
-    period = float(np.median(np.diff(beats_s)))
-    phase = ((kin + t0 - beats_s[0]) / period) % 1.0
-    plv = float(np.abs(np.mean(np.exp(2j * np.pi * phase)))) if len(phase) else 0.0
+    plv, _ = phase_locking(motion_beats(jj, FPS) + t0, beats_s)
     return {"bas": round(beat_align_score(jj, FPS, b), 4), "phase_locking": round(plv, 3)}
 
 
@@ -256,8 +316,8 @@ def cmd_live(args) -> dict:
     sf.write(wav, song.audio, song.sample_rate)
     py = [sys.executable, "-m", "opendance"]
     runs = {
-        "model": py + ["play", str(wav), "--no-speakers"],
-        "groove": py + ["play", str(wav), "--no-speakers", "--groove-only"],
+        "model": py + ["play", str(wav), "--no-speakers", "--dancer", "model"],
+        "groove": py + ["play", str(wav), "--no-speakers", "--dancer", "procedural"],
         "stream_aistpp": py + ["stream", str(ROOT / "tests/data/aistpp_sample.pkl"),
                                "--duration", str(min(args.seconds, 20.0))],
     }
@@ -272,6 +332,115 @@ def cmd_live(args) -> dict:
             save = Path(args.save_dir) / f"{name}_{label}.npz" if args.save_dir else None
             out.setdefault(name, {})[label] = _run_one(cmd + extra, args.seconds, beats, save)
     return out
+
+
+# ----------------------------------------------------------------------------- parts
+def _record_session(dancer: str, song, seconds: float) -> tuple[list, dict]:
+    """Run a live session (no sinks) and record what its output stage is given: a list of
+    (start_s, (T, 24, 4) quats, (T, 3) trans) chunks, and the session's frame counts."""
+    from opendance.realtime.session import LiveSession, SessionConfig
+    from opendance.realtime.sources import ArraySource
+
+    if dancer == "model":
+        from opendance.engine.generator import load_default_generator
+        gen = load_default_generator(backend="auto")
+    else:
+        from opendance.engine.fallback_groove import GrooveGenerator
+        gen = GrooveGenerator()
+    src = ArraySource(song.audio, song.sample_rate, realtime=True)
+    s = LiveSession(src, gen, [], SessionConfig(fps=60.0))
+    rec: list = []
+    stage_call = s.buffer.stage.process_stream       # every chunk enters the buffer through it
+
+    def recording(quats, trans, start_time_s=None, contacts=None, continuous=False):
+        rec.append((start_time_s, np.array(quats, np.float32), np.array(trans, np.float32)))
+        return stage_call(quats, trans, start_time_s, contacts, continuous)
+
+    s.buffer.stage.process_stream = recording
+    with s:
+        time.sleep(seconds)
+    return rec, {"chunks": len(rec), "dropped_frames": s.output.stats.dropped}
+
+
+def _replay(rec: list, cfg) -> tuple[np.ndarray, np.ndarray, float]:
+    """The buffer's final content after staging the recorded chunks with ``cfg`` (``None``:
+    unstaged): (N, 24, 4) quats, (N, 3) trans from time t0 (seconds)."""
+    from opendance.engine.stage import OutputStage
+
+    out = []
+    st = OutputStage(cfg, FPS) if cfg is not None else None
+    for s0, q, t in rec:
+        out.append((s0, q, t) if st is None else st.process_stream(q, t, s0))
+    f0 = int(round(rec[0][0] * FPS))
+    end = max(int(round(s0 * FPS)) + len(q) for s0, q, _ in out)
+    Q, T = np.zeros((end - f0, 24, 4)), np.zeros((end - f0, 3))
+    for s0, q, t in out:
+        a = int(round(s0 * FPS)) - f0
+        Q[a:a + len(q)], T[a:a + len(q)] = q, t
+    return Q, T, f0 / FPS
+
+
+def _parts_configs() -> dict:
+    from dataclasses import replace
+
+    from opendance.engine.stage import StageConfig
+
+    b = StageConfig()
+    off_smooth = replace(b.smooth, enabled=False)
+    off_lock = replace(b.feet, lock=False)
+    off_anchor = replace(b.anchor, free_roam=True)
+    return {"stage": b, "no smoothing": replace(b, smooth=off_smooth),
+            "no foot lock": replace(b, feet=off_lock), "no anchor": replace(b, anchor=off_anchor),
+            "smoothing only": replace(b, feet=off_lock, anchor=off_anchor),
+            "foot lock only": replace(b, smooth=off_smooth, anchor=off_anchor),
+            "anchor only": replace(b, smooth=off_smooth, feet=off_lock),
+            "floor clamp only": replace(b, smooth=off_smooth, feet=off_lock, anchor=off_anchor),
+            "one-euro 3 Hz added (the old filter)": replace(b, smooth=replace(b.smooth, min_cutoff_hz=3.0))}
+
+
+def _parts_one(args, seed: int, bpm: float) -> dict:
+    """Record one live session on one song and replay it per part."""
+    from opendance import rotations as rot
+    from opendance.fk_numpy import forward_kinematics
+    from opendance.training.metrics.bas import motion_beats
+    from opendance.training.synth.music import synthesize_song
+
+    song = synthesize_song(args.style, args.seconds, bpm=bpm, seed=seed)
+    beats = np.asarray(song.beat_times_s)
+    rec, info = _record_session(args.dancer, song, args.seconds)
+    skip = int(round(args.skip_s * FPS))
+
+    def measure(cfg) -> tuple[dict, np.ndarray]:
+        Q, T, t0 = _replay(rec, cfg)
+        j = forward_kinematics(rot.quat_to_matrix(Q), T)[skip:]
+        t0 += skip / FPS
+        nums = stage_numbers(j, FPS)
+        res = {"jitter_share": nums["jitter_share"], "skate_cms": nums["skate_cms"],
+               "root_max_m": nums["root_max_m"], "under_2cm_frac": nums["under_2cm_frac"],
+               **_beat_locking(j, t0, beats), "board_plv": _board(j, t0, beats).get("plv")}
+        return res, motion_beats(j, FPS) * FPS
+
+    raw, kin0 = measure(None)
+    out = {"song": {"style": args.style, "bpm": bpm, "seconds": args.seconds, "seed": seed}, **info,
+           "unstaged": {k: round(v, 4) for k, v in raw.items()}}
+    for name, cfg in _parts_configs().items():
+        res, kin = measure(cfg)
+        d = kin[:, None] - kin0[None]
+        near = d[np.arange(len(kin)), np.abs(d).argmin(1)] if len(kin0) else np.zeros(0)
+        near = near[np.abs(near) <= 4]                   # the same beat, moved (or not)
+        res["beat_shift_frames_mean"] = float(near.mean()) if len(near) else float("nan")
+        res["beats_on_same_frame"] = float((near == 0).mean()) if len(near) else float("nan")
+        out[name] = {k: round(v, 4) for k, v in res.items()}
+    return out
+
+
+def cmd_parts(args) -> dict:
+    """``--songs`` songs (seeds from ``--seed``, tempos from ``--bpm`` up in steps of 8),
+    each a live session replayed per part; the means over songs under ``"mean"``."""
+    runs = [_parts_one(args, args.seed + i, args.bpm + 8.0 * i) for i in range(args.songs)]
+    names = ["unstaged"] + list(_parts_configs())
+    mean = {n: {k: round(float(np.nanmean([r[n][k] for r in runs])), 4) for k in runs[0][n]} for n in names}
+    return {"dancer": args.dancer, "skip_s": args.skip_s, "mean": mean, "songs": runs}
 
 
 # ----------------------------------------------------------------------------- contact sheet
@@ -307,6 +476,9 @@ def main() -> None:
     c = sub.add_parser("cost")
     c.add_argument("--seconds", type=float, default=40.0, help="groove length to stage")
     c.add_argument("--repeats", type=int, default=3)
+    c.add_argument("--against", metavar="GIT_REV", default=None,
+                   help="also time the stage as it was at this git revision, interleaved with the working "
+                        "tree's (before / after on the same machine state)")
     v = sub.add_parser("live")
     v.add_argument("--seconds", type=float, default=40.0)
     v.add_argument("--style", default="house")
@@ -314,12 +486,20 @@ def main() -> None:
     v.add_argument("--seed", type=int, default=3)
     v.add_argument("--only", nargs="*", choices=("model", "groove", "stream_aistpp"), default=None)
     v.add_argument("--save-dir", default=None, help="keep the received joints (30 FPS grid) as npz here")
+    pa = sub.add_parser("parts")
+    pa.add_argument("--dancer", choices=("procedural", "model"), default="procedural")
+    pa.add_argument("--seconds", type=float, default=40.0)
+    pa.add_argument("--style", default="house")
+    pa.add_argument("--bpm", type=float, default=120.0)
+    pa.add_argument("--seed", type=int, default=3)
+    pa.add_argument("--skip-s", type=float, default=1.0, help="leave out the first seconds (the start-up)")
+    pa.add_argument("--songs", type=int, default=1, help="songs (seeds and tempos) to average over")
     sh = sub.add_parser("sheet")
     sh.add_argument("--seconds", type=float, default=16.0)
     sh.add_argument("--tiles", type=int, default=8)
     sh.add_argument("--out", default=str(ROOT / "benchmarks/results/stage_sheet.png"))
     a = ap.parse_args()
-    res = {"cost": cmd_cost, "live": cmd_live, "sheet": cmd_sheet}[a.cmd](a)
+    res = {"cost": cmd_cost, "live": cmd_live, "parts": cmd_parts, "sheet": cmd_sheet}[a.cmd](a)
     print(json.dumps(res, indent=2))
 
 

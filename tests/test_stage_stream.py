@@ -23,13 +23,19 @@ FPS = 30.0
 
 
 def _chunks(stage: OutputStage, m: Motion, size: int, continuous: bool = True) -> Motion:
-    rs, ts = [], []
+    """The stream's output frames, each as last written (a revised frame replaces its
+    provisional first version)."""
+    from opendance import rotations as rot
+
+    q_in = m.quaternions()
+    qs = np.zeros((m.n_frames, 24, 4), np.float32)
+    ts = np.zeros((m.n_frames, 3), np.float32)
     for i in range(0, m.n_frames, size):
-        r, t = stage.process(m.rotations[i:i + size], m.trans[i:i + size], start_time_s=i / FPS,
-                             continuous=continuous)
-        rs.append(r)
-        ts.append(t)
-    return Motion(np.concatenate(rs), np.concatenate(ts), FPS)
+        start, q, t = stage.process_stream(q_in[i:i + size], m.trans[i:i + size], start_time_s=i / FPS,
+                                           continuous=continuous)
+        a = int(round(start * FPS))
+        qs[a:a + len(q)], ts[a:a + len(q)] = q, t
+    return Motion(rot.quat_to_matrix(qs).astype(np.float32), ts, FPS)
 
 
 def test_chunk_by_chunk_equals_the_whole_clip():
@@ -37,7 +43,8 @@ def test_chunk_by_chunk_equals_the_whole_clip():
     whole = OutputStage(StageConfig()).process_motion(m)
     chunked = _chunks(OutputStage(StageConfig()), m, 16)
     # the pop test cannot look past a chunk's end; this motion has no pops, so nothing differs
-    assert np.abs(chunked.joints() - whole.joints()).max() < 1e-4
+    # (the smoothing's provisional last frames were all revised by the chunk after them)
+    assert np.abs(chunked.joints()[:-1] - whole.joints()[:-1]).max() < 1e-4
 
 
 def test_a_replacing_chunk_rolls_the_state_back():
@@ -168,3 +175,61 @@ def test_planted_feet_stay_planted_across_chunk_seams():
     assert nums["skate_cms"] < 2.0 and nums["under_2cm_frac"] == 0.0
 
 
+
+
+def _arms_swinging(seconds: float) -> Motion:
+    """Standing, toes on the floor, both arms swinging and pausing every 15 frames."""
+    from opendance import rotations as rot
+    from opendance.skeleton import L_SHOULDER, R_SHOULDER, smpl_skeleton
+
+    n = int(seconds * FPS)
+    aa = np.zeros((n, 24, 3))
+    swing = 0.9 * np.cos(2 * np.pi * (np.arange(n) - 0.3) / 30.0)     # pauses between frames: no ties
+    aa[:, L_SHOULDER, 2], aa[:, R_SHOULDER, 2] = swing, -swing
+    trans = np.zeros((n, 3))
+    trans[:, 1] = -smpl_skeleton().rest_joints()[L_FOOT, 1]
+    return Motion(rot.axis_angle_to_matrix(aa).astype(np.float32), trans.astype(np.float32), FPS)
+
+
+def test_the_staged_stream_keeps_the_kinematic_beats_on_their_frames():
+    from opendance.engine.kinematic_beats import motion_beat_frames
+
+    m = _arms_swinging(6.0)
+    staged = _chunks(OutputStage(StageConfig()), m, 16, continuous=False)
+    before = motion_beat_frames(m.joints(), FPS)
+    assert len(before) >= 10
+    assert np.array_equal(motion_beat_frames(staged.joints()[:-1], FPS), before[before < m.n_frames - 2])
+
+
+def test_the_staged_buffer_rewrites_a_chunks_provisional_last_frame():
+    m = stepping_drift(2.0, drift_mps=0.1, turn_dps=20.0)
+    q = m.quaternions()
+    whole = OutputStage(StageConfig())
+    _, wq, wt = whole.process_stream(q[:48], m.trans[:48], 0.0)
+    buf = StagedMotionBuffer(OutputStage(StageConfig()), fps=FPS)
+    assert buf.write(BufferedChunk(0.0, q[:16], m.trans[:16]), blend=False) == 16
+    provisional = buf.sample(15 / FPS).quats.copy()
+    assert buf.write(BufferedChunk(16 / FPS, q[16:32], m.trans[16:32]), blend=False) == 16
+    revised = buf.sample(15 / FPS)
+    assert np.abs(revised.quats - wq[15]).max() < 1e-5 and np.abs(revised.trans - wt[15]).max() < 1e-6
+    assert np.abs(provisional - wq[15]).max() > 1e-4          # it was provisional, and was rewritten
+
+
+def test_a_replacing_chunk_revises_the_frame_before_it_as_a_fresh_stream_would():
+    q_a = stepping_drift(4.0, drift_mps=0.1).quaternions()
+    other = stepping_drift(4.0, drift_mps=-0.2, turn_dps=40.0)
+    q_b, t_b = other.quaternions(), other.trans
+    t_a = stepping_drift(4.0, drift_mps=0.1).trans
+    stage = OutputStage(StageConfig())
+    for i in range(0, 64, 16):                               # frames 0..63 of one motion
+        stage.process_stream(q_a[i:i + 16], t_a[i:i + 16], i / FPS)
+    q_new = np.concatenate([q_a[:40], q_b[40:72]])           # another motion from frame 40
+    t_new = np.concatenate([t_a[:40], t_b[40:72]])
+    start, q, t = stage.process_stream(q_new[40:72], t_new[40:72], 40 / FPS)
+    ref = OutputStage(StageConfig())
+    for i in (0, 16):
+        ref.process_stream(q_new[i:i + 16], t_new[i:i + 16], i / FPS)
+    ref.process_stream(q_new[32:40], t_new[32:40], 32 / FPS)
+    start2, q2, t2 = ref.process_stream(q_new[40:72], t_new[40:72], 40 / FPS)
+    assert start == pytest.approx(39 / FPS) and start2 == pytest.approx(39 / FPS) and len(q) == 33
+    assert np.abs(q - q2).max() < 1e-5 and np.abs(t - t2).max() < 1e-6

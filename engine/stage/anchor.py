@@ -96,8 +96,8 @@ def _wrap(a: float) -> float:
 
 
 def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: AnchorState,
-                 cfg: AnchorConfig, fps: float, continuous: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 cfg: AnchorConfig, fps: float, continuous: bool = True, seam: int = 0,
+                 keep_after: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Anchor a chunk, continuing from ``state`` (updated in place).
 
     Args:
@@ -106,6 +106,10 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
         continuous: the chunk's positions continue the previous chunk's coordinates (a
             clip cut in pieces); False when each chunk may be shifted on the floor (the
             live buffer): its first step is then taken from its own motion.
+        seam: the frame where the new chunk starts (frames before it revise the previous
+            chunk's end and continue it).
+        keep_after: leave ``state`` as after this many frames (None: all); the frames after
+            it are provisional (a stream revises them).
     Returns:
         (T, 3, 3) root rotations, (T, 3) root positions, and (T,) heading corrections
         (radians about +Y) applied per frame.
@@ -123,8 +127,6 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
         state.out = xz[0].copy()
         state.last_raw = xz[0].copy()
         state.last_step = np.zeros(2)
-    if not continuous:
-        state.last_raw = xz[0] - (xz[1] - xz[0] if n > 1 else state.last_step)
     head = heading(np.asarray(root_rot, np.float64)).tolist()
     stepping_all = (~np.all(contacts, axis=1)).tolist()
     dt = 1.0 / fps
@@ -140,8 +142,13 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
     g = state.gate
     rows = xz.tolist()
     out_xz = np.empty((n, 2))
+    k = n if keep_after is None else keep_after
+    saved = (ox, oz, lx, lz, sx, sz, p, g)
     for i in range(n):
         x, z = rows[i]
+        if i == seam and not continuous:          # the chunk's first step from its own motion
+            nx, nz = rows[i + 1] if i + 1 < n else (x + sx, z + sz)
+            lx, lz = 2 * x - nx, 2 * z - nz
         sx, sz = x - lx, z - lz
         lx, lz = x, z
         # the gate eases in and out over a few frames (a square on/off would put a step
@@ -166,6 +173,9 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
                 oz -= ez / dist * pull
         out_xz[i] = ox, oz
         psi[i] = p
+        if i == k - 1:
+            saved = (ox, oz, lx, lz, sx, sz, p, g)
+    ox, oz, lx, lz, sx, sz, p, g = saved
     state.out = np.array([ox, oz])
     state.last_raw = np.array([lx, lz])
     state.last_step = np.array([sx, sz])

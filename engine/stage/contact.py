@@ -18,6 +18,7 @@ labels), ``detect`` takes it instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from opendance.skeleton import L_ANKLE, L_FOOT, R_ANKLE, R_FOOT, smpl_skeleton
 FEET = ((L_ANKLE, L_FOOT), (R_ANKLE, R_FOOT))   # (ankle, toe) joint per foot, left first
 
 
+@lru_cache(maxsize=1)
 def ankle_above_toe_m() -> float:
     """Rest height of the ankle joint above the toe joint (SMPL template), metres."""
     rest = smpl_skeleton().rest_joints()
@@ -84,7 +86,8 @@ def foot_heights(joints: np.ndarray, floor_y_m: float = 0.0) -> np.ndarray:
 
 
 def detect(joints: np.ndarray, fps: float, state: ContactState, cfg: ContactConfig,
-           floor_y_m: float = 0.0, given: np.ndarray | None = None) -> np.ndarray:
+           floor_y_m: float = 0.0, given: np.ndarray | None = None, keep_after: int | None = None
+           ) -> np.ndarray:
     """Contacts of a chunk, continuing from ``state`` (updated in place).
 
     A foot plants when its ankle or its toe is low and slow, and is released when neither
@@ -94,18 +97,23 @@ def detect(joints: np.ndarray, fps: float, state: ContactState, cfg: ContactConf
     Args:
         joints: (T, 24, 3) metres; fps: frame rate.
         given: optional (T, 2) bool or [0, 1] contact prediction to use instead.
+        keep_after: leave ``state`` as it was after this many frames (None: all): the
+            frames after it are provisional (a stream revises them).
     Returns:
         (T, 2) bool, True where the foot (left, right) is planted.
     """
     idx = np.array(FEET)
     pts = joints[:, idx]                                       # (T, 2, 2, 3)
     out = np.zeros((len(joints), 2), bool)
-    if len(joints) == 0:
+    n = len(joints)
+    if n == 0:
         return out
+    k = n if keep_after is None else keep_after
     if given is not None:
         out[:] = np.asarray(given) > 0.5
-        state.planted = out[-1].copy()
-        state.last_low = pts[-1].copy()
+        if k > 0:
+            state.planted = out[k - 1].copy()
+            state.last_low = pts[k - 1].copy()
         return out
     h = foot_heights(joints, floor_y_m)
     prev = pts[0] if state.last_low is None else state.last_low
@@ -114,9 +122,10 @@ def detect(joints: np.ndarray, fps: float, state: ContactState, cfg: ContactConf
     on = ((h <= cfg.on_height_m) & (speed <= cfg.on_speed_mps)).any(axis=-1) | touch
     hold = ((h <= cfg.off_height_m) & (speed <= cfg.off_speed_mps)).any(axis=-1) | touch
     planted = state.planted.copy()
-    for i in range(len(joints)):
+    for i in range(n):
         planted = np.where(planted, hold[i], on[i])
         out[i] = planted
-    state.planted = planted
-    state.last_low = pts[-1].copy()
+    if k > 0:
+        state.planted = out[k - 1].copy()
+        state.last_low = pts[k - 1].copy()
     return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -89,7 +90,8 @@ def _smoothstep(x: float) -> float:
 
 def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: FeetState,
              cfg: FeetConfig, floor_y_m: float = 0.0,
-             fk: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
+             fk: tuple[np.ndarray, np.ndarray] | None = None, keep_after: int | None = None
+             ) -> tuple[np.ndarray, dict]:
     """Lock planted feet and lift feet out of the floor on a chunk (state updated in place).
 
     Args:
@@ -97,6 +99,8 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
         contacts: (T, 2) bool, planted feet (left, right).
         fk: the motion's forward kinematics if already known: (T, 24, 3) world positions
             and (T, 24, 3, 3) world rotations.
+        keep_after: leave ``state`` as after this many frames (None: all); the frames after
+            it are provisional (a stream revises them).
     Returns:
         (T, 24, 3, 3) float64 local rotations with the legs solved, and counters
         {"locked_frames", "lifted_frames", "dragged_m"}.
@@ -107,61 +111,128 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
     n = len(rotations)
     offsets = smpl_skeleton().offsets
     stats = {"locked_frames": 0, "lifted_frames": 0, "dragged_m": 0.0}
+    k = n if keep_after is None else keep_after
+    kept = state.copy()
+    solve = []                                     # per leg: (joints, frames, ankle targets, attitudes)
     for f, (hip, knee, ankle, toe) in enumerate(LEGS):
-        reach = float(np.linalg.norm(offsets[knee]) + np.linalg.norm(offsets[ankle])) * cfg.reach_margin
-        target = pos[:, ankle].copy()
-        g_ankle = grot[:, ankle].copy()           # the foot's world attitude to keep
-        release_aa = np.zeros((n, 3))             # release frames: attitude offset still shown
-        releasing = np.zeros(n, bool)
-        for i in range(n):
-            a = pos[i, ankle]
-            if cfg.lock and contacts[i, f]:
-                if not state.locked[f]:
-                    shown, shown_rot = a.copy(), grot[i, ankle]
-                    if state.release_left[f] > 0:   # touching down mid-release: start where shown
-                        w = _smoothstep(state.release_left[f] / max(cfg.release_frames, 1))
-                        shown = a + state.release_pos[f] * w
-                        shown_rot = rot.axis_angle_to_matrix(state.release_aa[f] * w) @ grot[i, ankle]
-                    toe_y = shown[1] + (shown_rot @ offsets[toe])[1]
-                    shown[1] += max(0.0, floor_y_m + cfg.ankle_min_m - shown[1], floor_y_m - toe_y)
-                    state.locked[f], state.release_left[f] = True, 0
-                    state.lock_pos[f], state.lock_rot[f] = shown, shown_rot
-
-                d_vec = state.lock_pos[f] - pos[i, hip]
-                dist = math.sqrt(float(d_vec @ d_vec))
-                if dist > reach:                   # out of reach: drag the lock along
-                    moved = d_vec * (reach / dist - 1.0)
-                    stats["dragged_m"] += dist - reach
-                    state.lock_pos[f] = state.lock_pos[f] + moved
-                target[i] = state.lock_pos[f]
-                g_ankle[i] = state.lock_rot[f]
-                stats["locked_frames"] += 1
-            else:
-                if state.locked[f]:
-                    state.locked[f] = False
-                    state.release_left[f] = cfg.release_frames
-                    state.release_pos[f] = state.lock_pos[f] - a
-                    state.release_aa[f] = rot.matrix_to_axis_angle(state.lock_rot[f] @ grot[i, ankle].T)
-                if state.release_left[f] > 0:
-                    w = _smoothstep(state.release_left[f] / max(cfg.release_frames, 1))
-                    target[i] = a + state.release_pos[f] * w
-                    release_aa[i] = state.release_aa[f] * w
-                    releasing[i] = True
-                    state.release_left[f] -= 1
-        if releasing.any():
-            g_ankle[releasing] = rot.axis_angle_to_matrix(release_aa[releasing]) @ grot[releasing, ankle]
-        toe_rel = np.einsum("nij,j->ni", g_ankle, offsets[toe])
+        target, g_ankle = _foot_targets(f, pos, grot, contacts, state, kept, cfg, floor_y_m, k, stats)
+        toe_rel = g_ankle @ offsets[toe]
         floor_min = floor_y_m + np.maximum(cfg.ankle_min_m, -toe_rel[:, 1])
         stats["lifted_frames"] += int((target[:, 1] < floor_min).sum())
         target[:, 1] = soft_floor(target[:, 1], floor_min, cfg.floor_band_m)
-        work = (np.linalg.norm(target - pos[:, ankle], axis=-1) > 1e-5) | \
+        d = target - pos[:, ankle]
+        work = (np.einsum("ni,ni->n", d, d) > 1e-10) | \
             (np.abs(g_ankle - grot[:, ankle]).reshape(n, -1).max(axis=1) > 1e-6)
-        if not work.any():
-            continue
-        idx = np.nonzero(work)[0]
+        idx = np.flatnonzero(work)
+        if len(idx):
+            solve.append(((hip, knee, ankle), idx, target[idx], g_ankle[idx]))
+    if k < n:
+        for f in range(2):
+            _keep_foot(state, kept, f)
+    if solve:
         time.sleep(0)              # let a waiting thread (the output clock) take the GIL
-        hip_l, knee_l, ankle_l, _ = solve_leg(
-            grot[idx, PELVIS], grot[idx, hip], grot[idx, knee], g_ankle[idx],
-            pos[idx, hip], pos[idx, knee], pos[idx, ankle], target[idx], cfg.reach_margin)
-        rotations[idx, hip], rotations[idx, knee], rotations[idx, ankle] = hip_l, knee_l, ankle_l
+        # both legs in one call: frames of the left leg, then of the right
+        legs = _leg_inputs(solve, pos, grot)
+        args = [np.concatenate([leg[j] for leg in legs]) for j in range(8)]
+        hip_l, knee_l, ankle_l, _ = solve_leg(*args, cfg.reach_margin)
+        o = 0
+        for (hip, knee, ankle), idx, _, _ in solve:
+            sl = slice(o, o + len(idx))
+            rotations[idx, hip], rotations[idx, knee] = hip_l[sl], knee_l[sl]
+            rotations[idx, ankle] = ankle_l[sl]
+            o += len(idx)
     return rotations, stats
+
+
+def _leg_inputs(solve: list, pos: np.ndarray, grot: np.ndarray) -> list[tuple]:
+    """``solve_leg``'s arguments per leg for its frames to solve."""
+    return [(grot[idx, PELVIS], grot[idx, hip], grot[idx, knee], g_ankle, pos[idx, hip], pos[idx, knee],
+             pos[idx, ankle], target) for (hip, knee, ankle), idx, target, g_ankle in solve]
+
+
+@lru_cache(maxsize=2)
+def _leg_reach_m(f: int) -> float:
+    """Length of leg ``f`` (hip to knee plus knee to ankle), metres."""
+    offsets = smpl_skeleton().offsets
+    _, knee, ankle, _ = LEGS[f]
+    return float(np.linalg.norm(offsets[knee]) + np.linalg.norm(offsets[ankle]))
+
+
+def _foot_targets(f: int, pos: np.ndarray, grot: np.ndarray, contacts: np.ndarray, state: FeetState,
+                  kept: FeetState, cfg: FeetConfig, floor_y_m: float, k: int, stats: dict
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The lock / release state machine of foot ``f`` over the chunk (``state`` updated in
+    place, its state after ``k`` frames copied into ``kept``): (T, 3) ankle targets and
+    (T, 3, 3) world foot attitudes, before the floor clamp."""
+    hip, _, ankle, toe = LEGS[f]
+    n = len(pos)
+    reach = _leg_reach_m(f) * cfg.reach_margin
+    offsets = smpl_skeleton().offsets
+    target = pos[:, ankle].copy()
+    g_ankle = grot[:, ankle].copy()            # the foot's world attitude to keep
+    hips = pos[:, hip].tolist()
+    planted = contacts[:, f].tolist() if cfg.lock else [False] * n
+    locked, left = bool(state.locked[f]), int(state.release_left[f])
+    lp, lrot = state.lock_pos[f].tolist(), state.lock_rot[f].copy()
+    rpos, raa = state.release_pos[f].copy(), state.release_aa[f].copy()
+    lock_rows, lock_pos, lock_rot = [], [], []
+    rel_rows, rel_w, rel_pos, rel_aa = [], [], [], []
+    rf = max(cfg.release_frames, 1)
+    for i in range(n):
+        if planted[i]:
+            if not locked:
+                shown, shown_rot = pos[i, ankle].copy(), grot[i, ankle]
+                if left > 0:                   # touching down mid-release: start where shown
+                    w = _smoothstep(left / rf)
+                    shown = shown + rpos * w
+                    shown_rot = rot.axis_angle_to_matrix(raa * w) @ grot[i, ankle]
+                toe_y = shown[1] + (shown_rot @ offsets[toe])[1]
+                shown[1] += max(0.0, floor_y_m + cfg.ankle_min_m - shown[1], floor_y_m - toe_y)
+                locked, left = True, 0
+                lp, lrot = shown.tolist(), shown_rot
+            hx, hy, hz = hips[i]
+            dx, dy, dz = lp[0] - hx, lp[1] - hy, lp[2] - hz
+            dist = math.sqrt(dx * dx + dy * dy + dz * dz)
+            if dist > reach:                   # out of reach: drag the lock along
+                s = reach / dist
+                stats["dragged_m"] += dist - reach
+                lp = [hx + dx * s, hy + dy * s, hz + dz * s]
+            lock_rows.append(i)
+            lock_pos.append(lp)
+            lock_rot.append(lrot)
+        else:
+            if locked:
+                locked, left = False, cfg.release_frames
+                rpos = np.array(lp) - pos[i, ankle]
+                raa = rot.matrix_to_axis_angle(lrot @ grot[i, ankle].T)
+            if left > 0:
+                rel_rows.append(i)
+                rel_w.append(_smoothstep(left / rf))
+                rel_pos.append(rpos)
+                rel_aa.append(raa)
+                left -= 1
+        if i == k - 1:
+            _set_foot(kept, f, locked, lp, lrot, left, rpos, raa)
+    _set_foot(state, f, locked, lp, lrot, left, rpos, raa)
+    stats["locked_frames"] += len(lock_rows)
+    if lock_rows:
+        target[lock_rows] = lock_pos
+        g_ankle[lock_rows] = np.stack(lock_rot)
+    if rel_rows:
+        w = np.array(rel_w)[:, None]
+        target[rel_rows] += np.array(rel_pos) * w
+        g_ankle[rel_rows] = rot.axis_angle_to_matrix(np.array(rel_aa) * w) @ grot[rel_rows, ankle]
+    return target, g_ankle
+
+
+def _set_foot(st: FeetState, f: int, locked: bool, lp: list, lrot: np.ndarray, left: int,
+              rpos: np.ndarray, raa: np.ndarray) -> None:
+    st.locked[f], st.release_left[f] = locked, left
+    st.lock_pos[f], st.lock_rot[f], st.release_pos[f], st.release_aa[f] = lp, lrot, rpos, raa
+
+
+def _keep_foot(dst: FeetState, src: FeetState, f: int) -> None:
+    """Copy foot ``f``'s state from ``src`` into ``dst``."""
+    dst.locked[f], dst.release_left[f] = src.locked[f], src.release_left[f]
+    dst.lock_pos[f], dst.lock_rot[f] = src.lock_pos[f], src.lock_rot[f]
+    dst.release_pos[f], dst.release_aa[f] = src.release_pos[f], src.release_aa[f]

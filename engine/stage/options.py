@@ -36,7 +36,9 @@ def add_stage_arguments(p: argparse.ArgumentParser, ground: bool = False, vmc: b
                    help="do not lock planted feet (the floor clamp stays on)")
     g.add_argument("--no-smooth", action="store_true", help="no tremor / pop filter")
     g.add_argument("--smooth-cutoff", type=float, default=SmoothConfig.min_cutoff_hz, metavar="HZ",
-                   help="smoothing cutoff of a still joint (lower: smoother, more lag)")
+                   help="also run a one-euro tremor filter with this cutoff for a still joint, after "
+                        "the centred, lag-free one (for a source with heavy tremor; lower: smoother, but "
+                        "pauses land up to a frame late). None: not run")
     if vmc:
         g.add_argument("--vmc-own-proportions", action="store_true",
                        help="the VMC receiver keeps its avatar's proportions (EVMC4U BonePositionSynchronize "
@@ -53,12 +55,14 @@ def stage_config_from_args(args: argparse.Namespace) -> StageConfig:
     """The ``StageConfig`` the options ask for (one-line ``InputError`` on bad values)."""
     if not args.stage_radius > 0:
         raise InputError(f"--stage-radius must be positive, got {args.stage_radius}")
-    if not 0.1 <= args.smooth_cutoff <= 15:
-        raise InputError(f"--smooth-cutoff must be 0.1-15 Hz, got {args.smooth_cutoff}")
+    cutoff = args.smooth_cutoff
+    if cutoff is not None and not 0.1 <= cutoff <= 15:
+        raise InputError(f"--smooth-cutoff must be 0.1-15 Hz, got {cutoff}")
     base = StageConfig()
     return replace(
         base, enabled=bool(args.stage) if hasattr(args, "stage") else not args.no_stage,
-        smooth=replace(base.smooth, enabled=not args.no_smooth, min_cutoff_hz=float(args.smooth_cutoff)),
+        smooth=replace(base.smooth, enabled=not args.no_smooth,
+                       min_cutoff_hz=None if cutoff is None else float(cutoff)),
         feet=replace(FeetConfig(), lock=not args.no_foot_lock),
         anchor=replace(base.anchor, free_roam=bool(args.free_roam), radius_m=float(args.stage_radius),
                        facing_deg=float(args.facing)),

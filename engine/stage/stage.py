@@ -11,11 +11,14 @@ whole clip would, up to the pop test at chunk ends):
    above the floor.
 
 Two ways in: ``process_motion(motion)`` for a whole clip (``generate``, ``convert``,
-``stream``), and ``process(rotations, trans, start_time_s)`` for the live path, called
-with each chunk as it is written to the motion buffer (``StagedMotionBuffer``). The live
-generator runs ahead of the music, so processing there adds no output latency. A chunk
-that starts before the end of what was processed (a preempted or late chunk replacing
-buffered motion) rolls the state back to that time first.
+``stream``), and ``process_stream(quats, trans, start_time_s)`` for the live path, called
+with each chunk as it is written to the motion buffer (``StagedMotionBuffer``). The
+smoothing is centred (no lag), so it needs the frame after: a chunk's last frame is given
+provisionally and revised by the next chunk, which ``process_stream`` returns first (the
+buffer rewrites it; it is far ahead of the music). The live generator runs ahead of the
+music, so processing there adds no output latency. A chunk that starts before the end of
+what was processed (a preempted or late chunk replacing buffered motion) rolls the state
+back to that time first.
 """
 
 from __future__ import annotations
@@ -92,13 +95,18 @@ class StageConfig:
 
 @dataclass
 class _State:
+    """The parts' states as after the last *final* frame (the smoothing's holds the
+    provisional frame's input too), and the provisional frame's given contacts."""
+
     smooth: SmoothState = field(default_factory=SmoothState)
     contact: ContactState = field(default_factory=ContactState.fresh)
     anchor: AnchorState = field(default_factory=AnchorState)
     feet: FeetState = field(default_factory=FeetState)
+    last_contacts: np.ndarray | None = None
 
     def copy(self) -> _State:
-        return _State(self.smooth.copy(), self.contact.copy(), self.anchor.copy(), self.feet.copy())
+        return _State(self.smooth.copy(), self.contact.copy(), self.anchor.copy(), self.feet.copy(),
+                      self.last_contacts)
 
 
 @dataclass
@@ -152,7 +160,8 @@ class OutputStage:
     # ----------------------------------------------------------------- streams
     def process(self, rotations: np.ndarray, trans: np.ndarray, start_time_s: float | None = None,
                 contacts: np.ndarray | None = None, continuous: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Stage one chunk, continuing the stream.
+        """Stage one chunk, continuing the stream; returns the chunk's own frames only (its
+        last frame provisional; ``process_stream`` also returns the revised frame before it).
 
         Args:
             rotations: (T, 24, 3, 3) local rotations; trans: (T, 3) root positions, metres.
@@ -170,24 +179,40 @@ class OutputStage:
             raise ValueError(f"expected (T, 24, 3, 3) rotations, got {rotations.shape}")
         if not self.config.enabled or len(rotations) == 0:
             return rotations.astype(np.float32), np.asarray(trans, np.float32)
-        _, q, t = self._process(rot.matrix_to_quat(rotations), trans, start_time_s, contacts, continuous)
-        return rot.quat_to_matrix(q).astype(np.float32), t
+        q, t, rev = self._process(rot.matrix_to_quat(rotations), trans, start_time_s, contacts, continuous)
+        return rot.quat_to_matrix(q[rev:]).astype(np.float32), t[rev:].astype(np.float32)
 
     def process_quats(self, quats: np.ndarray, trans: np.ndarray, start_time_s: float | None = None,
                       contacts: np.ndarray | None = None, continuous: bool = False
                       ) -> tuple[np.ndarray, np.ndarray]:
-        """``process`` for (T, 24, 4) x, y, z, w quaternions; returns (T, 24, 4) float32
-        quaternions and (T, 3) float32 metres."""
+        """``process`` for (T, 24, 4) x, y, z, w quaternions; returns the chunk's (T, 24, 4)
+        float32 quaternions and (T, 3) float32 metres."""
+        _, q, t = self.process_stream(quats, trans, start_time_s, contacts, continuous)
+        n = len(np.asarray(quats))
+        return q[len(q) - n:], t[len(t) - n:]
+
+    def process_stream(self, quats: np.ndarray, trans: np.ndarray, start_time_s: float | None = None,
+                       contacts: np.ndarray | None = None, continuous: bool = False
+                       ) -> tuple[float | None, np.ndarray, np.ndarray]:
+        """Stage one chunk of (T, 24, 4) x, y, z, w quaternions and (T, 3) metres.
+
+        Returns (start, quats, trans): (R + T, 24, 4) float32 and (R + T, 3) float32 from
+        ``start`` (seconds, ``start_time_s`` less R frames; None when ``start_time_s`` is),
+        where the first R (0 or 1) frames revise the previous chunk's provisional last frame
+        (the centred smoothing now knows the frame after it). The chunk's own last frame is
+        provisional until the next adjacent chunk revises it.
+        """
         quats = np.asarray(quats, np.float64)
         if quats.ndim != 3 or quats.shape[1:] != (N_JOINTS, 4):
             raise ValueError(f"expected (T, 24, 4) quaternions, got {quats.shape}")
         if not self.config.enabled or len(quats) == 0:
-            return quats.astype(np.float32), np.asarray(trans, np.float32)
-        _, q, t = self._process(quats, trans, start_time_s, contacts, continuous)
-        return q.astype(np.float32), t
+            return start_time_s, quats.astype(np.float32), np.asarray(trans, np.float32)
+        q, t, rev = self._process(quats, trans, start_time_s, contacts, continuous)
+        start = None if start_time_s is None else float(start_time_s) - rev / self.fps
+        return start, q.astype(np.float32), t.astype(np.float32)
 
     def _process(self, quats: np.ndarray, trans: np.ndarray, start_time_s: float | None,
-                 contacts: np.ndarray | None, continuous: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 contacts: np.ndarray | None, continuous: bool) -> tuple[np.ndarray, np.ndarray, int]:
         t0 = time.perf_counter()
         trans = np.asarray(trans, np.float64)
         if trans.shape != (len(quats), 3):
@@ -198,6 +223,8 @@ class OutputStage:
             start = 0
         if self._next_frame is not None and start != self._next_frame:
             self._rollback(start)
+        if self._next_frame is not None and start != self._next_frame:
+            self._state.smooth.pending = False     # a gap: the frame before is not this chunk's neighbour
         self._history.append(_Entry(start, self._state.copy(), quats, trans, contacts, continuous))
         out = self._run(quats, trans, contacts, continuous)
         self._next_frame = start + len(quats)
@@ -230,10 +257,12 @@ class OutputStage:
         self.stats["rollbacks"] += 1
         while self._history and self._history[-1].start_frame >= start:
             self._state = self._history.pop().state
+            self._next_frame = start
         if not self._history:
             return
         last = self._history[-1]
         if start >= last.start_frame + len(last.quats):
+            self._next_frame = last.start_frame + len(last.quats)
             return
         self._history.pop()
         self._state = last.state.copy()
@@ -242,37 +271,49 @@ class OutputStage:
         self._history.append(_Entry(last.start_frame, last.state.copy(), last.quats[:k],
                                     last.trans[:k], c, last.continuous))
         self._run(last.quats[:k], last.trans[:k], c, last.continuous)
+        self._next_frame = start
 
     def _run(self, quats: np.ndarray, trans: np.ndarray, contacts: np.ndarray | None,
-             continuous: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The chain on (T, 24, 4) quaternions: (T, 24, 3, 3) rotations (filled for the
-        leg chain only), (T, 24, 4) quaternions and (T, 3) root positions out (float64)."""
+             continuous: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        """The chain on (T, 24, 4) quaternions: (R + T, 24, 4) quaternions and (R + T, 3)
+        root positions out (float64) and R, the revised frames before the chunk (0 or 1).
+        The parts' states are kept as after the last final frame (all but the last)."""
         cfg, st = self.config, self._state
         # time.sleep(0) between the steps hands the GIL to a waiting thread (the output
         # clock) so the stage never holds it for a whole chunk on a busy machine
-        q, t = smooth_chunk(quats, trans, st.smooth, cfg.smooth, self.fps)
+        q, t, rev = smooth_chunk(quats, trans, st.smooth, cfg.smooth, self.fps)
+        if contacts is not None:
+            given = np.asarray(contacts, np.float64)
+            if rev:
+                prev = given[:1] if st.last_contacts is None else st.last_contacts[None]
+                given = np.concatenate([prev, given])
+            st.last_contacts = given[-1].copy()
+            contacts = given
+        keep = len(q) - 1 if cfg.smooth.enabled else len(q)
         time.sleep(0)
-        r = np.zeros(q.shape[:2] + (3, 3))
-        r[:, LEG_CHAIN] = rot.quat_to_matrix(q[:, LEG_CHAIN])
+        lq = q[:, LEG_CHAIN]
+        r = np.empty(q.shape[:2] + (3, 3))
+        r[:, LEG_CHAIN] = rot.quat_to_matrix(lq)
         joints, grot = leg_kinematics(r, t)
-        planted = detect(joints, self.fps, st.contact, cfg.contact, cfg.floor_y_m, contacts)
+        planted = detect(joints, self.fps, st.contact, cfg.contact, cfg.floor_y_m, contacts, keep_after=keep)
         time.sleep(0)
-        root_rot, t_new, psi = anchor_chunk(r[:, 0], t, planted, st.anchor, cfg.anchor, self.fps, continuous)
+        root_rot, t_new, psi = anchor_chunk(r[:, 0], t, planted, st.anchor, cfg.anchor, self.fps, continuous,
+                                            seam=rev, keep_after=keep)
         # the anchor turned the body by psi about the root and moved the root: same for the joints
         turn = rot.rotation_about("y", psi)                                          # (T, 3, 3)
         joints = np.einsum("tij,tkj->tki", turn, joints - t[:, None]) + t_new[:, None]
         grot = turn[:, None] @ grot
         r[:, 0] = root_rot
         time.sleep(0)
-        r, fs = fix_feet(r, t_new, planted, st.feet, cfg.feet, cfg.floor_y_m, fk=(joints, grot))
-        t = t_new
+        r, fs = fix_feet(r, t_new, planted, st.feet, cfg.feet, cfg.floor_y_m, fk=(joints, grot),
+                         keep_after=keep)
         self.stats["pops"] = st.smooth.pops
         for k in ("locked_frames", "lifted_frames", "dragged_m"):
             self.stats[k] += fs[k]
         self.stats["last_contacts"] = planted[-1].tolist()
         q = q.copy()
         q[:, CHANGED_JOINTS] = rot.matrix_to_quat(r[:, CHANGED_JOINTS])
-        return r, q, t
+        return q, t_new, rev
 
 
 def ground_offset_m(motion: Motion, floor_y_m: float = 0.0, percentile: float = 5.0) -> float:
@@ -289,7 +330,8 @@ class StagedMotionBuffer(MotionBuffer):
     Per chunk: the frames already due are dropped, the seam blend onto the motion just
     before the chunk is applied to the stage's input (the motion as made, which the stage
     keeps), then the stage runs (so feet it locks stay locked through the seam), and the
-    chunk is spliced in without a second blend. The stage runs on the generator thread, outside the buffer's
+    chunk is spliced in without a second blend, from the previous chunk's last frame (revised by
+    the stage's centred smoothing). The stage runs on the generator thread, outside the buffer's
     lock; the chunks it sees are ahead of the music, so it adds no output latency.
     """
 
@@ -309,6 +351,8 @@ class StagedMotionBuffer(MotionBuffer):
         prev = self.stage.input_before(float(times[0]), 2) if blend else None
         if prev is not None:
             q, p = seam_blend(prev[0], prev[1], q, p, self.blend_frames)
-        q, p = self.stage.process_quats(q, p, float(times[0]), continuous=False)
-        return super().write(replace(chunk, start_audio_s=float(times[0]), quats=q, trans=p),
-                             not_before_audio_s, blend=False)
+        # the output starts with the previous chunk's last frame, revised (unless already due)
+        start, q, p = self.stage.process_stream(q, p, float(times[0]), continuous=False)
+        written = super().write(replace(chunk, start_audio_s=start, quats=q, trans=p), not_before_audio_s,
+                                blend=False)
+        return min(written, len(times))

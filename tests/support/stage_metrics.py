@@ -145,5 +145,9 @@ def smooth_angle(angle: np.ndarray, cfg: SmoothConfig | None = None, chunk: int 
     st, cfg = SmoothState(), cfg or SmoothConfig()
     fps = 30.0
     step = chunk or len(q)
-    out = [smooth_chunk(q[i:i + step], t[i:i + step], st, cfg, fps)[0] for i in range(0, len(q), step)]
-    return _angle_z(np.concatenate(out))
+    out: list[np.ndarray] = []
+    for i in range(0, len(q), step):
+        oq, _, rev = smooth_chunk(q[i:i + step], t[i:i + step], st, cfg, fps)
+        del out[len(out) - rev:]            # the previous chunk's last frame, revised
+        out.extend(oq)
+    return _angle_z(np.stack(out))
