@@ -61,7 +61,8 @@ class MotionPlayback:
     Args:
         motion: the clip.
         fps: output frame rate (frames are slerped from the clip's own rate).
-        loop: start over at the end (the root jumps back), else stop.
+        loop: start over at the end, else stop (the root jumps back unless the clip was made
+            loopable, as `opendance stream` does).
         bpm: tempo for the beat fields (0: unknown; phases stay 0).
         clock, sleep: injectable time source (``time.monotonic`` seconds) for tests.
         stage: the output stage for the clip, ``Motion -> Motion`` (the command passes

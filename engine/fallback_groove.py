@@ -174,17 +174,21 @@ def _procedural_routine(fps: float, style: str, energy: float, seed: int) -> Mot
     blend = round(LOOP_BLEND_BARS * BEATS_PER_BAR * beat_s * fps)
     if len(motion) < length + blend:
         return None
-    return _make_loop(motion, length, blend)
+    return make_loop(motion, length, blend)
 
 
-def _make_loop(motion: Motion, length: int, blend: int) -> Motion:
+def make_loop(motion: Motion, length: int, blend: int) -> Motion:
     """Frames [0, length) made to loop: frame ``length - 1`` -> frame 0 is one ordinary step.
 
     ``motion`` continues ``blend`` frames past ``length``. The routine's net travel is taken
     out, spread over the loop (the root drifts back by at most a few mm per second), so its
     end meets its start; the first ``blend`` frames start as the continuation of the end
-    and ease into the routine's own start (rotations by slerp).
+    and ease into the routine's own start (rotations by slerp). A clip of ``n`` frames
+    loops seamlessly as ``make_loop(clip, n - blend, blend)``.
     """
+    if not 0 < blend <= length or length + blend > motion.n_frames:
+        raise ValueError(f"make_loop needs 0 < blend <= length and length + blend <= {motion.n_frames} "
+                         f"frames, got length {length}, blend {blend}")
     q_all = motion.quaternions().astype(np.float64)
     t_all = motion.trans.astype(np.float64)
     shift = t_all[length] - t_all[0]

@@ -10,6 +10,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from opendance.bridges.playback import MotionPlayback
 
@@ -53,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     from opendance.engine.stage import OutputStage
     from opendance.engine.stage.options import stage_config_from_args
     from opendance.errors import OpenDanceError
+    from opendance.motion import Motion
 
     if args.motion and args.test_pattern:
         raise OpenDanceError("give a MOTION_FILE or --test-pattern, not both")
@@ -65,7 +68,20 @@ def _run(args: argparse.Namespace) -> int:
     bpm = args.bpm or (120.0 if args.test_pattern else 0.0)
     motion = rig_check_motion(bpm=bpm) if args.test_pattern else load_motion(args.motion)
     stage = OutputStage(stage_config_from_args(args), motion.fps)
-    player = MotionPlayback(motion, fps=args.fps, loop=not args.once, bpm=bpm, stage=stage.process_motion)
+
+    def prepare(clip):
+        """The clip through the output stage; a looping clip is made loopable first and staged
+        with its own end before it and its start after it, so the stage (foot lock, anchor,
+        smoothing) meets the seam as it will be played."""
+        if args.once:
+            return stage.process_motion(clip)
+        loop = loopable(clip)
+        w = min(loop.n_frames, round(LOOP_WARMUP_S * loop.fps))
+        ext = Motion(np.concatenate([loop.rotations[-w:], loop.rotations, loop.rotations[:w]]),
+                     np.concatenate([loop.trans[-w:], loop.trans, loop.trans[:w]]), loop.fps)
+        return stage.process_motion(ext).slice(w, w + loop.n_frames)
+
+    player = MotionPlayback(motion, fps=args.fps, loop=not args.once, bpm=bpm, stage=prepare)
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None  # stop like Ctrl-C
@@ -74,6 +90,25 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+
+
+#: Seconds over which a looping clip's last frames ease into its first (``loopable``).
+LOOP_SEAM_S = 0.8
+#: Seconds of the loop's end the output stage sees before its start (its state settles).
+LOOP_WARMUP_S = 2.0
+
+
+def loopable(clip):
+    """A clip that loops without a jump: its last ``LOOP_SEAM_S`` seconds (at most a quarter
+    of it) ease into its first frames and its net travel is spread over the loop
+    (``engine.fallback_groove.make_loop``), so frame ``n - 1`` -> frame 0 is an ordinary
+    step. Clips under 8 frames are returned as they are."""
+    from opendance.engine.fallback_groove import make_loop
+
+    blend = min(round(LOOP_SEAM_S * clip.fps), clip.n_frames // 4)
+    if clip.n_frames < 8 or blend < 1:
+        return clip
+    return make_loop(clip, clip.n_frames - blend, blend)
 
 
 def _stream(args: argparse.Namespace, player: MotionPlayback) -> int:
