@@ -18,7 +18,9 @@ Reported (see ``analyse``):
   against the song's true beats;
 - control latency: WebSocket control message sent -> first received frame made with it
   (frames carry the energy their chunk was made with), p50/p95;
-- output jitter at the receiver and at the output clock: |interval - 1/fps| p99 (ms);
+- output jitter at the receiver and at the output clock: |interval - 1/fps| p99 (ms) (a
+  dropped frame counts as an interval of two periods at the clock; a late frame counts in
+  two intervals), and the output clock's lateness: send time - the frame's due time (ms);
 - memory: RSS and thread count over the run, growth between the first and last quarter.
 
 Usage:
@@ -162,8 +164,16 @@ def run(args) -> dict:
                                                 preempt_in_chunk=not args.no_preempt_in_chunk,
                                                 beat_snap=not args.no_beat_snap,
                                                 beat_snap_accent=args.beat_snap_accent),
-                           controls=ControlState(steps=args.steps, refine=args.refine))
+                           controls=ControlState(steps=args.steps, refine=args.refine),
+                           realtime_threads=not args.no_realtime_threads)
     session = LiveSession(source, gen, [hub], config)
+    out = session.output
+    if args.clock_prepare_ms is not None:
+        out.prepare_s = args.clock_prepare_ms / 1e3
+    if args.clock_spin_ms is not None:
+        out.spin_s = args.clock_spin_ms / 1e3
+    if args.switch_interval_ms is not None:
+        out.switch_interval_s = args.switch_interval_ms / 1e3
     box["s"] = session
 
     tmp = Path(tempfile.mkdtemp(prefix="od-latency-"))
@@ -178,6 +188,7 @@ def run(args) -> dict:
     samples = []                                      # t, audio_s, lead_s, rss_mb, threads, locked
     t0 = time.monotonic()
     gc_pauses = _GcPauses()
+    load_start = [round(x, 2) for x in os.getloadavg()]
     session.start()
     try:
         with tqdm(total=round(song.duration_s), unit="s", desc="song", disable=args.quiet) as bar:
@@ -206,6 +217,7 @@ def run(args) -> dict:
     gc_pauses.stop()
     result = analyse(session, song, recv, np.array(samples, np.float64), args)
     result["gc"] = gc_pauses.summary()
+    result["load_avg_start"] = load_start
     result["model"] = model_name
     result["backend"] = getattr(getattr(gen, "backend", None), "name", args.backend)
     if args.png:
@@ -252,7 +264,8 @@ def clock_jitter(seconds: float, fps: float, prepare_s: float, switch_s: float |
     and optionally a thread that keeps the GIL busy the way the generator and analyzer
     do (pure-Python loops and NumPy calls). |interval - 1/fps| p50/p99/max, ms."""
     from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
-    from opendance.realtime.output_clock import AudioClockMap, OutputClock
+    from opendance.realtime.output_clock import OutputClock
+    from opendance.realtime.sample_clock import AudioClockMap
 
     class Drop:
         def send(self, frame) -> None:
@@ -359,6 +372,14 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
            "underrun_frames": st.underruns, "frames_received": len(rt),
            "frames_skipped_by_ws": int(np.sum(np.diff(frames) - 1)) if len(frames) else 0,
            "jitter_receiver_ms": _pct(dev_recv, (50, 99)), "jitter_output_clock_ms": _pct(dev_send, (50, 99)),
+           "lateness_output_clock_ms": _pct(np.asarray(st.lateness_s) * 1e3, (50, 99, 99.9)),
+           "frames_made_late": st.made_late,
+           "clock": {"prepare_ms": session.output.prepare_s * 1e3, "spin_ms": session.output.spin_s * 1e3,
+                     "switch_interval_ms": (None if session.output.switch_interval_s is None
+                                            else session.output.switch_interval_s * 1e3),
+                     "priority": session.output.priority,
+                     "realtime_threads": session.config.realtime_threads},
+           "load_avg_end": [round(x, 2) for x in os.getloadavg()],
            "transport_ms": _pct((rt - recv["send_t"]) * 1e3, (50, 99))}
 
     # ---- beat sync on the monotonic clock
@@ -523,6 +544,14 @@ def main(argv=None) -> int:
     p.add_argument("--clock-only", type=float, default=0.0, metavar="SECONDS",
                    help="measure the output clock alone (no engine), idle and with a GIL-busy thread, "
                         "before / after its jitter fixes, SECONDS per configuration")
+    p.add_argument("--clock-prepare-ms", type=float, default=None,
+                   help="output clock: wake this long before a frame is due (default: PREPARE_S)")
+    p.add_argument("--clock-spin-ms", type=float, default=None,
+                   help="output clock: poll the clock this last stretch before a frame (default: SPIN_S)")
+    p.add_argument("--switch-interval-ms", type=float, default=None,
+                   help="GIL switch interval while the output clock runs (default: SWITCH_INTERVAL_S)")
+    p.add_argument("--no-realtime-threads", action="store_true",
+                   help="the session's other Python threads at normal scheduling (the clock keeps its own)")
     p.add_argument("--no-preempt-in-chunk", action="store_true",
                    help="preempt only at chunk seams (the engine before mid-chunk preemption)")
     p.add_argument("--out", default=None, help="write the JSON here too")

@@ -1,9 +1,10 @@
 """The control channel: OSC and WebSocket messages -> validated ``ControlState`` changes.
 
-Parsers here turn one inbound message into a dict of changes that
-``ControlState.updated(**changes)`` accepts (already validated by it), or raise
-``ControlError`` with a message fit to show the sender. ``OscControlServer`` listens on a
-UDP port and calls ``on_control(changes)`` for every accepted message.
+Parsers here decode one inbound message (its wire format only) into a dict of changes
+and hand it to ``opendance.controls.validate_changes``, the one place control values are
+checked; a bad one raises ``ControlError`` with a message fit to show the sender.
+``OscControlServer`` listens on a UDP port and calls ``on_control(changes)`` for every
+accepted message.
 
 OSC addresses (arguments after the optional token, see below):
 
@@ -34,7 +35,7 @@ from collections.abc import Callable, Sequence
 from opendance.bridges.limits import Throttle, TokenBucket
 from opendance.bridges.osc_wire import OscDecodeError, decode_packet
 from opendance.bridges.security import require_token_if_exposed
-from opendance.controls import ControlError, ControlState
+from opendance.controls import ControlError, validate_changes
 from opendance.errors import OpenDanceError
 
 log = logging.getLogger(__name__)
@@ -61,16 +62,6 @@ def token_matches(given: object, expected: str) -> bool:
     return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def validate_changes(changes: dict) -> dict:
-    """Check ``changes`` with ``ControlState.updated`` and return the cleaned values."""
-    state = ControlState().updated(**changes)
-    return {k: getattr(state, k) for k in changes}
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _one(key: str, args: Sequence) -> object:
     if len(args) != 1:
         raise ControlError(f"{key} takes exactly one argument, got {len(args)}")
@@ -78,7 +69,10 @@ def _one(key: str, args: Sequence) -> object:
 
 
 def parse_osc_control(address: str, args: Sequence, token: str | None = None) -> dict:
-    """One OSC control message -> validated changes; raises ``ControlError``."""
+    """One OSC control message -> validated changes; raises ``ControlError``.
+
+    Decodes the wire format only (token, address, how many arguments, traj pairs, no
+    arguments = clear); every value is checked by ``opendance.controls``."""
     args = list(args)
     if token is not None:
         if not args or not token_matches(args[0], token):
@@ -88,31 +82,14 @@ def parse_osc_control(address: str, args: Sequence, token: str | None = None) ->
     key = OSC_ADDRESSES.get(address)
     if key is None:
         raise ControlError(f"unknown control address {address!r}; known: {', '.join(OSC_ADDRESSES)}")
-    if key == "style":
-        value = _one(key, args)
-        if not isinstance(value, str):
-            raise ControlError(f"style takes a string, got {type(value).__name__}")
-    elif key in ("energy", "steps"):
-        value = _one(key, args)
-        if not _is_number(value):
-            raise ControlError(f"{key} takes a number, got {type(value).__name__}")
-    elif key in ("refine", "frozen"):
-        value = _one(key, args)
-        if not isinstance(value, bool) and not _is_number(value):
-            raise ControlError(f"{key} takes T/F or 0/1, got {type(value).__name__}")
-    elif key == "traj_path":
+    if key == "traj_path":
         if len(args) % 2:
             raise ControlError(f"traj takes pairs of numbers x z (metres), got {len(args)} numbers")
-        if not all(_is_number(a) for a in args):
-            raise ControlError("traj takes numbers only (x1 z1 x2 z2 ...)")
-        value = [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
-    else:  # keyframe
-        if not args:
-            value = None
-        elif not all(_is_number(a) for a in args):
-            raise ControlError("keyframe takes 72 numbers (axis-angle radians)")
-        else:
-            value = args
+        value: object = [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
+    elif key == "keyframe":
+        value = args or None
+    else:
+        value = _one(key, args)
     return validate_changes({key: value})
 
 
@@ -121,28 +98,12 @@ def parse_ws_control(changes: object) -> dict:
 
     Keys are control names (``traj`` is accepted for ``traj_path``); values are JSON:
     style string, energy number, steps integer, refine / frozen boolean, traj list of
-    [x, z] pairs, keyframe list of 72 numbers or null. Raises ``ControlError``.
+    [x, z] pairs, keyframe list of 72 numbers or null. Decodes the names only; every
+    name and value is checked by ``opendance.controls``. Raises ``ControlError``.
     """
     if not isinstance(changes, dict) or not changes:
         raise ControlError('"set" must be a non-empty object of control: value')
-    clean = {}
-    for raw_key, value in changes.items():
-        key = WS_ALIASES.get(raw_key, raw_key)
-        if key not in CONTROL_KEYS:
-            raise ControlError(f"unknown control {raw_key!r}; known: {', '.join(CONTROL_KEYS)}")
-        if key == "style" and not isinstance(value, str):
-            raise ControlError(f"style must be a string, got {type(value).__name__}")
-        if key in ("energy", "steps") and not _is_number(value):
-            raise ControlError(f"{key} must be a number, got {type(value).__name__}")
-        if key == "traj_path" and not (isinstance(value, list)
-                                       and all(isinstance(p, list) and all(_is_number(c) for c in p)
-                                               for p in value)):
-            raise ControlError("traj must be a list of [x, z] number pairs in metres")
-        if key == "keyframe" and value is not None and not (
-                isinstance(value, list) and all(_is_number(v) for v in value)):
-            raise ControlError("keyframe must be a list of 72 numbers or null")
-        clean[key] = value
-    return validate_changes(clean)
+    return validate_changes({WS_ALIASES.get(k, k): v for k, v in changes.items()})
 
 
 class OscControlDispatcher:

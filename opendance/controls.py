@@ -2,21 +2,26 @@
 
 ``ControlState`` is an immutable snapshot; ``ControlState.updated(**changes)`` validates
 and returns a new one with ``version`` incremented. The engine reads the newest snapshot
-at the start of each chunk, so a change takes effect from the next chunk. Bridges parse
-OSC / WebSocket messages into ``updated(...)`` calls; a bad value raises ``ControlError``
-with a message fit to send back to the client.
+at the start of each chunk, so a change takes effect from the next chunk.
+
+This module is the one place control values are checked (types, ranges, lengths). The
+bridges only decode their wire format (OSC arguments, WebSocket JSON) into a dict of
+``name: value`` and hand it to ``validate_changes`` or ``updated``; a bad value raises
+``ControlError`` with a message fit to send back to the client.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from opendance.errors import OpenDanceError
 from opendance.validate import MAX_PATH_POINTS, MAX_STEPS, MAX_TARGET_M, MAX_TEXT_CHARS, MIN_STEPS
 
 __all__ = ["MAX_PATH_POINTS", "MAX_STEPS", "MAX_TARGET_M", "MAX_TEXT_CHARS", "MIN_STEPS", "ControlError",
-           "ControlState"]
+           "ControlState", "validate_changes"]
 
 
 class ControlError(OpenDanceError):
@@ -58,13 +63,27 @@ class ControlState:
         return replace(self, **clean, version=self.version + 1)
 
 
+def validate_changes(changes: Mapping[str, object]) -> dict:
+    """The checked values of ``changes`` (control name -> value, as a bridge decoded them
+    from its wire format), or ``ControlError``. The same checks as ``ControlState.updated``."""
+    if not all(isinstance(k, str) for k in changes):
+        raise ControlError("control names must be strings")
+    state = ControlState().updated(**changes)
+    return {k: getattr(state, k) for k in changes}
+
+
+def _is_number(value) -> bool:
+    """A real number (int, float, NumPy scalars), not a bool and not a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _finite(name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool):
-        raise ControlError(f"{name} must be a number, got bool")
+    if not _is_number(value):
+        raise ControlError(f"{name} must be a number, got {type(value).__name__}")
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise ControlError(f"{name} must be a number, got {type(value).__name__}") from None
+        raise ControlError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v) or not lo <= v <= hi:
         raise ControlError(f"{name} must be in [{lo}, {hi}], got {value!r}")
     return v
@@ -84,8 +103,7 @@ def _energy(value) -> float:
 
 def _steps(value) -> int:
     # NaN and +-inf are not whole numbers (int() of them raises): refuse them first.
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or int(value) != value):
+    if not _is_number(value) or not math.isfinite(value) or int(value) != value:
         raise ControlError(f"steps must be a whole number, got {value!r}")
     if not MIN_STEPS <= int(value) <= MAX_STEPS:
         raise ControlError(f"steps must be in [{MIN_STEPS}, {MAX_STEPS}], got {value}")
@@ -96,19 +114,22 @@ def _flag(name: str):
     def check(value) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, (int, float)) and value in (0, 1):
+        if _is_number(value) and value in (0, 1):
             return bool(value)
-        raise ControlError(f"{name} must be true/false or 1/0, got {value!r}")
+        raise ControlError(f"{name} must be true/false or 1/0 (OSC: T/F), got {value!r}")
     return check
 
 
 def _traj(value) -> tuple[tuple[float, float], ...]:
-    if isinstance(value, (str, bytes)):
-        raise ControlError("traj must be a list of [x, z] points in metres")
+    bad = "traj must be a list of [x, z] pairs of numbers in metres"
+    if isinstance(value, (str, bytes, Mapping)):
+        raise ControlError(bad)
     try:
-        pts = [tuple(p) for p in value]
+        pts = [None if isinstance(p, (str, bytes, Mapping)) else tuple(p) for p in value]
     except TypeError:
-        raise ControlError("traj must be a list of [x, z] points in metres") from None
+        raise ControlError(bad) from None
+    if any(p is None for p in pts):
+        raise ControlError(bad)
     if len(pts) > MAX_PATH_POINTS:
         raise ControlError(f"traj has {len(pts)} points; at most {MAX_PATH_POINTS}")
     out = []
@@ -123,14 +144,15 @@ def _traj(value) -> tuple[tuple[float, float], ...]:
 def _keyframe(value) -> tuple[float, ...] | None:
     if value is None:
         return None
-    if isinstance(value, (str, bytes)):
-        raise ControlError("keyframe must be 72 numbers (24 joints x axis-angle radians)")
+    bad = "keyframe must be 72 numbers (24 joints x axis-angle radians) or none"
+    if isinstance(value, (str, bytes, Mapping)):
+        raise ControlError(bad)
     try:
-        vals = [float(v) for v in value]
-    except (TypeError, ValueError, OverflowError):
-        raise ControlError("keyframe must be 72 numbers (24 joints x axis-angle radians)") from None
+        vals = list(value)
+    except TypeError:
+        raise ControlError(bad) from None
     if len(vals) != 72:
-        raise ControlError(f"keyframe must have 72 numbers, got {len(vals)}")
+        raise ControlError(f"{bad}, got {len(vals)} values")
     return tuple(_finite("keyframe value", v, -2 * math.pi, 2 * math.pi) for v in vals)
 
 

@@ -25,7 +25,7 @@ from opendance.engine.music.features import (
     beat_grid,
     chroma_change,
 )
-from opendance.realtime.sample_clock import SampleClock
+from opendance.realtime.sample_clock import AudioClockMap
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +133,27 @@ class MusicTimeline:
 
 class LiveAnalyzer:
     """Owns the spectral stream (resampler, features, aubio), the ``BeatClock`` and the
-    ``MusicTimeline``.
+    ``MusicTimeline``. It does not estimate the audio clock: ``audio_to_mono`` /
+    ``mono_to_audio`` read ``audio_clock``.
 
     Args:
         sample_rate: Hz of the blocks that ``process`` gets.
+        clock: the beat clock (a fresh ``BeatClock`` by default).
+        audio_clock: the audio clock to read (the live session passes its one
+            ``AudioClockMap``, which it feeds from the source's block stamps). None: the
+            analyzer keeps its own map of the stamps ``process`` is given (used alone,
+            e.g. by ``opendance listen``).
     """
 
-    def __init__(self, sample_rate: int, clock: BeatClock | None = None) -> None:
+    def __init__(self, sample_rate: int, clock: BeatClock | None = None,
+                 audio_clock: AudioClockMap | None = None) -> None:
         self.sample_rate = int(sample_rate)
         self._lock = threading.Lock()
         self._stream = SpectralStream(self.sample_rate)
         self.clock = clock or BeatClock()
         self.timeline = MusicTimeline(self.clock, self._lock)
-        self._sample_clock = SampleClock(self.sample_rate)
+        self._records_stamps = audio_clock is None
+        self.audio_clock = AudioClockMap() if audio_clock is None else audio_clock
         self._samples = 0
         self._harmony_done = -1                     # last beat index given harmony evidence
         self._last_clip_s = -float("inf")           # audio time of the last clipping block
@@ -156,13 +164,14 @@ class LiveAnalyzer:
 
         Args:
             block: (n,) float32 mono at ``sample_rate``, continuing the previous block.
-            t_mono_s: ``time.monotonic()`` of its first sample.
+            t_mono_s: ``time.monotonic()`` of its first sample (the source's stamp).
         Returns:
             the new spectral rows ((k, SPECTRAL_DIM) float32), also in the timeline.
         """
         t_start = time.perf_counter()
         x = np.asarray(block, dtype=np.float32).reshape(-1)
-        self._sample_clock.observe(self._samples, t_mono_s)
+        if self._records_stamps:
+            self.audio_clock.observe(t_mono_s, self._samples / self.sample_rate)
         self._check_clipping(x)
         self._samples += x.size
         rows, events = self._stream.feed(x)
@@ -213,12 +222,12 @@ class LiveAnalyzer:
         return self._samples / self.sample_rate
 
     def audio_to_mono(self, t_audio_s: float) -> float:
-        """``time.monotonic()`` seconds of audio time ``t_audio_s`` (drift-corrected)."""
-        return self._sample_clock.mono_at(t_audio_s)
+        """``time.monotonic()`` seconds of audio time ``t_audio_s`` (``audio_clock``)."""
+        return self.audio_clock.mono_at(t_audio_s)
 
     def mono_to_audio(self, t_mono_s: float) -> float:
-        """Audio time at monotonic time ``t_mono_s``."""
-        return self._sample_clock.audio_at(t_mono_s)
+        """Audio time at monotonic time ``t_mono_s`` (``audio_clock``)."""
+        return self.audio_clock.audio_at(t_mono_s)
 
     def state(self, t_audio_s: float | None = None) -> BeatState:
         """Beat clock state at ``t_audio_s`` (default: now)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import sys
 import threading
 import time
@@ -31,43 +30,27 @@ from opendance import rotations as rot
 from opendance.engine.motion_buffer import MotionBuffer
 from opendance.fk_numpy import forward_kinematics
 from opendance.frames import PoseFrame
+from opendance.realtime.priority import raise_thread_priority
+from opendance.realtime.sample_clock import AudioClockMap
 
 log = logging.getLogger(__name__)
 
 MAX_FILL_S = 2.0   # the most audio time filled in at once for every-frame sinks, s
-PREPARE_S = 0.002  # the clock wakes this long before a frame is due to make it, s
-SPIN_S = 0.0003    # the last stretch before a frame's time is waited by polling the clock, s
+PREPARE_S = 0.004  # the clock wakes this long before a frame is due to make it, s
 SWITCH_INTERVAL_S = 0.0005   # GIL switch interval while the clock runs, s
+# The last stretch before a frame's time is waited by polling the clock, holding the GIL,
+# s. It is one switch interval and a little: after the sleep the thread may wait up to
+# one switch interval for the GIL (another thread runs until it is asked to give it up),
+# so it gets the GIL back before the frame is due; and once it has it, no other thread
+# asks for it back within one switch interval, so the spin ends at the frame's time.
+SPIN_S = SWITCH_INTERVAL_S + 0.0001
 
 
-RT_PRIORITY = 10            # SCHED_FIFO priority of the clock's thread where the system allows it
-NICE_FALLBACK = -10         # else this nice value, where allowed
-
-
-def raise_thread_priority() -> str:
-    """Give the calling thread real-time scheduling (``SCHED_FIFO``, priority
-    ``RT_PRIORITY``), else a higher nice value, where the system allows it (root,
-    CAP_SYS_NICE, or an rtprio limit as audio users get: ``ulimit -r``). Returns what it
-    got, in words. On a busy machine this is what keeps frame times steady: the thread
-    runs as soon as it wakes instead of queueing behind every other process."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
-        return f"SCHED_FIFO {RT_PRIORITY}"
-    except (AttributeError, OSError):
-        pass
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, NICE_FALLBACK)
-        return f"nice {NICE_FALLBACK}"
-    except (AttributeError, OSError):
-        return "normal (no permission for real-time or raised priority)"
-
-
-def _wait_until(t_mono_s: float) -> None:
-    """Return at ``t_mono_s`` (``time.monotonic()``): sleep, then poll the last ``SPIN_S``."""
+def _wait_until(t_mono_s: float, spin_s: float = SPIN_S) -> None:
+    """Return at ``t_mono_s`` (``time.monotonic()``): sleep, then poll the last ``spin_s``."""
     rest = t_mono_s - time.monotonic()
-    if rest > SPIN_S:
-        time.sleep(rest - SPIN_S)
+    if rest > spin_s:
+        time.sleep(rest - spin_s)
     while time.monotonic() < t_mono_s:
         pass
 
@@ -79,61 +62,6 @@ class FrameSink(Protocol):
     ``extra["filled"]``); other sinks get the published frames only."""
 
     def send(self, frame: PoseFrame) -> None: ...
-
-
-class AudioClockMap:
-    """Maps ``time.monotonic()`` seconds onto the audio clock (seconds of the stream).
-
-    Audio blocks arrive stamped with both clocks; ``observe`` keeps a smoothed offset
-    ``mono - audio`` (a one-pole filter, so callback jitter averages out while sample
-    clock drift is followed). Before the first block the audio clock runs from
-    ``start()``. ``audio_at(t)`` extrapolates with the last offset, so the output keeps
-    going when audio stops arriving (a vanished device).
-
-    Args:
-        smoothing: weight of each new observation in the offset filter (0, 1].
-        max_step_s: an observation further than this from the estimate re-seeds it
-            (a source restart or a seek) instead of being averaged in.
-    """
-
-    def __init__(self, smoothing: float = 0.02, max_step_s: float = 0.25):
-        self.smoothing = float(smoothing)
-        self.max_step_s = float(max_step_s)
-        self._offset: float | None = None
-        self._lock = threading.Lock()
-        self.observations = 0
-
-    def start(self, t_mono_s: float | None = None, audio_s: float = 0.0) -> None:
-        """Free-run: audio time ``audio_s`` at ``t_mono_s`` (now by default)."""
-        t = time.monotonic() if t_mono_s is None else t_mono_s
-        with self._lock:
-            self._offset = t - audio_s
-
-    def observe(self, t_mono_s: float, t_audio_s: float) -> None:
-        """One audio block: its monotonic stamp and its audio time (same instant)."""
-        off = float(t_mono_s) - float(t_audio_s)
-        if not np.isfinite(off):
-            return
-        with self._lock:
-            if self._offset is None or self.observations == 0 or abs(off - self._offset) > self.max_step_s:
-                self._offset = off
-            else:
-                self._offset += self.smoothing * (off - self._offset)
-            self.observations += 1
-
-    def audio_at(self, t_mono_s: float) -> float:
-        with self._lock:
-            if self._offset is None:
-                self._offset = t_mono_s
-            return t_mono_s - self._offset
-
-    def mono_at(self, audio_s: float) -> float:
-        with self._lock:
-            off = self._offset if self._offset is not None else time.monotonic()
-        return audio_s + off
-
-    def now_audio_s(self) -> float:
-        return self.audio_at(time.monotonic())
 
 
 @dataclass
@@ -158,6 +86,7 @@ class ClockStats:
     filled: int = 0            # frames made only for every-frame sinks (skipped or owed by drift)
     underruns: int = 0         # frames played with no generated motion at their time
     sink_errors: int = 0
+    made_late: int = 0         # frames still being made at their time (``prepare_s`` too short)
     send_times: deque = field(default_factory=lambda: deque(maxlen=4096))  # actual mono send times
     lateness_s: deque = field(default_factory=lambda: deque(maxlen=4096))  # send - due
 
@@ -167,7 +96,8 @@ class OutputClock:
 
     Args:
         buffer: the generated motion (audio-time keyed).
-        clock: monotonic -> audio time mapping.
+        clock: monotonic -> audio time mapping (the session's one ``AudioClockMap``, fed by
+            the source's block stamps).
         sinks: objects with ``send(PoseFrame)``.
         fps: 30 or 60.
         beat_info: callable(audio_s) -> BeatInfo (tempo and phases stamped on frames).
@@ -182,7 +112,10 @@ class OutputClock:
         audio_label: maps the internal (stream) audio time to ``PoseFrame.audio_time_s``
             (e.g. seconds into a looping file); identity by default.
         prepare_s: wake this long before a frame is due to make it, then send it at its
-            time (sleep, then a spin of at most ``SPIN_S``), seconds.
+            time (sleep, then a spin of at most ``spin_s``), seconds. Making a frame takes
+            0.4 ms alone and 2 ms at p99 on a busy 2-core machine, hence 4 ms.
+        spin_s: the last stretch before a frame is due, waited by polling the clock
+            (``SPIN_S``: one switch interval and a little), seconds.
         switch_interval_s: while running, the interpreter's thread switch interval is
             lowered to this (``sys.setswitchinterval``; default 5 ms), so the clock's
             thread gets the GIL back soon after it wakes; restored by ``stop()``. None
@@ -205,6 +138,7 @@ class OutputClock:
                  energy: Callable[[], float] | None = None, lookahead_s: float = 0.0,
                  transition_frames: int = 8, audio_label: Callable[[float], float] | None = None,
                  prepare_s: float = PREPARE_S, switch_interval_s: float | None = SWITCH_INTERVAL_S,
+                 spin_s: float = SPIN_S,
                  realtime_priority: bool = True, freeze_gc: bool = True,
                  music: Callable[[], tuple[float, float]] | None = None, dancer: str = "model"):
         if fps <= 0 or fps > 240:
@@ -233,6 +167,7 @@ class OutputClock:
         self._anchor_xz = np.zeros(2, np.float32)
         self._grid_next_s: float | None = None    # audio time every-frame sinks are owed next
         self.prepare_s = float(prepare_s)
+        self.spin_s = float(spin_s)
         self.switch_interval_s = switch_interval_s
         self._saved_switch_s: float | None = None
         self.realtime_priority = bool(realtime_priority)
@@ -310,7 +245,9 @@ class OutputClock:
                 self.stats.filled += 1
                 self._publish(fill, every)
         frame = self._frame_at(due_mono_s, index, audio_s)
-        _wait_until(due_mono_s)
+        if time.monotonic() > due_mono_s:
+            self.stats.made_late += 1
+        _wait_until(due_mono_s, self.spin_s)
         now = time.monotonic()
         self.stats.send_times.append(now)
         self.stats.lateness_s.append(now - due_mono_s)

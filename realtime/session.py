@@ -1,7 +1,9 @@
 """``LiveSession``: the live path, wired top to bottom.
 
     audio source --(audio thread)--> analyzer: features, beat clock  --> music timeline
-                                  \\-> audio clock map (monotonic <-> audio seconds)
+                                  \\-> audio clock map (monotonic <-> audio seconds): the
+                                      source's block stamps, read by analyzer, scheduler
+                                      and output clock alike
     controls (Python API, bridges) --> ControlBoard
     StreamScheduler (worker thread): timeline + beat grid + controls --> MotionBuffer
     OutputClock (thread, 30/60 FPS): MotionBuffer at now --> PoseFrame --> sinks
@@ -35,7 +37,9 @@ from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.music.features import CH_ENVELOPE
 from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
 from opendance.engine.stream import ChunkRecord, StreamConfig, StreamScheduler
-from opendance.realtime.output_clock import AudioClockMap, BeatInfo, OutputClock
+from opendance.realtime.output_clock import BeatInfo, OutputClock
+from opendance.realtime.priority import RaisedThreads, raise_python_threads
+from opendance.realtime.sample_clock import AudioClockMap
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,12 @@ class SessionConfig:
         groove_style: style of the procedural fallback groove.
         stage: the output stage every chunk passes on its way into the motion buffer
             (``opendance.engine.stage``; ``StageConfig(enabled=False)`` turns it off).
+        realtime_threads: while the session runs, the process's other Python threads
+            (audio, bridges) get real-time scheduling below the output clock's, where the
+            system allows it (``realtime.priority.raise_python_threads``), so a thread
+            holding the GIL is not taken off its CPU while the clock waits for it. The
+            generator's thread is not raised: it computes for tens of ms per chunk, and
+            raised it made control changes late (``benchmarks/results/latency.md``).
     """
 
     fps: float = 60.0
@@ -64,6 +74,7 @@ class SessionConfig:
     loop_period_s: float | None = None
     groove_style: str = "house"
     stage: StageConfig = field(default_factory=StageConfig)
+    realtime_threads: bool = True
 
 
 class ControlBoard:
@@ -165,8 +176,13 @@ class LiveSession:
         config: ``SessionConfig``.
         analyzer_factory: callable(sample_rate) -> analyzer with ``process(samples,
             t_mono_s)``, ``timeline.window(start_audio_s, n)`` and ``state(t_audio_s)``
-            (a ``BeatState``); defaults to ``opendance.realtime.analyzer.LiveAnalyzer``.
+            (a ``BeatState``); defaults to ``opendance.realtime.analyzer.LiveAnalyzer``
+            reading the session's audio clock.
         on_chunk: called with each ``ChunkRecord`` (worker thread).
+
+    The audio clock (``self.clock``) is the one mapping of stream seconds onto
+    ``time.monotonic()``: the source's own estimate, read from its block stamps (see
+    ``AudioClockMap``; estimated there only for a source without a clock).
     """
 
     def __init__(self, source, generator, sinks: list | None = None, config: SessionConfig | None = None,
@@ -177,8 +193,9 @@ class LiveSession:
         self.generator = generator
         self.sinks = list(sinks or [])
         self.controls = ControlBoard(self.config.controls)
-        self.clock = AudioClockMap()
-        self.analyzer = (analyzer_factory or _default_analyzer)(int(source.sample_rate))
+        self.clock = AudioClockMap(estimate=not getattr(source, "clocked", False))
+        sr = int(source.sample_rate)
+        self.analyzer = analyzer_factory(sr) if analyzer_factory else _default_analyzer(sr, self.clock)
         self.meter = MusicMeter(int(source.sample_rate))  # level and onsets for the VJ outputs
         fps = getattr(generator, "fps", 30.0)    # chunks pass the output stage as they are buffered
         self.buffer = StagedMotionBuffer(OutputStage(self.config.stage, fps), fps=fps)
@@ -197,6 +214,7 @@ class LiveSession:
         self._audio_thread: threading.Thread | None = None
         self._samples = 0
         self._conditioner = InputConditioner(int(source.sample_rate))
+        self._raised = RaisedThreads()
         self._started = False
 
     # ----------------------------------------------------------------- lifecycle
@@ -209,6 +227,8 @@ class LiveSession:
         self.clock.start()
         self._audio_thread = threading.Thread(target=self._pump_audio, name="opendance-audio", daemon=True)
         self._audio_thread.start()
+        if self.config.realtime_threads:         # before the generator's and the clock's threads exist
+            self._raised = raise_python_threads()
         self.streamer.start()
         self.output.start()
         return self
@@ -221,6 +241,7 @@ class LiveSession:
         self._started = False
         self._stop.set()
         self.output.stop()
+        self._raised.restore()
         self.streamer.stop()
         try:
             self.source.stop()
@@ -257,7 +278,8 @@ class LiveSession:
     # ----------------------------------------------------------------- audio thread
     def _pump_audio(self) -> None:
         """Audio thread: read blocks, make them finite and at the announced rate, map the
-        audio clock (stream seconds counted at that rate) and analyse them."""
+        audio clock (the source's stamp against stream seconds counted at that rate) and
+        analyse them."""
         sr = float(self.source.sample_rate)
         while not self._stop.is_set():
             try:
@@ -348,6 +370,6 @@ def _mode_label(s: dict) -> str:
     return s.get("dancer", "model") if s["mode"] == "model" else s["mode"]
 
 
-def _default_analyzer(sample_rate: int):
+def _default_analyzer(sample_rate: int, audio_clock: AudioClockMap):
     from opendance.realtime.analyzer import LiveAnalyzer
-    return LiveAnalyzer(sample_rate)
+    return LiveAnalyzer(sample_rate, audio_clock=audio_clock)

@@ -47,9 +47,17 @@ class AudioBlock:
 
 
 class AudioSource(ABC):
-    """Start, read blocks, stop. Also a context manager and an iterator of blocks."""
+    """Start, read blocks, stop. Also a context manager and an iterator of blocks.
+
+    ``clocked``: the source's block stamps come from a clock of its own (its pacing, or a
+    ``SampleClock`` over the capture callbacks), so they are the one estimate of when each
+    sample was heard and the session reads them as they are. A source that stamps blocks
+    when they arrive leaves it False; the session's ``AudioClockMap`` then runs the
+    estimate over its stamps.
+    """
 
     sample_rate: int
+    clocked: bool = False
 
     @abstractmethod
     def start(self) -> None: ...
@@ -90,7 +98,12 @@ class ArraySource(AudioSource):
         realtime: deliver each block when its last sample would have been heard.
         loop: start over at the end (forever).
         block_size: samples per block.
+
+    Stamps are the pacing clock: block ``k`` starts at ``start() + samples before it /
+    sample_rate`` (also when delivered faster than real time), so ``clocked``.
     """
+
+    clocked = True
 
     def __init__(self, audio: np.ndarray, sample_rate: int, realtime: bool = True, loop: bool = False,
                  block_size: int = 512) -> None:
@@ -265,8 +278,10 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
 
 class FileSource(AudioSource):
     """An audio file as a source, decoded block by block from disk (memory stays flat
-    with the file's length); ``t_audio_s`` is seconds into the file. Same pacing and
-    looping as ``ArraySource``."""
+    with the file's length); ``t_audio_s`` is seconds into the file. Same pacing, looping
+    and stamps (``clocked``) as ``ArraySource``."""
+
+    clocked = True
 
     def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False,
                  block_size: int = 512) -> None:
@@ -442,7 +457,12 @@ class MicSource(AudioSource):
         start_grace_s: time a freshly opened stream may take to deliver its first block.
         stream_factory: for tests: callable(callback) -> an object with start(),
             abort(), close() and ``active``; default opens a sounddevice InputStream.
+
+    The ``SampleClock`` over the callbacks is the one estimate of when each sample was
+    heard: every block is stamped with it (``clocked``), and the session reads the stamps.
     """
+
+    clocked = True
 
     def __init__(self, device: int | str | None = None, sample_rate: int | None = None,
                  block_size: int = 256, channels: int = 1, ring_s: float = 4.0,

@@ -243,6 +243,69 @@ def test_analyzer_time_mapping():
     assert an.stats.blocks == 50 and an.stats.frames == 31       # frame 0 (silence) + 1 s
 
 
+def test_one_audio_clock_shared_by_source_analyzer_and_output_clock():
+    """A microphone whose callbacks arrive with sleep jitter: its ``SampleClock`` stamps
+    the blocks, and the session's analyzer and output clock read one map of those stamps
+    (no second estimate), so for every block they agree exactly on when its first sample
+    was heard, and with the source's stamp."""
+    from support.fakes import FakeGenerator
+
+    from opendance.realtime.session import LiveSession, SessionConfig
+
+    mic = MicSource(sample_rate=8000, block_size=256, stream_factory=lambda cb: FakeStream(cb, 0.1))
+    session = LiveSession(mic, FakeGenerator(), [], SessionConfig(fps=30.0))
+    assert session.analyzer.audio_clock is session.clock is session.output.clock
+    assert session.clock.estimate is False          # the source has a clock: read, not re-estimated
+    seen = []
+    analyse = session.analyzer.process
+
+    def process(samples, t_mono_s):
+        t_audio = session.analyzer.now_audio_s                  # stream time of the block's first sample
+        rows = analyse(samples, t_mono_s)
+        out = session.output.clock
+        seen.append((t_mono_s, session.analyzer.audio_to_mono(t_audio), out.mono_at(t_audio),
+                     session.analyzer.mono_to_audio(t_mono_s), out.audio_at(t_mono_s), t_audio))
+        return rows
+
+    session.analyzer.process = process
+    with session:
+        time.sleep(0.6)
+    assert len(seen) >= 5
+    for stamp, an_mono, out_mono, an_audio, out_audio, t_audio in seen:
+        assert an_mono == out_mono and an_audio == out_audio    # one estimate, read twice
+        assert out_mono == pytest.approx(stamp, abs=1e-9) and out_audio == pytest.approx(t_audio, abs=1e-9)
+    stamps = np.array([s[0] for s in seen])
+    # the stamps are the source's clock (256-sample blocks at 8 kHz), not the callbacks' arrival times
+    assert np.abs(np.diff(stamps) - np.diff([s[5] for s in seen])).max() < 2e-3
+
+
+def test_a_source_without_a_clock_is_estimated_once_in_the_session():
+    from support.fakes import FakeGenerator
+
+    from opendance.realtime.session import LiveSession
+    from opendance.realtime.sources import ArraySource, AudioSource
+
+    class Arrivals(AudioSource):                               # stamps blocks when they arrive
+        sample_rate = 16000
+
+        def __init__(self):
+            self.inner = ArraySource(np.zeros(16000, np.float32), 16000)
+
+        def start(self):
+            self.inner.start()
+
+        def stop(self):
+            self.inner.stop()
+
+        def read(self, timeout_s=None):
+            b = self.inner.read(timeout_s)
+            return None if b is None else type(b)(b.samples, time.monotonic(), b.t_audio_s, b.sample_rate)
+
+    session = LiveSession(Arrivals(), FakeGenerator())
+    assert session.clock.estimate is True and session.analyzer.audio_clock is session.clock
+    assert LiveSession(SynthSource(duration_s=1.0), FakeGenerator()).clock.estimate is False
+
+
 def test_mic_silence_keeps_audio_time_in_step_with_the_wall_clock():
     streams = []
 

@@ -39,14 +39,14 @@ def test_osc_controls_parse():
 @pytest.mark.parametrize("address,args,match", [
     ("/opendance/dance", [1.0], "unknown control address"),
     ("/opendance/energy", [1.5], r"energy must be in \[0.0, 1.0\]"),
-    ("/opendance/energy", ["loud"], "energy takes a number"),
+    ("/opendance/energy", ["loud"], "energy must be a number"),
     ("/opendance/energy", [], "exactly one argument"),
     ("/opendance/energy", [float("nan")], "energy must be in"),
     ("/opendance/steps", [2.5], "whole number"),
     ("/opendance/steps", [99], r"steps must be in \[1, 16\]"),
-    ("/opendance/style", [3], "style takes a string"),
+    ("/opendance/style", [3], "style must be a string"),
     ("/opendance/style", ["x" * 201], "at most 200"),
-    ("/opendance/refine", ["yes"], "T/F or 0/1"),
+    ("/opendance/refine", ["yes"], "T/F"),
     ("/opendance/traj", [1.0, 2.0, 3.0], "pairs"),
     ("/opendance/traj", [1.0, 99.0], "traj z must be in"),
     ("/opendance/keyframe", [0.0] * 71, "72 numbers"),
@@ -68,11 +68,42 @@ def test_ws_controls_parse_and_reject():
     assert parse_ws_control({"energy": 0.25, "traj": [[0, 1]], "keyframe": None}) == {
         "energy": 0.25, "traj_path": ((0.0, 1.0),), "keyframe": None}
     for bad, match in [({}, "non-empty"), ([1], "non-empty"), ({"speed": 1}, "unknown control"),
-                       ({"keyframe": "1" * 72}, "list of 72"), ({"traj": "ab"}, "pairs"),
-                       ({"steps": "4"}, "must be a number"), ({"energy": True}, "must be a number"),
+                       ({"keyframe": "1" * 72}, "72 numbers"), ({"traj": "ab"}, "pairs"),
+                       ({"steps": "4"}, "whole number"), ({"energy": True}, "must be a number"),
                        ({"frozen": "no"}, "true/false")]:
         with pytest.raises(ControlError, match=match):
             parse_ws_control(bad)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("energy", "0.5"), ("energy", True), ("energy", 1.5), ("steps", 2.5), ("steps", "4"), ("style", 3),
+    ("refine", "yes"), ("frozen", 2), ("traj_path", [("1", 2.0)]), ("traj_path", [(1.0, 99.0)]),
+    ("keyframe", [0.0] * 71), ("keyframe", ["0.1"] * 72),
+])
+def test_bridges_leave_every_value_check_to_the_core(key, value):
+    """One validator: OSC and WebSocket reject a bad value with the core's own message."""
+    with pytest.raises(ControlError) as core:
+        ControlState().updated(**{key: value})
+    with pytest.raises(ControlError) as ws:
+        parse_ws_control({key: value})
+    assert str(ws.value) == str(core.value)
+    if key == "traj_path":
+        args = [c for point in value for c in point]
+    else:
+        args = list(value) if key == "keyframe" else [value]
+    address = next(a for a, k in OSC_ADDRESSES.items() if k == key)
+    with pytest.raises(ControlError) as osc:
+        parse_osc_control(address, args)
+    assert str(osc.value) == str(core.value)
+
+
+def test_core_controls_take_numpy_numbers_but_not_strings():
+    import numpy as np
+
+    s = ControlState().updated(energy=np.float32(0.25), steps=np.int64(6), refine=np.int8(1))
+    assert (s.energy, s.steps, s.refine) == (0.25, 6, True) and type(s.steps) is int
+    with pytest.raises(ControlError, match="energy must be a number, got str"):
+        ControlState().updated(energy="0.25")
 
 
 def test_binding_policy():

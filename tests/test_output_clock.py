@@ -12,7 +12,8 @@ from support.fakes import swing_motion as _swing
 
 from opendance.engine.fallback_groove import GrooveFallback
 from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
-from opendance.realtime.output_clock import AudioClockMap, OutputClock
+from opendance.realtime.output_clock import OutputClock
+from opendance.realtime.sample_clock import AudioClockMap
 
 
 class _ListSink:
@@ -60,14 +61,30 @@ def test_output_clock_publishes_at_fps_without_waiting_for_the_generator():
     assert oc.jitter_ms()["n"] > 0
 
 
-def test_audio_clock_map_follows_offset_and_extrapolates():
-    m = AudioClockMap(smoothing=0.5)
+def test_audio_clock_map_adopts_the_source_stamps_and_extrapolates():
+    m = AudioClockMap()                              # a source with a clock: its stamps are the estimate
     m.observe(100.0, 0.0)
     assert m.audio_at(101.0) == pytest.approx(1.0)
-    m.observe(101.0, 0.99)                           # audio clock slightly slow
-    assert 100.0 < m.mono_at(0.0) < 100.01
-    m.observe(200.0, 0.0)                            # restart: re-seeded
+    m.observe(101.0, 0.99)                           # the source's clock says: 10 ms later than the rate
+    assert m.mono_at(0.99) == 101.0 and m.mono_at(0.0) == pytest.approx(100.01)
+    m.observe(200.0, 0.0)                            # restart: taken at once
     assert m.audio_at(200.5) == pytest.approx(0.5)
+    m.observe(float("nan"), 1.0)                     # a broken stamp is ignored
+    assert m.audio_at(200.5) == pytest.approx(0.5) and m.observations == 3
+
+
+def test_audio_clock_map_estimates_for_a_source_without_a_clock():
+    """Arrival stamps (late by 0-20 ms, and a 150 ms stall) of a source with no clock:
+    one ``SampleClock`` inside the map follows their lower envelope; a restart re-seeds."""
+    rng = np.random.default_rng(0)
+    m = AudioClockMap(estimate=True)
+    for k in range(300):                             # 6 s of 20 ms blocks
+        late = 0.15 if k == 150 else rng.uniform(0.0, 0.02)
+        m.observe(50.0 + k * 0.02 + late, k * 0.02)
+    assert m.mono_at(3.0) == pytest.approx(53.0, abs=0.002)
+    assert m.audio_at(56.0) == pytest.approx(6.0, abs=0.002)
+    m.observe(90.0, 6.0)                             # the source restarted 34 s later
+    assert m.audio_at(91.0) == pytest.approx(7.0, abs=1e-9)
 
 
 def test_the_output_clock_underrun_groove_moves_before_the_beat_clock_has_a_tempo():
@@ -89,7 +106,7 @@ def test_the_output_clock_underrun_groove_moves_before_the_beat_clock_has_a_temp
 
 def test_frames_name_the_dancer_that_made_them():
     from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
-    from opendance.realtime.output_clock import AudioClockMap, OutputClock
+    from opendance.realtime.output_clock import OutputClock
 
     buf = MotionBuffer(fps=30.0)
     q = np.tile(np.array([0, 0, 0, 1], np.float32), (30, 24, 1))

@@ -21,8 +21,9 @@ SR = 16000
 class FakeAnalyzer:
     """Stands in for ``LiveAnalyzer``: counts audio, fixed 120 BPM grid."""
 
-    def __init__(self, sample_rate):
+    def __init__(self, sample_rate, audio_clock=None):
         self.sample_rate = sample_rate
+        self.audio_clock = audio_clock
         self.samples = 0
         self.timeline = FakeTimeline(lambda: self.samples / self.sample_rate)
         self.beat_clock = FakeBeatClock(120.0)
