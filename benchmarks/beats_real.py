@@ -46,6 +46,12 @@ BEFORE = {"gtzan_causal_f": (0.677, 0.629), "gtzan_causal_wrong_level": (8, 14),
           "gtzan_offline_f": (0.756, 0.702), "gtzan_offline_wrong_level": (8, 14),
           "synth_causal_f_min": (0.400, 0.662), "synth_offline_f_min": (0.404, 0.671)}
 
+#: The beat-pointer HMM clock before semitone-wide onset bands and the salience-driven
+#: restart mass (6 bands per octave, fixed restart 3e-5), same protocol and clips.
+PREVIOUS_HMM = {"gtzan_causal_f": (0.736, 0.736), "gtzan_causal_wrong_level": (1, 1),
+                "gtzan_offline_f": (0.807, 0.804), "synth_causal_f_min": (0.337, 0.337),
+                "live_cpu_percent_of_one_core": 4.1}
+
 
 def _score(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
     """(F, reference BPM, estimated BPM) by the protocol above."""
@@ -175,7 +181,8 @@ def main() -> None:
     from opendance.training.synth.held_out import held_out_names
 
     result: dict = {"protocol": "mir_eval F-measure, 70 ms, beats < 5 s ignored; refs after clip end dropped",
-                    "anchors_gtzan50": ANCHORS, "before_no_silence_and_3s_silence": BEFORE}
+                    "anchors_gtzan50": ANCHORS, "before_no_silence_and_3s_silence": BEFORE,
+                    "previous_hmm_no_silence_and_3s_silence": PREVIOUS_HMM}
     audio_dir = args.realbeats / "audio"
     jobs = []
     if audio_dir.is_dir():
@@ -237,6 +244,14 @@ def _markdown(res: dict) -> str:
               f"{bf['gtzan_offline_wrong_level'][0]} / {bf['gtzan_offline_wrong_level'][1]}; held-out synth "
               f"min F causal {bf['synth_causal_f_min'][0]:.3f} / {bf['synth_causal_f_min'][1]:.3f}, offline "
               f"{bf['synth_offline_f_min'][0]:.3f} / {bf['synth_offline_f_min'][1]:.3f}."]
+    pv = PREVIOUS_HMM
+    lines += ["", "Previous beat-pointer HMM clock (6 onset bands per octave, fixed restart mass; no "
+              f"silence / 3 s silence): GTZAN causal F {pv['gtzan_causal_f'][0]:.3f} / "
+              f"{pv['gtzan_causal_f'][1]:.3f}, wrong level {pv['gtzan_causal_wrong_level'][0]} / "
+              f"{pv['gtzan_causal_wrong_level'][1]}; offline F {pv['gtzan_offline_f'][0]:.3f} / "
+              f"{pv['gtzan_offline_f'][1]:.3f}; held-out synth min causal F "
+              f"{pv['synth_causal_f_min'][0]:.3f} (latin 96); live analysis "
+              f"{pv['live_cpu_percent_of_one_core']} % of one core."]
     lines += ["", "Anchors on the same 50 GTZAN clips (same scorer): " +
               ", ".join(f"{k} {v:.3f}" for k, v in res["anchors_gtzan50"].items()) + ".", "",
               f"Song change (house 128 -> breakbeat 140, no gap): {res['song_change']}.", "",
@@ -246,6 +261,14 @@ def _markdown(res: dict) -> str:
     for n in names:
         fs = [r["causal"]["f"] for r in res["synth"] if r["name"] == n]
         lines.append(f"- {n}: " + " / ".join(f"{f:.3f}" for f in fs))
+    real = [r for r in res["real"] if r["silence_s"] == 0]
+    if real:
+        lines += ["", "## Per real recording (no silence): causal F, annotated / tracked BPM; offline F", "",
+                  "| clip | causal F | annotated BPM | tracked BPM | offline F |", "|---|---|---|---|---|"]
+        for r in real:
+            c = r["causal"]
+            lines.append(f"| {r['name']} | {c['f']:.3f} | {c['ref_bpm']:.1f} | {c['est_bpm']:.1f} | "
+                         f"{r['offline']['f']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,8 @@ were at commit 9439801 (before the batched spectral maths and the block-wise bea
 made by ``benchmarks/features_speed.load_revision("9439801")`` on ``_test_music`` below:
 ``spectral_15360`` (12 s), ``spectral_44100`` (5 s), ``features_auto_15360`` and the
 offline tracker's ``beat_times_s`` / ``downbeat_times_s`` / ``tempo_bpm`` (12 s clip; ``tempo_bpm``
-re-pinned when the live clock, whose tempo trace the offline tracker uses, became an HMM).
+re-pinned when the live clock, whose tempo trace the offline tracker uses, became an HMM,
+and again when its onset bands and restart mass changed: 111.96 -> 111.93 BPM, same beats).
 On the machine that made it the current code matches bit for bit; the tolerance below
 (1e-5 absolute plus 1e-6 relative, for MFCCs in the hundreds of dB) only absorbs
 last-bit differences of another CPU's libm / BLAS.

@@ -40,3 +40,14 @@ def test_relocks_within_two_bars_after_a_song_change():
     first_good = next(i for i in range(hit.size - 8) if hit[i:i + 8].all())
     assert first_good <= 8, first_good
     assert clock.locked and abs(60.0 / clock.period_s - 128) < 2
+
+
+def test_restart_mass_is_low_on_a_good_lock_and_high_on_noise():
+    tr = make_track(10.0, 120, "drums", seed=6)
+    clock, _ = _committed(tr.audio, tr.sample_rate)
+    assert clock.locked
+    assert clock.filter.restart < 10 * clock.restart_min
+    noise = (np.random.default_rng(2).standard_normal(10 * tr.sample_rate) * 0.1).astype(np.float32)
+    clock, _ = _committed(noise, tr.sample_rate)
+    assert not clock.locked
+    assert clock.filter.restart > 0.5 * clock.restart

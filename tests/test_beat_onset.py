@@ -77,3 +77,57 @@ def test_offline_tracker_places_beats_on_either_onset_function():
         assert mir_eval.beat.f_measure(tr.beat_times_s, r.beat_times_s) >= 0.95, onset
     with pytest.raises(ValueError):
         track_beats_from_events(ev, onset="energy")
+
+
+def _held_note_then_another(f2_hz: float, fade_s: float = 0.03) -> np.ndarray:
+    """A held 440 Hz tone; at 1 s a second tone ``f2_hz`` fades in (raised cosine over
+    ``fade_s``: a soft attack, no broadband click)."""
+    t = np.arange(2 * ANALYSIS_SR) / ANALYSIS_SR
+    x = np.random.default_rng(1).standard_normal(t.size) * 1e-4 + 0.2 * np.sin(2 * np.pi * 440.0 * t)
+    env = 0.5 - 0.5 * np.cos(np.pi * np.clip((t - 1.0) / fade_s, 0.0, 1.0))
+    x += 0.2 * np.sin(2 * np.pi * f2_hz * t) * env
+    return x.astype(np.float32)
+
+
+def test_flux_sees_a_soft_note_a_whole_tone_above_a_held_one():
+    # Semitone-wide bands: the new note lies outside the max filter's reach of the held
+    # one (+-1 band), so it is an onset (6 bands per octave saw a sixth of this).
+    f = LogFlux(ANALYSIS_SR).process(_held_note_then_another(493.88))
+    t = np.arange(1, f.size + 1) * FLUX_HOP / ANALYSIS_SR
+    held = np.median(f[(t > 0.5) & (t < 0.95)])
+    onset = f[(t > 1.0) & (t < 1.2)].max()
+    assert onset > 0.5 and onset > 10 * held
+
+
+def test_flux_ignores_a_slow_glide():
+    # Vibrato-like: a tone gliding by a semitone over a second gives no onset.
+    n = 2 * ANALYSIS_SR
+    t = np.arange(n) / ANALYSIS_SR
+    freq = 440.0 * 2 ** (np.clip(t - 0.5, 0, 1) / 12)
+    x = 0.2 * np.sin(2 * np.pi * np.cumsum(freq) / ANALYSIS_SR)
+    f = LogFlux(ANALYSIS_SR).process(x[: n // FLUX_HOP * FLUX_HOP].astype(np.float32))
+    ts = np.arange(1, f.size + 1) * FLUX_HOP / ANALYSIS_SR
+    click = LogFlux(ANALYSIS_SR).process(_clicks())
+    assert f[ts > 0.2].max() < 0.1 * click.max()
+
+
+def _phase_switch_frames(restart: float) -> int:
+    """Frames until the filter's phase follows impulses that jump by half a beat."""
+    bf = BeatFilter(120.0, restart=restart)
+    period = 60
+    for n in range(1200):
+        bf.step(3.0 if n % period == 0 else -0.5)
+    for n in range(1200, 2400):
+        bf.step(3.0 if n % period == period // 2 else -0.5)
+        _, pos, _, _ = bf.best()
+        if abs(pos - (n - period // 2) % period) <= 1 and n % period == period // 2:
+            return n - 1200
+    return 10 ** 6
+
+
+def test_restart_mass_sets_how_readily_a_new_phase_takes_over():
+    fast, slow = _phase_switch_frames(3e-4), _phase_switch_frames(1e-9)
+    assert fast < slow
+    bf = BeatFilter(120.0, restart=1e-9)
+    bf.set_restart(3e-4)
+    assert bf.restart == 3e-4

@@ -21,7 +21,8 @@ Two additions for live use:
   nearer the dance-music range wins; strong evidence still overrides it.
 - a **restart mass** ``restart``: each frame that fraction of probability is spread
   over all states, so a new song (new tempo, new phase) can take over within a few
-  beats instead of fighting a confident old belief.
+  beats instead of fighting a confident old belief. ``set_restart`` changes it on the
+  fly (the beat clock lowers it while its grid explains the onsets well).
 
 All arrays are float64; one ``step`` costs about ten numpy calls over the ~8000 states.
 """
@@ -93,18 +94,22 @@ class BeatFilter:
         self._prior_frame = np.exp(prior_rate * (per_state - per_state.max()))
         init = np.repeat(np.exp(logp) / sp.intervals, sp.intervals)     # tempo prior, phase uniform
         self._init = init / init.sum()
-        self.restart = float(restart)
         self._first = sp.first
         self._last = sp.last
         # Beat region: position 0 (weight 1) and its neighbours (weight 0.5) in each interval.
         self._beat_idx = np.concatenate([sp.first, sp.first + 1, sp.last])
         self._beat_w = np.concatenate([np.ones(K), 0.5 * np.ones(K), 0.5 * np.ones(K)])
+        self.set_restart(restart)
+        self._frames = 0
+        self.alpha = self._init.copy()
+
+    def set_restart(self, restart: float) -> None:
+        """Change the restart mass (probability re-spread per frame) from the next step."""
+        self.restart = float(restart)
         # Restart mixing and the prior folded into one multiply-add per frame.
         self._keep = (1.0 - self.restart) * self._prior_frame
         self._add = self.restart * self._init * self._prior_frame
         self._add_silent = self.restart * self._init
-        self._frames = 0
-        self.alpha = self._init.copy()
 
     def reset(self) -> None:
         """Forget everything (back to the prior)."""

@@ -83,7 +83,10 @@ def _figures(times, preds, tempos, locked, out_beats, track: SynthTrack, change_
 
         r = ref[(ref >= t_lock) & (ref <= end)]
         e = np.asarray(out_beats)
-        e = e[(e >= t_lock - WINDOW_S) & (e <= end + WINDOW_S)]
+        # Output beats within the window of the first counted reference onwards (a beat
+        # matching a reference before t_lock is not a false positive).
+        start = r[0] if r.size else t_lock
+        e = e[(e >= start - WINDOW_S) & (e <= end + WINDOW_S)]
         f = float(mir_eval.beat.f_measure(r, e, f_measure_threshold=WINDOW_S))
     steady = (times >= (t_lock if not np.isnan(t_lock) else np.inf)) & ~np.isnan(err)
     if change_s is not None:
