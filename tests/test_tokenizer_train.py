@@ -134,7 +134,8 @@ def test_train_writes_checkpoints_and_resumes(aist_dir, tmp_path):
         assert (out / f"{name}.safetensors").exists() and (out / f"{name}.json").exists()
     assert s1["steps"] == 4
     v = s1["val"]
-    for key in ("mpjpe_mm", "traj_err_cm", "kpt_err_px", "motion_usage", "kpt_perplexity"):
+    for key in ("mpjpe_mm", "traj_err_cm", "kpt_err_px", "motion_usage", "kpt_perplexity",
+                "foot_skate_mps", "foot_skate_true_mps"):
         assert np.isfinite(v[key])
     # Resume to 2 epochs equals training 2 epochs straight (same seed, same data order).
     s2 = run_training(_cfg(aist_dir, out, epochs=2, warmup_steps=100), resume=True, progress=False)
@@ -144,6 +145,55 @@ def test_train_writes_checkpoints_and_resumes(aist_dir, tmp_path):
     a, b = load_tokenizer(out / "last.safetensors"), load_tokenizer(straight / "last.safetensors")
     for k, t in a.state_dict().items():
         torch.testing.assert_close(t, b.state_dict()[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_decoder_finetune_keeps_the_tokens_and_moves_the_decoder(aist_dir, tmp_path):
+    """--finetune decoder: encoders, codebooks and normalisation stay bit-identical (so every
+    clip keeps its tokens and an MCT trained on the init tokenizer still fits); decoders train."""
+    from opendance.engine.tokenizer import load_tokenizer
+    from opendance.training.train_tokenizer import run_training
+    run_training(_cfg(aist_dir, tmp_path / "base", epochs=1), progress=False)
+    init = tmp_path / "base" / "last.safetensors"
+    run_training(_cfg(aist_dir, tmp_path / "ft", epochs=1, init_from=str(init), finetune="decoder",
+                      lr=1e-2, warmup_steps=1), progress=False)
+    a = load_tokenizer(init).state_dict()
+    b = load_tokenizer(tmp_path / "ft" / "last.safetensors").state_dict()
+    code = [k for k in a if ".encoder." in k or ".vq." in k or k.endswith((".mean", ".std"))]
+    dec = [k for k in a if k not in code]
+    assert code and dec
+    assert all(torch.equal(a[k], b[k]) for k in code)
+    assert sum(not torch.equal(a[k], b[k]) for k in dec) >= len(dec) // 2
+
+
+def test_decoder_finetune_needs_an_init(aist_dir, tmp_path):
+    from opendance.errors import OpenDanceError
+    from opendance.training.train_tokenizer import run_training
+    with pytest.raises(OpenDanceError, match="--init-from"):
+        run_training(_cfg(aist_dir, tmp_path / "x", finetune="decoder"), progress=False)
+
+
+def test_foot_velocity_loss_sees_a_sliding_planted_foot():
+    """Zero for a perfect reconstruction; a root that drifts while the true feet are planted
+    costs its drift speed (m/s, x the planted weight share)."""
+    from types import SimpleNamespace
+
+    from opendance.engine.motion_repr import motion_to_features
+    from opendance.engine.tokenizer import DanceTokenizer
+    from opendance.motion import Motion
+    from opendance.training.train_tokenizer import foot_velocity_loss
+
+    T = 32
+    rot = np.tile(np.eye(3, dtype=np.float32), (T, 24, 1, 1))
+    trans = np.tile(np.array([0.0, 0.95, 0.0], np.float32), (T, 1))
+    feats = motion_to_features(Motion(rot, trans, 30.0))
+    tok = DanceTokenizer()
+    x = {b: tok.normalize(b, torch.from_numpy(feats[b])[None]) for b in ("motion", "traj")}
+    out = SimpleNamespace(target=x, recon={b: v.clone() for b, v in x.items()})
+    assert float(foot_velocity_loss(tok, out)) == pytest.approx(0.0, abs=1e-5)
+    slid = torch.from_numpy(feats["traj"]).clone()[None]
+    slid[..., 0] = 0.3  # the decoded root moves sideways at 0.3 m/s, the true one stands
+    out.recon["traj"] = tok.normalize("traj", slid)
+    assert float(foot_velocity_loss(tok, out)) == pytest.approx(0.3, rel=0.05)
 
 
 def test_resume_without_checkpoint_is_a_clear_error(aist_dir, tmp_path):

@@ -12,7 +12,17 @@ physical units that the normalised ones do not see:
   removed) against the true joints, metres (``w_fk``);
 * traj: the root path integrated over the window from the decoded velocities and
   heading changes against the true path, metres (``w_path``): velocity errors
-  accumulate into drift, so they are penalised where they matter.
+  accumulate into drift, so they are penalised where they matter;
+* feet: world-space velocity of the ankles and toes (decoded rotations AND decoded
+  trajectory, as a dancer is rebuilt at generation) against the true one, m/s, weighted
+  x5 where the true foot is planted (``w_foot``). The branches are coded separately, so
+  small errors in the leg rotations and the root velocity each move a planted foot; the
+  local FK loss (a mean over 24 joints) and the path loss do not see that.
+
+``--init-from TOKENIZER`` starts from a trained tokenizer (its normalisation kept);
+``finetune="decoder"`` then trains the decoders only: encoders and codebooks are frozen,
+so every clip keeps exactly the same tokens and an MCT trained on the init tokenizer
+stays valid with the fine-tuned one.
 
 Output folder (``--out``): ``last.safetensors`` / ``.json`` (model after the latest
 epoch), ``train_state.safetensors`` / ``.json`` (optimizer, epoch, step, RNG states,
@@ -24,7 +34,9 @@ Validation metrics (``evaluate_tokenizer``), on windows of ``eval_window_frames`
 ``mpjpe_mm`` (decoded rotations with the true root trajectory -> FK, mean joint error),
 ``traj_err_cm`` (root path integrated from the decoded trajectory tokens from the true
 start, mean position error over the 4 s), ``traj_final_cm`` (error at the window's end),
-``kpt_err_px`` (canonical-camera pixels), codebook ``usage`` (fraction of codes used over
+``kpt_err_px`` (canonical-camera pixels), ``foot_skate_mps`` (planted-foot sliding of the
+motion rebuilt from both decoded branches, ``training.metrics.dance.foot_skating``;
+``foot_skate_true_mps`` the same for the input), codebook ``usage`` (fraction of codes used over
 the whole split) and ``perplexity`` per branch.
 """
 
@@ -46,8 +58,10 @@ from opendance.engine.checkpoint import load_tree, save_tree
 from opendance.engine.motion_repr import BRANCHES, features_to_joints_torch, motion_to_features
 from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig, load_tokenizer, save_tokenizer
 from opendance.errors import OpenDanceError
+from opendance.skeleton import FOOT_JOINTS
 from opendance.training import distributed as D
 from opendance.training.datasets import load_dataset, window_index
+from opendance.training.metrics.dance import foot_skating
 from opendance.training.train_state import pack_state, unpack_state
 
 log = logging.getLogger(__name__)
@@ -77,7 +91,9 @@ class TrainConfig:
         stride_frames: hop between training windows.
         eval_window_frames: validation window (120 = 4 s at 30 FPS).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
-        w_vel, w_acc, w_fk, w_path: loss weights (see the module docstring).
+        w_vel, w_acc, w_fk, w_path, w_foot: loss weights (see the module docstring).
+        init_from: tokenizer checkpoint to start from (its config and normalisation), or None.
+        finetune: "all" (every weight) or "decoder" (decoders only; needs ``init_from``).
         size: model preset in ``MODEL_SIZES``.
         seed: RNG seed (the same on every process).
         limit_clips: read at most this many clips per split (quick runs).
@@ -102,6 +118,9 @@ class TrainConfig:
     w_acc: float = 1.0
     w_fk: float = 5.0
     w_path: float = 5.0
+    w_foot: float = 1.0
+    init_from: str | None = None
+    finetune: str = "all"
     size: str = "default"
     seed: int = 0
     limit_clips: int | None = None
@@ -217,7 +236,38 @@ def compute_losses(tok: DanceTokenizer, out, cfg: TrainConfig) -> tuple[Tensor, 
             path = (_path(tok.denormalize(b, y), fps) - p_true).norm(dim=-1).mean()
             parts["traj_path_m"] = path
             total = total + cfg.w_path * path
+    if cfg.w_foot > 0 and "motion" in out.recon and "traj" in out.recon:
+        foot = foot_velocity_loss(tok, out)
+        parts["foot_vel_mps"] = foot
+        total = total + cfg.w_foot * foot
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+#: A true foot joint moving slower than this (m/s) counts as planted for ``foot_velocity_loss``.
+PLANTED_MPS = 0.2
+#: Extra weight of planted foot-frames in ``foot_velocity_loss``.
+PLANTED_WEIGHT = 4.0
+
+
+def foot_velocity_loss(tok: DanceTokenizer, out) -> Tensor:
+    """Mean world-space velocity error (m/s) of the ankles and toes, decoded vs true.
+
+    Both are rebuilt from the motion AND trajectory features (``features_to_joints_torch``),
+    so the error is what a planted foot does after decoding; foot-frames whose true speed is
+    below ``PLANTED_MPS`` weigh ``1 + PLANTED_WEIGHT``.
+    """
+    fps = tok.config.fps
+    feet = list(FOOT_JOINTS)
+    with torch.no_grad():
+        j_true = features_to_joints_torch(tok.denormalize("motion", out.target["motion"]),
+                                          tok.denormalize("traj", out.target["traj"]), fps)[:, :, feet]
+        v_true = (j_true[:, 1:] - j_true[:, :-1]) * fps                  # (B, T-1, 4, 3)
+        w = 1.0 + PLANTED_WEIGHT * (v_true.norm(dim=-1) < PLANTED_MPS).to(v_true.dtype)
+    j_rec = features_to_joints_torch(tok.denormalize("motion", out.recon["motion"]),
+                                     tok.denormalize("traj", out.recon["traj"]), fps)[:, :, feet]
+    v_rec = (j_rec[:, 1:] - j_rec[:, :-1]) * fps
+    err = (v_rec - v_true).norm(dim=-1)
+    return (w * err).sum() / w.sum()
 
 
 # ====================================================================== evaluation
@@ -236,6 +286,7 @@ def evaluate_tokenizer(tok: DanceTokenizer, bank: FeatureBank, window_frames: in
         starts = starts[D.shard(len(starts), info)]
     fps = tok.config.fps
     sums = torch.zeros(6, dtype=torch.float64)  # mpjpe, traj_mean, traj_final, kpt, loss, n_windows
+    skate = [0.0, 0.0]  # decoded, input: sums of per-window planted-foot sliding (m/s)
     hists = {b: torch.zeros(tok.codebook_size(b), dtype=torch.float64) for b in BRANCHES}
     for i in range(0, len(starts), batch_size):
         feats_np, rows = bank.windows(starts[i:i + batch_size], window_frames)
@@ -250,6 +301,12 @@ def evaluate_tokenizer(tok: DanceTokenizer, bank: FeatureBank, window_frames: in
         j_true = features_to_joints_torch(feats["motion"], feats["traj"], fps)
         j_rec = features_to_joints_torch(rec["motion"], feats["traj"], fps)
         sums[0] += float((j_rec - j_true).norm(dim=-1).mean(dim=(1, 2)).sum()) * 1000.0
+        # Planted-foot sliding of the motion rebuilt from both decoded branches.
+        j_both = features_to_joints_torch(rec["motion"], rec["traj"], fps).cpu().numpy()
+        j_in = j_true.cpu().numpy()
+        for k in range(B):
+            skate[0] += foot_skating(j_both[k], fps)["skate_mps"]
+            skate[1] += foot_skating(j_in[k], fps)["skate_mps"]
         # Trajectory: integrated from the true start position and heading.
         h0 = torch.from_numpy(bank.heading[rows[:, 0]]).to(device)
         xz = _path(rec["traj"], fps, h0) + true_tr[:, :1, [0, 2]]
@@ -266,14 +323,17 @@ def evaluate_tokenizer(tok: DanceTokenizer, bank: FeatureBank, window_frames: in
             loss, _ = compute_losses(tok, out, cfg)
             sums[4] += float(loss) * B
         sums[5] += B
+    sums_skate = torch.tensor(skate, dtype=torch.float64)
     if info is not None and info.distributed:
         D.all_reduce_sum(sums)
+        D.all_reduce_sum(sums_skate)
         for b in BRANCHES:
             D.all_reduce_sum(hists[b])
     n = max(float(sums[5]), 1.0)
     res = {"mpjpe_mm": float(sums[0]) / n, "traj_err_cm": float(sums[1]) / n,
            "traj_final_cm": float(sums[2]) / n, "kpt_err_px": float(sums[3]) / n,
-           "n_windows": int(sums[5]), "window_s": window_frames / fps}
+           "n_windows": int(sums[5]), "window_s": window_frames / fps,
+           "foot_skate_mps": float(sums_skate[0]) / n, "foot_skate_true_mps": float(sums_skate[1]) / n}
     if cfg is not None:
         res["loss"] = float(sums[4]) / n
     for b in BRANCHES:
@@ -296,6 +356,50 @@ def _fit_normalization(tok: DanceTokenizer, bank: FeatureBank) -> None:
     for b in BRANCHES:
         a = bank.arrays[b].astype(np.float64)
         tok.set_normalization(b, torch.from_numpy(a.mean(0)).float(), torch.from_numpy(a.std(0)).float())
+
+
+#: Parameter-name parts of a ``_Branch`` that make the tokens (frozen by ``finetune="decoder"``).
+CODE_PARTS = ("encoder", "vq")
+
+
+def _initial_tokenizer(cfg: TrainConfig, train_bank: FeatureBank) -> DanceTokenizer:
+    """A fresh tokenizer normalised on the training data, or ``cfg.init_from`` as it is."""
+    if cfg.finetune not in ("all", "decoder"):
+        raise OpenDanceError(f"finetune must be 'all' or 'decoder', got {cfg.finetune!r}")
+    if cfg.init_from is None:
+        if cfg.finetune == "decoder":
+            raise OpenDanceError("--finetune decoder needs --init-from TOKENIZER (whose tokens it keeps)")
+        tok = DanceTokenizer(cfg.model_config())
+        _fit_normalization(tok, train_bank)
+        return tok
+    if not Path(cfg.init_from).is_file():
+        raise OpenDanceError(f"--init-from: no tokenizer checkpoint at {cfg.init_from}")
+    tok = load_tokenizer(cfg.init_from)
+    log.info("starting from %s (its config and normalisation; --size ignored), training %s",
+             cfg.init_from, "the decoders only" if cfg.finetune == "decoder" else "every weight")
+    return tok
+
+
+def _trainable(tok: DanceTokenizer, cfg: TrainConfig) -> list:
+    """The parameters the optimizer updates; with ``finetune="decoder"`` the encoders and
+    codebooks are frozen (``requires_grad`` off)."""
+    params = []
+    for name, p in tok.named_parameters():
+        frozen = cfg.finetune == "decoder" and any(f".{part}." in f".{name}." for part in CODE_PARTS)
+        p.requires_grad_(not frozen)
+        if not frozen:
+            params.append(p)
+    return params
+
+
+def _train_mode(tok: DanceTokenizer, cfg: TrainConfig) -> None:
+    """Training mode; the frozen encoders and codebooks stay in eval mode (no EMA updates,
+    no dead-code restarts, so the tokens do not move)."""
+    tok.train()
+    if cfg.finetune == "decoder":
+        for br in tok.branches.values():
+            br.encoder.eval()
+            br.vq.eval()
 
 
 def _load_banks(cfg: TrainConfig, info: D.DistInfo, t0: float) -> tuple[FeatureBank, FeatureBank, np.ndarray]:
@@ -359,7 +463,7 @@ def _train_epoch(r: _Run, epoch: int, step: int, rng: np.random.Generator,
     from tqdm import tqdm
 
     cfg, tok, info = r.cfg, r.tok, r.info
-    tok.train()
+    _train_mode(tok, cfg)
     perm = rng.permutation(len(r.starts))  # same on every rank (same seed and history)
     mine = perm[info.rank::info.world_size]
     bar = tqdm(range(r.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -449,9 +553,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, progress: bool = True) 
         t0 = time.perf_counter()
         train_bank, val_bank, starts = _load_banks(cfg, info, t0)
 
-        tok = DanceTokenizer(cfg.model_config()).to(info.device)
-        _fit_normalization(tok, train_bank)
-        opt = torch.optim.AdamW(tok.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        tok = _initial_tokenizer(cfg, train_bank).to(info.device)
+        opt = torch.optim.AdamW(_trainable(tok, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = _steps_per_epoch(cfg, len(starts), info.world_size)
         total_steps = steps_per_epoch * cfg.epochs
         epoch0, step, history, best = 0, 0, [], math.inf

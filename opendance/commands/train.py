@@ -23,7 +23,8 @@ def register(subparsers) -> None:
 # Defaults shown in --help; they equal TrainConfig's (a test checks), repeated here so
 # that --help does not import torch.
 TOKENIZER_DEFAULTS = {"epochs": 20, "batch_size": 64, "window_frames": 64, "stride_frames": 16,
-                      "lr": 4e-4, "size": "default", "seed": 0, "device": "auto", "threads": 0}
+                      "lr": 4e-4, "size": "default", "seed": 0, "device": "auto", "threads": 0,
+                      "w_foot": 1.0, "finetune": "all"}
 SIZES = ("tiny", "default", "large")
 
 
@@ -46,6 +47,14 @@ def _register_tokenizer(sub) -> None:
                    help="hop between training windows, frames")
     t.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (AdamW, cosine decay)")
     t.add_argument("--size", choices=SIZES, default=d["size"], help="model size preset")
+    t.add_argument("--w-foot", type=float, default=d["w_foot"],
+                   help="weight of the world-space foot velocity loss (planted feet that slide "
+                        "after decoding); 0 turns it off")
+    t.add_argument("--init-from", default=None, metavar="TOKENIZER",
+                   help="start from this tokenizer checkpoint (its size and normalisation)")
+    t.add_argument("--finetune", choices=("all", "decoder"), default=d["finetune"],
+                   help="'decoder': train the decoders only (needs --init-from); the tokens stay "
+                        "exactly the same, so an MCT trained on the init tokenizer still fits")
     t.add_argument("--seed", type=int, default=d["seed"], help="RNG seed")
     t.add_argument("--limit-clips", type=int, default=None, help="read at most N clips per split")
     t.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch")
@@ -66,7 +75,8 @@ def _run_tokenizer(args) -> int:
                       window_frames=args.window, stride_frames=args.stride, lr=args.lr, size=args.size,
                       seed=args.seed, limit_clips=args.limit_clips,
                       max_steps_per_epoch=args.max_steps_per_epoch, device=args.device, threads=args.threads,
-                      time_budget_min=args.time_budget_min)
+                      time_budget_min=args.time_budget_min, w_foot=args.w_foot,
+                      init_from=args.init_from, finetune=args.finetune)
     summary = run_training(cfg, resume=args.resume, progress=not args.no_progress)
     if summary.get("rank", 0) != 0:
         return 0  # under torchrun only the main process reports
