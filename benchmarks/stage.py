@@ -5,6 +5,10 @@
                                                      # with and without the stage (JSON)
     python benchmarks/stage.py parts --dancer procedural   # which part of the stage costs what:
                                                      # a live session's chunks replayed per part (JSON)
+    python benchmarks/stage.py board --model --against REV # the dance board's dancers through the
+                                                     # stage: pops, planted share, support foot (JSON)
+    python benchmarks/stage.py stream                # what a receiver of the looped AIST++
+                                                     # fixture gets, offline (JSON)
 
 ``cost`` runs the stage on 16-frame chunks (the live chunk size) of the procedural groove and
 of the AIST++ fixture, and measures the smoothing on known signals: the lag it adds (cross-
@@ -416,6 +420,7 @@ def _parts_one(args, seed: int, bpm: float) -> dict:
         t0 += skip / FPS
         nums = stage_numbers(j, FPS)
         res = {"jitter_share": nums["jitter_share"], "skate_cms": nums["skate_cms"],
+               "contact_skate_cms": nums["contact_skate_cms"], "planted_frac": nums["planted_frac"],
                "root_max_m": nums["root_max_m"], "under_2cm_frac": nums["under_2cm_frac"],
                **_beat_locking(j, t0, beats), "board_plv": _board(j, t0, beats).get("plv")}
         return res, motion_beats(j, FPS) * FPS
@@ -441,6 +446,89 @@ def cmd_parts(args) -> dict:
     names = ["unstaged"] + list(_parts_configs())
     mean = {n: {k: round(float(np.nanmean([r[n][k] for r in runs])), 4) for k in runs[0][n]} for n in names}
     return {"dancer": args.dancer, "skip_s": args.skip_s, "mean": mean, "songs": runs}
+
+
+# ----------------------------------------------------------------------------- board / stream
+def _board_row(j: np.ndarray) -> dict:
+    """The dance board's numbers that the stage changes (``training.metrics.dance``) and the
+    stage's own foot numbers, on (T, 24, 3) joints at 30 FPS."""
+    from opendance.training.metrics import dance
+
+    ref = dance.reference_stats(j, FPS)
+    nums = stage_numbers(j, FPS)
+    return {"pops_per_min": dance.pops_per_minute(j, FPS), "planted_fraction": ref["planted_fraction"],
+            "support_foot_speed_mps": ref["support_foot_speed"], "skate_cms": nums["skate_cms"],
+            "contact_skate_cms": nums["contact_skate_cms"], "jitter_share": dance.jitter_share(j, FPS),
+            "root_max_m": nums["root_max_m"]}
+
+
+def cmd_board(args) -> dict:
+    """The dance board's dancers on its held-out songs (seed 0), as made and through the stage
+    (``process_motion``, as ``dance_board.py --shipped`` and ``generate`` do): the working
+    tree's stage and, with ``--against REV``, the stage at that revision."""
+    from dance_board import ModelDancer, ProceduralDancer
+
+    from opendance.engine import stage as here
+    from opendance.training.synth.held_out import held_out_songs
+
+    songs = held_out_songs()[:args.songs] if args.songs else held_out_songs()
+    stages = {"stage": here}
+    if args.against:
+        ref_dir = Path(tempfile.mkdtemp(prefix="stage-ref-"))
+        stages[f"stage_at_{args.against}"] = _stage_at(args.against, ref_dir)
+    dancers = {"procedural": ProceduralDancer()}
+    if args.model:
+        dancers["model"] = ModelDancer(beat_snap=True)
+    out: dict = {"songs": [s.name for s in songs]}
+    for dname, dancer in dancers.items():
+        per: dict = {}
+        for song in songs:
+            m = dancer.dance(song, 0)
+            row = {"as_made": _board_row(m.joints())}
+            for name, mod in stages.items():
+                row[name] = _board_row(mod.OutputStage(mod.StageConfig(), m.fps).process_motion(m).joints())
+            per[song.name] = row
+            print(f"[stage bench] board {dname} {song.name}", file=sys.stderr, flush=True)
+        keys = list(per[songs[0].name])
+        summary = {k: {f"{m}_{agg.__name__}": round(float(agg([r[k][m] for r in per.values()])), 4)
+                       for m in per[songs[0].name][k] for agg in (np.mean, np.max)} for k in keys}
+        out[dname] = {"summary": summary, "per_song": per}
+    return out
+
+
+def cmd_stream(args) -> dict:
+    """What a receiver of ``opendance stream`` gets from the looped AIST++ fixture, without the
+    network: the clip prepared as the command does (``loopable``, staged with its own end
+    before it), played by ``MotionPlayback`` at ``--fps`` for ``--seconds``, put on a 30 FPS
+    grid of its frame times as ``live`` does; with and without the stage."""
+    from opendance.bridges.playback import MotionPlayback
+    from opendance.commands import stream as stream_cmd
+    from opendance.engine.stage import OutputStage, StageConfig
+    from opendance.exporters import load_motion
+    from opendance.motion import Motion
+    from opendance.training.metrics import dance
+
+    clip = load_motion(ROOT / "tests/data/aistpp_sample.pkl")
+    out = {}
+    configs = {"without_stage": StageConfig(enabled=False), "with_stage": StageConfig(ground=True)}
+    for label, cfg in configs.items():
+        stage = OutputStage(cfg, clip.fps)
+
+        def prepare(m, stage=stage):
+            loop = stream_cmd.loopable(m)
+            w = min(loop.n_frames, round(stream_cmd.LOOP_WARMUP_S * loop.fps))
+            ext = Motion(np.concatenate([loop.rotations[-w:], loop.rotations, loop.rotations[:w]]),
+                         np.concatenate([loop.trans[-w:], loop.trans, loop.trans[:w]]), loop.fps)
+            return stage.process_motion(ext).slice(w, w + loop.n_frames)
+
+        player = MotionPlayback(clip, fps=args.fps, loop=True, stage=prepare)
+        n = int(args.seconds * args.fps)
+        j = np.stack([player.frame(k, k / args.fps).joints for k in range(n)])
+        sub, _ = _on_grid(j, np.arange(n) / args.fps)
+        nums = stage_numbers(sub, FPS)
+        out[label] = {"board_pops_per_min": dance.pops_per_minute(sub, FPS),
+                      **{k: round(v, 4) for k, v in nums.items() if isinstance(v, float)}}
+    return out
 
 
 # ----------------------------------------------------------------------------- contact sheet
@@ -494,12 +582,20 @@ def main() -> None:
     pa.add_argument("--seed", type=int, default=3)
     pa.add_argument("--skip-s", type=float, default=1.0, help="leave out the first seconds (the start-up)")
     pa.add_argument("--songs", type=int, default=1, help="songs (seeds and tempos) to average over")
+    bo = sub.add_parser("board")
+    bo.add_argument("--songs", type=int, default=None, help="only the first N held-out songs")
+    bo.add_argument("--model", action="store_true", help="also the bundled model (beat-snapped; minutes)")
+    bo.add_argument("--against", metavar="GIT_REV", default=None, help="also the stage at this git revision")
+    st = sub.add_parser("stream")
+    st.add_argument("--seconds", type=float, default=20.0)
+    st.add_argument("--fps", type=float, default=60.0, help="the output rate (stream's default)")
     sh = sub.add_parser("sheet")
     sh.add_argument("--seconds", type=float, default=16.0)
     sh.add_argument("--tiles", type=int, default=8)
     sh.add_argument("--out", default=str(ROOT / "benchmarks/results/stage_sheet.png"))
     a = ap.parse_args()
-    res = {"cost": cmd_cost, "live": cmd_live, "parts": cmd_parts, "sheet": cmd_sheet}[a.cmd](a)
+    res = {"cost": cmd_cost, "live": cmd_live, "parts": cmd_parts, "board": cmd_board, "stream": cmd_stream,
+           "sheet": cmd_sheet}[a.cmd](a)
     print(json.dumps(res, indent=2))
 
 

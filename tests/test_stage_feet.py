@@ -113,3 +113,66 @@ def test_free_roam_keeps_the_path():
     raw = stepping_drift(6.0, drift_mps=0.15)
     out = OutputStage(_free_roam()).process_motion(raw)
     assert np.abs(out.trans[:, [0, 2]] - raw.trans[:, [0, 2]]).max() < 0.02
+
+
+def _knees_bent(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standing 3 cm lower with soft knees (slack to hold a foot)."""
+    aa, trans = _standing(n)
+    trans[:, 1] -= 0.03
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
+    return aa, trans
+
+
+def _foot_yaw(joints: np.ndarray) -> np.ndarray:
+    """(T,) heading of the left foot (ankle to toe on the floor plane), radians, unwrapped."""
+    v = joints[:, L_FOOT, [0, 2]] - joints[:, L_ANKLE, [0, 2]]
+    return np.unwrap(np.arctan2(v[:, 0], v[:, 1]))
+
+
+def _pivot(turn_dps: float) -> tuple[float, float]:
+    """A planted left foot turning at ``turn_dps`` for 0.5 s: its turn in and out, radians."""
+    n = 40
+    aa, trans = _knees_bent(n)
+    aa[:, L_HIP, 1] = np.radians(turn_dps) / FPS * np.clip(np.arange(n) - 10, 0, 15)
+    raw = _motion(aa, trans)
+    out = OutputStage(_free_roam(smooth=SmoothConfig(enabled=False))).process_motion(raw)
+    before, after = _foot_yaw(raw.joints()), _foot_yaw(out.joints())
+    return float(before[-1] - before[0]), float(after[-1] - after[0])
+
+
+def test_a_pivoting_foot_is_not_glued_and_a_creeping_turn_is_held():
+    turn_in, turn_out = _pivot(360.0)                  # a pivot: 180 degrees in half a second
+    assert turn_in > 3.0 and abs(turn_out - turn_in) < 0.05
+    turn_in, turn_out = _pivot(30.0)                   # a foot creeping round on the floor
+    assert turn_in > 0.2 and abs(turn_out) < 0.02
+
+
+def test_a_foot_the_motion_lifts_rises_at_once():
+    n = 40
+    aa, trans = _knees_bent(n)
+    up = np.clip(np.arange(n) - 15, 0, 10) / 10.0       # from frame 15 the left knee comes up
+    aa[:, L_HIP, 0] -= 0.8 * up
+    aa[:, L_KNEE, 0] += 1.2 * up
+    aa[:, L_HIP, 2] = np.linspace(0.0, 0.05, n)         # while the planted foot slides a little
+    raw = _motion(aa, trans)
+    out = OutputStage(_free_roam(smooth=SmoothConfig(enabled=False))).process_motion(raw)
+    y0, y1 = raw.joints()[:, L_ANKLE, 1], out.joints()[:, L_ANKLE, 1]
+    up_frames = y0 > 0.11                               # the ankle 6 cm above its standing height
+    assert up_frames.sum() > 10
+    assert np.abs(y1 - y0)[up_frames].max() < 0.003     # height is the motion's, not held down
+
+
+def test_the_stage_adds_no_pops_and_keeps_the_dancers_planted_share():
+    from opendance.engine.choreo.choreography import choreograph
+    from opendance.training.metrics.dance import pop_frames, reference_stats
+
+    for style, bpm, seed in (("hiphop", 97, 1), ("breakbeat", 140, 0)):
+        beats = np.arange(0.5, 20.0, 60.0 / bpm)
+        raw = choreograph(beats, beats[::4], 20.0, style, 0.6, seed, None, max_facing_rad=0.0).motion
+        out = OutputStage(StageConfig()).process_motion(raw)
+        j0, j1 = raw.joints(), out.joints()
+        assert len(pop_frames(j1)) <= len(pop_frames(j0))
+        planted0 = reference_stats(j0, FPS)["planted_fraction"]
+        planted1 = reference_stats(j1, FPS)["planted_fraction"]
+        assert planted1 < planted0 + 0.15               # not every near-floor foot frozen
+        assert stage_numbers(j1, FPS)["contact_skate_cms"] < 2.0

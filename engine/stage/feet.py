@@ -1,20 +1,39 @@
-"""Planted feet stay put, no foot goes under the floor.
+"""Planted feet do not slide, no foot goes under the floor; pivots, rolls and lifts stay.
 
-Per foot and frame (causal, state kept across chunks in ``FeetState``):
+Per foot and frame (causal, state kept across chunks in ``FeetState``), the foot as the
+motion has it (after the stage anchor) gets a small rigid correction on the floor plane: a
+turn ``yaw`` about the vertical through the ankle and a horizontal ankle offset ``off``.
 
-* **Lock.** When contact starts, the ankle's position (lifted so ankle and toe are above
-  the floor) and the foot's world attitude are stored; while the foot stays planted both
-  are held, so heel and toe stay where they touched down. If the body moves so far that
-  the leg cannot reach the lock, the lock is dragged along to the reachable point (a
-  bounded slide instead of a stretched leg).
-* **Release.** When contact ends, the offset between the held and the free foot (position
-  and attitude) fades out over ``release_frames`` with a smoothstep, so the foot does not
-  snap.
+* **Slide removal while planted.** The foot's *contact point* is its slowest point among
+  the part on the floor: the toe joint when the heel is up, the ankle's sole point when the
+  toe is up, any point of a flat foot (the pivot of a turning foot). Each planted frame, the
+  contact point's horizontal step is removed, and the foot's turn about the vertical is
+  split by speed: below ``hold_turn_dps`` it is a creeping slide and removed, above
+  ``free_turn_dps`` it is a pivot and kept, with a smooth ramp between (``hold_speed_mps``
+  / ``free_speed_mps`` can do the same for the contact point's step, off by default: by
+  speed a deliberate slide cannot be told from a model's skating). What the stage anchor
+  adds to a planted foot (its pull toward centre, its heading turn) is always removed: the
+  legs take it up. The correction accumulates, so a sliding foot stays where it touched
+  down, and it is about the contact point: a foot rolling onto its toe keeps rolling, the
+  ankle swinging round the held toe. Height and tilt are left as the motion has them, so a
+  foot that the motion lifts rises at once.
+* **Release.** When the foot is no longer planted, the correction fades out over
+  ``release_frames`` (more for a very large one) along a cubic that starts with the foot at
+  rest and ends at the motion's speed (a smoothstep alone made the foot jump from rest to
+  the motion's speed: a kink that a bent knee turns into a pop); touching down again
+  mid-release lets the release go on fading under the new hold (stopping it dead was a
+  zig-zag, a pop). Touch-down eases the hold in over ``plant_frames``. A foot is held at
+  most ``max_hold_m`` from where the motion has it.
+* **Reach.** Where a correction would stretch the leg beyond ``soft_reach`` of its length,
+  the target is pulled toward the hip smoothly (never past ``reach_margin``) and the held
+  point dragged along: a hard limit made the knee snap straight and bend again, a
+  one-frame pop at the knee (near full extension a centimetre of ankle is several at the
+  knee).
 * **Floor.** The ankle target is raised so the ankle is at least ``ankle_min_m`` and the
-  toe at least 0 above the floor (the toe keeps its place relative to the ankle).
+  toe at least 0 above the floor (rounded over ``floor_band_m``).
 
-The legs are then solved with ``engine.stage.legik.solve_leg`` where a target differs from
-where the foot is.
+The legs are then solved with ``engine.stage.legik.solve_leg`` where the target or the foot
+attitude differs from the motion's.
 """
 
 from __future__ import annotations
@@ -26,13 +45,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from opendance import rotations as rot
-from opendance.engine.stage.contact import FEET
+from opendance.engine.stage.contact import FEET, ankle_above_toe_m
 from opendance.engine.stage.legik import solve_leg
 from opendance.fk_numpy import forward_kinematics
 from opendance.skeleton import L_HIP, L_KNEE, PELVIS, R_HIP, R_KNEE, smpl_skeleton
 
 LEGS = ((L_HIP, L_KNEE) + FEET[0], (R_HIP, R_KNEE) + FEET[1])   # (hip, knee, ankle, toe) per leg
+TOE_BLEND_M = 0.03       # a heel (toe) this much higher than the toe (heel) is off the floor
+MIN_FOOT_XZ_M = 0.03     # a foot shorter than this on the floor plane (pointing down) has no yaw
 
 
 @dataclass
@@ -40,37 +60,68 @@ class FeetConfig:
     """Foot settings.
 
     Attributes:
-        lock: hold planted feet (off: only the floor clamp).
-        release_frames: frames over which a released foot blends back to the motion.
+        lock: remove planted feet's slide (off: only the floor clamp).
+        hold_speed_mps: a planted contact point moving slower than this (its own motion,
+            horizontal, m/s) is held still: slide.
+        free_speed_mps: faster than this it moves as the motion says (a deliberate slide or
+            shuffle); in between, the kept share ramps up smoothly.
+        hold_turn_dps, free_turn_dps: the same for the planted foot's turn about the
+            vertical, degrees per second (above ``free_turn_dps``: a pivot).
+        plant_frames: frames (at 30 FPS; the same time at other rates) over which the hold
+            eases in at touch-down.
+        release_frames: frames (at 30 FPS) over which a released foot blends back to the
+            motion (at least; more for a large correction: ``release_step_m`` per 30-FPS
+            frame at most on average).
+        max_hold_m: a foot is held at most this far from where the motion has it (farther:
+            dragged along), metres.
         ankle_min_m: lowest allowed ankle joint height above the floor, metres.
+        soft_reach: a correction starts being shrunk where the leg would stretch beyond this
+            fraction of its length.
         reach_margin: a leg stretches to at most this fraction of its length.
         floor_band_m: the floor clamp's rounded corner, metres (a foot within this of the
             floor is lifted a little, smoothly, instead of being stopped dead).
     """
 
     lock: bool = True
+    hold_speed_mps: float = math.inf
+    free_speed_mps: float = math.inf
+    hold_turn_dps: float = 90.0
+    free_turn_dps: float = 270.0
+    plant_frames: int = 3
     release_frames: int = 5
+    release_step_m: float = 0.05
+    max_hold_m: float = 0.25
     ankle_min_m: float = 0.03
+    soft_reach: float = 0.985
     reach_margin: float = 0.995
     floor_band_m: float = 0.01
 
 
 @dataclass
 class FeetState:
-    """Per foot (left, right): whether locked, the locked ankle position (metres) and foot
-    attitude (world rotation), and the release blend in progress (frames left, ankle
-    position offset and attitude offset as a rotation vector)."""
+    """Per foot (left, right): the hold's weight (0..1, eased in at touch-down), the hold's
+    correction (``yaw`` radians about +Y, ``off`` (x, z) metres at the ankle), the release in
+    progress (frames left of how many, and the correction it fades; the foot's correction is
+    the hold's plus the fading release's), and the last frame's own
+    (before the anchor) and shown (after it) ankle and toe positions (x, z) and foot yaw,
+    which the next frame's steps are taken from (None before the first frame)."""
 
-    locked: np.ndarray = field(default_factory=lambda: np.zeros(2, bool))
-    lock_pos: np.ndarray = field(default_factory=lambda: np.zeros((2, 3)))
-    lock_rot: np.ndarray = field(default_factory=lambda: np.tile(np.eye(3), (2, 1, 1)))
+    weight: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    yaw: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    off: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
     release_left: np.ndarray = field(default_factory=lambda: np.zeros(2, int))
-    release_pos: np.ndarray = field(default_factory=lambda: np.zeros((2, 3)))
-    release_aa: np.ndarray = field(default_factory=lambda: np.zeros((2, 3)))
+    release_total: np.ndarray = field(default_factory=lambda: np.ones(2, int))
+    release_yaw: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    release_off: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
+    release_vel: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
+    last: np.ndarray | None = None        # (2, 2, 2, 2): foot, (own, shown), (ankle, toe), (x, z)
+    last_yaw: np.ndarray | None = None    # (2, 2): foot, (own, shown)
 
     def copy(self) -> FeetState:
-        return FeetState(self.locked.copy(), self.lock_pos.copy(), self.lock_rot.copy(),
-                         self.release_left.copy(), self.release_pos.copy(), self.release_aa.copy())
+        c = lambda a: None if a is None else a.copy()  # noqa: E731
+        return FeetState(self.weight.copy(), self.yaw.copy(), self.off.copy(), self.release_left.copy(),
+                         self.release_total.copy(), self.release_yaw.copy(), self.release_off.copy(),
+                         self.release_vel.copy(), c(self.last), c(self.last_yaw))
 
 
 def soft_floor(y: np.ndarray, floor: np.ndarray, band: float) -> np.ndarray:
@@ -88,11 +139,17 @@ def _smoothstep(x: float) -> float:
     return x * x * (3 - 2 * x)
 
 
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+
 def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: FeetState,
              cfg: FeetConfig, floor_y_m: float = 0.0,
-             fk: tuple[np.ndarray, np.ndarray] | None = None, keep_after: int | None = None
-             ) -> tuple[np.ndarray, dict]:
-    """Lock planted feet and lift feet out of the floor on a chunk (state updated in place).
+             fk: tuple[np.ndarray, np.ndarray] | None = None, keep_after: int | None = None,
+             own: tuple[np.ndarray, np.ndarray] | None = None, seam: int | None = None,
+             fps: float = 30.0) -> tuple[np.ndarray, dict]:
+    """Remove planted feet's slide and lift feet out of the floor on a chunk (state updated
+    in place).
 
     Args:
         rotations: (T, 24, 3, 3) local rotations; trans: (T, 3) root positions, metres.
@@ -101,6 +158,12 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
             and (T, 24, 3, 3) world rotations.
         keep_after: leave ``state`` as after this many frames (None: all); the frames after
             it are provisional (a stream revises them).
+        own: the feet's own motion before the stage anchor moved and turned the body:
+            (T, 24, 3) world positions (the feet's valid) and (T,) the anchor's heading
+            turn, radians about +Y. None: the motion was not anchored.
+        seam: the frame where a chunk starts whose floor position may be shifted against the
+            frame before (its first step is taken from its own next frame); None: none.
+        fps: frame rate (the hold's speed thresholds are per second).
     Returns:
         (T, 24, 3, 3) float64 local rotations with the legs solved, and counters
         {"locked_frames", "lifted_frames", "dragged_m"}.
@@ -112,18 +175,28 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
     offsets = smpl_skeleton().offsets
     stats = {"locked_frames": 0, "lifted_frames": 0, "dragged_m": 0.0}
     k = n if keep_after is None else keep_after
-    kept = state.copy()
+    first = state.last is None
+    if first:
+        state.last = np.zeros((2, 2, 2, 2))
+        state.last_yaw = np.zeros((2, 2))
+    kept = state.copy() if k < n else None          # the state after the last final frame
+    inputs = _hold_inputs(pos, own, state, first, seam, cfg, floor_y_m, fps) if cfg.lock else [None, None]
     solve = []                                     # per leg: (joints, frames, ankle targets, attitudes)
     for f, (hip, knee, ankle, toe) in enumerate(LEGS):
-        target, g_ankle = _foot_targets(f, pos, grot, contacts, state, kept, cfg, floor_y_m, k, stats)
-        toe_rel = g_ankle @ offsets[toe]
+        toe_rel = grot[:, ankle] @ offsets[toe]                    # a turn about +Y keeps heights
         floor_min = floor_y_m + np.maximum(cfg.ankle_min_m, -toe_rel[:, 1])
+        target = pos[:, ankle].copy()
         stats["lifted_frames"] += int((target[:, 1] < floor_min).sum())
         target[:, 1] = soft_floor(target[:, 1], floor_min, cfg.floor_band_m)
+        yaw = _foot_targets(f, pos, inputs[f], contacts, target, state, kept, cfg, fps, k, first, stats) \
+            if cfg.lock else np.zeros(n)
+        g_ankle = grot[:, ankle]
+        turned = np.abs(yaw) > 1e-9
+        if turned.any():
+            g_ankle = g_ankle.copy()
+            g_ankle[turned] = _yaw_matrices(yaw[turned]) @ grot[turned, ankle]
         d = target - pos[:, ankle]
-        work = (np.einsum("ni,ni->n", d, d) > 1e-10) | \
-            (np.abs(g_ankle - grot[:, ankle]).reshape(n, -1).max(axis=1) > 1e-6)
-        idx = np.flatnonzero(work)
+        idx = np.flatnonzero((np.einsum("ni,ni->n", d, d) > 1e-10) | turned)
         if len(idx):
             solve.append(((hip, knee, ankle), idx, target[idx], g_ankle[idx]))
     if k < n:
@@ -144,6 +217,14 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
     return rotations, stats
 
 
+def _yaw_matrices(a: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations by ``a`` (N,) radians about +Y."""
+    c, s = np.cos(a), np.sin(a)
+    r = np.zeros((len(a), 3, 3))
+    r[:, 0, 0], r[:, 0, 2], r[:, 1, 1], r[:, 2, 0], r[:, 2, 2] = c, s, 1.0, -s, c
+    return r
+
+
 def _leg_inputs(solve: list, pos: np.ndarray, grot: np.ndarray) -> list[tuple]:
     """``solve_leg``'s arguments per leg for its frames to solve."""
     return [(grot[idx, PELVIS], grot[idx, hip], grot[idx, knee], g_ankle, pos[idx, hip], pos[idx, knee],
@@ -158,81 +239,234 @@ def _leg_reach_m(f: int) -> float:
     return float(np.linalg.norm(offsets[knee]) + np.linalg.norm(offsets[ankle]))
 
 
-def _foot_targets(f: int, pos: np.ndarray, grot: np.ndarray, contacts: np.ndarray, state: FeetState,
-                  kept: FeetState, cfg: FeetConfig, floor_y_m: float, k: int, stats: dict
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The lock / release state machine of foot ``f`` over the chunk (``state`` updated in
-    place, its state after ``k`` frames copied into ``kept``): (T, 3) ankle targets and
-    (T, 3, 3) world foot attitudes, before the floor clamp."""
-    hip, _, ankle, toe = LEGS[f]
+def _gain(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Share of a motion at speed ``v`` that is kept: 0 below ``lo``, 1 above ``hi``,
+    smoothstep between (``lo`` infinite: nothing is kept)."""
+    if not math.isfinite(lo):
+        return np.zeros_like(v)
+    x = np.clip((v - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, target: np.ndarray,
+                  state: FeetState, kept: FeetState | None, cfg: FeetConfig, fps: float, k: int, first: bool,
+                  stats: dict) -> np.ndarray:
+    """The slide-removal / release state machine of foot ``f`` over the chunk: writes the
+    horizontal ankle targets into ``target`` (its heights already floor-clamped) and returns
+    (T,) the foot's turn about +Y, radians. ``state`` is updated in place, its state after
+    ``k`` frames copied into ``kept`` (None: ``k`` is the whole chunk)."""
+    hip = LEGS[f][0]
     n = len(pos)
-    reach = _leg_reach_m(f) * cfg.reach_margin
-    offsets = smpl_skeleton().offsets
-    target = pos[:, ankle].copy()
-    g_ankle = grot[:, ankle].copy()            # the foot's world attitude to keep
-    hips = pos[:, hip].tolist()
     planted = contacts[:, f].tolist() if cfg.lock else [False] * n
-    locked, left = bool(state.locked[f]), int(state.release_left[f])
-    lp, lrot = state.lock_pos[f].tolist(), state.lock_rot[f].copy()
-    rpos, raa = state.release_pos[f].copy(), state.release_aa[f].copy()
-    lock_rows, lock_pos, lock_rot = [], [], []
-    rel_rows, rel_w, rel_pos, rel_aa = [], [], [], []
-    rf = max(cfg.release_frames, 1)
+    ax, az, step_a, qp, qc, dc, ec, ey = (inp[key] for key in ("ax", "az", "step_a", "qp", "qc", "dc", "ec",
+                                                                "ey"))
+    hips = pos[:, hip].tolist()
+    ty = target[:, 1].tolist()
+    wgt, hyaw = float(state.weight[f]), float(state.yaw[f])
+    if first and planted and planted[0]:
+        wgt = 1.0                                   # planted from the start: no touch-down to ease
+    hx_, hz_ = float(state.off[f, 0]), float(state.off[f, 1])
+    left, rtot = int(state.release_left[f]), max(int(state.release_total[f]), 1)
+    ryaw = float(state.release_yaw[f])
+    rox, roz = float(state.release_off[f, 0]), float(state.release_off[f, 1])
+    rvx, rvz = float(state.release_vel[f, 0]), float(state.release_vel[f, 1])
+    reach = _leg_reach_m(f)
+    soft, hard = reach * cfg.soft_reach, reach * cfg.reach_margin
+    soft2, span = soft * soft, max(hard - soft, 1e-9)
+    max_hold = cfg.max_hold_m
+    rf = max(round(cfg.release_frames * fps / 30.0), 1)        # frames at 30 FPS: the same time at any rate
+    pf = max(round(cfg.plant_frames * fps / 30.0), 1)
+    step_scale = fps / 30.0 / cfg.release_step_m
+    yaw_out, offx, offz = [0.0] * n, [0.0] * n, [0.0] * n
+    locked = 0
+    u, v = _release(left, rtot)                      # the release's weights at this frame
     for i in range(n):
-        if planted[i]:
-            if not locked:
-                shown, shown_rot = pos[i, ankle].copy(), grot[i, ankle]
-                if left > 0:                   # touching down mid-release: start where shown
-                    w = _smoothstep(left / rf)
-                    shown = shown + rpos * w
-                    shown_rot = rot.axis_angle_to_matrix(raa * w) @ grot[i, ankle]
-                toe_y = shown[1] + (shown_rot @ offsets[toe])[1]
-                shown[1] += max(0.0, floor_y_m + cfg.ankle_min_m - shown[1], floor_y_m - toe_y)
-                locked, left = True, 0
-                lp, lrot = shown.tolist(), shown_rot
-            hx, hy, hz = hips[i]
-            dx, dy, dz = lp[0] - hx, lp[1] - hy, lp[2] - hz
-            dist = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if dist > reach:                   # out of reach: drag the lock along
-                s = reach / dist
-                stats["dragged_m"] += dist - reach
-                lp = [hx + dx * s, hy + dy * s, hz + dz * s]
-            lock_rows.append(i)
-            lock_pos.append(lp)
-            lock_rot.append(lrot)
+        u_prev, v_prev = u, v
+        if left == 0:
+            u_prev = v_prev = 0.0
+        pl = planted[i]
+        if not pl and (hx_ != 0.0 or hz_ != 0.0 or hyaw != 0.0):
+            # released: what was held fades out, with what was still fading (one release); the
+            # foot starts from rest (its offset first moves against the motion's step) and
+            # speeds up to the motion's, instead of jumping to its speed (a kink at the knee)
+            rox, roz = hx_ + rox * u_prev + rvx * v_prev, hz_ + roz * u_prev + rvz * v_prev
+            ryaw = hyaw + ryaw * u_prev
+            sx, sz = step_a[i]
+            rvx, rvz = -wgt * sx, -wgt * sz
+            rtot = max(rf, math.ceil(math.hypot(rox, roz) * step_scale))
+            left = rtot
+            u_prev, v_prev = 1.0, 0.0
+            hx_, hz_, hyaw = 0.0, 0.0, 0.0
+        if left > 0:
+            left -= 1
+            u, v = _release(left, rtot)
         else:
-            if locked:
-                locked, left = False, cfg.release_frames
-                rpos = np.array(lp) - pos[i, ankle]
-                raa = rot.matrix_to_axis_angle(lrot @ grot[i, ankle].T)
-            if left > 0:
-                rel_rows.append(i)
-                rel_w.append(_smoothstep(left / rf))
-                rel_pos.append(rpos)
-                rel_aa.append(raa)
-                left -= 1
-        if i == k - 1:
-            _set_foot(kept, f, locked, lp, lrot, left, rpos, raa)
-    _set_foot(state, f, locked, lp, lrot, left, rpos, raa)
-    stats["locked_frames"] += len(lock_rows)
-    if lock_rows:
-        target[lock_rows] = lock_pos
-        g_ankle[lock_rows] = np.stack(lock_rot)
-    if rel_rows:
-        w = np.array(rel_w)[:, None]
-        target[rel_rows] += np.array(rel_pos) * w
-        g_ankle[rel_rows] = rot.axis_angle_to_matrix(np.array(rel_aa) * w) @ grot[rel_rows, ankle]
-    return target, g_ankle
+            u = v = 0.0
+        if pl:
+            wgt = min(1.0, wgt + 1.0 / pf)
+            ox, oz = hx_ + rox * u_prev + rvx * v_prev, hz_ + roz * u_prev + rvz * v_prev
+            yaw = hyaw + ryaw * u_prev
+            # the contact point on the previous frame as output: ankle + off + R(yaw) (point - ankle)
+            cy, sy = math.cos(yaw), math.sin(yaw)
+            qx, qz = qp[i]
+            outx = ox + cy * qx + sy * qz - step_a[i][0]       # relative to this frame's ankle
+            outz = oz - sy * qx + cy * qz - step_a[i][1]
+            yaw -= wgt * ey[i]
+            if yaw > math.pi or yaw < -math.pi:
+                yaw = _wrap(yaw)
+            cy, sy = math.cos(yaw), math.sin(yaw)
+            # its step this frame: the shown step less what the hold removes, turned by yaw
+            ex, ez = ec[i]
+            dx, dz = dc[i]
+            stx, stz = dx - wgt * ex, dz - wgt * ez
+            outx += cy * stx + sy * stz
+            outz += -sy * stx + cy * stz
+            qx, qz = qc[i]
+            ox = outx - (cy * qx + sy * qz)
+            oz = outz - (-sy * qx + cy * qz)
+            # the hold's part; a release still in progress goes on fading under it
+            hx_, hz_ = ox - rox * u_prev - rvx * v_prev, oz - roz * u_prev - rvz * v_prev
+            hyaw = yaw - ryaw * u_prev
+            locked += 1
+        else:
+            wgt = 0.0
+        if left == 0:
+            rox, roz, ryaw, rvx, rvz = 0.0, 0.0, 0.0, 0.0, 0.0
+        ox, oz, yaw = hx_ + rox * u + rvx * v, hz_ + roz * u + rvz * v, hyaw + ryaw * u
+        if ox != 0.0 or oz != 0.0:
+            # keep the leg within its soft reach: the target is pulled toward the hip
+            # (smoothly, so the knee does not snap straight) and the held point dragged along
+            hpx, hpy, hpz = hips[i]
+            bx, by, bz = ax[i] + ox - hpx, ty[i] - hpy, az[i] + oz - hpz
+            d2 = bx * bx + by * by + bz * bz
+            nx, nz = ox, oz
+            if d2 > soft2:
+                d = math.sqrt(d2)
+                sc = (soft + span * math.tanh((d - soft) / span)) / d
+                nx, nz = hpx + bx * sc - ax[i], hpz + bz * sc - az[i]
+                ty[i] = hpy + by * sc
+            r = math.hypot(nx, nz)
+            if r > max_hold:                        # held too far from the motion's foot
+                nx, nz = nx * max_hold / r, nz * max_hold / r
+            if nx != ox or nz != oz:                # the held point is dragged along
+                stats["dragged_m"] += math.hypot(nx - ox, nz - oz)
+                hx_, hz_ = hx_ + nx - ox, hz_ + nz - oz
+                ox, oz = nx, nz
+            offx[i], offz[i] = ox, oz
+        yaw_out[i] = yaw
+        if kept is not None and i == k - 1:
+            _set_foot(kept, f, wgt, hyaw, hx_, hz_, left, rtot, ryaw, rox, roz, rvx, rvz)
+            kept.last[f] = inp["last"][i]
+            kept.last_yaw[f] = inp["last_yaw"][i]
+    _set_foot(state, f, wgt, hyaw, hx_, hz_, left, rtot, ryaw, rox, roz, rvx, rvz)
+    state.last[f] = inp["last"][-1]
+    state.last_yaw[f] = inp["last_yaw"][-1]
+    stats["locked_frames"] += locked
+    target[:, 1] = ty
+    target[:, 0] += offx
+    target[:, 2] += offz
+    return np.array(yaw_out)
 
 
-def _set_foot(st: FeetState, f: int, locked: bool, lp: list, lrot: np.ndarray, left: int,
-              rpos: np.ndarray, raa: np.ndarray) -> None:
-    st.locked[f], st.release_left[f] = locked, left
-    st.lock_pos[f], st.lock_rot[f], st.release_pos[f], st.release_aa[f] = lp, lrot, rpos, raa
+def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, state: FeetState, first: bool,
+                 seam: int | None, cfg: FeetConfig, floor_y_m: float, fps: float) -> list[dict]:
+    """Per foot (left, right), the state machine's per-frame inputs as Python lists, for both
+    feet at once: ``ax``, ``az`` the shown ankle (x, z); ``step_a`` its step; ``qp`` / ``qc``
+    the contact point less the ankle a frame before / now; ``dc`` the contact point's shown
+    step; ``ec`` what the hold removes of it and ``ey`` of the foot's turn (radians); and
+    ``last`` / ``last_yaw`` what ``state`` keeps of each frame (own and shown ankle and toe,
+    own yaw and the anchor's turn). Steps are from the last frame of ``state`` unless
+    ``first``; metres, (x, z)."""
+    n = len(pos)
+    idx = np.array(FEET)                                                   # (2 feet, 2 joints)
+    shown = pos[:, idx][..., [0, 2]]                                       # (T, 2, 2, 2)
+    if own is None:
+        own_xz, turn = shown, np.zeros(n)
+    else:
+        own_xz, turn = own[0][:, idx][..., [0, 2]], own[1]
+    prev_own = own_xz[:1] if first else state.last[None, :, 0]
+    prev_shown = shown[:1] if first else state.last[None, :, 1]
+    before_own = np.concatenate([prev_own, own_xz[:-1]])
+    before = np.concatenate([prev_shown, shown[:-1]])                      # (T, 2, 2, 2) a frame before
+    d_own = own_xz - before_own
+    d_shown = shown - before
+    foot_vec = own_xz[:, :, 1] - own_xz[:, :, 0]                           # (T, 2, 2)
+    yaw_own = np.arctan2(foot_vec[..., 0], foot_vec[..., 1])               # (T, 2)
+    has_yaw = np.hypot(foot_vec[..., 0], foot_vec[..., 1]) > MIN_FOOT_XZ_M
+    prev_yaw = yaw_own[:1] if first else state.last_yaw[None, :, 0]
+    dyaw_own = _wrap_arr(yaw_own - np.concatenate([prev_yaw, yaw_own[:-1]]))
+    dyaw_own = np.where(has_yaw & np.concatenate([has_yaw[:1], has_yaw[:-1]]), dyaw_own, 0.0)
+    prev_turn = turn[:1] if first else state.last_yaw[None, 0, 1]
+    dpsi = _wrap_arr(turn - np.concatenate([prev_turn, turn[:-1]]))        # (T,)
+    if seam is not None and 0 <= seam < n:          # a shifted chunk: its first step from its next
+        d_own[seam] = d_own[seam + 1] if seam + 1 < n else 0.0
+        dyaw_own[seam] = dyaw_own[seam + 1] if seam + 1 < n else 0.0
+    # the own motion in the shown frame (turned by the anchor's heading correction)
+    c, sn = np.cos(turn)[:, None, None], np.sin(turn)[:, None, None]
+    d_own = np.stack([c * d_own[..., 0] + sn * d_own[..., 1], -sn * d_own[..., 0] + c * d_own[..., 1]], -1)
+    sole = pos[:, idx, 1] - floor_y_m                                      # (T, 2, 2)
+    w = _contact_point(d_own, sole[..., 0] - ankle_above_toe_m(), sole[..., 1])[..., None]   # (T, 2, 1)
+    dc_own = (1 - w) * d_own[:, :, 0] + w * d_own[:, :, 1]                 # (T, 2, 2) contact point steps
+    dc_shown = (1 - w) * d_shown[:, :, 0] + w * d_shown[:, :, 1]
+    e_c = dc_shown                                  # what the hold removes: the shown step less what it keeps
+    if math.isfinite(cfg.hold_speed_mps):
+        keep_v = _gain(np.hypot(dc_own[..., 0], dc_own[..., 1]) * fps, cfg.hold_speed_mps, cfg.free_speed_mps)
+        e_c = dc_shown - keep_v[..., None] * dc_own
+    keep_w = _gain(np.degrees(np.abs(dyaw_own)) * fps, cfg.hold_turn_dps, cfg.free_turn_dps)
+    e_yaw = (dyaw_own + dpsi[:, None]) - keep_w * dyaw_own                 # (T, 2)
+    cp = (1 - w) * before[:, :, 0] + w * before[:, :, 1]   # the contact point (this frame's weighting) before
+    cc = (1 - w) * shown[:, :, 0] + w * shown[:, :, 1]     # ... and now
+    out = []
+    for f in range(2):
+        out.append({"ax": shown[:, f, 0, 0].tolist(), "az": shown[:, f, 0, 1].tolist(),
+                    "step_a": (shown[:, f, 0] - before[:, f, 0]).tolist(),
+                    "qp": (cp[:, f] - before[:, f, 0]).tolist(), "qc": (cc[:, f] - shown[:, f, 0]).tolist(),
+                    "dc": (cc[:, f] - cp[:, f]).tolist(), "ec": e_c[:, f].tolist(),
+                    "ey": e_yaw[:, f].tolist(),
+                    "last": np.stack([own_xz[:, f], shown[:, f]], axis=1), "last_yaw": np.stack(
+                        [yaw_own[:, f], turn], axis=1)})
+    return out
+
+
+def _wrap_arr(a: np.ndarray) -> np.ndarray:
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def _contact_point(d: np.ndarray, h_ankle: np.ndarray, h_toe: np.ndarray) -> np.ndarray:
+    """(...) where the foot's contact point is on the ankle-toe line (0: the ankle's sole
+    point, 1: the toe): the slowest point of the foot's own step ``d`` ((..., 2 joints, 2)
+    horizontal steps of ankle and toe: the pivot of a turning foot) among the part that is
+    on the floor (only the toe when the heel is up by ``TOE_BLEND_M``, only the heel when
+    the toe is, any point of a flat foot; sole heights (...) metres)."""
+    up = (h_ankle - h_toe) / TOE_BLEND_M                      # > 0: the heel is up
+    lo, hi = np.clip(up, 0.0, 1.0), np.clip(1.0 + up, 0.0, 1.0)
+    va, vt = d[..., 0, :], d[..., 1, :]
+    dv = vt - va
+    s = -np.einsum("...i,...i->...", va, dv) / np.maximum(np.einsum("...i,...i->...", dv, dv), 1e-12)
+    return np.clip(s, lo, hi)
+
+
+def _release(left: int, total: int) -> tuple[float, float]:
+    """A release's weights with ``left`` of ``total`` frames to go: of its start offset
+    (cubic Hermite, 1 -> 0, flat at both ends) and of its start velocity per frame (0 -> 0,
+    slope 1 at the start)."""
+    if left <= 0:
+        return 0.0, 0.0
+    s = 1.0 - left / total
+    return _smoothstep(left / total), total * s * (1.0 - s) ** 2
+
+
+def _set_foot(st: FeetState, f: int, wgt: float, yaw: float, ox: float, oz: float, left: int, total: int,
+              ryaw: float, rox: float, roz: float, rvx: float, rvz: float) -> None:
+    st.weight[f], st.yaw[f], st.off[f] = wgt, yaw, (ox, oz)
+    st.release_left[f], st.release_total[f] = left, total
+    st.release_yaw[f], st.release_off[f], st.release_vel[f] = ryaw, (rox, roz), (rvx, rvz)
 
 
 def _keep_foot(dst: FeetState, src: FeetState, f: int) -> None:
     """Copy foot ``f``'s state from ``src`` into ``dst``."""
-    dst.locked[f], dst.release_left[f] = src.locked[f], src.release_left[f]
-    dst.lock_pos[f], dst.lock_rot[f] = src.lock_pos[f], src.lock_rot[f]
-    dst.release_pos[f], dst.release_aa[f] = src.release_pos[f], src.release_aa[f]
+    dst.weight[f], dst.yaw[f], dst.off[f] = src.weight[f], src.yaw[f], src.off[f]
+    dst.release_left[f], dst.release_total[f] = src.release_left[f], src.release_total[f]
+    dst.release_yaw[f], dst.release_off[f] = src.release_yaw[f], src.release_off[f]
+    dst.release_vel[f] = src.release_vel[f]
+    dst.last[f], dst.last_yaw[f] = src.last[f], src.last_yaw[f]

@@ -7,8 +7,8 @@ whole clip would, up to the pop test at chunk ends):
 2. ``contact``: planted feet (height and speed with hysteresis, or given contacts);
 3. ``anchor``: root kept near stage centre and heading pulled toward the audience, only
    while the dancer steps;
-4. ``feet``: planted feet locked with leg IK, released with a blend, ankles and toes kept
-   above the floor.
+4. ``feet``: planted feet's slide removed with leg IK (the contact point held; pivots, heel
+   and toe rolls and lifts kept), released with a blend, ankles and toes kept above the floor.
 
 Two ways in: ``process_motion(motion)`` for a whole clip (``generate``, ``convert``,
 ``stream``), and ``process_stream(quats, trans, start_time_s)`` for the live path, called
@@ -301,12 +301,13 @@ class OutputStage:
                                             seam=rev, keep_after=keep)
         # the anchor turned the body by psi about the root and moved the root: same for the joints
         turn = rot.rotation_about("y", psi)                                          # (T, 3, 3)
+        own = (joints, psi)
         joints = np.einsum("tij,tkj->tki", turn, joints - t[:, None]) + t_new[:, None]
         grot = turn[:, None] @ grot
         r[:, 0] = root_rot
         time.sleep(0)
         r, fs = fix_feet(r, t_new, planted, st.feet, cfg.feet, cfg.floor_y_m, fk=(joints, grot),
-                         keep_after=keep)
+                         keep_after=keep, own=own, seam=None if continuous else rev, fps=self.fps)
         self.stats["pops"] = st.smooth.pops
         for k in ("locked_frames", "lifted_frames", "dragged_m"):
             self.stats[k] += fs[k]

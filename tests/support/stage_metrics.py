@@ -73,7 +73,10 @@ def stage_numbers(joints: np.ndarray, fps: float, floor_y_m: float = 0.0, plante
         start_xz: stage centre (x, z); default the first frame's root.
     Returns a dict: root_max_m (farthest root from start), under_2cm_frac (frames with an
     ankle or toe more than 2 cm under the floor), deepest_cm, skate_cms (mean horizontal
-    speed of planted feet, cm/s), planted_frac, jitter_share, pops_per_min,
+    speed of planted feet, cm/s: every ankle and toe joint on its own, so a heel rolling up
+    while the toe stays counts), contact_skate_cms (the same for each foot's lower joint
+    only, where the foot stands: a foot rolling on its toe or heel does not count, a
+    sliding one does), planted_frac, jitter_share, pops_per_min,
     back_to_camera_frac (heading more than 90 degrees from +Z).
     """
     j = np.asarray(joints, np.float64)
@@ -88,6 +91,14 @@ def stage_numbers(joints: np.ndarray, fps: float, floor_y_m: float = 0.0, plante
         v = np.linalg.norm(np.diff(j[:, k, [0, 2]], axis=0), axis=-1) * fps
         skate.extend(v[planted].tolist())
         planted_n += int(planted.sum())
+    contact = []                                     # the lower joint of each foot: where it stands
+    for a, t in ((L_ANKLE, L_FOOT), (R_ANKLE, R_FOOT)):
+        ha, ht = j[:, a, 1] - floor_y_m - lift, j[:, t, 1] - floor_y_m
+        low = np.where((ha <= ht)[:-1, None], j[:-1, a, :], j[:-1, t, :])
+        low_next = np.where((ha <= ht)[:-1, None], j[1:, a, :], j[1:, t, :])
+        h = np.minimum(ha, ht)
+        on = (h[1:] < planted_height_m) & (h[:-1] < planted_height_m)
+        contact.extend((np.linalg.norm((low_next - low)[:, [0, 2]], axis=-1) * fps)[on].tolist())
     left = j[:, 1] - j[:, 2]                         # left hip - right hip: +X at rest (facing +Z)
     heading = np.degrees(np.arctan2(-left[:, 2], left[:, 0]))   # forward = left x up, about +Y
     return {
@@ -97,6 +108,7 @@ def stage_numbers(joints: np.ndarray, fps: float, floor_y_m: float = 0.0, plante
         "under_2cm_frac": float((feet_y.min(axis=1) < -0.02).mean()),
         "deepest_cm": float(min(0.0, feet_y.min()) * 100),
         "skate_cms": float(np.mean(skate) * 100) if skate else 0.0,
+        "contact_skate_cms": float(np.mean(contact) * 100) if contact else 0.0,
         "planted_frac": float(planted_n / max(4 * (len(j) - 1), 1)),
         "jitter_share": jitter_share(j, fps),
         "pops_per_min": pops_per_minute(j, fps),
