@@ -53,6 +53,17 @@ PREVIOUS_HMM = {"gtzan_causal_f": (0.736, 0.736), "gtzan_causal_wrong_level": (1
                 "live_cpu_percent_of_one_core": 4.1}
 
 
+#: Before the clock's hysteresis between far-apart hypotheses and the offline Viterbi
+#: decode (semitone bands, salience-driven restart; offline DP on aubio's flux), same
+#: protocol and clips; per-genre causal F on GTZAN without silence.
+PREVIOUS_ROUND = {"gtzan_causal_f": (0.765, 0.765), "gtzan_offline_f": (0.803, 0.803),
+                  "synth_causal_f_min": (0.989, 0.989), "synth_offline_f_min": (0.000, 0.000),
+                  "live_cpu_percent_of_one_core": 4.22,
+                  "causal_f_by_genre": {"blues": 0.73, "classical": 0.43, "country": 0.91, "disco": 0.87,
+                                        "hiphop": 0.98, "jazz": 0.46, "metal": 0.70, "pop": 0.89,
+                                        "reggae": 0.86, "rock": 0.82}}
+
+
 def _score(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
     """(F, reference BPM, estimated BPM) by the protocol above."""
     import mir_eval
@@ -182,7 +193,8 @@ def main() -> None:
 
     result: dict = {"protocol": "mir_eval F-measure, 70 ms, beats < 5 s ignored; refs after clip end dropped",
                     "anchors_gtzan50": ANCHORS, "before_no_silence_and_3s_silence": BEFORE,
-                    "previous_hmm_no_silence_and_3s_silence": PREVIOUS_HMM}
+                    "previous_hmm_no_silence_and_3s_silence": PREVIOUS_HMM,
+                    "previous_round_no_silence_and_3s_silence": PREVIOUS_ROUND}
     audio_dir = args.realbeats / "audio"
     jobs = []
     if audio_dir.is_dir():
@@ -252,6 +264,23 @@ def _markdown(res: dict) -> str:
               f"{pv['gtzan_offline_f'][1]:.3f}; held-out synth min causal F "
               f"{pv['synth_causal_f_min'][0]:.3f} (latin 96); live analysis "
               f"{pv['live_cpu_percent_of_one_core']} % of one core."]
+    pr = PREVIOUS_ROUND
+    lines += ["", "Previous round (no hysteresis in the clock; offline DP on aubio's flux; no silence / 3 s "
+              f"silence): GTZAN causal F {pr['gtzan_causal_f'][0]:.3f} / {pr['gtzan_causal_f'][1]:.3f}; "
+              f"offline F {pr['gtzan_offline_f'][0]:.3f} / {pr['gtzan_offline_f'][1]:.3f}; held-out synth "
+              f"min causal F {pr['synth_causal_f_min'][0]:.3f}, offline {pr['synth_offline_f_min'][0]:.3f} "
+              "(latin 96 on the off-beat); live analysis "
+              f"{pr['live_cpu_percent_of_one_core']} % of one core."]
+    real0 = [r for r in res["real"] if r["silence_s"] == 0 and r["name"].startswith("gtzan")]
+    if real0:
+        genres = sorted({r["name"][6:].split(".")[0] for r in real0})
+        lines += ["", "GTZAN F by genre (no silence):", "",
+                  "| genre | causal, previous round | causal | offline |", "|---|---|---|---|"]
+        for g in genres:
+            rs = [r for r in real0 if r["name"].startswith(f"gtzan_{g}.")]
+            lines.append(f"| {g} | {pr['causal_f_by_genre'].get(g, float('nan')):.2f} | "
+                         f"{np.mean([r['causal']['f'] for r in rs]):.2f} | "
+                         f"{np.mean([r['offline']['f'] for r in rs]):.2f} |")
     lines += ["", "Anchors on the same 50 GTZAN clips (same scorer): " +
               ", ".join(f"{k} {v:.3f}" for k, v in res["anchors_gtzan50"].items()) + ".", "",
               f"Song change (house 128 -> breakbeat 140, no gap): {res['song_change']}.", "",

@@ -1,12 +1,15 @@
 """Live beat clock behaviour that the synthetic accuracy tests do not cover: leading
-silence must not bias it, and a new song takes over within two bars."""
+silence must not bias it, a new song takes over within two bars, and a few bars of
+accented off-beats do not move the grid."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from opendance.engine.music.beat_clock import BeatClock
+from opendance.engine.music.beats import SubHopEvents
 from opendance.engine.music.features import stream_spectral
+from opendance.engine.music.onset import FLUX_PEAK_DELAY_S
 from opendance.realtime.test_signals import make_track
 
 
@@ -51,3 +54,31 @@ def test_restart_mass_is_low_on_a_good_lock_and_high_on_noise():
     clock, _ = _committed(noise, tr.sample_rate)
     assert not clock.locked
     assert clock.filter.restart > 0.5 * clock.restart
+
+
+def _impulse_events(seconds: float, bpm: float, shift_from_s: float, shift_to_s: float) -> list[SubHopEvents]:
+    """Onset-strength events (120 per second): a low noise floor and a strong onset on
+    every beat from 0.3 s, moved half a beat late between ``shift_from_s`` and ``shift_to_s``."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * 120)
+    flux = 0.5 + 0.2 * rng.random(n)
+    period = 60.0 / bpm
+    for b in np.arange(0.3, seconds, period):
+        tb = b + (period / 2 if shift_from_s <= b < shift_to_s else 0.0)
+        i = int(round((tb + FLUX_PEAK_DELAY_S) * 120)) - 1
+        if i < n:
+            flux[i] += 10.0
+    t = np.arange(1, n + 1) / 120.0
+    return [SubHopEvents(float(e), float(f), False, float("nan"), False, float("nan"), 0.0, 0.0, float(f))
+            for e, f in zip(t, flux, strict=True)]
+
+
+def test_holds_its_phase_through_three_seconds_of_off_beat_accents():
+    ev = _impulse_events(20.0, 120.0, 12.0, 15.0)
+    clock = BeatClock()
+    for i in range(0, len(ev), clock.update_every):
+        clock.update(ev[i:i + clock.update_every])
+    late = clock.committed_beats()
+    late = late[late > 12.0]
+    err = np.min(np.abs(late[:, None] - np.arange(0.3, 20.0, 0.5)[None, :]), axis=1)
+    assert late.size >= 14 and np.all(err < 0.07), err
