@@ -23,9 +23,11 @@ Dancers (``--dancers``, comma separated):
                       from the offline tracker on the audio, no sections.
   model               the bundled model's own dance, as ``opendance generate SONG
                       --no-beat-snap --no-stage`` makes it (features from the audio with the
-                      offline tracker's beats, 4 steps, MS-LRM, temperature 1, no cfg, no
-                      refinement, the bundled weights).
+                      offline tracker's beats, 4 steps, MS-LRM, the default temperature, no
+                      cfg, no refinement, the bundled weights).
   model:PATH          the same with the MCT checkpoint PATH (``generate --model PATH``).
+  model@T, model:PATH@T   the same sampled at temperature T (``generate --temperature T``;
+                      without it, the sampler's default).
   file                a recording (``--motion FILE`` with ``--song NAME`` or ``--audio``).
 
 ``--shipped`` scores every dancer as ``opendance generate`` writes it instead: a model's
@@ -85,7 +87,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,9 +166,11 @@ class ModelDancer(Dancer):
     from the audio alone, default sampler settings, no constraints)."""
 
     def __init__(self, path: str | None = None, backend: str = "auto", steps: int = 4,
-                 beat_snap: bool = False):
-        super().__init__("model" if path is None else f"model:{path}", takes_text=True)
+                 beat_snap: bool = False, temperature: float | None = None):
+        name = "model" if path is None else f"model:{path}"
+        super().__init__(name if temperature is None else f"{name}@{temperature:g}", takes_text=True)
         self.path, self.backend, self.steps, self.beat_snap = path, backend, steps, beat_snap
+        self.temperature = temperature
         self._beats: dict[str, np.ndarray] = {}
         self._gen = None
         self._features: dict[str, np.ndarray] = {}
@@ -176,13 +180,16 @@ class ModelDancer(Dancer):
             from opendance.engine.generator import load_default_generator, load_generator
             from opendance.engine.sampler import SamplerConfig
 
-            sampler = SamplerConfig(steps=self.steps, remask="ms-lrm", temperature=1.0, cfg_scale=1.0)
+            sampler = SamplerConfig(steps=self.steps, remask="ms-lrm", cfg_scale=1.0)
+            if self.temperature is not None:
+                sampler = replace(sampler, temperature=self.temperature)
             if self.path:
                 self._gen = load_generator(self.path, backend=self.backend, sampler=sampler)
             else:
                 self._gen = load_default_generator(backend=self.backend, sampler=sampler)
             self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
                          "text_encoder": self._gen.text.name, "steps": self.steps,
+                         "temperature": sampler.temperature,
                          "beat_snap": self.beat_snap}
         return self._gen
 
@@ -240,8 +247,14 @@ def make_dancer(spec: str, backend: str, shipped: bool = False) -> Dancer:
     """A dancer by name (see the module docstring); ``shipped``: as ``generate`` writes it."""
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
-    elif spec == "model" or spec.startswith("model:"):
-        d = ModelDancer(spec.split(":", 1)[1] if ":" in spec else None, backend, beat_snap=shipped)
+    elif spec.split("@")[0] == "model" or spec.startswith("model:"):
+        base, _, temp = spec.partition("@")
+        try:
+            temperature = float(temp) if temp else None
+        except ValueError:
+            raise InputError(f"dancer {spec!r}: the temperature after '@' must be a number") from None
+        d = ModelDancer(base.split(":", 1)[1] if ":" in base else None, backend, beat_snap=shipped,
+                        temperature=temperature)
     else:
         d = None
     if d is not None:

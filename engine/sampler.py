@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from opendance.engine.mct import BRANCHES, MCTInputs, MCTLogits
+from opendance.validate import DEFAULT_TEMPERATURE
 
 REMASK_MODES = ("ms-lrm", "momask")
 
@@ -48,7 +49,8 @@ class SamplerConfig:
     Attributes:
         steps: decoding rounds N (>= 1).
         remask: "ms-lrm" or "momask" (see the module docstring).
-        temperature: softmax temperature for sampling; 0 = greedy (argmax).
+        temperature: softmax temperature for sampling; 0 = greedy (argmax). Default 0.8
+            (``opendance.validate.DEFAULT_TEMPERATURE``).
         cfg_scale: classifier-free guidance scale; 1 = off (one forward per round).
         choice_temperature: scale of the annealed Gumbel noise added to the confidence
             ranking (0 = rank by probability alone; off when ``temperature`` is 0).
@@ -58,7 +60,7 @@ class SamplerConfig:
 
     steps: int = 4
     remask: str = "ms-lrm"
-    temperature: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
     cfg_scale: float = 1.0
     choice_temperature: float = 4.5
     refine_steps: tuple[int, ...] = ()

@@ -41,6 +41,9 @@ MAX_DEMO_SECONDS = 1200.0     # a synthesized song (demo), in memory; use --loop
 # ----------------------------------------------------------------------- command-line numbers
 MAX_RUN_SECONDS = 7 * 24 * 3600.0   # --seconds / --duration of a run
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 10.0
+#: The MCT's default sampling temperature (``engine.sampler.SamplerConfig``, ``generate
+#: --temperature``): below 1 the dance follows its song more than its seed (board, docs/model.md).
+DEFAULT_TEMPERATURE = 0.8
 MIN_CFG, MAX_CFG = 0.0, 20.0
 MIN_STEPS, MAX_STEPS = 1, 16        # MS-LRM decoding steps per chunk
 MAX_TEXT_CHARS = 200                # style prompt (--prompt, --text, /style)

@@ -151,3 +151,11 @@ def test_shipped_dancers_go_through_the_output_stage(board):
     assert board.dm.root_drift(out_j) < board.dm.root_drift(raw_j) - 1.0  # its stage anchor
     assert isinstance(board.make_dancer("procedural", "auto", shipped=True), board.StagedDancer)
     assert not isinstance(board.make_dancer("model", "auto"), board.StagedDancer)
+
+
+def test_model_dancer_spec_takes_a_temperature(board):
+    d = board.make_dancer("model:runs/x/mct.safetensors@0.7", "auto")
+    assert (d.path, d.temperature, d.name) == ("runs/x/mct.safetensors", 0.7, "model:runs/x/mct.safetensors@0.7")
+    assert board.make_dancer("model", "auto").temperature is None
+    with pytest.raises(board.InputError, match="temperature"):
+        board.make_dancer("model@hot", "auto")

@@ -25,6 +25,7 @@ import numpy as np
 from opendance.commands.dancer import add_dancer_argument, resolve_dancer
 from opendance.errors import InputError, OpenDanceError
 from opendance.validate import (
+    DEFAULT_TEMPERATURE,
     MAX_CFG,
     MAX_DECODE_SECONDS,
     MAX_STEPS,
@@ -69,8 +70,8 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default="auto",
                    help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
     p.add_argument("--model", default=None, help="MCT checkpoint (default: the bundled model)")
-    p.add_argument("--temperature", type=arg_float(MIN_TEMPERATURE, MAX_TEMPERATURE), default=1.0,
-                   help="sampling temperature (0 = greedy)")
+    p.add_argument("--temperature", type=arg_float(MIN_TEMPERATURE, MAX_TEMPERATURE),
+                   default=DEFAULT_TEMPERATURE, help="sampling temperature (0 = greedy)")
     p.add_argument("--cfg", type=arg_float(MIN_CFG, MAX_CFG), default=1.0,
                    help="classifier-free guidance scale (1 = off)")
     p.add_argument("--remask", choices=("ms-lrm", "momask"), default="ms-lrm", help="re-masking rule")
