@@ -176,3 +176,53 @@ def test_the_stage_adds_no_pops_and_keeps_the_dancers_planted_share():
         planted1 = reference_stats(j1, FPS)["planted_fraction"]
         assert planted1 < planted0 + 0.15               # not every near-floor foot frozen
         assert stage_numbers(j1, FPS)["contact_skate_cms"] < 2.0
+
+
+def _heel_pitch(pitch_rad: np.ndarray) -> Motion:
+    """Bent knees (slack for the IK), the left foot's ankle pitched by ``pitch_rad`` (T,) (heel
+    up, toe down) with the body raised so its toe stays on the floor: the foot rolls about its toe."""
+    aa, trans = _knees_bent(len(pitch_rad))
+    aa[:, [L_HIP, R_HIP], 0] = -0.3                  # thighs forward, shins back: feet level
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.6
+    aa[:, [L_ANKLE, R_ANKLE], 0] = -0.3
+    aa[:, L_ANKLE, 0] += pitch_rad
+    toe_y = _motion(aa, trans).joints()[:, L_FOOT, 1]
+    trans[:, 1] -= toe_y - 0.005                      # toe joint 5 mm above the floor
+    return _motion(aa, trans)
+
+
+def _heel_up_m(joints: np.ndarray) -> np.ndarray:
+    """(T,) the left heel's height above the toe, less its standing height, metres."""
+    from opendance.engine.stage.contact import ankle_above_toe_m
+
+    return joints[:, L_ANKLE, 1] - joints[:, L_FOOT, 1] - ankle_above_toe_m()
+
+
+def _flat_hold(share: float) -> StageConfig:
+    from opendance.engine.stage.feet import FeetConfig
+
+    return _free_roam(smooth=SmoothConfig(enabled=False),
+                      feet=FeetConfig(flat_full_m=0.03, flat_free_m=0.06, flat_share=share))
+
+
+def test_a_flat_planted_foot_whose_ankle_pitches_is_held_flat():
+    t = np.arange(60) / FPS
+    raw = _heel_pitch(0.15 * (0.5 - 0.5 * np.cos(2 * np.pi * 2.0 * t)))   # heel bobs 0 -> ~2 cm, 2 Hz
+    j0 = raw.joints()
+    assert np.ptp(_heel_up_m(j0)) > 0.012
+    held = OutputStage(_flat_hold(1.0)).process_motion(raw).joints()
+    free = OutputStage(_flat_hold(0.0)).process_motion(raw).joints()
+    assert np.ptp(_heel_up_m(held)) < 0.003                               # the foot stays flat
+    assert np.ptp(_heel_up_m(free)) > 0.012                               # (without the hold it pitches)
+    s_held, s_free = stage_numbers(held, FPS)["skate_cms"], stage_numbers(free, FPS)["skate_cms"]
+    assert s_held < 0.5 < s_free
+
+
+def test_a_heel_up_foot_still_rolls_with_the_flat_hold():
+    n = 40
+    raw = _heel_pitch(0.7 * np.clip((np.arange(n) - 10) / 10.0, 0.0, 1.0))   # heel up ~6 cm, stays
+    j0 = raw.joints()
+    out = OutputStage(_flat_hold(1.0)).process_motion(raw).joints()
+    up0, up1 = _heel_up_m(j0), _heel_up_m(out)
+    assert up0[25:].min() > 0.06
+    np.testing.assert_allclose(up1[25:], up0[25:], atol=0.003)           # it rolls as the motion says
