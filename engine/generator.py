@@ -13,7 +13,10 @@ whole, so the new frames see the prefix through the decoder's convolutions; then
   seam and the correction ends without a kink;
 * the root: the trajectory features (heading-frame velocities, height, heading rate) are
   integrated from the last emitted pelvis position and heading; frames whose feet would
-  be under the floor are lifted just onto it (``_lift_to_floor``).
+  be under the floor are lifted just onto it (``_lift_to_floor``);
+* snaps: where a decoded joint snaps out and back in one frame (``snap_frames``, checked
+  across the seam with the last emitted frames), the new tokens around it are redrawn by
+  the MCT, the rest of the window given (``snap_redraws`` tries; fewest snaps kept).
 
 Conditions: music (always; spectral channels after ``spectral_valid_frames`` are hidden),
 the style text (sentence encoder; dropped when no encoder is installed), trajectory
@@ -50,6 +53,20 @@ PATH_REACHED_M = 0.25       # a waypoint closer than this counts as reached
 PATH_SPEED_MPS = 0.6        # walking-in-rhythm speed towards a waypoint (corpus travel moves ~0.3-1 m/s)
 #: Frames over which a chunk's seam offset eases to zero (``seam_offset``).
 SEAM_FRAMES = 10
+#: Times a chunk's snapping tokens may be redrawn (``MCTGenerator.snap_redraws``; 0 = never).
+SNAP_REDRAWS = 6
+#: A snap: a one-frame out-and-back of some joint of at least this size (metres; the
+#: zig-zag of ``snap_frames``) ...
+SNAP_MIN_M = 0.012
+#: ... and this many times that of the same joint two and three frame pairs away.
+SNAP_RATIO = 3.0
+#: Tokens with a frame this close to a snap are redrawn (the decoder's upsampling mixes
+#: the two nearest tokens into each frame; its frame convolutions reach 2 frames further).
+SNAP_REACH_FRAMES = 2
+#: Emitted frames (world joints) the state keeps so a snap across the seam is seen.
+SNAP_CONTEXT_FRAMES = 6
+#: Seed stride between a chunk's draw and its redraws (far from the per-chunk seed + k).
+REDRAW_SEED_STRIDE = 100_003
 
 
 @dataclass
@@ -67,6 +84,8 @@ class GeneratorState:
         path_index: next waypoint of the current ``traj_path``.
         path: the ``traj_path`` that ``path_index`` refers to.
         keyframe: the last keyframe already placed (so it is hit once).
+        last_joints: (K, 24, 3) metres, world joints of the last K <= ``SNAP_CONTEXT_FRAMES``
+            emitted frames (the left context of the snap check), or None.
     """
 
     tokens: dict
@@ -78,6 +97,7 @@ class GeneratorState:
     path_index: int = 0
     path: tuple = ()
     keyframe: tuple | None = None
+    last_joints: np.ndarray | None = None
 
 
 @dataclass
@@ -124,12 +144,16 @@ class MCTGenerator:
         sampler: default decoding options (steps and refinement come per request).
         refine: a ``engine.refine.FootSlideRefiner`` options object, or None for defaults.
         seam_frames: frames over which the seam correction fades out.
+        snap_redraws: how many times the new tokens around a snap (a one-frame out-and-back
+            of a joint in the decoded frames, ``snap_frames``) may be redrawn per chunk; the
+            draw with the fewest snaps is kept (0 = keep the first draw).
     """
 
     fps: float = FPS
 
     def __init__(self, model: MCT, tokenizer, backend, text_encoder=None, context_tokens: int | None = None,
-                 sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = SEAM_FRAMES):
+                 sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = SEAM_FRAMES,
+                 snap_redraws: int = SNAP_REDRAWS):
         from opendance.engine.refine import FootSlideRefiner
         from opendance.engine.text import NullEncoder
 
@@ -151,6 +175,7 @@ class MCTGenerator:
         self.sampler = sampler or SamplerConfig()
         self.refiner = FootSlideRefiner(tokenizer, refine_cfg)
         self.seam_frames = seam_frames
+        self.snap_redraws = int(snap_redraws)
 
     # ------------------------------------------------------------------ live API
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -202,14 +227,14 @@ class MCTGenerator:
                 if v is not None:
                     cons_vals["traj"], cons_masks["traj"] = v, m
         seed = request.seed
-        tokens = self._decode_window(win_music, valid, controls.style, given_tok, cons_vals, cons_masks,
-                                     steps=request.steps, refine=request.refine, seed=seed)
-        t1 = time.perf_counter()
-        motion, new_state = self._emit(tokens, n_ctx, state)
+        times: dict = {}
+        tokens, motion, new_state = self._decode_emit(win_music, valid, controls.style, given_tok, cons_vals,
+                                                      cons_masks, request.steps, request.refine, seed, n_ctx,
+                                                      state, times=times)
         new_state.path, new_state.path_index, new_state.keyframe = new_state_path, path_index, keyframe_done
         t2 = time.perf_counter()
-        return GenerationResult(motion, new_state, {"steps": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3,
-                                                    "total": (t2 - t0) * 1e3})
+        return GenerationResult(motion, new_state, {"steps": times["steps"], "decode": times["decode"],
+                                                    "redraws": times["redraws"], "total": (t2 - t0) * 1e3})
 
     # ------------------------------------------------------------------ offline
     def generate_song(self, music: np.ndarray, text: str = "", constraints: Constraints | None = None,
@@ -262,10 +287,9 @@ class MCTGenerator:
                 vals["traj"] = _world_to_heading(vals["traj"], heading)
             for b in masks:
                 masks[b][:n_ctx * fpt] = False   # the prefix is already fixed
-            tokens = self._decode_window(win_music, valid, text, given, vals, masks, steps=steps,
-                                         refine=refine, seed=None if seed is None else seed + k)
-            motion, state = self._emit(tokens, n_ctx, state if n_ctx else None,
-                                       start=(start_trans, start_heading) if not n_ctx else None)
+            tokens, motion, state = self._decode_emit(
+                win_music, valid, text, given, vals, masks, steps, refine, None if seed is None else seed + k,
+                n_ctx, state if n_ctx else None, start=(start_trans, start_heading) if not n_ctx else None)
             out.append(motion)
             if token_log is not None:
                 for b in BRANCHES:
@@ -321,6 +345,89 @@ class MCTGenerator:
         out = decode(self.backend, inputs, free, scfg, generator=gen,
                      refiner=self.refiner if refine else None)
         return {b: out[b][0].numpy() for b in BRANCHES}
+
+    def _decode_emit(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
+                     cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
+                     state: GeneratorState | None, start=None, times: dict | None = None
+                     ) -> tuple[dict, Motion, GeneratorState]:
+        """Decode a window's tokens and emit its new frames; where the frames snap (a one-frame
+        out-and-back of a joint, ``snap_frames``, checked across the seam with the state's
+        last emitted joints), redraw the new tokens around the snap with the MCT (everything
+        else of the window given) up to ``snap_redraws`` times and keep the draw with the
+        fewest snaps. ``times`` (optional) gets "steps", "decode" and "redraws" (ms).
+
+        Why: the sampler draws the tokens of one round independently, and now and then two
+        neighbours are a pair the tokenizer's decoder can only join through a near-degenerate
+        6D rotation (mostly a shoulder); Gram-Schmidt then swings the arm within one frame.
+        The check runs on the decoder's own frames (no smoothing); a redraw asks the model
+        for another continuation there.
+        """
+        t0 = time.perf_counter()
+        tokens = self._decode_window(music, valid, text, given, cons_vals, cons_masks, steps=steps,
+                                     refine=refine, seed=seed)
+        t1 = time.perf_counter()
+        motion, new_state = self._emit(tokens, n_ctx, state, start)
+        t2 = time.perf_counter()
+        if self.snap_redraws > 0:
+            prev = None if state is None or n_ctx == 0 else state.last_joints
+            joints, snaps = self._snaps(motion, prev)
+            redrawable = self._redrawable(given, cons_masks, n_ctx)
+            for attempt in range(self.snap_redraws):
+                # redraw the tokens mixed into the snapping frame; every second failed try
+                # widens the span by a token each side (the snap may need a new approach)
+                reach = SNAP_REACH_FRAMES + self.frames_per_token * (attempt // 2)
+                pos = self._snap_tokens(snaps, n_ctx, len(redrawable), reach) & redrawable
+                if not pos.any():
+                    break
+                given2 = {b: np.where(pos, -1, tokens[b]) for b in BRANCHES}
+                seed2 = None if seed is None else seed + REDRAW_SEED_STRIDE * (attempt + 1)
+                tok2 = self._decode_window(music, valid, text, given2, {}, {}, steps=steps, refine=refine,
+                                           seed=seed2)
+                motion2, state2 = self._emit(tok2, n_ctx, state, start)
+                joints2, snaps2 = self._snaps(motion2, prev)
+                if snaps2.size < snaps.size:
+                    tokens, motion, new_state, joints, snaps = tok2, motion2, state2, joints2, snaps2
+            new_state.last_joints = joints[-SNAP_CONTEXT_FRAMES:].copy()
+        if times is not None:
+            times.update(steps=(t1 - t0) * 1e3, decode=(t2 - t1) * 1e3,
+                         redraws=(time.perf_counter() - t2) * 1e3)
+        return tokens, motion, new_state
+
+    @staticmethod
+    def _snaps(motion: Motion, prev_joints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """World joints (K + T, 24, 3) of the last emitted frames + the new ones, and the
+        snapping frames as indices into the new frames (-K..T-1)."""
+        joints = motion.joints().astype(np.float64)
+        k = 0
+        if prev_joints is not None and len(prev_joints):
+            k = len(prev_joints)
+            joints = np.concatenate([prev_joints, joints])
+        if len(joints) < 4:
+            return joints, np.zeros(0, np.int64)
+        return joints, snap_frames(joints) - k
+
+    def _snap_tokens(self, snaps: np.ndarray, n_ctx: int, n_win: int, reach: int) -> np.ndarray:
+        """(n_win,) bool: the window's token steps with a frame within ``reach`` frames of a
+        snap (``snaps``: indices into the new frames)."""
+        fpt = self.frames_per_token
+        out = np.zeros(n_win, bool)
+        for i in snaps:
+            f = n_ctx * fpt + int(i)
+            out[max(0, (f - reach) // fpt):max(0, (f + reach) // fpt) + 1] = True
+        return out
+
+    def _redrawable(self, given: dict, cons_masks: dict, n_ctx: int) -> np.ndarray:
+        """(L,) bool: new token steps the sampler drew freely (not the prefix, not a given
+        token, not under a constraint)."""
+        fpt = self.frames_per_token
+        n_win = len(given["motion"])
+        ok = np.zeros(n_win, bool)
+        ok[n_ctx:] = True
+        for b in BRANCHES:
+            ok &= np.asarray(given[b]) < 0
+        for m in cons_masks.values():
+            ok &= ~np.asarray(m, bool)[:n_win * fpt].reshape(n_win, fpt).any(axis=1)
+        return ok
 
     def _emit(self, tokens: dict, n_ctx: int, state: GeneratorState | None, start=None
               ) -> tuple[Motion, GeneratorState]:
@@ -425,6 +532,40 @@ def seam_offset(last: np.ndarray, prev: np.ndarray | None, redecoded: np.ndarray
     h00 = 2 * s ** 3 - 3 * s ** 2 + 1
     h10 = s ** 3 - 2 * s ** 2 + s
     return h00 * x0 + h10 * T * v0
+
+
+def snap_frames(joints: np.ndarray, min_m: float = SNAP_MIN_M, ratio: float = SNAP_RATIO) -> np.ndarray:
+    """Frames (sorted int64 indices) where some joint snaps out and back in one frame.
+
+    Args:
+        joints: (T, J, 3) metres, T >= 4, at 30 FPS.
+    The test of ``training.metrics.dance.pop_frames`` (the dance board's one-frame pops),
+    here with the generator's own, slightly smaller, size: ``d[k] = p[k] - (p[k-1] +
+    p[k+1]) / 2`` is how far frame k leaves the line through its neighbours; the pair
+    (k, k+1) zig-zags by ``z = sqrt(max(0, -d[k] . d[k+1]))`` metres; it is flagged when
+    ``z >= min_m`` and ``z >= ratio`` x the same joint's zig-zag two and three pairs away
+    (pairs past the ends count as 0). A run of flagged pairs is one snap, reported at the
+    frame that leaves the line most.
+    """
+    p = np.asarray(joints, np.float64)
+    if p.ndim != 3 or p.shape[0] < 4:
+        raise InputError(f"snap_frames needs (T >= 4, J, 3) joints, got {p.shape}")
+    d = p[1:-1] - 0.5 * (p[:-2] + p[2:])                    # frames 1..T-2
+    z = np.sqrt(np.maximum(0.0, -(d[:-1] * d[1:]).sum(-1)))  # pair q = frames (q+1, q+2)
+    ref = np.zeros_like(z)
+    for s in (-3, -2, 2, 3):
+        sh = np.zeros_like(z)
+        if s > 0:
+            sh[:-s] = z[s:]
+        else:
+            sh[-s:] = z[:s]
+        ref = np.maximum(ref, sh)
+    idx = np.nonzero(((z >= min_m) & (z >= ratio * ref)).any(axis=1))[0]
+    if idx.size == 0:
+        return idx.astype(np.int64)
+    dev = np.linalg.norm(d, axis=-1).max(axis=1)
+    runs = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
+    return np.array([r[0] + int(np.argmax(dev[r[0]:r[-1] + 2])) + 1 for r in runs], np.int64)
 
 
 def _lift_to_floor(motion: Motion) -> Motion:

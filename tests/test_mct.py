@@ -268,8 +268,9 @@ def test_live_chunks_continue_and_are_deterministic(generator):
     # the root continues from the previous chunk's last frame (one step away, not a jump)
     for prev, nxt in itertools.pairwise(a):
         step = np.linalg.norm(nxt.trans[0, [0, 2]] - prev.trans[-1, [0, 2]])
-        inner = np.linalg.norm(np.diff(nxt.trans[:, [0, 2]], axis=0), axis=1)
-        assert step <= inner.max() + 1e-4
+        # no larger than the steps either side (the new chunk may slow down after the seam)
+        inner = max(np.linalg.norm(np.diff(c.trans[:, [0, 2]], axis=0), axis=1).max() for c in (prev, nxt))
+        assert step <= inner + 1e-4
 
 
 def _seam_speed_ratio(chunks):
