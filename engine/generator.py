@@ -41,6 +41,7 @@ import torch
 
 from opendance.engine.api import GenerationRequest, GenerationResult
 from opendance.engine.mct import BRANCHES, MCT, MCTInputs
+from opendance.engine.pops import zigzag_frames
 from opendance.engine.sampler import SamplerConfig, decode
 from opendance.errors import InputError, OpenDanceError
 from opendance.motion import Motion
@@ -539,33 +540,14 @@ def snap_frames(joints: np.ndarray, min_m: float = SNAP_MIN_M, ratio: float = SN
 
     Args:
         joints: (T, J, 3) metres, T >= 4, at 30 FPS.
-    The test of ``training.metrics.dance.pop_frames`` (the dance board's one-frame pops),
-    here with the generator's own, slightly smaller, size: ``d[k] = p[k] - (p[k-1] +
-    p[k+1]) / 2`` is how far frame k leaves the line through its neighbours; the pair
-    (k, k+1) zig-zags by ``z = sqrt(max(0, -d[k] . d[k+1]))`` metres; it is flagged when
-    ``z >= min_m`` and ``z >= ratio`` x the same joint's zig-zag two and three pairs away
-    (pairs past the ends count as 0). A run of flagged pairs is one snap, reported at the
-    frame that leaves the line most.
+    The dance board's one-frame pop test (``engine.pops.zigzag_frames``, also behind
+    ``training.metrics.dance.pop_frames``), here with the generator's own, slightly
+    smaller, size.
     """
     p = np.asarray(joints, np.float64)
     if p.ndim != 3 or p.shape[0] < 4:
         raise InputError(f"snap_frames needs (T >= 4, J, 3) joints, got {p.shape}")
-    d = p[1:-1] - 0.5 * (p[:-2] + p[2:])                    # frames 1..T-2
-    z = np.sqrt(np.maximum(0.0, -(d[:-1] * d[1:]).sum(-1)))  # pair q = frames (q+1, q+2)
-    ref = np.zeros_like(z)
-    for s in (-3, -2, 2, 3):
-        sh = np.zeros_like(z)
-        if s > 0:
-            sh[:-s] = z[s:]
-        else:
-            sh[-s:] = z[:s]
-        ref = np.maximum(ref, sh)
-    idx = np.nonzero(((z >= min_m) & (z >= ratio * ref)).any(axis=1))[0]
-    if idx.size == 0:
-        return idx.astype(np.int64)
-    dev = np.linalg.norm(d, axis=-1).max(axis=1)
-    runs = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
-    return np.array([r[0] + int(np.argmax(dev[r[0]:r[-1] + 2])) + 1 for r in runs], np.int64)
+    return zigzag_frames(p, min_m, ratio)
 
 
 def _lift_to_floor(motion: Motion) -> Motion:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opendance.engine.kinematic_beats import motion_beat_frames
+from opendance.engine.pops import zigzag_frames
 from opendance.training.metrics._common import as_joints, check_fps, resample_joints
 
 # ----------------------------------------------------------------------------- joints
@@ -455,41 +456,16 @@ POP_ISOLATION_RATIO = 3.0
 
 def pop_frames(joints: np.ndarray, min_m: float = POP_MIN_M, ratio: float = POP_ISOLATION_RATIO
                ) -> np.ndarray:
-    """Frames of one-frame pops (isolated out-and-back jumps), sorted.
+    """Frames of one-frame pops (isolated out-and-back jumps), sorted: the zig-zag test of
+    ``engine.pops.zigzag_frames`` at ``min_m`` / ``ratio``.
 
-    ``d[k, j] = p[k, j] - (p[k-1, j] + p[k+1, j]) / 2`` is how far frame k of joint j
-    leaves the line through its neighbours (half the second difference: the acceleration
-    spike). A pop goes out and comes back, so the deviations of two adjacent frames point
-    opposite ways: the zig-zag of the pair (k, k+1) is ``z = sqrt(max(0, -d[k] . d[k+1]))``
-    (metres). The pair is flagged when, for some joint, ``z >= min_m`` and ``z >= ratio``
-    times the same joint's zig-zag of every pair two and three pairs away (the spike is
-    isolated: the frames around it move smoothly). Adjacent flagged pairs are one pop,
-    reported at the frame of the run that leaves the line most (the displaced frame). A
-    single frame displaced by ``D`` gives two flagged pairs of ``D / sqrt(2)`` (one pop),
+    A single frame displaced by ``D`` gives two flagged pairs of ``D / sqrt(2)`` (one pop),
     a jump of ``D`` between two frames one pair of ``D / 2``. A smooth accent or a foot
     landing (a kink: every deviation points the same way) is not a pop, nor is a
-    continuous tremor (not isolated; see ``jitter_share``).
-    The thresholds are metres per frame at the clip's rate (set for 30 FPS: real motion
-    capture stays under 1.4 cm).
+    continuous tremor (not isolated; see ``jitter_share``). The thresholds are metres per
+    frame at the clip's rate (set for 30 FPS: real motion capture stays under 1.4 cm).
     """
-    p = as_joints(joints, min_frames=4).astype(np.float64)
-    d = p[1:-1] - 0.5 * (p[:-2] + p[2:])                    # frames 1..T-2
-    z = np.sqrt(np.maximum(0.0, -(d[:-1] * d[1:]).sum(-1)))  # pair q = frames (q+1, q+2)
-    ref = np.zeros_like(z)
-    for s in (-3, -2, 2, 3):
-        sh = np.zeros_like(z)
-        if s > 0:
-            sh[:-s] = z[s:]
-        else:
-            sh[-s:] = z[:s]
-        ref = np.maximum(ref, sh)
-    idx = np.nonzero(((z >= min_m) & (z >= ratio * ref)).any(axis=1))[0]
-    if idx.size == 0:
-        return idx
-    dev = np.linalg.norm(d, axis=-1).max(axis=1)            # frame k + 1 at index k
-    runs = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
-    # each run of pairs q..q' covers deviation frames q..q'+1: report the one leaving the line most
-    return np.array([r[0] + int(np.argmax(dev[r[0]:r[-1] + 2])) + 1 for r in runs], np.int64)
+    return zigzag_frames(as_joints(joints, min_frames=4), min_m, ratio)
 
 
 def pops_per_minute(joints: np.ndarray, fps: float) -> float:
