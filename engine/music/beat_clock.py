@@ -217,11 +217,10 @@ class BeatClock:
         self._mean += rate * (v - self._mean)
         a = min(v / max(self._mean, 1e-9), self.obs_cap)
         self._a[self._n % self._a.size] = a
-        obs = self.obs_gain * (a - self.obs_offset)
+        prev = None
         if self.obs_consistency > 0:
             prev = self._a[(self._n - self._prev_off) % self._a.size].max(axis=1)
-            obs = obs - self.obs_consistency * np.abs(a - prev)
-        self.filter.step(obs)
+        self.filter.step(self._observation(a, prev))
         if self.strength_log is not None:
             self.strength_log.append(a)
         self._since_model += 1
@@ -230,19 +229,26 @@ class BeatClock:
 
     def observations(self, strength: np.ndarray):
         """The filter's observations for a logged strength sequence (``strength_log``),
-        one per frame, by the same formula as ``_frame``: None where gated (nan), else the
+        one per frame, as ``_frame`` makes them (``_observation``): None where gated (nan), else the
         (K,) beat log-likelihood ratios. A generator, so a long file needs no (T, K) array."""
         a_all = np.nan_to_num(np.asarray(strength, dtype=np.float64), nan=0.0)
         for n, a in enumerate(strength):
             if math.isnan(a):
                 yield None
                 continue
-            obs = self.obs_gain * (a - self.obs_offset)
+            prev = None
             if self.obs_consistency > 0:
                 idx = n - self._prev_off
                 prev = np.where(idx >= 0, a_all[np.maximum(idx, 0)], 0.0).max(axis=1)
-                obs = obs - self.obs_consistency * np.abs(a - prev)
-            yield obs
+            yield self._observation(a, prev)
+
+    def _observation(self, a: float, prev: np.ndarray | None):
+        """Beat log-likelihood ratio of strength ``a``: a number, or (K,) with the metrical
+        consistency term when ``prev`` (K,) gives the strongest strength one interval back."""
+        obs = self.obs_gain * (a - self.obs_offset)
+        if prev is not None:
+            obs = obs - self.obs_consistency * np.abs(a - prev)
+        return obs
 
     def _salience_update(self) -> None:
         """How much the onsets on the model's beats stand out from those at every other
