@@ -51,10 +51,12 @@ import numpy as np
 from opendance.engine.stage.contact import FEET, ankle_above_toe_m
 from opendance.engine.stage.legik import solve_leg
 from opendance.fk_numpy import forward_kinematics
+from opendance.rotations import axis_angle_to_matrix
 from opendance.skeleton import L_HIP, L_KNEE, PELVIS, R_HIP, R_KNEE, smpl_skeleton
 
 LEGS = ((L_HIP, L_KNEE) + FEET[0], (R_HIP, R_KNEE) + FEET[1])   # (hip, knee, ankle, toe) per leg
 TOE_BLEND_M = 0.03       # a heel (toe) this much higher than the toe (heel) is off the floor
+Y_AXIS = np.array([0.0, 1.0, 0.0])   # the vertical (yaw) axis
 MIN_FOOT_XZ_M = 0.03     # a foot shorter than this on the floor plane (pointing down) has no yaw
 
 
@@ -155,8 +157,9 @@ def _smoothstep(x: float) -> float:
     return x * x * (3 - 2 * x)
 
 
-def _wrap(a: float) -> float:
-    return (a + math.pi) % (2 * math.pi) - math.pi
+def _wrap(a):
+    """Angles (a float or an array, radians) wrapped into [-pi, pi)."""
+    return (a + np.pi) % (2 * np.pi) - np.pi
 
 
 def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: FeetState,
@@ -211,7 +214,7 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
         turned = np.abs(yaw) > 1e-9
         if turned.any():
             g_ankle = g_ankle.copy()
-            g_ankle[turned] = _yaw_matrices(yaw[turned]) @ g_shown[turned, ankle]
+            g_ankle[turned] = axis_angle_to_matrix(yaw[turned, None] * Y_AXIS) @ g_shown[turned, ankle]
         if flat is not None:
             turned |= flat[:, f]
         d = target - pos[:, ankle]
@@ -305,14 +308,6 @@ def _min_rotations(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 0] = -k[:, 2], k[:, 1], k[:, 2]
     kx[:, 1, 2], kx[:, 2, 0], kx[:, 2, 1] = -k[:, 0], -k[:, 1], k[:, 0]
     return np.eye(3) + kx + kx @ kx / (1.0 + c)[:, None, None]
-
-
-def _yaw_matrices(a: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations by ``a`` (N,) radians about +Y."""
-    c, s = np.cos(a), np.sin(a)
-    r = np.zeros((len(a), 3, 3))
-    r[:, 0, 0], r[:, 0, 2], r[:, 1, 1], r[:, 2, 0], r[:, 2, 2] = c, s, 1.0, -s, c
-    return r
 
 
 def _leg_inputs(solve: list, pos: np.ndarray, grot: np.ndarray) -> list[tuple]:
@@ -484,10 +479,10 @@ def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, sta
     yaw_own = np.arctan2(foot_vec[..., 0], foot_vec[..., 1])               # (T, 2)
     has_yaw = np.hypot(foot_vec[..., 0], foot_vec[..., 1]) > MIN_FOOT_XZ_M
     prev_yaw = yaw_own[:1] if first else state.last_yaw[None, :, 0]
-    dyaw_own = _wrap_arr(yaw_own - np.concatenate([prev_yaw, yaw_own[:-1]]))
+    dyaw_own = _wrap(yaw_own - np.concatenate([prev_yaw, yaw_own[:-1]]))
     dyaw_own = np.where(has_yaw & np.concatenate([has_yaw[:1], has_yaw[:-1]]), dyaw_own, 0.0)
     prev_turn = turn[:1] if first else state.last_yaw[None, 0, 1]
-    dpsi = _wrap_arr(turn - np.concatenate([prev_turn, turn[:-1]]))        # (T,)
+    dpsi = _wrap(turn - np.concatenate([prev_turn, turn[:-1]]))        # (T,)
     if seam is not None and 0 <= seam < n:          # a shifted chunk: its first step from its next
         d_own[seam] = d_own[seam + 1] if seam + 1 < n else 0.0
         dyaw_own[seam] = dyaw_own[seam + 1] if seam + 1 < n else 0.0
@@ -516,10 +511,6 @@ def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, sta
                     "last": np.stack([own_xz[:, f], shown[:, f]], axis=1), "last_yaw": np.stack(
                         [yaw_own[:, f], turn], axis=1)})
     return out
-
-
-def _wrap_arr(a: np.ndarray) -> np.ndarray:
-    return (a + np.pi) % (2 * np.pi) - np.pi
 
 
 def _contact_point(d: np.ndarray, h_ankle: np.ndarray, h_toe: np.ndarray) -> np.ndarray:
