@@ -226,3 +226,36 @@ def test_a_heel_up_foot_still_rolls_with_the_flat_hold():
     up0, up1 = _heel_up_m(j0), _heel_up_m(out)
     assert up0[25:].min() > 0.06
     np.testing.assert_allclose(up1[25:], up0[25:], atol=0.003)           # it rolls as the motion says
+
+
+def _landing_while_gliding() -> Motion:
+    """The body glides sideways at 0.4 m/s; the left foot, lifted, comes down over frames
+    15-30 and stays down (sliding with the body from then on)."""
+    n = 60
+    aa, trans = _standing(n)
+    trans[:, 1] -= 0.03
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
+    trans[:, 0] = 0.4 * np.arange(n) / FPS
+    up = np.clip((30 - np.arange(n)) / 15.0, 0.0, 1.0)
+    up = up * up * (3 - 2 * up)                         # 1 until frame 15, 0 from frame 30
+    aa[:, L_HIP, 0] -= 0.7 * up
+    aa[:, L_KNEE, 0] += 1.2 * up
+    return _motion(aa, trans)
+
+
+def test_a_foot_landing_while_moving_stops_as_it_lands():
+    m = _landing_while_gliding()
+    smooth_off = SmoothConfig(enabled=False)
+    outs = {}
+    for lead in (True, False):
+        cfg = _free_roam(smooth=smooth_off)
+        cfg.feet.lead_in = lead
+        outs[lead] = OutputStage(cfg).process_motion(m).joints()
+    toe_h = outs[True][:, L_FOOT, 1]
+    down = int(np.flatnonzero(toe_h < 0.03)[0])          # the toe's first frame within 3 cm
+    after = slice(down, down + 6)                      # its first frames on the floor
+    eased = _foot_speed_cms(outs[False], L_FOOT)[after]
+    led = _foot_speed_cms(outs[True], L_FOOT)[after]
+    assert eased.max() > 5.0                           # eased in after touch-down: it slides on
+    assert led.max() < 1.0                             # eased in before: still once down
+    assert stage_numbers(outs[True], FPS)["pops_per_min"] == 0.0

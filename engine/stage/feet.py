@@ -22,8 +22,10 @@ turn ``yaw`` about the vertical through the ankle and a horizontal ankle offset 
   rest and ends at the motion's speed (a smoothstep alone made the foot jump from rest to
   the motion's speed: a kink that a bent knee turns into a pop); touching down again
   mid-release lets the release go on fading under the new hold (stopping it dead was a
-  zig-zag, a pop). Touch-down eases the hold in over ``plant_frames``. A foot is held at
-  most ``max_hold_m`` from where the motion has it.
+  zig-zag, a pop). The hold eases in (smoothstep) over ``plant_frames`` that end at the
+  touch-down when the chunk holds the frames before it (``lead_in``): a foot arriving fast
+  slows down as it lands instead of sliding on over the floor while the hold eases in.
+  A foot is held at most ``max_hold_m`` from where the motion has it.
 * **Reach.** Where a correction would stretch the leg beyond ``soft_reach`` of its length,
   the target is pulled toward the hip smoothly (never past ``reach_margin``) and the held
   point dragged along: a hard limit made the knee snap straight and bend again, a
@@ -73,7 +75,7 @@ class FeetConfig:
         hold_turn_dps, free_turn_dps: the same for the planted foot's turn about the
             vertical, degrees per second (above ``free_turn_dps``: a pivot).
         plant_frames: frames (at 30 FPS; the same time at other rates) over which the hold
-            eases in at touch-down.
+            eases in (smoothstep) at touch-down.
         release_frames: frames (at 30 FPS) over which a released foot blends back to the
             motion (at least; more for a large correction: ``release_step_m`` per 30-FPS
             frame at most on average).
@@ -90,6 +92,10 @@ class FeetConfig:
             sole point) and toe are less than ``flat_full_m`` above the floor as the motion
             has them; as the higher end rises to ``flat_free_m`` the held share ramps down
             (smoothstep), above it the foot rolls as the motion says.
+        lead_in: the ease-in ends at the touch-down (it starts ``plant_frames`` - 1 frames
+            before it, where the chunk holds them), not after it: a foot arriving fast stops
+            as it lands instead of sliding on over the floor (eased in after the touch-down
+            this was most of a model's remaining planted slide).
         flat_share: how much of the standing pitch is kept at most (0: off, the default).
             It takes out the ankle's swing about a held toe as the heel bobs (5-8 cm/s on
             the procedural dancer), but only by keeping heels down longer: on the dance board
@@ -102,17 +108,18 @@ class FeetConfig:
     free_speed_mps: float = math.inf
     hold_turn_dps: float = 90.0
     free_turn_dps: float = 270.0
-    plant_frames: int = 3
+    plant_frames: int = 4
     release_frames: int = 5
     release_step_m: float = 0.05
     max_hold_m: float = 0.25
     ankle_min_m: float = 0.03
-    soft_reach: float = 0.985
+    soft_reach: float = 0.975
     reach_margin: float = 0.995
     floor_band_m: float = 0.01
     flat_full_m: float = 0.0
     flat_free_m: float = 0.05
     flat_share: float = 0.0
+    lead_in: bool = True
 
 
 @dataclass
@@ -201,6 +208,8 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
     kept = state.copy() if k < n else None          # the state after the last final frame
     shown, g_shown, flat = _flatten_feet(pos, grot, cfg, floor_y_m) if cfg.lock else (pos, grot, None)
     inputs = _hold_inputs(shown, own, state, first, seam, cfg, floor_y_m, fps) if cfg.lock else [None, None]
+    if cfg.lock and cfg.lead_in:
+        contacts = lead_in(contacts, _frames(cfg.plant_frames, fps) - 1)
     solve = []                                     # per leg: (joints, frames, ankle targets, attitudes)
     for f, (hip, knee, ankle, toe) in enumerate(LEGS):
         toe_rel = g_shown[:, ankle] @ offsets[toe]                 # a turn about +Y keeps heights
@@ -333,6 +342,27 @@ def _gain(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+def _frames(frames_at_30: int, fps: float) -> int:
+    """A count of frames at 30 FPS as frames at ``fps`` (the same time; at least 1)."""
+    return max(round(frames_at_30 * fps / 30.0), 1)
+
+
+def lead_in(contacts: np.ndarray, frames: int) -> np.ndarray:
+    """(T, 2) bool contacts with every touch-down inside the chunk moved ``frames`` earlier
+    (not before the chunk's first frame), so the hold's ease-in ends at the touch-down: a
+    foot arriving fast slows down over its last frames above the floor instead of sliding
+    on over the floor while the hold eases in. A lift shorter than ``frames`` is held
+    through."""
+    c = np.asarray(contacts, bool)
+    out = c.copy()
+    if frames <= 0:
+        return out
+    for f in range(c.shape[1]):
+        for p in np.flatnonzero(c[1:, f] & ~c[:-1, f]) + 1:     # touch-downs
+            out[max(p - frames, 0):p, f] = True
+    return out
+
+
 def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, target: np.ndarray,
                   state: FeetState, kept: FeetState | None, cfg: FeetConfig, fps: float, k: int, first: bool,
                   stats: dict) -> np.ndarray:
@@ -359,8 +389,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
     soft, hard = reach * cfg.soft_reach, reach * cfg.reach_margin
     soft2, span = soft * soft, max(hard - soft, 1e-9)
     max_hold = cfg.max_hold_m
-    rf = max(round(cfg.release_frames * fps / 30.0), 1)        # frames at 30 FPS: the same time at any rate
-    pf = max(round(cfg.plant_frames * fps / 30.0), 1)
+    rf, pf = _frames(cfg.release_frames, fps), _frames(cfg.plant_frames, fps)
     step_scale = fps / 30.0 / cfg.release_step_m
     yaw_out, offx, offz = [0.0] * n, [0.0] * n, [0.0] * n
     locked = 0
@@ -377,7 +406,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             rox, roz = hx_ + rox * u_prev + rvx * v_prev, hz_ + roz * u_prev + rvz * v_prev
             ryaw = hyaw + ryaw * u_prev
             sx, sz = step_a[i]
-            rvx, rvz = -wgt * sx, -wgt * sz
+            rvx, rvz = -_smoothstep(wgt) * sx, -_smoothstep(wgt) * sz
             rtot = max(rf, math.ceil(math.hypot(rox, roz) * step_scale))
             left = rtot
             u_prev, v_prev = 1.0, 0.0
@@ -389,6 +418,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             u = v = 0.0
         if pl:
             wgt = min(1.0, wgt + 1.0 / pf)
+            w_eff = _smoothstep(wgt)                 # eased: no kink as the hold starts or ends
             ox, oz = hx_ + rox * u_prev + rvx * v_prev, hz_ + roz * u_prev + rvz * v_prev
             yaw = hyaw + ryaw * u_prev
             # the contact point on the previous frame as output: ankle + off + R(yaw) (point - ankle)
@@ -396,14 +426,14 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             qx, qz = qp[i]
             outx = ox + cy * qx + sy * qz - step_a[i][0]       # relative to this frame's ankle
             outz = oz - sy * qx + cy * qz - step_a[i][1]
-            yaw -= wgt * ey[i]
+            yaw -= w_eff * ey[i]
             if yaw > math.pi or yaw < -math.pi:
                 yaw = _wrap(yaw)
             cy, sy = math.cos(yaw), math.sin(yaw)
             # its step this frame: the shown step less what the hold removes, turned by yaw
             ex, ez = ec[i]
             dx, dz = dc[i]
-            stx, stz = dx - wgt * ex, dz - wgt * ez
+            stx, stz = dx - w_eff * ex, dz - w_eff * ez
             outx += cy * stx + sy * stz
             outz += -sy * stx + cy * stz
             qx, qz = qc[i]
