@@ -111,7 +111,7 @@ class FeetConfig:
     plant_frames: int = 4
     release_frames: int = 5
     release_step_m: float = 0.05
-    max_hold_m: float = 0.25
+    max_hold_m: float = 0.4
     ankle_min_m: float = 0.03
     soft_reach: float = 0.975
     reach_margin: float = 0.995
