@@ -259,3 +259,32 @@ def test_a_foot_landing_while_moving_stops_as_it_lands():
     assert eased.max() > 5.0                           # eased in after touch-down: it slides on
     assert led.max() < 1.0                             # eased in before: still once down
     assert stage_numbers(outs[True], FPS)["pops_per_min"] == 0.0
+
+
+def test_a_released_foot_catching_up_steps_over_the_floor():
+    # the body glides (0.35 m/s, then 0.7 m/s from frame 20): the planted left foot is held
+    # while the body moves on, then the motion lifts it 4 cm and it catches up
+    n = 60
+    aa, trans = _standing(n)
+    trans[:, 1] -= 0.03
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.25
+    trans[:, 0] = 0.35 * np.arange(n) / FPS
+    trans[20:, 0] += 0.35 * np.arange(n - 20) / FPS
+    up = np.clip((np.arange(n) - 20) / 6.0, 0.0, 1.0)
+    up = up * up * (3 - 2 * up)
+    aa[:, L_HIP, 0] -= 0.4 * up
+    aa[:, L_KNEE, 0] += 0.75 * up
+    m = _motion(aa, trans)
+    outs = {}
+    for lift in (0.25, 0.0):
+        cfg = _free_roam(smooth=SmoothConfig(enabled=False))
+        cfg.feet.step_lift_per_m = lift
+        outs[lift] = OutputStage(cfg).process_motion(m).joints()
+    fast = _foot_speed_cms(outs[0.0], L_FOOT) > 100.0            # the catch-up: > 1 m/s
+    assert fast.sum() >= 3
+    rise = (outs[0.25][1:, L_FOOT, 1] - outs[0.0][1:, L_FOOT, 1])[fast]
+    assert rise.min() >= 0.0 and np.median(rise) > 0.01         # it travels higher ...
+    assert rise.max() < 0.06 + 1e-6                             # ... by at most the step lift
+    late = slice(45, n)                                         # after the catch-up
+    assert np.abs(outs[0.25][late, L_FOOT, 1] - outs[0.0][late, L_FOOT, 1]).max() < 1e-6
+    assert stage_numbers(outs[0.25], FPS)["pops_per_min"] == 0.0

@@ -26,6 +26,10 @@ turn ``yaw`` about the vertical through the ankle and a horizontal ankle offset 
   touch-down when the chunk holds the frames before it (``lead_in``): a foot arriving fast
   slows down as it lands instead of sliding on over the floor while the hold eases in.
   A foot is held at most ``max_hold_m`` from where the motion has it.
+* **Step.** A released foot catching up with the motion from far travels over the floor,
+  not along it: its ankle is raised by a bump in proportion to the distance
+  (``step_lift_per_m``, at most ``step_lift_max_m``), in full with the foot on the floor
+  and none for a foot the motion already has ``STEP_CLEAR_M`` up.
 * **Reach.** Where a correction would stretch the leg beyond ``soft_reach`` of its length,
   the target is pulled toward the hip smoothly (never past ``reach_margin``) and the held
   point dragged along: a hard limit made the knee snap straight and bend again, a
@@ -60,6 +64,7 @@ LEGS = ((L_HIP, L_KNEE) + FEET[0], (R_HIP, R_KNEE) + FEET[1])   # (hip, knee, an
 TOE_BLEND_M = 0.03       # a heel (toe) this much higher than the toe (heel) is off the floor
 Y_AXIS = np.array([0.0, 1.0, 0.0])   # the vertical (yaw) axis
 MIN_FOOT_XZ_M = 0.03     # a foot shorter than this on the floor plane (pointing down) has no yaw
+STEP_CLEAR_M = 0.06      # a catching-up foot this high above the floor clamp (or more) is not lifted
 
 
 @dataclass
@@ -81,6 +86,13 @@ class FeetConfig:
             frame at most on average).
         max_hold_m: a foot is held at most this far from where the motion has it (farther:
             dragged along), metres.
+        step_lift_per_m, step_lift_max_m: a released foot that catches up with the motion
+            travels as a step, not along the floor: its ankle is raised by a bump (zero
+            slope at both ends, highest half-way through the release) of
+            ``step_lift_per_m`` times the distance it catches up, at most
+            ``step_lift_max_m`` metres, in full on the floor and less the higher the motion
+            has the foot (none from ``STEP_CLEAR_M`` up). (A foot held at full reach and let
+            go 20 cm behind the motion slid back 3 cm above the floor at 1-2 m/s.)
         ankle_min_m: lowest allowed ankle joint height above the floor, metres.
         soft_reach: a correction starts being shrunk where the leg would stretch beyond this
             fraction of its length.
@@ -112,6 +124,8 @@ class FeetConfig:
     release_frames: int = 5
     release_step_m: float = 0.05
     max_hold_m: float = 0.4
+    step_lift_per_m: float = 0.25
+    step_lift_max_m: float = 0.06
     ankle_min_m: float = 0.03
     soft_reach: float = 0.975
     reach_margin: float = 0.995
@@ -139,6 +153,7 @@ class FeetState:
     release_yaw: np.ndarray = field(default_factory=lambda: np.zeros(2))
     release_off: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
     release_vel: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
+    release_lift: np.ndarray = field(default_factory=lambda: np.zeros(2))
     last: np.ndarray | None = None        # (2, 2, 2, 2): foot, (own, shown), (ankle, toe), (x, z)
     last_yaw: np.ndarray | None = None    # (2, 2): foot, (own, shown)
 
@@ -146,7 +161,7 @@ class FeetState:
         c = lambda a: None if a is None else a.copy()  # noqa: E731
         return FeetState(self.weight.copy(), self.yaw.copy(), self.off.copy(), self.release_left.copy(),
                          self.release_total.copy(), self.release_yaw.copy(), self.release_off.copy(),
-                         self.release_vel.copy(), c(self.last), c(self.last_yaw))
+                         self.release_vel.copy(), self.release_lift.copy(), c(self.last), c(self.last_yaw))
 
 
 def soft_floor(y: np.ndarray, floor: np.ndarray, band: float) -> np.ndarray:
@@ -217,7 +232,8 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
         target = shown[:, ankle].copy()
         stats["lifted_frames"] += int((target[:, 1] < floor_min).sum())
         target[:, 1] = soft_floor(target[:, 1], floor_min, cfg.floor_band_m)
-        yaw = _foot_targets(f, pos, inputs[f], contacts, target, state, kept, cfg, fps, k, first, stats) \
+        yaw = _foot_targets(f, pos, inputs[f], contacts, target, floor_min, state, kept, cfg, fps, k, first,
+                            stats) \
             if cfg.lock else np.zeros(n)
         g_ankle = g_shown[:, ankle]
         turned = np.abs(yaw) > 1e-9
@@ -364,10 +380,12 @@ def lead_in(contacts: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, target: np.ndarray,
-                  state: FeetState, kept: FeetState | None, cfg: FeetConfig, fps: float, k: int, first: bool,
-                  stats: dict) -> np.ndarray:
+                  floor_min: np.ndarray, state: FeetState, kept: FeetState | None, cfg: FeetConfig,
+                  fps: float, k: int, first: bool, stats: dict) -> np.ndarray:
     """The slide-removal / release state machine of foot ``f`` over the chunk: writes the
-    horizontal ankle targets into ``target`` (its heights already floor-clamped) and returns
+    horizontal ankle targets into ``target`` (its heights already floor-clamped at
+    ``floor_min``, (T,) metres; a released foot catching up is raised over it, a stretched
+    leg's target lowered) and returns
     (T,) the foot's turn about +Y, radians. ``state`` is updated in place, its state after
     ``k`` frames copied into ``kept`` (None: ``k`` is the whole chunk)."""
     hip = LEGS[f][0]
@@ -377,6 +395,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
                                                                 "ey"))
     hips = pos[:, hip].tolist()
     ty = target[:, 1].tolist()
+    fmin = floor_min.tolist()
     wgt, hyaw = float(state.weight[f]), float(state.yaw[f])
     if first and planted and planted[0]:
         wgt = 1.0                                   # planted from the start: no touch-down to ease
@@ -385,6 +404,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
     ryaw = float(state.release_yaw[f])
     rox, roz = float(state.release_off[f, 0]), float(state.release_off[f, 1])
     rvx, rvz = float(state.release_vel[f, 0]), float(state.release_vel[f, 1])
+    rlift = float(state.release_lift[f])
     reach = _leg_reach_m(f)
     soft, hard = reach * cfg.soft_reach, reach * cfg.reach_margin
     soft2, span = soft * soft, max(hard - soft, 1e-9)
@@ -407,13 +427,16 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             ryaw = hyaw + ryaw * u_prev
             sx, sz = step_a[i]
             rvx, rvz = -_smoothstep(wgt) * sx, -_smoothstep(wgt) * sz
-            rtot = max(rf, math.ceil(math.hypot(rox, roz) * step_scale))
+            dist = math.hypot(rox, roz)
+            rtot = max(rf, math.ceil(dist * step_scale))
+            rlift = min(cfg.step_lift_max_m, cfg.step_lift_per_m * dist)
             left = rtot
             u_prev, v_prev = 1.0, 0.0
             hx_, hz_, hyaw = 0.0, 0.0, 0.0
         if left > 0:
             left -= 1
             u, v = _release(left, rtot)
+            ty[i] += _step_lift(rlift, 1.0 - left / rtot, ty[i] - fmin[i])   # catching up: over the floor
         else:
             u = v = 0.0
         if pl:
@@ -446,7 +469,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
         else:
             wgt = 0.0
         if left == 0:
-            rox, roz, ryaw, rvx, rvz = 0.0, 0.0, 0.0, 0.0, 0.0
+            rox, roz, ryaw, rvx, rvz, rlift = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         ox, oz, yaw = hx_ + rox * u + rvx * v, hz_ + roz * u + rvz * v, hyaw + ryaw * u
         if ox != 0.0 or oz != 0.0:
             # keep the leg within its soft reach: the target is pulled toward the hip
@@ -470,10 +493,10 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             offx[i], offz[i] = ox, oz
         yaw_out[i] = yaw
         if kept is not None and i == k - 1:
-            _set_foot(kept, f, wgt, hyaw, hx_, hz_, left, rtot, ryaw, rox, roz, rvx, rvz)
+            _set_foot(kept, f, wgt, hyaw, hx_, hz_, left, rtot, ryaw, rox, roz, rvx, rvz, rlift)
             kept.last[f] = inp["last"][i]
             kept.last_yaw[f] = inp["last_yaw"][i]
-    _set_foot(state, f, wgt, hyaw, hx_, hz_, left, rtot, ryaw, rox, roz, rvx, rvz)
+    _set_foot(state, f, wgt, hyaw, hx_, hz_, left, rtot, ryaw, rox, roz, rvx, rvz, rlift)
     state.last[f] = inp["last"][-1]
     state.last_yaw[f] = inp["last_yaw"][-1]
     stats["locked_frames"] += locked
@@ -557,6 +580,16 @@ def _contact_point(d: np.ndarray, h_ankle: np.ndarray, h_toe: np.ndarray) -> np.
     return np.clip(s, lo, hi)
 
 
+def _step_lift(lift_m: float, s: float, above_m: float) -> float:
+    """How much a released foot catching up is raised (metres) at ``s`` (0..1) of its
+    release: a bump of ``lift_m`` (zero slope at both ends), in full with the foot's ankle
+    at the floor clamp's height and less the higher the motion has it (``above_m`` over
+    that height), none from ``STEP_CLEAR_M`` up."""
+    if lift_m <= 0.0 or above_m >= STEP_CLEAR_M:
+        return 0.0
+    return lift_m * 16.0 * s * s * (1.0 - s) * (1.0 - s) * (1.0 - max(above_m, 0.0) / STEP_CLEAR_M)
+
+
 def _release(left: int, total: int) -> tuple[float, float]:
     """A release's weights with ``left`` of ``total`` frames to go: of its start offset
     (cubic Hermite, 1 -> 0, flat at both ends) and of its start velocity per frame (0 -> 0,
@@ -568,10 +601,11 @@ def _release(left: int, total: int) -> tuple[float, float]:
 
 
 def _set_foot(st: FeetState, f: int, wgt: float, yaw: float, ox: float, oz: float, left: int, total: int,
-              ryaw: float, rox: float, roz: float, rvx: float, rvz: float) -> None:
+              ryaw: float, rox: float, roz: float, rvx: float, rvz: float, rlift: float) -> None:
     st.weight[f], st.yaw[f], st.off[f] = wgt, yaw, (ox, oz)
     st.release_left[f], st.release_total[f] = left, total
     st.release_yaw[f], st.release_off[f], st.release_vel[f] = ryaw, (rox, roz), (rvx, rvz)
+    st.release_lift[f] = rlift
 
 
 def _keep_foot(dst: FeetState, src: FeetState, f: int) -> None:
@@ -579,5 +613,5 @@ def _keep_foot(dst: FeetState, src: FeetState, f: int) -> None:
     dst.weight[f], dst.yaw[f], dst.off[f] = src.weight[f], src.yaw[f], src.off[f]
     dst.release_left[f], dst.release_total[f] = src.release_left[f], src.release_total[f]
     dst.release_yaw[f], dst.release_off[f] = src.release_yaw[f], src.release_off[f]
-    dst.release_vel[f] = src.release_vel[f]
+    dst.release_vel[f], dst.release_lift[f] = src.release_vel[f], src.release_lift[f]
     dst.last[f], dst.last_yaw[f] = src.last[f], src.last_yaw[f]
