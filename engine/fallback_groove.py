@@ -228,7 +228,7 @@ class GrooveGenerator:
     phases come from the grid channels (``opendance.engine.music.features``: sin/cos of the
     beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros when
     unknown), so it sees exactly what the model sees; until the grid is known it dances
-    on the provisional grid (``provisional_beat_phase`` of its own frame count), so it
+    on the provisional grid (``PROVISIONAL_BPM`` counted from its own frame count), so it
     does not stand still while the beat clock listens. ``state``: frames made so far.
     """
 
@@ -245,12 +245,16 @@ class GrooveGenerator:
     def _unwrap(self, pos: np.ndarray, bar_known: np.ndarray, beat_known: np.ndarray) -> np.ndarray:
         """Bar / beat positions of a chunk -> phrase positions (beats, unwrapped), counting
         on from the previous chunk: each frame goes to the bar (or, with only the beat
-        known, the beat) nearest to where the last frame's step would take it. Frames on
-        the provisional grid keep their beat phase (one beat, as before the clock has a grid)."""
+        known, the beat) nearest to where the last frame's step would take it. Frames
+        without a grid count on at the last step (before any: ``pos`` is already the
+        provisional grid's unwrapped count), so the routine never jumps back."""
         out = pos.astype(np.float64).copy()
         last = self._last
         for i in range(len(out)):
             if not beat_known[i] and not bar_known[i]:
+                if last is not None:
+                    out[i] = last[0] + last[1]
+                last = (out[i], PROVISIONAL_BPM / 60.0 / self.fps if last is None else last[1])
                 continue
             period = BEATS_PER_BAR if bar_known[i] else 1.0
             if last is None:
@@ -276,7 +280,7 @@ class GrooveGenerator:
         beat = np.mod(np.arctan2(grid[:, 0], grid[:, 1]) / (2 * np.pi), 1.0)
         bar_known = np.hypot(grid[:, 2], grid[:, 3]) > 0.5
         bar = np.mod(np.arctan2(grid[:, 2], grid[:, 3]) / (2 * np.pi), 1.0)
-        provisional = provisional_beat_phase((done + np.arange(n)) / self.fps)
+        provisional = (done + np.arange(n)) / self.fps * PROVISIONAL_BPM / 60.0   # beats, unwrapped
         pos = np.where(bar_known, bar * BEATS_PER_BAR, np.where(beat_known, beat, provisional))
         pos = self._unwrap(pos, bar_known, beat_known)
         quats, trans = self.groove.sample(pos)          # root around the floor origin

@@ -56,14 +56,23 @@ def test_the_groove_still_follows_a_known_tempo():
 
 def test_the_groove_only_generator_moves_before_the_grid_is_known():
     from opendance.engine.api import GenerationRequest
-    from opendance.engine.fallback_groove import GrooveGenerator, provisional_beat_phase
+    from opendance.engine.fallback_groove import PROVISIONAL_BPM, GrooveGenerator, provisional_beat_phase
     from opendance.engine.music.features import FEATURE_DIM
 
     g = GrooveGenerator()
     music = np.zeros((16, FEATURE_DIM), np.float32)     # grid channels zero: the clock has no grid yet
-    first = g.generate(GenerationRequest(None, music, 16, 16, ControlState(), 1))
-    second = g.generate(GenerationRequest(first.state, music, 16, 16, ControlState(), 1))
-    q = np.concatenate([first.motion.quaternions(), second.motion.quaternions()])
-    want, _ = g.groove.sample(provisional_beat_phase(np.arange(32) / 30.0))
+    state, qs = None, []
+    for _ in range(4):                                  # 64 frames: four beats of the provisional grid
+        res = g.generate(GenerationRequest(state, music, 16, 16, ControlState(), 1))
+        state = res.state
+        qs.append(res.motion.quaternions())
+    q = np.concatenate(qs)
+    beats = np.arange(64) / 30.0 * PROVISIONAL_BPM / 60.0
+    want, _ = g.groove.sample(beats)                   # the routine, counted on (never back to beat 0)
     assert np.abs(np.abs(np.sum(q * want, -1)) - 1).max() < 1e-4      # continuous across chunks
     assert np.abs(q - q[:1]).max() > 0.05, "the groove held one still pose"
+    # no jump where the provisional beat phase wraps (it went back one beat: a 10-20 cm pop
+    # of the hands at every beat of a session's first seconds)
+    step = 1.0 - np.abs(np.sum(q[1:] * q[:-1], -1)).min(axis=1)     # per frame, the largest turn
+    wraps = np.flatnonzero(np.diff(provisional_beat_phase(np.arange(64) / 30.0)) < 0)
+    assert step[wraps].max() < 3.0 * np.median(step) + 1e-6
