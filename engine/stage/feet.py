@@ -138,10 +138,11 @@ class FeetConfig:
 
 @dataclass
 class FeetState:
-    """Per foot (left, right): the hold's weight (0..1, eased in at touch-down), the hold's
-    correction (``yaw`` radians about +Y, ``off`` (x, z) metres at the ankle), the release in
-    progress (frames left of how many, and the correction it fades; the foot's correction is
-    the hold's plus the fading release's), and the last frame's own
+    """Per foot (left, right): the hold's ease-in progress ``weight`` (0..1 over
+    ``plant_frames``; the hold's weight is its smoothstep), the hold's correction (``yaw``
+    radians about +Y, ``off`` (x, z) metres at the ankle), the release in progress (frames
+    left of how many, the correction it fades, its start velocity and its step lift in
+    metres; the foot's correction is the hold's plus the fading release's), and the last frame's own
     (before the anchor) and shown (after it) ankle and toe positions (x, z) and foot yaw,
     which the next frame's steps are taken from (None before the first frame)."""
 
