@@ -41,18 +41,33 @@ SWITCH_INTERVAL_S = 0.0005   # GIL switch interval while the clock runs, s
 # The last stretch before a frame's time is waited by polling the clock, holding the GIL,
 # s. It is one switch interval and a little: after the sleep the thread may wait up to
 # one switch interval for the GIL (another thread runs until it is asked to give it up),
-# so it gets the GIL back before the frame is due; and once it has it, no other thread
-# asks for it back within one switch interval, so the spin ends at the frame's time.
+# so it usually has the GIL back before the frame is due; while it spins, the switch
+# interval is raised past the spin's length (``_wait_until``), so no other thread can ask
+# for the GIL back before the frame is sent. A longer spin takes the rest of the tail
+# (measured on the quiet 2-core machine, 60 s live sessions: 2 ms gives 0.40-0.51 ms p99
+# jitter against 0.78-1.18 ms), but it keeps the GIL from the generator 2 ms in every
+# frame: the model's real-time factor 0.08 -> 0.10 and 4 instead of 0-1 chunks a minute
+# ready late (preemptions), control p95 116 -> 119-149 ms. So the default stays short
+# (``OutputClock(spin_s=...)``, ``benchmarks/latency.py --clock-spin-ms``).
 SPIN_S = SWITCH_INTERVAL_S + 0.0001
 
 
 def _wait_until(t_mono_s: float, spin_s: float = SPIN_S) -> None:
-    """Return at ``t_mono_s`` (``time.monotonic()``): sleep, then poll the last ``spin_s``."""
+    """Return at ``t_mono_s`` (``time.monotonic()``): sleep, then poll the last ``spin_s``
+    holding the GIL (the switch interval raised to ``spin_s`` + 1 ms meanwhile, restored
+    before returning: a thread already waiting may take the GIL once, no other can)."""
     rest = t_mono_s - time.monotonic()
     if rest > spin_s:
         time.sleep(rest - spin_s)
-    while time.monotonic() < t_mono_s:
-        pass
+    if time.monotonic() >= t_mono_s:
+        return
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(spin_s + 0.001)
+    try:
+        while time.monotonic() < t_mono_s:
+            pass
+    finally:
+        sys.setswitchinterval(switch)
 
 
 class FrameSink(Protocol):
@@ -114,8 +129,9 @@ class OutputClock:
         prepare_s: wake this long before a frame is due to make it, then send it at its
             time (sleep, then a spin of at most ``spin_s``), seconds. Making a frame takes
             0.4 ms alone and 2 ms at p99 on a busy 2-core machine, hence 4 ms.
-        spin_s: the last stretch before a frame is due, waited by polling the clock
-            (``SPIN_S``: one switch interval and a little), seconds.
+        spin_s: the last stretch before a frame is due, waited by polling the clock with
+            the GIL held (``SPIN_S``: one switch interval and a little; ``_wait_until``),
+            seconds.
         switch_interval_s: while running, the interpreter's thread switch interval is
             lowered to this (``sys.setswitchinterval``; default 5 ms), so the clock's
             thread gets the GIL back soon after it wakes; restored by ``stop()``. None

@@ -117,3 +117,29 @@ def test_frames_name_the_dancer_that_made_them():
     plain = OutputClock(buf, clock, fps=30.0, realtime_priority=False, freeze_gc=False)
     assert named.make_frame(0.5, 0).source == "procedural"
     assert plain.make_frame(0.5, 0).source == "model"
+
+
+def test_the_clock_spins_to_its_deadline_and_restores_the_switch_interval():
+    import sys
+    import threading
+    import time
+
+    from opendance.realtime.output_clock import SPIN_S, _wait_until
+
+    before = sys.getswitchinterval()
+    seen = []
+
+    def busy():                       # another Python thread wanting the GIL meanwhile
+        t_end = time.monotonic() + 0.05
+        while time.monotonic() < t_end:
+            seen.append(sys.getswitchinterval())
+
+    th = threading.Thread(target=busy)
+    th.start()
+    for _ in range(5):
+        due = time.monotonic() + 0.004
+        _wait_until(due)
+        assert time.monotonic() >= due                 # never early
+    th.join()
+    assert sys.getswitchinterval() == before           # restored after every spin
+    assert max(seen) <= max(before, SPIN_S + 0.001) + 1e-12
