@@ -56,11 +56,15 @@ class GenerationResult:
             last frame (root position continuous with it).
         state: pass back as ``GenerationRequest.prefix`` for the next chunk.
         timings_ms: named stage timings (e.g. {"steps": 31.0, "decode": 4.2}).
+        joints: (T, 24, 3) world joint positions of ``motion`` in metres, when the
+            generator computed them anyway (the caller's beat snap then skips its own FK);
+            None otherwise.
     """
 
     motion: Motion
     state: object
     timings_ms: dict = field(default_factory=dict)
+    joints: np.ndarray | None = None
 
 
 class ChunkGenerator(Protocol):

@@ -229,13 +229,14 @@ class MCTGenerator:
                     cons_vals["traj"], cons_masks["traj"] = v, m
         seed = request.seed
         times: dict = {}
-        tokens, motion, new_state = self._decode_emit(win_music, valid, controls.style, given_tok, cons_vals,
-                                                      cons_masks, request.steps, request.refine, seed, n_ctx,
-                                                      state, times=times)
+        tokens, motion, joints, new_state = self._decode_emit(
+            win_music, valid, controls.style, given_tok, cons_vals, cons_masks, request.steps, request.refine,
+            seed, n_ctx, state, times=times)
         new_state.path, new_state.path_index, new_state.keyframe = new_state_path, path_index, keyframe_done
         t2 = time.perf_counter()
         return GenerationResult(motion, new_state, {"steps": times["steps"], "decode": times["decode"],
-                                                    "redraws": times["redraws"], "total": (t2 - t0) * 1e3})
+                                                    "redraws": times["redraws"], "total": (t2 - t0) * 1e3},
+                                joints=joints)
 
     # ------------------------------------------------------------------ offline
     def generate_song(self, music: np.ndarray, text: str = "", constraints: Constraints | None = None,
@@ -288,7 +289,7 @@ class MCTGenerator:
                 vals["traj"] = _world_to_heading(vals["traj"], heading)
             for b in masks:
                 masks[b][:n_ctx * fpt] = False   # the prefix is already fixed
-            tokens, motion, state = self._decode_emit(
+            tokens, motion, _, state = self._decode_emit(
                 win_music, valid, text, given, vals, masks, steps, refine, None if seed is None else seed + k,
                 n_ctx, state if n_ctx else None, start=(start_trans, start_heading) if not n_ctx else None)
             out.append(motion)
@@ -350,12 +351,14 @@ class MCTGenerator:
     def _decode_emit(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
                      cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
                      state: GeneratorState | None, start=None, times: dict | None = None
-                     ) -> tuple[dict, Motion, GeneratorState]:
+                     ) -> tuple[dict, Motion, np.ndarray | None, GeneratorState]:
         """Decode a window's tokens and emit its new frames; where the frames snap (a one-frame
         out-and-back of a joint, ``snap_frames``, checked across the seam with the state's
         last emitted joints), redraw the new tokens around the snap with the MCT (everything
         else of the window given) up to ``snap_redraws`` times and keep the draw with the
         fewest snaps. ``times`` (optional) gets "steps", "decode" and "redraws" (ms).
+        Returns the tokens, the new frames, their (T, 24, 3) world joints in metres when the
+        check computed them (else None) and the state.
 
         Why: the sampler draws the tokens of one round independently, and now and then two
         neighbours are a pair the tokenizer's decoder can only join through a near-degenerate
@@ -389,10 +392,13 @@ class MCTGenerator:
                 if snaps2.size < snaps.size:
                     tokens, motion, new_state, joints, snaps = tok2, motion2, state2, joints2, snaps2
             new_state.last_joints = joints[-SNAP_CONTEXT_FRAMES:].copy()
+            new_joints = joints[len(joints) - motion.n_frames:]
+        else:
+            new_joints = None
         if times is not None:
             times.update(steps=(t1 - t0) * 1e3, decode=(t2 - t1) * 1e3,
                          redraws=(time.perf_counter() - t2) * 1e3)
-        return tokens, motion, new_state
+        return tokens, motion, new_joints, new_state
 
     @staticmethod
     def _snaps(motion: Motion, prev_joints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

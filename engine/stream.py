@@ -581,15 +581,17 @@ class StreamScheduler:
         self._prefix = res.state
         if self.beat_snap_on:
             t = time.perf_counter()
-            motion = self._beat_snap(motion, start_a, continues)
+            joints = None if res.joints is None else res.joints[:n_new]
+            motion = self._beat_snap(motion, start_a, continues, joints)
             timings["beat_snap"] = (time.perf_counter() - t) * 1e3
         return motion.quaternions(), motion.trans.copy(), timings
 
-    def _beat_snap(self, motion, start_a: float, continues: bool):
+    def _beat_snap(self, motion, start_a: float, continues: bool, joints: np.ndarray | None = None):
         """The chunk warped onto the predicted beats (``engine.beat_warp``); unchanged when
-        the beat clock is not locked or has no prediction for the chunk."""
+        the beat clock is not locked or has no prediction for the chunk. ``joints``: the
+        chunk's (T, 24, 3) world joints, metres, if the generator already has them."""
         from opendance.engine.beat_warp import beat_snap
-        joints = motion.joints()
+        joints = motion.joints() if joints is None else joints
         ctx = self._snap_ctx
         self._snap_ctx = (start_a + motion.n_frames / self.fps, joints[-12:])
         state = self.beat_clock.state(float(start_a))

@@ -140,6 +140,10 @@ def test_live_chunks_check_the_seam_with_the_emitted_frames():
             parts.append(r.motion)
             state = r.state
             assert "redraws" in r.timings_ms
+            if gen.snap_redraws:        # the joints the check computed come along (the beat snap's FK)
+                np.testing.assert_allclose(r.joints, r.motion.joints(), atol=1e-5)
+            else:
+                assert r.joints is None
         if gen.snap_redraws:
             assert state.last_joints.shape[1:] == (24, 3)
         return Motion(np.concatenate([p.rotations for p in parts]), np.concatenate([p.trans for p in parts]),
