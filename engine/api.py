@@ -59,12 +59,16 @@ class GenerationResult:
         joints: (T, 24, 3) world joint positions of ``motion`` in metres, when the
             generator computed them anyway (the caller's beat snap then skips its own FK);
             None otherwise.
+        next_motion: a few frames that would follow ``motion`` (its own continuation, in
+            the same floor frame), when the generator knows them for free (the procedural
+            groove); the buffer joins the next chunk onto them. None otherwise.
     """
 
     motion: Motion
     state: object
     timings_ms: dict = field(default_factory=dict)
     joints: np.ndarray | None = None
+    next_motion: Motion | None = None
 
 
 class ChunkGenerator(Protocol):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opendance import rotations as rot
+from opendance.engine.motion_buffer import LOOKAHEAD_FRAMES
 from opendance.motion import Motion
 from opendance.skeleton import L_HIP, L_KNEE, N_JOINTS, R_HIP, R_KNEE
 from opendance.timing import BEATS_PER_BAR
@@ -283,6 +284,10 @@ class GrooveGenerator:
         provisional = (done + np.arange(n)) / self.fps * PROVISIONAL_BPM / 60.0   # beats, unwrapped
         pos = np.where(bar_known, bar * BEATS_PER_BAR, np.where(beat_known, beat, provisional))
         pos = self._unwrap(pos, bar_known, beat_known)
-        quats, trans = self.groove.sample(pos)          # root around the floor origin
-        motion = Motion(rot.quat_to_matrix(quats), trans, self.fps)
-        return GenerationResult(motion, done + n, {})
+        # and the frames after the chunk, counted on at the last step: the next chunk
+        # starts there unless the beat clock moves, so its seam needs no correction
+        ahead = self._last[0] + self._last[1] * np.arange(1, LOOKAHEAD_FRAMES + 1)
+        quats, trans = self.groove.sample(np.concatenate([pos, ahead]))   # root around the floor origin
+        motion = Motion(rot.quat_to_matrix(quats[:n]), trans[:n], self.fps)
+        follow = Motion(rot.quat_to_matrix(quats[n:]), trans[n:], self.fps)
+        return GenerationResult(motion, done + n, {}, next_motion=follow)

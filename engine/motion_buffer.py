@@ -30,6 +30,12 @@ from opendance import rotations as rot
 from opendance.skeleton import N_JOINTS
 
 DEFAULT_BLEND_FRAMES = 8  # 0.27 s at 30 FPS
+#: Frames a chunk may carry past its end (its source's own continuation, ``BufferedChunk.
+#: next_quats``): the seam blend then joins the next chunk to the old motion's real pose and
+#: velocity at the seam, so a chunk that continues it (the groove sampled on) is unchanged.
+#: An extrapolation misses by the motion's acceleration: ~1 cm and several degrees per seam
+#: for a bouncing dance, decayed over the blend, and planted feet slide with it.
+LOOKAHEAD_FRAMES = 2
 
 
 def _hermite_decay(n: int, blend_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +52,8 @@ def _hermite_decay(n: int, blend_frames: int) -> tuple[np.ndarray, np.ndarray]:
 
 def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
                new_quats: np.ndarray, new_trans: np.ndarray,
-               blend_frames: int = DEFAULT_BLEND_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+               blend_frames: int = DEFAULT_BLEND_FRAMES,
+               old_next: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Correct the start of a new chunk so it continues the previous motion smoothly.
 
     Args:
@@ -56,10 +63,16 @@ def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
         new_quats: (N, 24, 4) the new chunk's rotations (N >= 1).
         new_trans: (N, 3) metres.
         blend_frames: frames over which the correction decays to zero (>= 1).
+        old_next: the old motion's own frames at the new chunk's first frames, when known
+            (K >= 1 frames: (K, 24, 4) quaternions, (K, 3) metres; a chunk's lookahead, or
+            the frames a splice replaces): the new chunk is then joined to where the old
+            motion really went instead of to an extrapolation, so a chunk that continues it
+            is left as it is (with K >= 2 the velocity is taken from them too).
     Returns:
         (N, 24, 4) float32 quaternions and (N, 3) float32 metres: the corrected chunk. The
-        first new frame equals the previous motion extrapolated by one frame; frames from
-        ``blend_frames`` on equal the input (up to the root's constant floor shift).
+        first new frame equals the previous motion's next frame (``old_next``, else its last
+        frame extrapolated by one frame); frames from ``blend_frames`` on equal the input
+        (up to the root's constant floor shift).
     """
     prev_quats = np.asarray(prev_quats, np.float64)
     prev_trans = np.asarray(prev_trans, np.float64)
@@ -78,18 +91,24 @@ def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
     else:
         v_prev = np.zeros((N_JOINTS, 3))
         p_vel = np.zeros(3)
+    # expected first frame: the old motion's own next frame, else the last frame advanced
+    # by one step of its own velocity
+    t_expect = prev_trans[-1] + p_vel
+    if old_next is not None and len(old_next[0]):
+        o_q, o_t = np.asarray(old_next[0], np.float64), np.asarray(old_next[1], np.float64)
+        q_expect, t_expect = o_q[0], o_t[0]
+        if len(o_q) >= 2:
+            v_prev, p_vel = _log_rel(o_q[0], o_q[1]), o_t[1] - o_t[0]
+    else:
+        q_expect = rot.quat_multiply(_exp(v_prev), q_last)
     v_new = _log_rel(new_quats[0], new_quats[1]) if n >= 2 else v_prev
     n_vel = new_trans[1] - new_trans[0] if n >= 2 else p_vel
-
-    # expected first frame: the last frame advanced by one step of its own velocity
-    q_expect = rot.quat_multiply(_exp(v_prev), q_last)
     x0 = _log_rel(new_quats[0], q_expect)            # offset rotation: expect * new0^-1
     v0 = v_prev - v_new                              # velocity offset (small-angle)
     a, b = _hermite_decay(n, blend_frames)
     corr = a[:, None, None] * x0[None] + b[:, None, None] * v0[None]   # (N, 24, 3)
     out_q = rot.quat_multiply(_exp(corr), new_quats)
 
-    t_expect = prev_trans[-1] + p_vel
     off = t_expect - new_trans[0]
     voff = p_vel - n_vel
     shift = np.array([off[0], 0.0, off[2]])          # floor position: moved for good
@@ -123,6 +142,9 @@ class BufferedChunk:
         controls_version: ``ControlState.version`` the chunk was made with.
         chunk_id: generator's chunk counter.
         energy: the energy control the chunk was made with, [0, 1].
+        next_quats, next_trans: optional (K, 24, 4) / (K, 3) frames that would follow the
+            chunk's last frame (its source's own continuation, ``LOOKAHEAD_FRAMES``); not
+            played, only used to join the next chunk.
     """
 
     start_audio_s: float
@@ -132,6 +154,8 @@ class BufferedChunk:
     controls_version: int = 0
     chunk_id: int = 0
     energy: float = 0.5
+    next_quats: np.ndarray | None = None
+    next_trans: np.ndarray | None = None
 
 
 @dataclass
@@ -171,6 +195,8 @@ class MotionBuffer:
         self._n = 0
         self._lock = threading.Lock()
         self._last_sampled_s = -np.inf
+        # the last written chunk's lookahead: (audio time of its first frame, (K, 24, 4), (K, 3))
+        self._next: tuple[float, np.ndarray, np.ndarray] | None = None
 
     # ----------------------------------------------------------------- state
     def __len__(self) -> int:
@@ -209,6 +235,29 @@ class MotionBuffer:
         keep = times >= not_before_audio_s - 1e-9
         return q[keep], p[keep], times[keep]
 
+    def lookahead(self, chunk: BufferedChunk) -> tuple[np.ndarray, np.ndarray] | None:
+        """The chunk's lookahead frames, checked ((K, 24, 4) float32, (K, 3) float32), or
+        None when it has none or they are malformed (they are only a hint)."""
+        if chunk.next_quats is None or chunk.next_trans is None:
+            return None
+        q = np.asarray(chunk.next_quats, np.float32)
+        p = np.asarray(chunk.next_trans, np.float32)
+        if q.ndim != 3 or q.shape[1:] != (N_JOINTS, 4) or p.shape != (len(q), 3) or len(q) == 0 \
+                or not (np.isfinite(q).all() and np.isfinite(p).all()):
+            return None
+        return q, p
+
+    def _next_at(self, t0: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The remembered lookahead if it starts at audio time ``t0``."""
+        nxt = self._next
+        if nxt is None or abs(nxt[0] - t0) > 0.5 / self.fps:
+            return None
+        return nxt[1], nxt[2]
+
+    def _remember_next(self, t_end: float, nxt: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Keep a written chunk's lookahead (starting at ``t_end``, just past its last frame)."""
+        self._next = None if nxt is None else (float(t_end), nxt[0], nxt[1])
+
     def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
         """Splice a chunk in at its start time, with a seam blend; returns frames written.
 
@@ -220,16 +269,30 @@ class MotionBuffer:
         q, p, times = self.kept_frames(chunk, not_before_audio_s)
         if len(q) == 0:
             return 0
+        nxt = self.lookahead(chunk)
         with self._lock:
-            # drop what the new chunk replaces
+            # drop what the new chunk replaces: the old motion's own frames there (or the
+            # lookahead of a chunk that ends right there) are what the blend joins onto
             cut = int(np.searchsorted(self._t[:self._n], times[0] - 0.5 / self.fps, side="left"))
+            old = None
+            if cut < self._n and abs(self._t[cut] - times[0]) < 0.5 / self.fps:
+                k = min(LOOKAHEAD_FRAMES, self._n - cut)
+                old = self._q[cut:cut + k].copy(), self._p[cut:cut + k].copy()
+            elif cut == self._n:
+                old = self._next_at(float(times[0]))
             self._n = cut
             # blend only onto a motion that ends right before the chunk; after a gap the
             # output clock cross-fades from whatever it played meanwhile
             if blend and self._n > 0 and times[0] - self._t[self._n - 1] < 2.5 / self.fps:
                 k = min(2, self._n)
+                n_own = len(q)
+                if nxt is not None:         # the lookahead gets the same correction
+                    q, p = np.concatenate([q, nxt[0]]), np.concatenate([p, nxt[1]])
                 q, p = seam_blend(self._q[self._n - k:self._n], self._p[self._n - k:self._n],
-                                  q, p, self.blend_frames)
+                                  q, p, self.blend_frames, old_next=old)
+                if nxt is not None:
+                    q, p, nxt = q[:n_own], p[:n_own], (q[n_own:], p[n_own:])
+            self._remember_next(float(times[-1]) + 1.0 / self.fps, nxt)
             self._compact_locked(len(q))
             sl = slice(self._n, self._n + len(q))
             self._t[sl], self._q[sl], self._p[sl] = times, q, p

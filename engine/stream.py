@@ -43,7 +43,7 @@ import numpy as np
 from opendance.controls import ControlState
 from opendance.engine.api import ChunkGenerator, GenerationRequest
 from opendance.engine.fallback_groove import GrooveFallback
-from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer
+from opendance.engine.motion_buffer import LOOKAHEAD_FRAMES, BufferedChunk, MotionBuffer
 
 log = logging.getLogger(__name__)
 
@@ -383,8 +383,8 @@ class StreamScheduler:
             self._rewind(redo, t_begin)
         seam = _Seam(plan.start_a, self._prefix, self._model_to_world_xz.copy(), controls.version,
                      self._keyframe_used_version)       # the state just before this chunk
-        quats, trans, mode, timings = self._make(plan, controls, t_begin)
-        return self._commit(plan, seam, quats, trans, mode, timings, controls, t_begin)
+        quats, trans, mode, timings, nxt = self._make(plan, controls, t_begin)
+        return self._commit(plan, seam, quats, trans, mode, timings, controls, t_begin, nxt)
 
     def _plan(self, redo: _Redo | None, now_a: float, t_begin: float, controls: ControlState) -> _Plan:
         """Where the chunk goes, its time budget and how it will be made (no side
@@ -463,32 +463,41 @@ class StreamScheduler:
         self._seams.clear()
         self._seams.extend(seams)
 
-    def _make(self, plan: _Plan, controls: ControlState,
-              t_begin: float) -> tuple[np.ndarray, np.ndarray, str, dict]:
+    def _make(self, plan: _Plan, controls: ControlState, t_begin: float
+              ) -> tuple[np.ndarray, np.ndarray, str, dict, tuple[np.ndarray, np.ndarray] | None]:
         """The chunk's frames: (n, 24, 4) quats, (n, 3) trans, the mode that made them
-        (a model failure becomes "error": the groove), timings (ms)."""
-        mode, timings = plan.mode, {}
+        (a model failure becomes "error": the groove), timings (ms), and the frames that
+        would follow it ((k, 24, 4), (k, 3); None when the source cannot tell)."""
+        mode, timings, nxt = plan.mode, {}, None
         n_new = self.chunk_frames
         if mode == "model":
             self._last_model_try_mono = t_begin
             try:
-                quats, trans, timings = self._model_chunk(plan.start_a, n_new, controls, plan.steps,
-                                                          plan.refine)
+                quats, trans, timings, nxt = self._model_chunk(plan.start_a, n_new, controls, plan.steps,
+                                                               plan.refine)
                 self._costs[plan.refine].append((time.monotonic() - t_begin) / max(plan.steps, 1))
             except Exception as exc:  # noqa: BLE001 - fault isolation: log and keep going
                 self._log_once(exc)
                 self._error_until_mono = time.monotonic() + self.config.error_backoff_s
                 mode = "error"
         if mode in ("fallback", "error"):
-            quats, trans = self._groove_chunk(plan.start_a, n_new)
+            quats, trans, nxt = self._groove_chunk(plan.start_a, n_new, lookahead=LOOKAHEAD_FRAMES)
             self._prefix = None
         elif mode == "frozen":
             quats, trans = self._frozen_chunk(n_new)
-        quats, trans = apply_energy(quats, trans, controls.energy)
-        return quats, trans, mode, timings
+            nxt = None
+        if nxt is None:
+            quats, trans = apply_energy(quats, trans, controls.energy)
+            return quats, trans, mode, timings, None
+        # the lookahead goes through the same energy scaling (about the same mean pose)
+        k = len(quats)
+        quats, trans = apply_energy(np.concatenate([quats, nxt[0]]), np.concatenate([trans, nxt[1]]),
+                                    controls.energy)
+        return quats[:k], trans[:k], mode, timings, (quats[k:], trans[k:])
 
     def _commit(self, plan: _Plan, seam: _Seam, quats: np.ndarray, trans: np.ndarray, mode: str,
-                timings: dict, controls: ControlState, t_begin: float) -> ChunkRecord:
+                timings: dict, controls: ControlState, t_begin: float,
+                nxt: tuple[np.ndarray, np.ndarray] | None = None) -> ChunkRecord:
         """Splice the chunk into the buffer (from its splice point, never before now),
         remember its seam, and leave its ``ChunkRecord``."""
         from_model = mode == "model"
@@ -502,7 +511,8 @@ class StreamScheduler:
             mode = "frozen"             # the model looped its last groove, or the pose is held
         written = self.buffer.write(
             BufferedChunk(plan.start_a, quats, trans, source=mode, controls_version=controls.version,
-                          chunk_id=self._chunk_id, energy=controls.energy),
+                          chunk_id=self._chunk_id, energy=controls.energy,
+                          next_quats=None if nxt is None else nxt[0], next_trans=None if nxt is None else nxt[1]),
             not_before_audio_s=max(now_after, plan.splice_a))
         if plan.redo is not None and written == 0:
             self._undo_rewind(plan.redo)      # too late to splice anything: the old motion stands
@@ -559,8 +569,10 @@ class StreamScheduler:
         return 0, False
 
     # ----------------------------------------------------------------- chunk makers
-    def _model_chunk(self, start_a: float, n_new: int, controls: ControlState, steps: int,
-                     refine: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _model_chunk(self, start_a: float, n_new: int, controls: ControlState, steps: int, refine: bool
+                     ) -> tuple[np.ndarray, np.ndarray, dict, tuple[np.ndarray, np.ndarray] | None]:
+        """The generator's chunk: (n_new, 24, 4) quats, (n_new, 3) trans, timings (ms), and
+        the generator's own next frames when it gives them and the chunk is not beat-snapped."""
         ctx = self.context_frames
         music, valid = self.timeline.window(start_a - ctx / self.fps, ctx + n_new)
         req = GenerationRequest(prefix=self._prefix, music=music, spectral_valid_frames=int(valid),
@@ -576,6 +588,11 @@ class StreamScheduler:
         motion = motion.slice(0, n_new)
         if not (np.isfinite(motion.rotations).all() and np.isfinite(motion.trans).all()):
             raise ValueError("generator returned NaN or infinite motion")
+        nxt = None
+        follow = getattr(res, "next_motion", None)
+        if follow is not None and not self.beat_snap_on and follow.n_frames and follow.fps == self.fps \
+                and np.isfinite(follow.rotations).all() and np.isfinite(follow.trans).all():
+            nxt = (follow.quaternions(), follow.trans.copy())
         timings = dict(res.timings_ms)
         continues = self._prefix is not None
         self._prefix = res.state
@@ -584,7 +601,7 @@ class StreamScheduler:
             joints = None if res.joints is None else res.joints[:n_new]
             motion = self._beat_snap(motion, start_a, continues, joints)
             timings["beat_snap"] = (time.perf_counter() - t) * 1e3
-        return motion.quaternions(), motion.trans.copy(), timings
+        return motion.quaternions(), motion.trans.copy(), timings, nxt
 
     def _beat_snap(self, motion, start_a: float, continues: bool, joints: np.ndarray | None = None):
         """The chunk warped onto the predicted beats (``engine.beat_warp``); unchanged when
@@ -632,11 +649,13 @@ class StreamScheduler:
                 self._keyframe_used_version = controls.version
         return replace(controls, **changes) if changes else controls
 
-    def _groove_chunk(self, start_a: float, n_new: int) -> tuple[np.ndarray, np.ndarray]:
+    def _groove_chunk(self, start_a: float, n_new: int, lookahead: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """The groove for frames at audio times ``start_a + i / fps`` on the beat clock's
-        grid (a provisional one until it has a tempo): (n_new, 24, 4), (n_new, 3) float32."""
-        times = start_a + np.arange(n_new) / self.fps
-        pos = np.empty(n_new)
+        grid (a provisional one until it has a tempo): (n_new, 24, 4), (n_new, 3) float32,
+        and the ``lookahead`` frames after them (None for 0)."""
+        times = start_a + np.arange(n_new + lookahead) / self.fps
+        pos = np.empty(len(times))
         for i, t in enumerate(times):
             s = self.beat_clock.state(float(t))
             pos[i] = self.fallback.phrase_position_at(s.tempo_bpm, s.phase,
@@ -648,13 +667,14 @@ class StreamScheduler:
             trans = trans.copy()
             before = 2 * trans[0] - trans[1] if n_new > 1 else trans[0]
             trans[:, [0, 2]] += tail_t[-1, [0, 2]] - before[[0, 2]]
-        return quats, trans
+        nxt = (quats[n_new:], trans[n_new:]) if lookahead else None
+        return quats[:n_new], trans[:n_new], nxt
 
     def _frozen_chunk(self, n_new: int) -> tuple[np.ndarray, np.ndarray]:
         """Hold the current pose: the buffer's last frame, repeated."""
         tail_q, tail_t = self.buffer.tail(1)
         if len(tail_q) == 0:
-            return self._groove_chunk(self.now_audio_s(), n_new)
+            return self._groove_chunk(self.now_audio_s(), n_new)[:2]
         return np.repeat(tail_q, n_new, axis=0), np.repeat(tail_t, n_new, axis=0)
 
     # ----------------------------------------------------------------- reporting

@@ -47,7 +47,7 @@ def test_the_groove_still_follows_a_known_tempo():
     gen = FakeGenerator()
     gen.fail = True
     sg, _ = _beat_streamer(gen, lambda: 0.0, FakeBeatClock(100.0))
-    q, _ = sg._groove_chunk(1.0, 8)
+    q, _, _ = sg._groove_chunk(1.0, 8)
     times = 1.0 + np.arange(8) / 30.0
     s = [FakeBeatClock(100.0).state(t) for t in times]
     q_ref, _ = sg.fallback.sample(np.array([sg.fallback.bar_position(x.phase, x.downbeat_phase) for x in s]))

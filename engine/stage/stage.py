@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from opendance import rotations as rot
-from opendance.engine.motion_buffer import BufferedChunk, MotionBuffer, seam_blend
+from opendance.engine.motion_buffer import LOOKAHEAD_FRAMES, BufferedChunk, MotionBuffer, seam_blend
 from opendance.engine.stage.anchor import AnchorConfig, AnchorState, anchor_chunk
 from opendance.engine.stage.contact import ContactConfig, ContactState, detect, sole_points
 from opendance.engine.stage.feet import FeetConfig, FeetState, fix_feet
@@ -238,8 +238,19 @@ class OutputStage:
         newest input for each frame): (k, 24, 4) quaternions and (k, 3) metres, k <= n, or
         None when it holds no frame right before that time (a gap, or nothing yet)."""
         start = int(round(start_time_s * self.fps))
+        got = self._given(range(start - 1, start - 1 - n, -1))
+        return None if got is None else (got[0][::-1], got[1][::-1])
+
+    def input_from(self, start_time_s: float, n: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``n`` frames the stage was given from time ``start_time_s`` on (what a chunk
+        starting there replaces): (k, 24, 4), (k, 3), or None when it holds none there."""
+        start = int(round(start_time_s * self.fps))
+        return self._given(range(start, start + n))
+
+    def _given(self, frames: range) -> tuple[np.ndarray, np.ndarray] | None:
+        """The newest input for each of ``frames`` in turn, stopping at the first missing."""
         qs, ts = [], []
-        for f in range(start - 1, start - 1 - n, -1):
+        for f in frames:
             for e in reversed(self._history):
                 if e.start_frame <= f < e.start_frame + len(e.quats):
                     qs.append(e.quats[f - e.start_frame])
@@ -249,7 +260,7 @@ class OutputStage:
                 break
         if not qs:
             return None
-        return np.stack(qs[::-1]), np.stack(ts[::-1])
+        return np.stack(qs), np.stack(ts)
 
     def _rollback(self, start: int) -> None:
         """Restore the state as it was just before frame ``start`` (replaying the first part
@@ -348,12 +359,25 @@ class StagedMotionBuffer(MotionBuffer):
         if len(q) == 0:
             return 0
         # the seam blend, done on the stage's input (the motion as made) before staging: then
-        # the stage's corrections (locked feet, anchor) apply once, across the seam too
-        prev = self.stage.input_before(float(times[0]), 2) if blend else None
+        # the stage's corrections (locked feet, anchor) apply once, across the seam too. It
+        # joins onto the old motion's own frames at the seam: those the chunk replaces, or
+        # the lookahead of the chunk that ends there.
+        t0 = float(times[0])
+        nxt = self.lookahead(chunk)
+        prev = self.stage.input_before(t0, 2) if blend else None
         if prev is not None:
-            q, p = seam_blend(prev[0], prev[1], q, p, self.blend_frames)
+            old = self.stage.input_from(t0, LOOKAHEAD_FRAMES)
+            if old is None:
+                old = self._next_at(t0)
+            n_own = len(q)
+            if nxt is not None:             # the lookahead gets the same correction
+                q, p = np.concatenate([q, nxt[0]]), np.concatenate([p, nxt[1]])
+            q, p = seam_blend(prev[0], prev[1], q, p, self.blend_frames, old_next=old)
+            if nxt is not None:
+                q, p, nxt = q[:n_own], p[:n_own], (q[n_own:], p[n_own:])
         # the output starts with the previous chunk's last frame, revised (unless already due)
-        start, q, p = self.stage.process_stream(q, p, float(times[0]), continuous=False)
-        written = super().write(replace(chunk, start_audio_s=start, quats=q, trans=p), not_before_audio_s,
-                                blend=False)
+        start, q, p = self.stage.process_stream(q, p, t0, continuous=False)
+        written = super().write(replace(chunk, start_audio_s=start, quats=q, trans=p, next_quats=None,
+                                        next_trans=None), not_before_audio_s, blend=False)
+        self._remember_next(float(times[-1]) + 1.0 / self.fps, nxt)   # the input's, not the output's
         return min(written, len(times))

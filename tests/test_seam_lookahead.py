@@ -1,0 +1,99 @@
+"""Seams joined onto the old motion's own next frames: a chunk that continues the motion is
+left as it is (the groove through the live buffer keeps its planted feet), a splice inside
+a chunk joins onto the frames it replaces, and a real cut is still blended."""
+
+from __future__ import annotations
+
+import numpy as np
+from support.fakes import swing_motion
+from support.stage_metrics import stage_numbers
+
+from opendance import rotations as rot
+from opendance.engine.fallback_groove import GrooveFallback
+from opendance.engine.motion_buffer import LOOKAHEAD_FRAMES, BufferedChunk, MotionBuffer, seam_blend
+from opendance.engine.stage import OutputStage, StageConfig, StagedMotionBuffer
+from opendance.fk_numpy import forward_kinematics
+
+FPS = 30.0
+CHUNK = 16
+
+
+def _groove(n: int, rate: float = 1.03) -> tuple[np.ndarray, np.ndarray]:
+    """The procedural routine sampled a little faster than it was made (off its frames):
+    (n + LOOKAHEAD_FRAMES, 24, 4) quats, (n + LOOKAHEAD_FRAMES, 3) metres."""
+    pos = np.arange(n + LOOKAHEAD_FRAMES) / 15.0 * rate             # beats at 120 BPM * rate
+    q, t = GrooveFallback().sample(pos)
+    return q.astype(np.float64), t.astype(np.float64)
+
+
+def _write_chunks(buf: MotionBuffer, q: np.ndarray, t: np.ndarray, n: int, lookahead: bool) -> None:
+    for i in range(0, n, CHUNK):
+        e = min(i + CHUNK, n)
+        nq = q[e:e + LOOKAHEAD_FRAMES] if lookahead else None
+        nt = t[e:e + LOOKAHEAD_FRAMES] if lookahead else None
+        buf.write(BufferedChunk(i / FPS, q[i:e], t[i:e], chunk_id=i // CHUNK, next_quats=nq, next_trans=nt))
+
+
+def _buffered(buf: MotionBuffer, n: int) -> tuple[np.ndarray, np.ndarray]:
+    out = [buf.sample(i / FPS) for i in range(n)]
+    return np.stack([s.quats for s in out]), np.stack([s.trans for s in out])
+
+
+def _max_joint_m(qa, ta, qb, tb) -> float:
+    ja = forward_kinematics(rot.quat_to_matrix(qa), ta)
+    jb = forward_kinematics(rot.quat_to_matrix(qb), tb)
+    return float(np.abs(ja - jb).max())
+
+
+def test_the_old_motions_next_frames_leave_a_continuing_chunk_unchanged():
+    q, t = swing_motion(40, 1.0, 0.0, 0.5, 0)
+    bq, bt = seam_blend(q[18:20], t[18:20], q[20:], t[20:], 8, old_next=(q[20:22], t[20:22]))
+    np.testing.assert_allclose(np.abs(np.sum(bq * q[20:], -1)), 1.0, atol=1e-6)
+    np.testing.assert_allclose(bt, t[20:], atol=1e-6)
+    # a real cut still starts where the old motion went and blends out over 8 frames
+    q2, t2 = swing_motion(20, 1.7, 1.3, 0.4, 2)
+    cq, ct = seam_blend(q[18:20], t[18:20], q2, t2 + [1.0, 0.05, 0.0], 8, old_next=(q[20:22], t[20:22]))
+    np.testing.assert_allclose(np.abs(np.sum(cq[0] * q[20], -1)), 1.0, atol=1e-5)
+    np.testing.assert_allclose(ct[0], t[20], atol=1e-5)
+    np.testing.assert_allclose(np.abs(np.sum(cq[8:] * q2[8:], -1)), 1.0, atol=1e-5)
+
+
+def test_the_groove_in_chunks_with_its_lookahead_is_the_groove():
+    n = 8 * CHUNK
+    q, t = _groove(n)
+    whole = forward_kinematics(rot.quat_to_matrix(q[:n]), t[:n])
+    joined = {}
+    for lookahead in (True, False):
+        buf = MotionBuffer(fps=FPS)
+        _write_chunks(buf, q, t, n, lookahead)
+        joined[lookahead] = _buffered(buf, n)
+    assert _max_joint_m(*joined[True], q[:n], t[:n]) < 1e-4
+    # extrapolating by the last velocity instead misses by the dance's acceleration
+    assert _max_joint_m(*joined[False], q[:n], t[:n]) > 5e-3
+    # and that is what slid planted feet: the groove's own slide, with the lookahead
+    slide = stage_numbers(whole, FPS)["contact_skate_cms"]
+    jq, jt = joined[True]
+    assert stage_numbers(forward_kinematics(rot.quat_to_matrix(jq), jt), FPS)["contact_skate_cms"] \
+        < slide + 0.05
+
+
+def test_the_staged_buffer_joins_the_groove_without_correcting_it():
+    n = 8 * CHUNK
+    q, t = _groove(n)
+    stage = OutputStage(StageConfig(), FPS)
+    buf = StagedMotionBuffer(stage, fps=FPS)
+    _write_chunks(buf, q, t, n, lookahead=True)
+    given = stage.input_from(0.0, n)
+    assert given is not None and len(given[0]) == n
+    assert _max_joint_m(given[0], given[1], q[:n], t[:n]) < 1e-4
+
+
+def test_a_splice_inside_a_chunk_joins_onto_the_frames_it_replaces():
+    q, t = swing_motion(48, 1.0, 0.0, 0.5, 0)
+    buf = MotionBuffer(fps=FPS)
+    buf.write(BufferedChunk(0.0, q, t))
+    # the same motion again from frame 20 (a preemption that changed nothing): unchanged,
+    # where joining onto an extrapolation of frames 18-19 would bend it
+    buf.write(BufferedChunk(20 / FPS, q[20:], t[20:]))
+    bq, bt = _buffered(buf, 48)
+    assert _max_joint_m(bq, bt, q, t) < 1e-4
