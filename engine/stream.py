@@ -512,7 +512,8 @@ class StreamScheduler:
         written = self.buffer.write(
             BufferedChunk(plan.start_a, quats, trans, source=mode, controls_version=controls.version,
                           chunk_id=self._chunk_id, energy=controls.energy,
-                          next_quats=None if nxt is None else nxt[0], next_trans=None if nxt is None else nxt[1]),
+                          next_quats=None if nxt is None else nxt[0],
+                          next_trans=None if nxt is None else nxt[1]),
             not_before_audio_s=max(now_after, plan.splice_a))
         if plan.redo is not None and written == 0:
             self._undo_rewind(plan.redo)      # too late to splice anything: the old motion stands
