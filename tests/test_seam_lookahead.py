@@ -97,3 +97,22 @@ def test_a_splice_inside_a_chunk_joins_onto_the_frames_it_replaces():
     buf.write(BufferedChunk(20 / FPS, q[20:], t[20:]))
     bq, bt = _buffered(buf, 48)
     assert _max_joint_m(bq, bt, q, t) < 1e-4
+
+
+def test_a_chunk_after_a_replacement_joins_the_replacement_not_the_motion_it_cut():
+    # chunk A covers frames 0-31; B replaces it from frame 10 to 25 with other motion (A's
+    # frames 26-31 are cut away); C continues B from frame 26 and joins B's lookahead
+    q, t = _groove(64)
+    qb, tb = _groove(40, rate=1.0)                # another dance: the routine at its own rate
+    qb, tb = qb[20:], tb[20:]
+    stage = OutputStage(StageConfig(), FPS)
+    buf = StagedMotionBuffer(stage, fps=FPS)
+    buf.write(BufferedChunk(0.0, q[:32], t[:32], next_quats=q[32:34], next_trans=t[32:34]))
+    buf.write(BufferedChunk(10 / FPS, qb[:16], tb[:16], next_quats=qb[16:18], next_trans=tb[16:18]))
+    buf.write(BufferedChunk(26 / FPS, qb[16:32], tb[16:32]))
+    given = stage.input_from(10 / FPS, 22)
+    assert given is not None and len(given[0]) == 22
+    # B and C, as given to the stage, are one motion: C was left as it is
+    gq, gt = given
+    shift = gt[0] - tb[0]                          # B's floor shift onto A (height decays back)
+    assert _max_joint_m(gq[16:], gt[16:] - [shift[0], 0.0, shift[2]], qb[16:32], tb[16:32]) < 1e-4

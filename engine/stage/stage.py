@@ -366,7 +366,10 @@ class StagedMotionBuffer(MotionBuffer):
         nxt = self.lookahead(chunk)
         prev = self.stage.input_before(t0, 2) if blend else None
         if prev is not None:
-            old = self.stage.input_from(t0, LOOKAHEAD_FRAMES)
+            # frames the chunk replaces, if the buffer still holds motion there (the stage
+            # may remember inputs of chunks a replacement already cut away: not those)
+            held = sum(1 for k in range(LOOKAHEAD_FRAMES) if self.holds_frame_at(t0 + k / self.fps))
+            old = self.stage.input_from(t0, held) if held and self.holds_frame_at(t0) else None
             if old is None:
                 old = self._next_at(t0)
             n_own = len(q)
