@@ -63,8 +63,8 @@ def _groove_motion(seconds: float):
     from opendance.motion import Motion
 
     g = GrooveFallback(fps=FPS, style="house")
-    bars = np.arange(int(seconds * FPS)) / FPS * (120 / 60) / 4          # 120 BPM, 4/4
-    q, t = g.sample(bars)
+    beats = np.arange(int(seconds * FPS)) / FPS * (120 / 60)              # 120 BPM
+    q, t = g.sample(beats)
     return Motion(rot.quat_to_matrix(q), t, FPS)
 
 
