@@ -591,8 +591,9 @@ class StreamScheduler:
             raise ValueError("generator returned NaN or infinite motion")
         nxt = None
         follow = getattr(res, "next_motion", None)
-        if follow is not None and not self.beat_snap_on and follow.n_frames and follow.fps == self.fps \
-                and np.isfinite(follow.rotations).all() and np.isfinite(follow.trans).all():
+        if follow is not None and not self.beat_snap_on and res.motion.n_frames == n_new and follow.n_frames \
+                and follow.fps == self.fps and np.isfinite(follow.rotations).all() \
+                and np.isfinite(follow.trans).all():     # it follows frame n_new - 1 only if nothing was cut
             nxt = (follow.quaternions(), follow.trans.copy())
         timings = dict(res.timings_ms)
         continues = self._prefix is not None

@@ -116,3 +116,37 @@ def test_a_chunk_after_a_replacement_joins_the_replacement_not_the_motion_it_cut
     gq, gt = given
     shift = gt[0] - tb[0]                          # B's floor shift onto A (height decays back)
     assert _max_joint_m(gq[16:], gt[16:] - [shift[0], 0.0, shift[2]], qb[16:32], tb[16:32]) < 1e-4
+
+
+def test_the_scheduler_passes_the_grooves_lookahead_to_the_buffer():
+    from dataclasses import replace
+
+    from support.fakes import FakeTimeline
+
+    from opendance.controls import ControlState
+    from opendance.engine.fallback_groove import GrooveGenerator
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.features import FEATURE_DIM
+    from opendance.engine.stream import StreamConfig, StreamScheduler
+
+    class NoLookahead(GrooveGenerator):
+        def generate(self, request):
+            return replace(super().generate(request), next_motion=None)
+
+    def buffered(gen) -> np.ndarray:
+        buf = MotionBuffer(fps=FPS)
+        sg = StreamScheduler(gen, buf, FakeTimeline(lambda: 0.0, dim=FEATURE_DIM), BeatClock(), lambda: 0.0,
+                             lambda: ControlState(), GrooveFallback(), StreamConfig(target_lead_s=3.0))
+        for _ in range(5):
+            sg.step()
+        q, _ = buf.tail(len(buf))
+        return q
+
+    # no beat grid yet: the groove counts on at 120 BPM from the generator's first frame
+    q = buffered(GrooveGenerator())
+    assert len(q) >= 4 * CHUNK
+    want, _ = GrooveFallback().sample(np.arange(len(q)) / 15.0)
+    assert np.abs(np.abs(np.sum(q * want, -1)) - 1).max() < 1e-5          # every seam as made (< 1 degree)
+    q_old = buffered(NoLookahead())
+    dev_old = np.abs(np.abs(np.sum(q_old * want[:len(q_old)], -1)) - 1).max()
+    assert dev_old > 1e-3, dev_old                      # bent at the seams (a joint > 5 degrees)
