@@ -247,14 +247,6 @@ class MotionBuffer:
             return None
         return q, p
 
-    def holds_frame_at(self, audio_s: float) -> bool:
-        """Whether the buffer holds a frame at audio time ``audio_s`` (to half a frame)."""
-        with self._lock:
-            if self._n == 0:
-                return False
-            i = int(np.searchsorted(self._t[:self._n], audio_s - 0.5 / self.fps, side="left"))
-            return i < self._n and abs(self._t[i] - audio_s) < 0.5 / self.fps
-
     def _next_at(self, t0: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The remembered lookahead if it starts at audio time ``t0``."""
         nxt = self._next

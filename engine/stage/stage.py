@@ -366,10 +366,9 @@ class StagedMotionBuffer(MotionBuffer):
         nxt = self.lookahead(chunk)
         prev = self.stage.input_before(t0, 2) if blend else None
         if prev is not None:
-            # frames the chunk replaces, if the buffer still holds motion there (the stage
-            # may remember inputs of chunks a replacement already cut away: not those)
-            held = sum(1 for k in range(LOOKAHEAD_FRAMES) if self.holds_frame_at(t0 + k / self.fps))
-            old = self.stage.input_from(t0, held) if held and self.holds_frame_at(t0) else None
+            # the frames the chunk replaces (the stage's rollback keeps no input past the
+            # newest chunk's end), else the lookahead of the chunk that ends at t0
+            old = self.stage.input_from(t0, LOOKAHEAD_FRAMES)
             if old is None:
                 old = self._next_at(t0)
             n_own = len(q)
