@@ -57,7 +57,7 @@ import numpy as np
 from opendance.engine.stage.contact import FEET, ankle_above_toe_m
 from opendance.engine.stage.legik import solve_leg
 from opendance.fk_numpy import forward_kinematics
-from opendance.rotations import axis_angle_to_matrix
+from opendance.rotations import rotation_about
 from opendance.skeleton import L_HIP, L_KNEE, PELVIS, R_HIP, R_KNEE, smpl_skeleton
 
 LEGS = ((L_HIP, L_KNEE) + FEET[0], (R_HIP, R_KNEE) + FEET[1])   # (hip, knee, ankle, toe) per leg
@@ -240,7 +240,7 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
         turned = np.abs(yaw) > 1e-9
         if turned.any():
             g_ankle = g_ankle.copy()
-            g_ankle[turned] = axis_angle_to_matrix(yaw[turned, None] * Y_AXIS) @ g_shown[turned, ankle]
+            g_ankle[turned] = rotation_about("y", yaw[turned]) @ g_shown[turned, ankle]
         if flat is not None:
             turned |= flat[:, f]
         d = target - pos[:, ankle]

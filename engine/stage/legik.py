@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from opendance import rotations as rot
-
 _EPS = 1e-9
 
 
@@ -42,14 +40,34 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rodrigues(k: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations about unit axes k (N, 3) by the angles whose cosines and sines
+    are c and s (N,): c I + s [k]x + (1 - c) k k^T (Rodrigues, no trigonometry)."""
+    x, y, z = k[:, 0], k[:, 1], k[:, 2]
+    ic = 1.0 - c
+    out = ic[:, None, None] * (k[:, :, None] * k[:, None, :])
+    out[:, 0, 0] += c
+    out[:, 1, 1] += c
+    out[:, 2, 2] += c
+    sx, sy, sz = s * x, s * y, s * z
+    out[:, 0, 1] -= sz
+    out[:, 0, 2] += sy
+    out[:, 1, 0] += sz
+    out[:, 1, 2] -= sx
+    out[:, 2, 0] -= sy
+    out[:, 2, 1] += sx
+    return out
+
+
 def shortest_rotation(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """(N, 3, 3) rotations taking direction u to direction v (both (N, 3))."""
     u, v = _unit(u), _unit(v)
     axis = _cross(u, v)
     s = _norm(axis)
     c = np.einsum("ni,ni->n", u, v)
-    ang = np.arctan2(s, c)
-    return rot.axis_angle_to_matrix(_unit(axis) * ang[:, None])
+    # s = |u x v| = sin and c = cos of the angle between them; (anti)parallel: the identity
+    c = np.where(s < _EPS, 1.0, c)
+    return _rodrigues(axis / np.maximum(s, _EPS)[:, None], c, s)
 
 
 def solve_leg(g_parent: np.ndarray, g_hip: np.ndarray, g_knee: np.ndarray, g_ankle: np.ndarray,
@@ -83,7 +101,7 @@ def solve_leg(g_parent: np.ndarray, g_hip: np.ndarray, g_knee: np.ndarray, g_ank
     straight = _norm(n) < 1e-6 * np.maximum(l1 * l2, _EPS)
     lateral = g_hip[:, :, 0]                                           # SMPL knees flex about +x
     n = np.where(straight[:, None], lateral, n)
-    r_bend = rot.axis_angle_to_matrix(_unit(n) * delta[:, None])
+    r_bend = _rodrigues(_unit(n), np.cos(delta), np.sin(delta))
     ankle_bent = p_knee + np.einsum("nij,nj->ni", r_bend, shin)
     r_aim = shortest_rotation(ankle_bent - p_hip, target - p_hip)
     g_hip_new = r_aim @ g_hip
