@@ -172,6 +172,8 @@ def run(args) -> dict:
         out.prepare_s = args.clock_prepare_ms / 1e3
     if args.clock_spin_ms is not None:
         out.spin_s = args.clock_spin_ms / 1e3
+    if args.clock_idle_spin_ms is not None:
+        out.idle_spin_s = args.clock_idle_spin_ms / 1e3 if args.clock_idle_spin_ms > 0 else None
     if args.switch_interval_ms is not None:
         out.switch_interval_s = args.switch_interval_ms / 1e3
     box["s"] = session
@@ -375,6 +377,9 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
            "lateness_output_clock_ms": _pct(np.asarray(st.lateness_s) * 1e3, (50, 99, 99.9)),
            "frames_made_late": st.made_late,
            "clock": {"prepare_ms": session.output.prepare_s * 1e3, "spin_ms": session.output.spin_s * 1e3,
+                     "idle_spin_ms": (None if session.output.idle_spin_s is None
+                                      else session.output.idle_spin_s * 1e3),
+                     "frames_with_idle_spin": st.long_spins,
                      "switch_interval_ms": (None if session.output.switch_interval_s is None
                                             else session.output.switch_interval_s * 1e3),
                      "priority": session.output.priority,
@@ -548,6 +553,9 @@ def main(argv=None) -> int:
                    help="output clock: wake this long before a frame is due (default: PREPARE_S)")
     p.add_argument("--clock-spin-ms", type=float, default=None,
                    help="output clock: poll the clock this last stretch before a frame (default: SPIN_S)")
+    p.add_argument("--clock-idle-spin-ms", type=float, default=None,
+                   help="output clock: the spin while the generator is not making a chunk (default: "
+                        "IDLE_SPIN_S; 0 = always --clock-spin-ms)")
     p.add_argument("--switch-interval-ms", type=float, default=None,
                    help="GIL switch interval while the output clock runs (default: SWITCH_INTERVAL_S)")
     p.add_argument("--no-realtime-threads", action="store_true",

@@ -284,6 +284,7 @@ class StreamScheduler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._busy = False           # a chunk is being made (``busy()``)
         # beat snap: joints of the previous raw model chunk's tail (context for finding the
         # next chunk's beats) with the audio time right after it; counters for the status
         self._snap_ctx: tuple[float, np.ndarray] | None = None
@@ -316,6 +317,11 @@ class StreamScheduler:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def busy(self) -> bool:
+        """True while a chunk is being made (the output clock keeps its GIL-holding spin
+        short then)."""
+        return self._busy
+
     def wake(self) -> None:
         """The controls changed: look for a preemption now instead of at the next poll."""
         self._wake.set()
@@ -330,11 +336,14 @@ class StreamScheduler:
                 self._wake.wait(min(wait, 0.02))     # short, and woken by a control change
                 self._wake.clear()
                 continue
+            self._busy = True
             try:
                 self.step(redo)
             except Exception:            # the loop must survive anything
                 log.exception("stream scheduler: unexpected error; continuing")
                 self._stop.wait(0.05)
+            finally:
+                self._busy = False
 
     # ----------------------------------------------------------------- one chunk
     def preempt_point(self, now_a: float) -> _Redo | None:

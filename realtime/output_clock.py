@@ -50,6 +50,11 @@ SWITCH_INTERVAL_S = 0.0005   # GIL switch interval while the clock runs, s
 # ready late (preemptions), control p95 116 -> 119-149 ms. So the default stays short
 # (``OutputClock(spin_s=...)``, ``benchmarks/latency.py --clock-spin-ms``).
 SPIN_S = SWITCH_INTERVAL_S + 0.0001
+# While the generator is not making a chunk (``OutputClock(busy=...)`` says so; most of the
+# time: the default model makes a second of motion in ~0.08 s), no thread needs the GIL
+# for long, so the clock spins this long instead and takes the rest of the tail away at
+# no cost to the generator (a chunk that starts during a spin waits for it once).
+IDLE_SPIN_S = 0.002
 
 
 def _wait_until(t_mono_s: float, spin_s: float = SPIN_S) -> None:
@@ -102,6 +107,7 @@ class ClockStats:
     underruns: int = 0         # frames played with no generated motion at their time
     sink_errors: int = 0
     made_late: int = 0         # frames still being made at their time (``prepare_s`` too short)
+    long_spins: int = 0        # frames waited with the idle spin (the generator was not busy)
     send_times: deque = field(default_factory=lambda: deque(maxlen=4096))  # actual mono send times
     lateness_s: deque = field(default_factory=lambda: deque(maxlen=4096))  # send - due
 
@@ -132,6 +138,11 @@ class OutputClock:
         spin_s: the last stretch before a frame is due, waited by polling the clock with
             the GIL held (``SPIN_S``: one switch interval and a little; ``_wait_until``),
             seconds.
+        idle_spin_s: the spin instead of ``spin_s`` while ``busy()`` says the generator is
+            not making a chunk (``IDLE_SPIN_S``); None: always ``spin_s``.
+        busy: callable() -> bool, True while the generator is making a chunk (then the
+            clock keeps its spin short: a long one would hold the GIL from it). None: no
+            such information; the clock always spins ``spin_s``.
         switch_interval_s: while running, the interpreter's thread switch interval is
             lowered to this (``sys.setswitchinterval``; default 5 ms), so the clock's
             thread gets the GIL back soon after it wakes; restored by ``stop()``. None
@@ -154,7 +165,8 @@ class OutputClock:
                  energy: Callable[[], float] | None = None, lookahead_s: float = 0.0,
                  transition_frames: int = 8, audio_label: Callable[[float], float] | None = None,
                  prepare_s: float = PREPARE_S, switch_interval_s: float | None = SWITCH_INTERVAL_S,
-                 spin_s: float = SPIN_S,
+                 spin_s: float = SPIN_S, idle_spin_s: float | None = IDLE_SPIN_S,
+                 busy: Callable[[], bool] | None = None,
                  realtime_priority: bool = True, freeze_gc: bool = True,
                  music: Callable[[], tuple[float, float]] | None = None, dancer: str = "model"):
         if fps <= 0 or fps > 240:
@@ -184,6 +196,8 @@ class OutputClock:
         self._grid_next_s: float | None = None    # audio time every-frame sinks are owed next
         self.prepare_s = float(prepare_s)
         self.spin_s = float(spin_s)
+        self.idle_spin_s = None if idle_spin_s is None else float(idle_spin_s)
+        self.busy = busy
         self.switch_interval_s = switch_interval_s
         self._saved_switch_s: float | None = None
         self.realtime_priority = bool(realtime_priority)
@@ -263,12 +277,26 @@ class OutputClock:
         frame = self._frame_at(due_mono_s, index, audio_s)
         if time.monotonic() > due_mono_s:
             self.stats.made_late += 1
-        _wait_until(due_mono_s, self.spin_s)
+        _wait_until(due_mono_s, self._spin())
         now = time.monotonic()
         self.stats.send_times.append(now)
         self.stats.lateness_s.append(now - due_mono_s)
         self._publish(frame, self.sinks if to_every else [s for s in self.sinks if s not in every])
         self.stats.frames += 1
+
+    def _spin(self) -> float:
+        """The spin for this frame, seconds: the long one only while the generator is known
+        to be idle."""
+        if self.idle_spin_s is None or self.busy is None or self.idle_spin_s <= self.spin_s:
+            return self.spin_s
+        try:
+            idle = not self.busy()
+        except Exception:             # a broken probe must not stop the clock
+            idle = False
+        if idle:
+            self.stats.long_spins += 1
+            return self.idle_spin_s
+        return self.spin_s
 
     def _owed_frames(self, audio_s: float) -> tuple[list[float], bool]:
         """The audio grid of the every-frame sinks: ``(audio times owed before the frame at

@@ -207,7 +207,7 @@ class LiveSession:
             self.buffer, self.clock, self.sinks, fps=self.config.fps, beat_info=self._beat_info,
             underrun_pose=self._groove_pose, energy=lambda: self.controls.get().energy,
             lookahead_s=self.config.lookahead_s, audio_label=self._audio_label, music=self.meter.read,
-            dancer=getattr(generator, "dancer", "model"))
+            dancer=getattr(generator, "dancer", "model"), busy=self.streamer.busy)
         self.finished = threading.Event()      # the source ended (a file without --loop)
         self.audio_error: BaseException | None = None
         self._stop = threading.Event()

@@ -143,3 +143,30 @@ def test_the_clock_spins_to_its_deadline_and_restores_the_switch_interval():
     th.join()
     assert sys.getswitchinterval() == before           # restored after every spin
     assert max(seen) <= max(before, SPIN_S + 0.001) + 1e-12
+
+
+def test_the_clock_spins_long_only_while_the_generator_is_idle(monkeypatch):
+    import opendance.realtime.output_clock as oc_mod
+
+    buf = MotionBuffer(fps=30.0)
+    clock = AudioClockMap()
+    clock.start()
+    spins = []
+    monkeypatch.setattr(oc_mod, "_wait_until", lambda due, spin_s: spins.append(spin_s))
+    state = {"busy": False}
+    oc = OutputClock(buf, clock, fps=60.0, realtime_priority=False, freeze_gc=False, spin_s=0.0006,
+                     idle_spin_s=0.002, busy=lambda: state["busy"])
+    oc.tick(time.monotonic(), 0)
+    state["busy"] = True
+    oc.tick(time.monotonic(), 1)
+    assert spins == [0.002, 0.0006]
+    assert oc.stats.long_spins == 1
+
+    def broken():
+        raise RuntimeError("probe gone")
+
+    for busy, idle in ((None, 0.002), (broken, 0.002), (lambda: False, None), (lambda: False, 0.0001)):
+        spins.clear()
+        OutputClock(buf, clock, fps=60.0, realtime_priority=False, freeze_gc=False, spin_s=0.0006,
+                    idle_spin_s=idle, busy=busy).tick(time.monotonic(), 0)
+        assert spins == [0.0006]                    # no information, or nothing longer: the short spin

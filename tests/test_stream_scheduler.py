@@ -355,3 +355,32 @@ def test_no_splice_in_the_last_moments_of_a_chunk():
     state["c"] = state["c"].updated(energy=0.95)
     redo = sg.preempt_point(clock())
     assert redo.splice_audio_s == redo.seam.start_audio_s == playing_end   # the next seam instead
+
+
+def test_the_scheduler_says_when_it_is_making_a_chunk():
+    """``busy()`` is what the output clock reads to keep its GIL-holding spin short while a
+    chunk is made: True inside the generator's call, False while the worker waits."""
+    clock = RealtimeAudioClock()
+    seen = []
+
+    class Probe(FakeGenerator):
+        def generate(self, request):
+            seen.append(sg.busy())
+            return super().generate(request)
+
+    sg, buf, _ = _streamer(Probe(), clock, target_lead_s=0.3)
+    assert not sg.busy()
+    sg.start()
+    try:
+        t_end = time.monotonic() + 5.0
+        while len(seen) < 3 and time.monotonic() < t_end:
+            time.sleep(0.01)
+        idle = []
+        for _ in range(50):                 # the lead is kept: the worker mostly waits
+            idle.append(sg.busy())
+            time.sleep(0.002)
+    finally:
+        sg.stop()
+    assert len(seen) >= 3 and all(seen)
+    assert not all(idle)
+    assert not sg.busy()
