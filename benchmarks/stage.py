@@ -21,7 +21,8 @@ ahead inside the chunk it is given).
 with independent receivers: python-osc (``/opendance/joints`` blob, ``/opendance/frame``)
 and the PyPI ``vmcp`` package (``/VMC/Ext/Root/Pos``). From what arrives it computes the
 stage numbers (``tests/support/stage_metrics.py``) and beat locking against the song's true
-beats (BAS, and the phase-locking value of the kinematic beats on the beat grid).
+beats (BAS, and the phase-locking value of the kinematic beats on the beat grid, of the
+joints as received and in the dancer's own frame).
 
 ``parts`` runs a live session in this process (the dancer on the synthesized song, real
 time), records every chunk the stage is given, and replays the recording through the stage
@@ -50,7 +51,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the test tooling: support.*
 sys.path.insert(0, str(ROOT / "benchmarks"))  # _timing, also when loaded by path
 
 from _timing import median_ms  # noqa: E402
-from support.stage_metrics import stage_numbers  # noqa: E402
+from support.stage_metrics import body_frame, stage_numbers  # noqa: E402
 
 FPS = 30.0
 CHUNK = 16
@@ -252,7 +253,10 @@ def _on_grid(joints: np.ndarray, audio_t: np.ndarray) -> tuple[np.ndarray, float
 
 def _beat_locking(jj: np.ndarray, t0: float, beats_s: np.ndarray) -> dict:
     """BAS and the phase-locking value of the kinematic beats in the true beat grid (each
-    beat's phase interpolated between the beats around it: the songs' tempo may drift)."""
+    beat's phase interpolated between the beats around it: the songs' tempo may drift), and
+    the same phase-locking in the dancer's own frame (``body_frame``: the dance without its
+    place on stage and its heading, which the anchor and the foot lock change by design; a
+    dancer whose beat lives partly in a sliding root loses that part through the stage)."""
     from opendance.training.metrics.bas import beat_align_score, motion_beats
     from opendance.training.metrics.dance import phase_locking
 
@@ -260,7 +264,9 @@ def _beat_locking(jj: np.ndarray, t0: float, beats_s: np.ndarray) -> dict:
         return {}
     b = beats_s[(beats_s >= t0) & (beats_s <= t0 + len(jj) / FPS)] - t0
     plv, _ = phase_locking(motion_beats(jj, FPS) + t0, beats_s)
-    return {"bas": round(beat_align_score(jj, FPS, b), 4), "phase_locking": round(plv, 3)}
+    body, _ = phase_locking(motion_beats(body_frame(jj), FPS) + t0, beats_s)
+    return {"bas": round(beat_align_score(jj, FPS, b), 4), "phase_locking": round(plv, 3),
+            "phase_locking_body": round(body, 3)}
 
 
 def _run_one(cmd: list[str], seconds: float, beats_s: np.ndarray | None, save: Path | None = None) -> dict:
@@ -449,9 +455,10 @@ def cmd_parts(args) -> dict:
 
 
 # ----------------------------------------------------------------------------- board / stream
-def _board_row(j: np.ndarray) -> dict:
-    """The dance board's numbers that the stage changes (``training.metrics.dance``) and the
-    stage's own foot numbers, on (T, 24, 3) joints at 30 FPS."""
+def _board_row(j: np.ndarray, beats_s: np.ndarray | None = None) -> dict:
+    """The dance board's numbers that the stage changes (``training.metrics.dance``), the
+    stage's own foot numbers and, with the song's true beats, BAS and the phase-locking of
+    the kinematic beats, on (T, 24, 3) joints at 30 FPS from time 0."""
     from opendance.training.metrics import dance
 
     ref = dance.reference_stats(j, FPS)
@@ -459,7 +466,8 @@ def _board_row(j: np.ndarray) -> dict:
     return {"pops_per_min": dance.pops_per_minute(j, FPS), "planted_fraction": ref["planted_fraction"],
             "support_foot_speed_mps": ref["support_foot_speed"], "skate_cms": nums["skate_cms"],
             "contact_skate_cms": nums["contact_skate_cms"], "jitter_share": dance.jitter_share(j, FPS),
-            "root_max_m": nums["root_max_m"]}
+            "root_max_m": nums["root_max_m"],
+            **(_beat_locking(j, 0.0, beats_s) if beats_s is not None else {})}
 
 
 def cmd_board(args) -> dict:
@@ -484,9 +492,11 @@ def cmd_board(args) -> dict:
         per: dict = {}
         for song in songs:
             m = dancer.dance(song, 0)
-            row = {"as_made": _board_row(m.joints())}
+            beats = np.asarray(song.song.beat_times_s)
+            row = {"as_made": _board_row(m.joints(), beats)}
             for name, mod in stages.items():
-                row[name] = _board_row(mod.OutputStage(mod.StageConfig(), m.fps).process_motion(m).joints())
+                staged = mod.OutputStage(mod.StageConfig(), m.fps).process_motion(m)
+                row[name] = _board_row(staged.joints(), beats)
             per[song.name] = row
             print(f"[stage bench] board {dname} {song.name}", file=sys.stderr, flush=True)
         keys = list(per[songs[0].name])

@@ -37,6 +37,22 @@ def _ankle_lift() -> float:
     return float(rest[L_ANKLE, 1] - rest[L_FOOT, 1])
 
 
+def body_frame(joints: np.ndarray) -> np.ndarray:
+    """(T, J, 3) joints in the dancer's own frame: relative to the pelvis and turned about
+    +Y so the hips' line (left minus right hip) lies along +X. What is left is the dance
+    itself, without where on stage the dancer is or which way it faces (what the stage's
+    anchor and foot lock change by design)."""
+    j = np.asarray(joints, np.float64)
+    rel = j - j[:, :1]
+    lat = j[:, L_HIP] - j[:, R_HIP]
+    a = np.arctan2(lat[:, 2], lat[:, 0])[:, None]
+    c, s = np.cos(a), np.sin(a)
+    out = rel.copy()
+    out[..., 0] = c * rel[..., 0] + s * rel[..., 2]
+    out[..., 2] = -s * rel[..., 0] + c * rel[..., 2]
+    return out
+
+
 def jitter_share(joints: np.ndarray, fps: float, cutoff_hz: float = 6.0) -> float:
     """Share of joint velocity power above ``cutoff_hz`` (all joints, root-relative)."""
     rel = joints - joints[:, :1]
