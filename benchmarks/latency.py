@@ -260,6 +260,16 @@ class _GcPauses:
 
 
 # ----------------------------------------------------------------- the output clock alone
+def _lateness_by_spin(st) -> dict:
+    """Lateness (ms) of the frames waited with the long (generator idle) spin and with the
+    short one (a chunk being made)."""
+    late = np.asarray(st.lateness_s) * 1e3
+    long_ = np.asarray(st.long_spin, bool)
+    n = min(len(late), len(long_))
+    late, long_ = late[-n:], long_[-n:]
+    return {"idle_spin": _pct(late[long_], (50, 99, 99.9)), "short_spin": _pct(late[~long_], (50, 99, 99.9))}
+
+
 def clock_jitter(seconds: float, fps: float, prepare_s: float, switch_s: float | None, load: bool,
                  rt: bool = True) -> dict:
     """Output-clock jitter with no engine: a buffer of motion, a sink that keeps nothing,
@@ -375,6 +385,7 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
            "frames_skipped_by_ws": int(np.sum(np.diff(frames) - 1)) if len(frames) else 0,
            "jitter_receiver_ms": _pct(dev_recv, (50, 99)), "jitter_output_clock_ms": _pct(dev_send, (50, 99)),
            "lateness_output_clock_ms": _pct(np.asarray(st.lateness_s) * 1e3, (50, 99, 99.9)),
+           "lateness_by_spin_ms": _lateness_by_spin(st),
            "frames_made_late": st.made_late,
            "clock": {"prepare_ms": session.output.prepare_s * 1e3, "spin_ms": session.output.spin_s * 1e3,
                      "idle_spin_ms": (None if session.output.idle_spin_s is None

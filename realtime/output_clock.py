@@ -110,6 +110,7 @@ class ClockStats:
     long_spins: int = 0        # frames waited with the idle spin (the generator was not busy)
     send_times: deque = field(default_factory=lambda: deque(maxlen=4096))  # actual mono send times
     lateness_s: deque = field(default_factory=lambda: deque(maxlen=4096))  # send - due
+    long_spin: deque = field(default_factory=lambda: deque(maxlen=4096))   # per frame: the idle spin?
 
 
 class OutputClock:
@@ -277,10 +278,12 @@ class OutputClock:
         frame = self._frame_at(due_mono_s, index, audio_s)
         if time.monotonic() > due_mono_s:
             self.stats.made_late += 1
-        _wait_until(due_mono_s, self._spin())
+        spin = self._spin()
+        _wait_until(due_mono_s, spin)
         now = time.monotonic()
         self.stats.send_times.append(now)
         self.stats.lateness_s.append(now - due_mono_s)
+        self.stats.long_spin.append(spin > self.spin_s)
         self._publish(frame, self.sinks if to_every else [s for s in self.sinks if s not in every])
         self.stats.frames += 1
 
