@@ -435,3 +435,41 @@ def test_choice_temperature_noise_is_seeded_and_changes_the_ranking(model):
     assert any(not torch.equal(run(4.5, s), run(0.0, s)) for s in range(4))
     with pytest.raises(ValueError):
         SamplerConfig(choice_temperature=-1)
+
+
+def test_code_balance_weights_favour_rare_codes_and_keep_the_mean():
+    from opendance.training.train_mct import code_balance_weights
+
+    tokens = np.array([0] * 90 + [1] * 9 + [2])
+    w = code_balance_weights(tokens, 4, 0.5).numpy()
+    assert w[2] > w[1] > w[0] and w[3] > w[2]                     # rarer counts more; unseen most
+    counts = np.bincount(tokens, minlength=4)
+    assert abs(float((counts * w).sum() / counts.sum()) - 1.0) < 1e-5
+    np.testing.assert_allclose(code_balance_weights(tokens, 4, 0.0).numpy(), 1.0)
+
+
+def test_code_balance_changes_the_motion_loss_only(tok):
+    from opendance.engine.text import NullEncoder
+    from opendance.training.train_mct import (
+        MaskConfig,
+        build_bank,
+        code_balance_weights,
+        compute_losses,
+        make_batch,
+    )
+
+    model = _model(tok, "tiny", max_tokens=16).eval()
+    bank = build_bank(_seqs(), tok, NullEncoder(), 16)
+    model.set_music_stats(bank.music.mean(0), bank.music.std(0))
+    ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
+    inputs, targets, masks, feats = make_batch(bank, np.random.default_rng(0), 4, 12, FPT, MaskConfig(), ids)
+    with torch.no_grad():
+        logits = model(inputs)
+        plain, s0 = compute_losses(logits, targets, masks, feats, tok, aux_scale=0)
+        ones = {"motion": torch.ones(model.cfg.n_motion_codes)}
+        same, _ = compute_losses(logits, targets, masks, feats, tok, aux_scale=0, code_weights=ones)
+        cw = {"motion": code_balance_weights(bank.tokens["motion"], model.cfg.n_motion_codes, 1.0)}
+        bal, s1 = compute_losses(logits, targets, masks, feats, tok, aux_scale=0, code_weights=cw)
+    assert abs(float(same) - float(plain)) < 1e-5
+    assert abs(float(bal) - float(plain)) > 1e-4
+    assert s0["ce_motion"] == s1["ce_motion"] and s0["ce_traj"] == s1["ce_traj"]   # reported CE unweighted

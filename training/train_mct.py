@@ -86,6 +86,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-joint", action="store_true", help="ablation: no joint prediction of trajectory / "
                    "keypoint tokens (see the module docstring)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="scale of all auxiliary losses (0: off)")
+    p.add_argument("--code-balance", type=float, default=0.0,
+                   help="weight each motion code's cross-entropy by (its count in the training tokens)^-B, "
+                        "normalised to mean 1 over the data (0: off): rare codes, often the larger motions, "
+                        "count more than the few common small ones the sampler otherwise favours")
     p.add_argument("--limit-clips", type=int, default=None, help="read at most N clips per split")
     p.add_argument("--text", default="auto", help="text encoder: auto, minilm or none")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint (and resume state) every N steps")
@@ -307,6 +311,17 @@ def make_batch(bank: TokenBank, rng: np.random.Generator, b: int, n_tok: int, fp
 
 
 # ====================================================================== losses
+def code_balance_weights(tokens: np.ndarray, n_codes: int, power: float):
+    """(K,) float32 torch weights ``(count + 1)^-power`` of each code in ``tokens``, scaled
+    so the token-weighted mean over ``tokens`` is 1 (``power`` 0: all ones)."""
+    import torch
+
+    counts = np.bincount(np.asarray(tokens, np.int64).ravel(), minlength=n_codes)[:n_codes].astype(np.float64)
+    w = (counts + 1.0) ** -float(power)
+    w /= max(float((counts * w).sum() / max(counts.sum(), 1.0)), 1e-12)
+    return torch.from_numpy(w.astype(np.float32))
+
+
 @dataclass
 class LossWeights:
     traj: float = 0.5
@@ -316,8 +331,11 @@ class LossWeights:
 
 
 def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, aux_scale: float = 1.0,
-                   joint: bool = True, w: LossWeights | None = None, fps: float = 30.0):
-    """(total loss, {name: float}) for one batch (see the module docstring)."""
+                   joint: bool = True, w: LossWeights | None = None, fps: float = 30.0,
+                   code_weights: dict | None = None):
+    """(total loss, {name: float}) for one batch (see the module docstring). ``code_weights``:
+    branch -> (K,) float tensor weighting each target code's cross-entropy (``code_balance``;
+    the mean is then over the weights); the reported ``ce_*`` stay unweighted."""
     import torch
     import torch.nn.functional as F
 
@@ -332,7 +350,8 @@ def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, a
             continue
         lg = logits.get(br)[lm]
         ce = F.cross_entropy(lg, targets[br][lm])
-        total = total + ce
+        cw = None if code_weights is None else code_weights.get(br)
+        total = total + (ce if cw is None else F.cross_entropy(lg, targets[br][lm], weight=cw))
         stats[f"ce_{br}"] = float(ce.detach())
         stats[f"acc_{br}"] = float((lg.argmax(-1) == targets[br][lm]).float().mean())
     if aux_scale <= 0:
@@ -635,6 +654,7 @@ class _Run:
     max_tokens: int
     joint: bool
     meta: dict
+    code_weights: dict | None = None   # branch -> (K,) CE weights (``--code-balance``)
 
     def save(self, path, step, extra=None) -> None:
         """Write the MCT with the run's metadata, ``step`` and ``extra``."""
@@ -670,7 +690,8 @@ def _train_step(r: _Run, rng: np.random.Generator, step: int, mc: MaskConfig, ma
                                                r.joint)
     inputs = inputs.to(r.info.device)
     logits = r.ddp(inputs)
-    loss, stats = compute_losses(logits, targets, masks, feats, r.tokenizer, args.aux_weight, r.joint)
+    loss, stats = compute_losses(logits, targets, masks, feats, r.tokenizer, args.aux_weight, r.joint,
+                                 code_weights=r.code_weights)
     r.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(r.model.parameters(), 1.0)
@@ -789,10 +810,16 @@ def run(args) -> int:
         snapshots = {int(s) for s in args.snapshot_steps.split(",") if s.strip()}
         meta = {"data": Path(str(data)).name, "tokenizer": Path(tok_src).name, "tokenizer_sha": tok_sha,
                 "joint_prediction": joint, "preset": args.preset, "aux_weight": args.aux_weight,
+                "code_balance": float(getattr(args, "code_balance", 0.0)),
                 "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
             save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": Path(tok_src).name})
-        r = _Run(args, info, out, tokenizer, model, ddp, opt, train, val, max_tokens, joint, meta)
+        balance = float(getattr(args, "code_balance", 0.0))
+        cw = None
+        if balance > 0:
+            cw = {"motion": code_balance_weights(train.tokens["motion"], int(model.cfg.n_motion_codes),
+                                                 balance).to(info.device)}
+        r = _Run(args, info, out, tokenizer, model, ddp, opt, train, val, max_tokens, joint, meta, cw)
         summary = _train_loop(r, rng, progress, snapshots)
         D.barrier()
     finally:
