@@ -143,7 +143,7 @@ def test_does_not_lock_on_noise():
         clock.update(events[i:i + clock.update_every])
         locked.append(clock.locked)
     assert not any(locked)
-    assert clock.state(clock.now_s).confidence < 0.3
+    assert clock.state(clock.now_s).confidence < clock.lock_confidence
 
 
 def test_downbeats_from_harmony_live_and_offline():
