@@ -151,6 +151,7 @@ class LiveAnalyzer:
         self._lock = threading.Lock()
         self._stream = SpectralStream(self.sample_rate)
         self.clock = clock or BeatClock()
+        self._grid = self.clock.grid()              # the clock as of its last update (lock-free reads)
         self.timeline = MusicTimeline(self.clock, self._lock)
         self._records_stamps = audio_clock is None
         self.audio_clock = AudioClockMap() if audio_clock is None else audio_clock
@@ -179,6 +180,7 @@ class LiveAnalyzer:
             self.clock.update(events)
             self.timeline._append(rows)
             self._feed_harmony()
+            self._grid = self.clock.grid()
         st = self.stats
         st.blocks += 1
         st.frames += rows.shape[0]
@@ -233,6 +235,12 @@ class LiveAnalyzer:
         """Beat clock state at ``t_audio_s`` (default: now)."""
         with self._lock:
             return self.clock.state(self.now_audio_s if t_audio_s is None else t_audio_s)
+
+    def state_nowait(self, t_audio_s: float) -> BeatState:
+        """The beat clock's state at ``t_audio_s`` as of its last update, without the lock:
+        never waits for an update in progress (one audio block's analysis, up to ~10 ms;
+        what the output clock reads for every frame)."""
+        return self._grid.state(t_audio_s)
 
     def predict_beats(self, t_from_s: float, t_to_s: float) -> np.ndarray:
         with self._lock:

@@ -36,7 +36,7 @@ from opendance.realtime.sample_clock import AudioClockMap
 log = logging.getLogger(__name__)
 
 MAX_FILL_S = 2.0   # the most audio time filled in at once for every-frame sinks, s
-PREPARE_S = 0.004  # the clock wakes this long before a frame is due to make it, s
+PREPARE_S = 0.006  # the clock wakes this long before a frame is due to make it, s
 SWITCH_INTERVAL_S = 0.0005   # GIL switch interval while the clock runs, s
 # The last stretch before a frame's time is waited by polling the clock, holding the GIL,
 # s. It is one switch interval and a little: after the sleep the thread may wait up to
@@ -55,6 +55,7 @@ SPIN_S = SWITCH_INTERVAL_S + 0.0001
 # for long, so the clock spins this long instead and takes the rest of the tail away at
 # no cost to the generator (a chunk that starts during a spin waits for it once).
 IDLE_SPIN_S = 0.002
+MAKE_HOLD_S = 0.003  # the switch interval while a frame is made, s (see ``tick``)
 
 
 def _wait_until(t_mono_s: float, spin_s: float = SPIN_S) -> None:
@@ -275,7 +276,15 @@ class OutputClock:
                 fill.extra["filled"] = True
                 self.stats.filled += 1
                 self._publish(fill, every)
-        frame = self._frame_at(due_mono_s, index, audio_s)
+        # making the frame (about 1 ms of Python) with the switch interval raised: no other
+        # thread asks for the GIL back meanwhile (at 0.5 ms each thread that did took its own
+        # turn first, and a frame took 2-4 ms to make at p99 instead of 1-2)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(max(switch, MAKE_HOLD_S))
+        try:
+            frame = self._frame_at(due_mono_s, index, audio_s)
+        finally:
+            sys.setswitchinterval(switch)
         if time.monotonic() > due_mono_s:
             self.stats.made_late += 1
         spin = self._spin()

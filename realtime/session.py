@@ -176,8 +176,10 @@ class LiveSession:
         config: ``SessionConfig``.
         analyzer_factory: callable(sample_rate) -> analyzer with ``process(samples,
             t_mono_s)``, ``timeline.window(start_audio_s, n)`` and ``state(t_audio_s)``
-            (a ``BeatState``); defaults to ``opendance.realtime.analyzer.LiveAnalyzer``
-            reading the session's audio clock.
+            (a ``BeatState``), and optionally ``state_nowait(t_audio_s)`` (the same
+            without waiting for an update in progress; the output clock reads it for every
+            frame); defaults to ``opendance.realtime.analyzer.LiveAnalyzer`` reading the
+            session's audio clock.
         on_chunk: called with each ``ChunkRecord`` (worker thread).
 
     The audio clock (``self.clock``) is the one mapping of stream seconds onto
@@ -309,7 +311,9 @@ class LiveSession:
 
     # ----------------------------------------------------------------- output helpers
     def _beat_info(self, audio_s: float) -> BeatInfo:
-        s = self.analyzer.state(audio_s)
+        # the output clock calls this for every frame: never wait for the analyzer's lock
+        state_nowait = getattr(self.analyzer, "state_nowait", None)
+        s = state_nowait(audio_s) if state_nowait is not None else self.analyzer.state(audio_s)
         down = s.downbeat_phase if s.downbeat_phase is not None and math.isfinite(s.downbeat_phase) else -1.0
         return BeatInfo(float(s.tempo_bpm), float(s.phase), float(down), float(s.confidence), float(audio_s))
 

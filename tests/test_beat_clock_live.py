@@ -82,3 +82,39 @@ def test_holds_its_phase_through_three_seconds_of_off_beat_accents():
     late = late[late > 12.0]
     err = np.min(np.abs(late[:, None] - np.arange(0.3, 20.0, 0.5)[None, :]), axis=1)
     assert late.size >= 14 and np.all(err < 0.07), err
+
+
+def test_a_frozen_grid_reads_like_the_clock_and_the_analyzer_never_waits_for_it():
+    import math
+    import threading
+
+    from opendance.realtime.analyzer import LiveAnalyzer
+
+    tr = make_track(16.0, bpm=124.0, pattern="clicks", sample_rate=22050)
+    _, events = stream_spectral(tr.audio, tr.sample_rate)
+    clock = BeatClock()
+    grids = []
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+        if i % (clock.update_every * 40) == 0:
+            grids.append((clock.grid(), [clock.state(t) for t in np.linspace(0.0, 20.0, 37)]))
+    assert clock.locked and grids[-1][0].bar_slot is not None
+    for grid, want in grids:                                # the same numbers, bar phase included
+        got = [grid.state(t) for t in np.linspace(0.0, 20.0, 37)]
+        for g, w in zip(got, want, strict=True):
+            assert (g.tempo_bpm, g.phase, g.confidence, g.locked) == \
+                (w.tempo_bpm, w.phase, w.confidence, w.locked)
+            assert (math.isnan(g.downbeat_phase) and math.isnan(w.downbeat_phase)) or \
+                g.downbeat_phase == w.downbeat_phase
+
+    an = LiveAnalyzer(tr.sample_rate)
+    block = 1024
+    for i in range(0, len(tr.audio) - block, block):
+        an.process(tr.audio[i:i + block], i / tr.sample_rate)
+    assert an.state_nowait(12.3) == an.state(12.3)
+    with an._lock:                                         # an update in progress
+        out = []
+        th = threading.Thread(target=lambda: out.append(an.state_nowait(12.3)))
+        th.start()
+        th.join(1.0)
+        assert out and out[0] == an.clock.state(12.3)       # answered while the lock is held

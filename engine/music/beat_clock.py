@@ -79,6 +79,38 @@ class BeatState:
     locked: bool
 
 
+@dataclass(frozen=True)
+class BeatGrid:
+    """What ``BeatClock.state`` reads, frozen at one update (``BeatClock.grid()``): a reader
+    on another thread can ask it for any audio time without taking the analyzer's lock.
+
+    Attributes: period_s (s, 0 before the first estimate), anchor_s (audio time of a model
+    beat, s), confidence, locked, bar_slot (the downbeat's beat slot mod beats_per_bar, or
+    None), last_beat ((audio time s, index) of the newest committed beat, or None),
+    beats_per_bar."""
+
+    period_s: float
+    anchor_s: float
+    confidence: float
+    locked: bool
+    bar_slot: int | None
+    last_beat: tuple[float, int] | None
+    beats_per_bar: int = 4
+
+    def state(self, t_audio_s: float) -> BeatState:
+        """Tempo, phase, confidence and bar phase at audio time ``t_audio_s``."""
+        if self.period_s <= 0:
+            return BeatState(0.0, 0.0, 0.0, float("nan"), False)
+        pos = (t_audio_s - self.anchor_s) / self.period_s
+        phase = pos - math.floor(pos)
+        bar = float("nan")
+        if self.bar_slot is not None and self.last_beat is not None:
+            t_prev, i_prev = self.last_beat
+            beat_idx = i_prev + math.floor((t_audio_s - t_prev) / self.period_s + 0.5 - phase + 1e-9)
+            bar = (((beat_idx - self.bar_slot) % self.beats_per_bar) + phase) / self.beats_per_bar
+        return BeatState(60.0 / self.period_s, phase, self.confidence, bar, self.locked)
+
+
 #: Salience of the beat grid: window (s), and the on-beat / all-phase onset ratio mapped
 #: to 0 (at SALIENCE_FLOOR, white noise is ~1.0) .. 1 (at FLOOR + SPAN).
 SALIENCE_WINDOW_S = 3.5
@@ -396,16 +428,12 @@ class BeatClock:
     def state(self, t_audio_s: float) -> BeatState:
         """Tempo, phase, confidence and bar phase at audio time ``t_audio_s`` (past or
         predicted future)."""
-        if self.period_s <= 0:
-            return BeatState(0.0, 0.0, 0.0, float("nan"), False)
-        pos = (t_audio_s - self.anchor_s) / self.period_s
-        phase = pos - math.floor(pos)
-        bar = float("nan")
-        if self._bar_slot is not None and self._past:
-            t_prev, i_prev = self._past[-1]
-            beat_idx = i_prev + math.floor((t_audio_s - t_prev) / self.period_s + 0.5 - phase + 1e-9)
-            bar = (((beat_idx - self._bar_slot) % self.beats_per_bar) + phase) / self.beats_per_bar
-        return BeatState(60.0 / self.period_s, phase, self.confidence, bar, self.locked)
+        return self.grid().state(t_audio_s)
+
+    def grid(self) -> BeatGrid:
+        """The clock's grid as of now, frozen (``BeatGrid``)."""
+        return BeatGrid(float(self.period_s), float(self.anchor_s), float(self.confidence), bool(self.locked),
+                        self._bar_slot, self._past[-1] if self._past else None, int(self.beats_per_bar))
 
     def predict_beats(self, t_from_s: float, t_to_s: float) -> np.ndarray:
         """Model beat times (seconds) in [t_from_s, t_to_s); empty before the first estimate."""
