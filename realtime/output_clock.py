@@ -135,8 +135,12 @@ class OutputClock:
         audio_label: maps the internal (stream) audio time to ``PoseFrame.audio_time_s``
             (e.g. seconds into a looping file); identity by default.
         prepare_s: wake this long before a frame is due to make it, then send it at its
-            time (sleep, then a spin of at most ``spin_s``), seconds. Making a frame takes
-            0.4 ms alone and 2 ms at p99 on a busy 2-core machine, hence 4 ms.
+            time (sleep, then a spin of at most ``spin_s``), seconds. In a live session
+            on the quiet 2-core machine the thread runs 0.15 ms after its wake-up time
+            (p50; 1.4-2.4 ms at p99: it waits for the GIL) and a frame takes 0.9-1.1 ms to
+            make (1.5-2 ms at p99), hence 6 ms (4 ms left 0.3-1.7 % of the frames still
+            being made at their time). Waking earlier costs nothing but the frame's
+            freshness: it shows what the buffer held 6 ms before its time.
         spin_s: the last stretch before a frame is due, waited by polling the clock with
             the GIL held (``SPIN_S``: one switch interval and a little; ``_wait_until``),
             seconds.
