@@ -128,3 +128,15 @@ def test_listening_check_reports_every_condition(tiny_corpus):
     # the null-music condition really removes the music: a fresh model's null embedding is
     # zero, so its "none" loss differs from the "right" one
     assert res["ce_none"] != res["ce_right"]
+
+
+def test_code_balance_trains_and_a_negative_one_is_refused(tmp_path, tiny_corpus, capsys):
+    import json
+
+    assert _train(tmp_path / "bal", tiny_corpus, "--code-balance", "0.5") == 0
+    meta = json.loads((tmp_path / "bal" / "mct.json").read_text())
+    assert meta["meta"]["code_balance"] == 0.5
+    rc = _train(tmp_path / "neg", tiny_corpus, "--code-balance", "-1")
+    assert rc != 0
+    assert "--code-balance must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "neg").exists()              # refused before anything was written

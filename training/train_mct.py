@@ -782,8 +782,12 @@ def run(args) -> int:
 
     from opendance.engine.text import load_text_encoder
     from opendance.engine.tokenizer import save_tokenizer
+    from opendance.errors import OpenDanceError
     from opendance.training import distributed as D
 
+    balance = float(getattr(args, "code_balance", 0.0))
+    if not balance >= 0.0:
+        raise OpenDanceError(f"--code-balance must be 0 or more (got {balance})")
     info = D.init_distributed(args.device)
     try:
         if args.threads:
@@ -814,7 +818,6 @@ def run(args) -> int:
                 "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
             save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": Path(tok_src).name})
-        balance = float(getattr(args, "code_balance", 0.0))
         cw = None
         if balance > 0:
             cw = {"motion": code_balance_weights(train.tokens["motion"], int(model.cfg.n_motion_codes),
