@@ -247,7 +247,7 @@ def _play(args, session, hub, config, speakers) -> tuple[bool, float]:
     """Run the session (and the speakers) until the audio ends, --seconds pass or Ctrl-C / SIGTERM;
     always stops it cleanly. Returns (interrupted, seconds run)."""
     player = _Speakers(*speakers) if speakers else None
-    prev_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    prev = _interrupt_on_signals() if _main_thread() else None
     interrupted = False
     t_start = time.monotonic()
     try:
@@ -258,7 +258,7 @@ def _play(args, session, hub, config, speakers) -> tuple[bool, float]:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        _stop(args, session, player, prev_term)
+        _stop(args, session, player, prev)
     return interrupted, time.monotonic() - t_start
 
 
@@ -287,16 +287,17 @@ def _watch(args, session, hub, config, t_start: float) -> None:
             print(format_status(st), file=sys.stderr, flush=True)
 
 
-def _stop(args, session, player, prev_term) -> None:
-    """Stop the speakers and the session (closes the hub, finishes the recording), restoring signals."""
-    held = _hold_signals() if _main_thread() else None   # a 2nd Ctrl-C / SIGTERM finishes the take
+def _stop(args, session, player, prev: dict | None) -> None:
+    """Stop the speakers and the session (closes the hub, finishes the recording), then give
+    Ctrl-C and SIGTERM their handlers from before the run back (``prev``; None: not the main
+    thread, no handlers were changed)."""
+    if prev is not None:
+        _hold_signals()     # the run ended by itself: a signal now only says it is finishing
     if player:
         player.stop()
     session.stop()          # closes the hub and finishes the recording
-    if held is not None:
-        _restore_signals(held)
-    if prev_term is not None:
-        signal.signal(signal.SIGTERM, prev_term)
+    if prev is not None:
+        _restore_signals(prev)
     if sys.stderr.isatty() and not args.json:
         sys.stderr.write("\n")
 
@@ -411,8 +412,16 @@ def _say(msg: str) -> None:
     print(f"opendance: {msg}", file=sys.stderr, flush=True)
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _interrupt_on_signals() -> dict:
+    """Ctrl-C and SIGTERM end the run: the first raises KeyboardInterrupt and, in the same
+    handler call, makes both only say that the run is finishing, so a second signal (also
+    one already pending: signals that arrive together are handled one after the other)
+    cannot cut the shutdown short and lose the recording. Returns the handlers to restore."""
+    def interrupt(signum, frame) -> None:
+        _hold_signals()
+        raise KeyboardInterrupt
+
+    return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _hold_signals() -> dict:
