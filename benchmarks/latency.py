@@ -390,7 +390,7 @@ def analyse(session, song, recv: dict, samples: np.ndarray, args) -> dict:
            "clock": {"prepare_ms": session.output.prepare_s * 1e3, "spin_ms": session.output.spin_s * 1e3,
                      "idle_spin_ms": (None if session.output.idle_spin_s is None
                                       else session.output.idle_spin_s * 1e3),
-                     "frames_with_idle_spin": st.long_spins,
+                     "frames_with_idle_spin": int(sum(st.long_spin)),
                      "switch_interval_ms": (None if session.output.switch_interval_s is None
                                             else session.output.switch_interval_s * 1e3),
                      "priority": session.output.priority,

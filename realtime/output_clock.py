@@ -108,10 +108,9 @@ class ClockStats:
     underruns: int = 0         # frames played with no generated motion at their time
     sink_errors: int = 0
     made_late: int = 0         # frames still being made at their time (``prepare_s`` too short)
-    long_spins: int = 0        # frames waited with the idle spin (the generator was not busy)
     send_times: deque = field(default_factory=lambda: deque(maxlen=4096))  # actual mono send times
     lateness_s: deque = field(default_factory=lambda: deque(maxlen=4096))  # send - due
-    long_spin: deque = field(default_factory=lambda: deque(maxlen=4096))   # per frame: the idle spin?
+    long_spin: deque = field(default_factory=lambda: deque(maxlen=4096))   # per frame: waited the idle spin
 
 
 class OutputClock:
@@ -309,10 +308,7 @@ class OutputClock:
             idle = not self.busy()
         except Exception:             # a broken probe must not stop the clock
             idle = False
-        if idle:
-            self.stats.long_spins += 1
-            return self.idle_spin_s
-        return self.spin_s
+        return self.idle_spin_s if idle else self.spin_s
 
     def _owed_frames(self, audio_s: float) -> tuple[list[float], bool]:
         """The audio grid of the every-frame sinks: ``(audio times owed before the frame at

@@ -814,7 +814,7 @@ def run(args) -> int:
         snapshots = {int(s) for s in args.snapshot_steps.split(",") if s.strip()}
         meta = {"data": Path(str(data)).name, "tokenizer": Path(tok_src).name, "tokenizer_sha": tok_sha,
                 "joint_prediction": joint, "preset": args.preset, "aux_weight": args.aux_weight,
-                "code_balance": float(getattr(args, "code_balance", 0.0)),
+                "code_balance": balance,
                 "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
             save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": Path(tok_src).name})
