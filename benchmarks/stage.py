@@ -295,6 +295,7 @@ def _run_one(cmd: list[str], seconds: float, beats_s: np.ndarray | None, save: P
     res.update(_beat_locking(sub, t0, beats_s))
     res["board"] = _board(sub, t0, beats_s)
     if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(save, joints=sub, t0=t0, roots=roots)
     return res
 

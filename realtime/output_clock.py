@@ -28,6 +28,7 @@ import numpy as np
 
 from opendance import rotations as rot
 from opendance.engine.motion_buffer import MotionBuffer
+from opendance.engine.stream import snapshot
 from opendance.fk_numpy import forward_kinematics
 from opendance.frames import PoseFrame
 from opendance.realtime.priority import raise_thread_priority
@@ -405,7 +406,6 @@ class OutputClock:
     # ----------------------------------------------------------------- numbers
     def jitter_ms(self) -> dict:
         """Inter-frame interval deviation from 1/fps over the recent frames, ms."""
-        from opendance.engine.stream import snapshot
         t = np.asarray(snapshot(self.stats.send_times))
         if len(t) < 3:
             return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": len(t)}
