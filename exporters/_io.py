@@ -47,9 +47,10 @@ def existing_file(path: str | Path, max_bytes: int = MAX_MOTION_FILE_BYTES) -> P
 
 
 def read_limited_text(p: Path, kind: str) -> str:
-    """The text of an already checked file (``existing_file``); ``InputError`` if not text."""
+    """The text of an already checked file (``existing_file``), UTF-8 whatever the locale,
+    a byte-order mark (as Windows tools write it) dropped; ``InputError`` if not text."""
     try:
-        return p.read_text()
+        return p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{p}: not a text {kind} file") from None
 
@@ -176,7 +177,18 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise InputError(f"{target}: is a folder; give a file name to write")
     if target.exists() and not target.is_file():
         raise InputError(f"{target}: not a regular file (a device or pipe); give a file name to write")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{target}: the folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    except OSError as exc:      # name the file the user asked for, not the temporary one
+        what = f"cannot create a file in {folder} ({exc.strerror})"
+        if isinstance(exc, FileNotFoundError):      # the folder is there (/proc): not a missing file
+            err = OSError(what)
+            err.strerror, err.filename = what, str(target)
+            raise err from None
+        raise OSError(exc.errno, what, str(target)) from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
