@@ -164,6 +164,20 @@ def load_npz(path: Path, max_members: int = 32, text_keys: tuple[str, ...] = ("j
 
 
 # ----------------------------------------------------------------------- writing
+def check_output_path(path: str | Path) -> Path:
+    """The path of a file to write, checked before any work: ``InputError`` when it is a
+    folder, a device or pipe, or its folder does not exist. Commands that compute long
+    before writing call it first, so a typo costs no computation."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; give a file name to write")
+    if target.exists() and not target.is_file():
+        raise InputError(f"{target}: not a regular file (a device or pipe); give a file name to write")
+    if not target.parent.is_dir():
+        raise InputError(f"{target}: the folder {target.parent} does not exist")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success flush, fsync and rename it onto
@@ -172,14 +186,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     ``OSError`` (disk full, read-only folder, a folder at ``path``) propagates; the CLI
     reports it as one line. ``mode``: "wb" or "w".
     """
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"{target}: is a folder; give a file name to write")
-    if target.exists() and not target.is_file():
-        raise InputError(f"{target}: not a regular file (a device or pipe); give a file name to write")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{target}: the folder {folder} does not exist")
+    target = check_output_path(path)
+    folder = target.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     except OSError as exc:      # name the file the user asked for, not the temporary one

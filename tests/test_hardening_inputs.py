@@ -198,3 +198,20 @@ def test_malformed_corpus_manifest(tmp_path, capsys, text, needle):
     rc = main(["corpus", "info", str(tmp_path)])
     line = _one_line(capsys.readouterr().err)
     assert rc == EXIT_USER_ERROR and needle in line and "manifest.json" in line
+
+
+def test_generate_checks_the_output_path_before_any_work(tmp_path, capsys):
+    """The song is not even opened: a typo in -o costs no decoding or dancing."""
+    out = tmp_path / "nope" / "o.bvh"
+    rc = main(["generate", str(tmp_path / "missing-song.wav"), "-o", str(out)])
+    line = _one_line(capsys.readouterr().err)
+    assert rc == EXIT_USER_ERROR and "the folder" in line and "missing-song" not in line
+
+
+@pytest.mark.parametrize("name", ["r.bvh", "r.npz"])
+def test_recording_into_a_folder_that_refuses_files_names_the_take(name):
+    from opendance.realtime.recorder import Recorder
+
+    with pytest.raises(OSError) as info:
+        Recorder(f"/proc/{name}")
+    assert info.value.filename == f"/proc/{name}" and "partial" not in str(info.value.strerror)
