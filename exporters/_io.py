@@ -47,9 +47,10 @@ def existing_file(path: str | Path, max_bytes: int = MAX_MOTION_FILE_BYTES) -> P
 
 
 def read_limited_text(p: Path, kind: str) -> str:
-    """The text of an already checked file (``existing_file``); ``InputError`` if not text."""
+    """The text of an already checked file (``existing_file``), UTF-8 whatever the locale,
+    a byte-order mark (as Windows tools write it) dropped; ``InputError`` if not text."""
     try:
-        return p.read_text()
+        return p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{p}: not a text {kind} file") from None
 
@@ -163,6 +164,20 @@ def load_npz(path: Path, max_members: int = 32, text_keys: tuple[str, ...] = ("j
 
 
 # ----------------------------------------------------------------------- writing
+def check_output_path(path: str | Path) -> Path:
+    """The path of a file to write, checked before any work: ``InputError`` when it is a
+    folder, a device or pipe, or its folder does not exist. Commands that compute long
+    before writing call it first, so a typo costs no computation."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; give a file name to write")
+    if target.exists() and not target.is_file():
+        raise InputError(f"{target}: not a regular file (a device or pipe); give a file name to write")
+    if not target.parent.is_dir():
+        raise InputError(f"{target}: the folder {target.parent} does not exist")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success flush, fsync and rename it onto
@@ -171,12 +186,17 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     ``OSError`` (disk full, read-only folder, a folder at ``path``) propagates; the CLI
     reports it as one line. ``mode``: "wb" or "w".
     """
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"{target}: is a folder; give a file name to write")
-    if target.exists() and not target.is_file():
-        raise InputError(f"{target}: not a regular file (a device or pipe); give a file name to write")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+    target = check_output_path(path)
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    except OSError as exc:      # name the file the user asked for, not the temporary one
+        what = f"cannot create a file in {folder} ({exc.strerror})"
+        if isinstance(exc, FileNotFoundError):      # the folder is there (/proc): not a missing file
+            err = OSError(what)
+            err.strerror, err.filename = what, str(target)
+            raise err from None
+        raise OSError(exc.errno, what, str(target)) from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from opendance.errors import InputError, LimitError
-from opendance.exporters._io import atomic_write, existing_file, read_limited_text
+from opendance.exporters._io import MAX_ABS_VALUE, atomic_write, existing_file, read_limited_text
 from opendance.motion import Motion
 from opendance.skeleton import JOINT_NAMES, L_FOOT, PARENTS, R_FOOT, Skeleton, smpl_skeleton
 from opendance.validate import (
@@ -209,6 +209,10 @@ def _parse_hierarchy(p: Path, tokens: list[str]) -> list[BvhJoint]:
             off = np.array([float(x) for x in tokens[i + 1:i + 4]])
             if off.shape != (3,) or not np.isfinite(off).all():
                 raise InputError(f"{p}: OFFSET needs 3 finite numbers, got {tokens[i + 1:i + 4]}")
+            if np.abs(off).max() > MAX_ABS_VALUE:
+                raise InputError(f"{p}: OFFSET {tokens[i + 1:i + 4]} of joint "
+                                 f"{joints[stack[-1]].name if stack[-1] >= 0 else 'End Site'} is beyond "
+                                 f"+-{MAX_ABS_VALUE:g}; not a skeleton in metres or centimetres")
             if stack[-1] >= 0:
                 joints[stack[-1]].offset = off
             i += 4
@@ -275,14 +279,22 @@ def _parse_motion(p: Path, motion_part: str, n_channels: int) -> tuple[float, np
     if extra > 0:
         log.warning("%s: 'Frames: %d' but the file holds %d frame lines; reading the first %d",
                     p, n_frames, n_frames + extra, n_frames)
+    rows = [ln.split() for ln in lines[2:2 + n_frames]]
+    odd = next((k for k, r in enumerate(rows) if len(r) != len(rows[0])), None)
+    if odd is not None:         # rows of different lengths: name the first odd one
+        raise InputError(f"{p}: MOTION frame {odd + 1} holds {len(rows[odd])} values, frame 1 holds "
+                         f"{len(rows[0])}" + (" (the file is cut short?)" if odd == len(rows) - 1 else ""))
     try:
-        values = np.array([[float(x) for x in ln.split()] for ln in lines[2:2 + n_frames]])
+        values = np.array([[float(x) for x in r] for r in rows])
     except ValueError as exc:
         raise InputError(f"{p}: malformed BVH MOTION section ({exc})") from None
     if values.shape != (n_frames, n_channels):
         raise InputError(f"{p}: MOTION holds {values.shape} values, expected ({n_frames}, {n_channels})")
     if not np.isfinite(values).all():
         raise InputError(f"{p}: MOTION values must be finite numbers")
+    if values.size and np.abs(values).max() > MAX_ABS_VALUE:
+        raise InputError(f"{p}: MOTION has values beyond +-{MAX_ABS_VALUE:g}; not degrees, metres or "
+                         "centimetres")
     return frame_time, values
 
 

@@ -73,7 +73,13 @@ class _TakeFile:
         else:
             self.stream_path = path.with_name(path.name + ".partial.bvh")
         self._writer_cls = StreamingBvhWriter
-        self.writer = StreamingBvhWriter(self.stream_path, fps)     # OSError now
+        try:
+            self.writer = StreamingBvhWriter(self.stream_path, fps)     # OSError now
+        except OSError as exc:      # name the take the user asked for, not its hidden stream
+            what = f"cannot create a file in {path.parent} ({exc.strerror or exc})"
+            err = OSError(what) if isinstance(exc, FileNotFoundError) else OSError(exc.errno, what)
+            err.strerror, err.filename = what, str(path)
+            raise err from None
         self.in_place = False                                       # the BVH stream was renamed to ``path``
         self.blocks_q: list[np.ndarray] = []
         self.blocks_p: list[np.ndarray] = []

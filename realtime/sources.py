@@ -192,10 +192,17 @@ def audio_file_info(path: str | Path) -> AudioFileInfo:
     if not p.is_file():
         raise InputError(f"{p}: not a regular file")
     try:
-        with open(p, "rb"):
-            pass
+        with open(p, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
     except PermissionError:
         raise InputError(f"cannot read audio file {p}: permission denied") from None
+    if not head:
+        raise InputError(f"audio file {p} is empty (0 bytes)")
+    if _looks_like_text(head):
+        # libsndfile would hand a text file named .mp3 to mpg123, which scans it for frames
+        # and prints its own notes on stderr before failing with a misleading reason.
+        raise InputError(f"cannot read audio file {p}: it holds text, not audio "
+                         f"(starts with {head[:24].decode('utf-8', 'replace')!r})")
     try:
         info = sf.info(str(p))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
@@ -212,10 +219,30 @@ def audio_file_info(path: str | Path) -> AudioFileInfo:
     return AudioFileInfo(p, int(info.samplerate), int(info.channels), max(int(info.frames), 0))
 
 
+#: Bytes read from the start of an audio file to tell an empty or a text file at once.
+_SNIFF_BYTES = 64
+#: Frames per libsndfile read while decoding a file (a decode error loses at most these).
+_READ_FRAMES = 8192
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """The first bytes of a file are printable UTF-8 text: every audio container starts
+    with a binary header (RIFF sizes, an ID3 version, an MPEG frame sync, ...)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:      # binary, or a multi-byte character cut at the end
+        text = head[:-3].decode("utf-8", "replace")
+        if "\ufffd" in text:
+            return False
+    return len(text) >= 4 and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
 def _sf_reason(exc: Exception) -> str:
-    """libsndfile's reason without its noise ('System error.' says nothing)."""
+    """libsndfile's reason without its noise ('System error.' says nothing; 'does not
+    exist or is not a regular file' is what it says about any file it cannot decode by
+    its extension, e.g. an .mp3 that is not MP3)."""
     text = " ".join(str(exc).split())
-    if "System error" in text or not text:
+    if "System error" in text or "not a regular file" in text or not text:
         return "not an audio format libsndfile can decode (WAV, FLAC, OGG, MP3, ...)"
     return text[:200]
 
@@ -224,19 +251,33 @@ def iter_audio_blocks(path: str | Path | AudioFileInfo, block_s: float = 1.0, ma
                       ) -> Iterator[np.ndarray]:
     """Decode a file in blocks of ``block_s`` seconds, each ``(n,) float32`` mono: memory
     stays flat whatever the file length. Stops after ``max_seconds``. Warns once when the
-    header promised more samples than the file holds; NaN / inf samples are an error."""
+    header promised more samples than the file holds, or when decoding fails part-way (a
+    truncated or damaged file: the audio before the failure is kept, as a player would);
+    NaN / inf samples, or a file that fails before its first samples, are an error."""
     import soundfile as sf
 
     info = path if isinstance(path, AudioFileInfo) else audio_file_info(path)
     block = max(1, int(block_s * info.sample_rate))
     limit = info.frames if max_seconds is None else min(info.frames, int(max_seconds * info.sample_rate))
     done = 0
+    failure: Exception | None = None
     try:
         with sf.SoundFile(str(info.path)) as f:
-            while done < limit:
-                data = f.read(min(block, limit - done), dtype="float32", always_2d=True)
-                if data.shape[0] == 0:
+            while done < limit and failure is None:
+                parts, got, want = [], 0, min(block, limit - done)
+                while got < want:        # small reads: a decode error loses at most one of them
+                    try:
+                        data = f.read(min(_READ_FRAMES, want - got), dtype="float32", always_2d=True)
+                    except Exception as exc:  # noqa: BLE001 -- LibsndfileError / RuntimeError mid-file
+                        failure = exc
+                        break
+                    if data.shape[0] == 0:
+                        break
+                    parts.append(data)
+                    got += data.shape[0]
+                if got == 0:
                     break
+                data = parts[0] if len(parts) == 1 else np.concatenate(parts)
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
                 if not np.all(np.isfinite(mono)):
                     raise InputError(f"audio file {info.path} contains NaN or infinite samples")
@@ -244,9 +285,14 @@ def iter_audio_blocks(path: str | Path | AudioFileInfo, block_s: float = 1.0, ma
                 yield np.ascontiguousarray(mono, dtype=np.float32)
     except InputError:
         raise
-    except Exception as exc:  # a decode error mid-file
+    except Exception as exc:  # noqa: BLE001 -- the file would not open after all
         raise InputError(f"cannot read audio file {info.path}: {_sf_reason(exc)}") from None
-    if done < limit:
+    if failure is not None:
+        if done == 0:
+            raise InputError(f"cannot read audio file {info.path}: {_sf_reason(failure)}")
+        log.warning("%s: decoding stopped at %.2f s (%s); using the audio before it (truncated or "
+                    "damaged file?)", info.path, done / info.sample_rate, _sf_reason(failure))
+    elif done < limit:
         log.warning("%s: the header announces %.2f s but the file holds %.2f s of audio (truncated file?)",
                     info.path, limit / info.sample_rate, done / info.sample_rate)
 
@@ -297,6 +343,7 @@ class FileSource(AudioSource):
         self._file = None
         self._pos = 0
         self._emitted = 0
+        self._decode_failed = False
         self._t0: float | None = None
         self._ended = False
         self._lock = threading.Lock()     # stop() may come from another thread than read()
@@ -333,10 +380,22 @@ class FileSource(AudioSource):
             if f is not None:
                 f.close()
 
+    def _read_block(self, f) -> np.ndarray:
+        """The next block, (n, channels); a decode error (a truncated or damaged file)
+        ends the file there, once logged: what came before it was played."""
+        try:
+            return f.read(self.block_size, dtype="float32", always_2d=True)
+        except Exception as exc:  # noqa: BLE001 -- soundfile raises LibsndfileError / RuntimeError
+            if not self._decode_failed:
+                self._decode_failed = True
+                log.warning("%s: decoding stopped at %.2f s (%s); the file ends there (truncated or "
+                            "damaged file?)", self.path, self._pos / self.sample_rate, _sf_reason(exc))
+            return np.zeros((0, 1), np.float32)
+
     def _next_samples(self) -> np.ndarray | None:
         f = self._open()
         for _ in range(2):                       # at most one wrap per block
-            data = f.read(self.block_size, dtype="float32", always_2d=True)
+            data = self._read_block(f)
             if data.shape[0]:
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy()
                 # NaN / inf in a file: silence, never a poisoned analysis

@@ -11,13 +11,26 @@ from opendance.errors import InputError
 from opendance.motion import Motion
 from opendance.training.sequence import DanceSequence
 
+#: Top-level keys every corpus manifest has (``corpus_writer``).
+MANIFEST_KEYS = ("version", "seed", "fps", "feature_dim", "sequences", "splits")
+
 
 def read_manifest(corpus_dir: str | Path) -> dict:
+    """The corpus's ``manifest.json``; ``InputError`` when missing, malformed or not a manifest."""
     path = Path(corpus_dir) / "manifest.json"
     if not path.is_file():
         raise InputError(f"{corpus_dir} has no manifest.json; "
                          "is it a corpus made by 'opendance corpus make'?")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: not a readable corpus manifest ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]})") from None
+    missing = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
+    if missing or not isinstance(manifest["sequences"], dict) or not isinstance(manifest["splits"], dict):
+        raise InputError(f"{path}: not a corpus manifest (needs {', '.join(MANIFEST_KEYS)}"
+                         + (f"; missing {', '.join(missing)}" if missing else "") + ")")
+    return manifest
 
 
 def load_sequence(corpus_dir: str | Path, name: str, manifest: dict | None = None) -> DanceSequence:

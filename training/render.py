@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from opendance.camera import project
-from opendance.errors import OpenDanceError
+from opendance.errors import InputError, OpenDanceError
+from opendance.exporters._io import atomic_write
 from opendance.motion import Motion
 from opendance.skeleton import PARENTS
 
@@ -38,7 +39,8 @@ def write_png(path: str | Path, image: np.ndarray) -> None:
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) \
         + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    Path(path).write_bytes(png)
+    with atomic_write(path) as f:      # a failed write never leaves half a PNG
+        f.write(png)
 
 
 def _line(img: np.ndarray, p0: np.ndarray, p1: np.ndarray, color, width: float) -> None:
@@ -93,12 +95,17 @@ def draw_frame(joints: np.ndarray, contacts: np.ndarray | None = None, size: int
 def render_strip(motion: Motion, path: str | Path, n_frames: int = 8, contacts: np.ndarray | None = None,
                  size: int = 256, every_s: float | None = None, start_s: float = 0.0) -> None:
     """A PNG contact sheet: ``n_frames`` frames side by side (every ``every_s`` seconds,
-    default evenly across the clip)."""
+    default evenly from ``start_s`` to the end of the clip). ``InputError`` when ``start_s``
+    is past the end."""
+    first = int(round(start_s * motion.fps))
+    if first >= motion.n_frames:
+        raise InputError(f"the start {start_s:g} s is past the end of the motion "
+                         f"({motion.n_frames / motion.fps:.2f} s)")
     joints = motion.joints()
     if every_s is None:
-        idx = np.linspace(0, motion.n_frames - 1, n_frames).round().astype(int)
+        idx = np.linspace(first, motion.n_frames - 1, n_frames).round().astype(int)
     else:
-        idx = (start_s * motion.fps + np.arange(n_frames) * every_s * motion.fps).round().astype(int)
+        idx = (first + np.arange(n_frames) * every_s * motion.fps).round().astype(int)
         idx = idx[idx < motion.n_frames]
     tiles = [draw_frame(joints[i], None if contacts is None else contacts[i], size) for i in idx]
     write_png(path, np.concatenate(tiles, axis=1))

@@ -19,6 +19,7 @@ from opendance.engine.choreo.choreography import (
     dynamics_from_audio,
     sections_from_dynamics,
 )
+from opendance.errors import InputError
 
 #: Prompt words -> style (first match wins); styles of ``choreography`` / the corpus.
 STYLE_WORDS: tuple[tuple[str, str], ...] = (
@@ -54,6 +55,9 @@ def dance_song(audio: np.ndarray, sample_rate: int, text: str = "", seed: int = 
     spectral, events = stream_spectral(audio, sample_rate)
     tb = track_beats_from_events(events, spectral)
     n = spectral.shape[0]
+    if n == 0:
+        raise InputError(f"music is too short: {audio.shape[0] / sample_rate:.3f} s of audio holds no "
+                         f"motion frame (need at least 1/{FPS:g} s)")
     dyn = dynamics_from_audio(audio, sample_rate, n, FPS)
     style, energy = style_and_energy(text)
     sections = sections_from_dynamics(dyn, tb.downbeat_times_s)

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from opendance.errors import OpenDanceError
+from opendance.errors import InputError, OpenDanceError
 from opendance.validate import MAX_DEMO_SECONDS, MAX_RUN_SECONDS, arg_float, arg_int
 
 
@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     render = subparsers.add_parser(
         "render", help="draw a stick figure of a motion (PNG strip or MP4)",
-        description="Render MOTION (a corpus .npz or any .npz with 'poses' (T, 72) and 'trans' (T, 3)) "
-                    "as a PNG contact sheet or, with ffmpeg installed, an MP4 video.")
-    render.add_argument("motion", help="path to a .npz with poses and trans")
+        description="Render MOTION (a corpus .npz, or any motion file opendance reads: .npz, .pkl, "
+                    ".npy, .bvh) as a PNG contact sheet or, with ffmpeg installed, an MP4 video.")
+    render.add_argument("motion", help="a corpus .npz or a motion file (.npz, .pkl, .npy, .bvh)")
     render.add_argument("-o", "--out", required=True, help="out.png (strip of frames) or out.mp4 (video)")
     render.add_argument("--frames", type=arg_int(1, 1000), default=8,
                         help="PNG: number of frames (default 8)")
@@ -96,28 +96,45 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(args: argparse.Namespace) -> int:
-    import numpy as np
-
+def _read_for_render(path: Path):
+    """(Motion, contacts (T, 4) bool or None) of any motion file ``opendance`` reads, or of a
+    corpus ``.npz`` (poses, trans, contacts; 30 FPS, no ``fps`` array); every array is
+    checked by the format readers' helpers, so a bad file is one ``InputError``."""
+    from opendance.exporters._io import existing_file, load_npz, require_frames, require_shape
+    from opendance.exporters.formats import load_motion
     from opendance.motion import Motion
+    from opendance.timing import MOTION_FPS
+
+    p = existing_file(path)
+    if p.suffix.lower() != ".npz":
+        return load_motion(p), None
+    data = load_npz(p)
+    if "poses" not in data or "trans" not in data:
+        raise InputError(f"{p} has no 'poses' / 'trans' arrays (has {', '.join(data) or 'none'})")
+    if "fps" in data:                       # the SMPL npz schema: its reader checks everything
+        motion = load_motion(p)
+    else:                                   # a corpus clip
+        poses = require_shape("poses", data["poses"], (None, 72), p)
+        require_frames(poses.shape[0], p)
+        trans = require_shape("trans", data["trans"], (poses.shape[0], 3), p)
+        motion = Motion.from_axis_angle(poses, trans, MOTION_FPS)
+    contacts = data.get("contacts")
+    if contacts is not None:
+        contacts = require_shape("contacts", contacts, (motion.n_frames, 4), p) > 0.5
+    return motion, contacts
+
+
+def _render(args: argparse.Namespace) -> int:
     from opendance.training.render import render_strip, render_video
     path = Path(args.motion)
-    if path.suffix != ".npz":
-        raise OpenDanceError(f"{path}: expected a .npz with 'poses' and 'trans'")
-    with np.load(path, allow_pickle=False) as z:
-        if "poses" not in z.files or "trans" not in z.files:
-            raise OpenDanceError(f"{path} has no 'poses' / 'trans' arrays (has {', '.join(z.files)})")
-        poses, trans = z["poses"], z["trans"]
-        contacts = z["contacts"] if "contacts" in z.files else None
-        fps = float(z["fps"]) if "fps" in z.files else 30.0
-    motion = Motion.from_axis_angle(poses, trans, fps)
     out = Path(args.out)
+    if out.suffix not in (".png", ".mp4"):
+        raise OpenDanceError(f"-o must end in .png or .mp4, got {out.name}")
+    motion, contacts = _read_for_render(path)
     if out.suffix == ".png":
         render_strip(motion, out, args.frames, contacts, args.size, args.every, args.start)
-    elif out.suffix == ".mp4":
+    else:
         audio = args.audio or (str(path.with_suffix(".wav")) if path.with_suffix(".wav").exists() else None)
         render_video(motion, out, contacts, max(args.size, 512) if args.size == 256 else args.size, audio)
-    else:
-        raise OpenDanceError(f"-o must end in .png or .mp4, got {out.name}")
     print(f"wrote {out}")
     return 0

@@ -206,10 +206,12 @@ def _numbers(path, name: str, value) -> np.ndarray:
 
 
 def _run(args) -> int:
+    from opendance.exporters._io import check_output_path
     from opendance.exporters.formats import format_for_path
     from opendance.realtime.sources import load_audio
 
-    format_for_path(args.out)   # fail early on an unknown extension
+    format_for_path(args.out)   # fail early on an unknown extension, a folder, a missing folder
+    check_output_path(args.out)
     if args.steps < 1:
         raise OpenDanceError("--steps must be at least 1")
     audio, sr = load_audio(args.song, max_seconds=args.max_seconds)   # block by block, only what's used
