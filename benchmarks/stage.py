@@ -9,6 +9,8 @@
                                                      # stage: pops, planted share, support foot (JSON)
     python benchmarks/stage.py stream                # what a receiver of the looped AIST++
                                                      # fixture gets, offline (JSON)
+    python benchmarks/stage.py anchor --dancer model # the stage anchor's ways of bringing the
+                                                     # dancer back, on replayed live sessions (JSON)
 
 ``cost`` runs the stage on 16-frame chunks (the live chunk size) of the procedural groove and
 of the AIST++ fixture, and measures the smoothing on known signals: the lag it adds (cross-
@@ -23,6 +25,11 @@ and the PyPI ``vmcp`` package (``/VMC/Ext/Root/Pos``). From what arrives it comp
 stage numbers (``tests/support/stage_metrics.py``) and beat locking against the song's true
 beats (BAS, and the phase-locking value of the kinematic beats on the beat grid, of the
 joints as received and in the dancer's own frame).
+
+``anchor`` does the same on seven songs (95-140 BPM, several styles; ``--set 2`` another
+seven) and replays them with the anchor's ways of bringing the dancer back: steering its
+steps (the default), the additive pull used before 2026-12-07, and no anchor; per song and
+as means.
 
 ``parts`` runs a live session in this process (the dancer on the synthesized song, real
 time), records every chunk the stage is given, and replays the recording through the stage
@@ -455,6 +462,56 @@ def cmd_parts(args) -> dict:
     return {"dancer": args.dancer, "skip_s": args.skip_s, "mean": mean, "songs": runs}
 
 
+ANCHOR_SONGS = {1: (("house", 120, 3), ("pop", 112, 4), ("funk", 104, 5), ("hiphop", 97, 6), ("breakbeat", 140, 7),
+                    ("house", 128, 8), ("latin", 96, 9)),
+                2: (("pop", 124, 21), ("funk", 110, 22), ("hiphop", 90, 23), ("breakbeat", 132, 24),
+                    ("house", 124, 25), ("latin", 100, 26), ("pop", 104, 27))}
+
+
+def _anchor_configs() -> dict:
+    from dataclasses import replace
+
+    from opendance.engine.stage import StageConfig
+
+    b = StageConfig()
+    return {"stage (steered steps)": b,
+            "additive pull (before 2026-12-07)": replace(b, anchor=replace(
+                b.anchor, steer=False, stiffness_per_s=6.0, max_speed_mps=0.6, planted_speed_mps=0.4)),
+            "no anchor": replace(b, anchor=replace(b.anchor, free_roam=True))}
+
+
+def cmd_anchor(args) -> dict:
+    """Live sessions of ``--dancer`` on the songs of ``--set``, each replayed through the stage
+    with each way of anchoring (``_anchor_configs``); beat locking, drift, slide, jitter."""
+    from opendance import rotations as rot
+    from opendance.fk_numpy import forward_kinematics
+    from opendance.training.synth.music import synthesize_song
+
+    skip = int(round(args.skip_s * FPS))
+    names = ["unstaged"] + list(_anchor_configs())
+    per = []
+    for style, bpm, seed in ANCHOR_SONGS[args.set]:
+        song = synthesize_song(style, args.seconds, bpm=bpm, seed=seed)
+        beats = np.asarray(song.beat_times_s)
+        rec, info = _record_session(args.dancer, song, args.seconds)
+        row = {"song": f"{style}_{bpm}_seed{seed}", **info}
+        for name, cfg in [("unstaged", None), *_anchor_configs().items()]:
+            Q, T, t0 = _replay(rec, cfg)
+            j = forward_kinematics(rot.quat_to_matrix(Q), T)[skip:]
+            nums = stage_numbers(j, FPS)
+            row[name] = {"root_max_m": round(nums["root_max_m"], 3),
+                         "contact_skate_cms": round(nums["contact_skate_cms"], 3),
+                         "jitter_share": round(nums["jitter_share"], 4),
+                         **_beat_locking(j, t0 + skip / FPS, beats)}
+        per.append(row)
+        print(f"[stage bench] anchor {args.dancer} {row['song']}", file=sys.stderr, flush=True)
+    mean = {n: {k: round(float(np.mean([r[n][k] for r in per])), 4) for k in per[0][n]} for n in names}
+    for n in names:
+        mean[n]["root_max_m_worst"] = max(r[n]["root_max_m"] for r in per)
+    return {"dancer": args.dancer, "set": args.set, "seconds": args.seconds, "skip_s": args.skip_s,
+            "mean": mean, "songs": per}
+
+
 # ----------------------------------------------------------------------------- board / stream
 def _board_row(j: np.ndarray, beats_s: np.ndarray | None = None) -> dict:
     """The dance board's numbers that the stage changes (``training.metrics.dance``), the
@@ -600,13 +657,18 @@ def main() -> None:
     st = sub.add_parser("stream")
     st.add_argument("--seconds", type=float, default=20.0)
     st.add_argument("--fps", type=float, default=60.0, help="the output rate (stream's default)")
+    an = sub.add_parser("anchor")
+    an.add_argument("--dancer", choices=("procedural", "model"), default="procedural")
+    an.add_argument("--set", type=int, choices=sorted(ANCHOR_SONGS), default=1, help="which seven songs")
+    an.add_argument("--seconds", type=float, default=30.0)
+    an.add_argument("--skip-s", type=float, default=2.0, help="leave out the first seconds (the start-up)")
     sh = sub.add_parser("sheet")
     sh.add_argument("--seconds", type=float, default=16.0)
     sh.add_argument("--tiles", type=int, default=8)
     sh.add_argument("--out", default=str(ROOT / "benchmarks/results/stage_sheet.png"))
     a = ap.parse_args()
     res = {"cost": cmd_cost, "live": cmd_live, "parts": cmd_parts, "board": cmd_board, "stream": cmd_stream,
-           "sheet": cmd_sheet}[a.cmd](a)
+           "sheet": cmd_sheet, "anchor": cmd_anchor}[a.cmd](a)
     print(json.dumps(res, indent=2))
 
 

@@ -8,7 +8,7 @@ from support.stage_metrics import stage_numbers, stepping_drift
 
 from opendance import rotations as rot
 from opendance.engine.stage import OutputStage, StageConfig
-from opendance.engine.stage.anchor import AnchorConfig
+from opendance.engine.stage.anchor import AnchorConfig, AnchorState, anchor_chunk
 from opendance.engine.stage.legik import solve_leg
 from opendance.engine.stage.smooth import SmoothConfig
 from opendance.fk_numpy import forward_kinematics
@@ -107,6 +107,40 @@ def test_a_drifting_root_is_brought_back_without_foot_sliding():
     assert after["back_to_camera_frac"] == 0.0
     assert after["skate_cms"] < 2.0 < before["skate_cms"]
     assert after["under_2cm_frac"] == 0.0
+
+
+def _pauses_kept(cfg: AnchorConfig) -> tuple[float, float]:
+    """A dancer stepping side to side on the beat (120 BPM: one step a beat, its speed
+    0.4 (1 - cos) m/s, so it pauses on every beat), its steps to the right 1.5x as long as
+    those to the left (it drifts 0.08 m/s), anchored in 16-frame chunks: (the share of
+    beats after the first 3 s where the anchored root's slowest frame is within one frame of
+    the beat, the farthest the root gets from where it started, m)."""
+    n, beat = 608, 15
+    t = np.arange(n)
+    side = np.where((t // beat) % 2 == 0, 1.5, -1.0)
+    trans = np.zeros((n, 3))
+    trans[:, 0] = np.cumsum(0.4 * side * (1.0 - np.cos(2 * np.pi * t / beat))) / FPS
+    trans[:, 1] = 0.9
+    state = AnchorState()
+    out = np.concatenate([anchor_chunk(np.tile(np.eye(3), (16, 1, 1)), trans[i:i + 16], np.zeros((16, 2), bool),
+                                       state, cfg, FPS)[1] for i in range(0, n, 16)])     # 38 chunks
+    speed = np.linalg.norm(np.diff(out[:, [0, 2]], axis=0), axis=-1)      # frame k -> k + 1
+    hits = []
+    for b in range(6 * beat, n - beat, beat):
+        window = np.arange(b - beat // 2, b + beat // 2 + 1)
+        # the step into the beat frame and the step out of it are equally slow
+        hits.append(abs(window[np.argmin(speed[window - 1] + speed[window])] - b) <= 1)
+    return float(np.mean(hits)), float(np.linalg.norm(out[:, [0, 2]] - out[0, [0, 2]], axis=-1).max())
+
+
+def test_the_anchor_brings_a_drifting_dancer_back_without_moving_its_pauses():
+    assert _pauses_kept(AnchorConfig(free_roam=True))[1] > 2.0
+    kept, far = _pauses_kept(AnchorConfig())
+    assert far < 0.5 and kept > 0.9
+    # an additive pull strong enough to hold the dancer keeps it moving through its pauses
+    kept_pull, far_pull = _pauses_kept(AnchorConfig(steer=False, stiffness_per_s=6.0, max_speed_mps=0.6,
+                                                    planted_speed_mps=0.4))
+    assert far_pull < 0.5 and kept_pull < 0.75          # the outward steps lose their pause
 
 
 def test_free_roam_keeps_the_path():

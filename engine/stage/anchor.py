@@ -1,14 +1,23 @@
 """Stage anchor: the dancer stays near stage centre and faces the audience.
 
 The root's floor motion is rebuilt from the motion's own steps (frame-to-frame root
-displacement, turned by the heading correction), and two slow corrections are added,
-mostly **on frames where the dancer steps** (at least one foot is not planted):
+displacement, turned by the heading correction) and corrected, as far as possible through
+the dancer's own motion:
 
-* a spring toward the stage centre: outside ``free_radius_m`` the root is pulled back at
-  ``stiffness_per_s * (distance - free_radius_m)`` m/s, at most ``max_speed_mps`` while
-  stepping and ``planted_speed_mps`` while both feet are planted; so the pull rides on
-  the steps (the swing foot lands a little nearer the centre) and never drags a planted
-  foot (the foot lock holds those; the slow pull while planted is taken up by the legs);
+* steering toward the stage centre: outside ``free_radius_m`` each of the dancer's own
+  steps is turned toward the centre, by the share ``f = (distance - free_radius_m) /
+  (radius_m - free_radius_m)`` (capped at 1) of the angle between it and straight in; at
+  ``radius_m`` and beyond an outward step becomes an inward one. Turning keeps each step's
+  length, so the body's speed, and with it where the dancer pauses (on the beat), stays
+  as made: on replayed live sessions (14 songs each, 90-140 BPM) the phase-locking of the
+  kinematic beats moved by +0.00 (procedural) and -0.02 (model) against -0.01 and -0.06
+  with the additive pull used before, which kept the body moving through its pauses.
+  Scaling outward steps down instead (no turn) loses the model's beat as the pull does
+  (-0.07): the model's steps are a steady slide whose speed carries the beat;
+* optionally (``stiffness_per_s`` > 0; off by default) an additive spring: beyond the free
+  radius the root is pulled back at ``stiffness_per_s * (distance - free_radius_m)`` m/s,
+  at most ``max_speed_mps`` while stepping and ``planted_speed_mps`` while both feet are
+  planted. It moves the body through its pauses, which moves its kinematic beats;
 * a heading pull: when the body's heading is more than ``free_angle_deg`` away from the
   audience direction (+Z, toward the camera, by default), the whole body is turned
   toward it at ``turn_stiffness_per_s * excess``, at most ``max_turn_dps``.
@@ -26,6 +35,9 @@ import numpy as np
 
 from opendance import rotations as rot
 
+# Steps within this angle (radians) of straight out have no clear side to turn toward: they
+# are turned by a blend of both ways (see ``anchor_chunk``).
+STEER_SIDE_RAD = 0.2
 GATE_RATE = 0.35   # per frame at 30 FPS: the correction gate reaches ~90 % 0.17 s after a step starts
 
 
@@ -37,7 +49,9 @@ class AnchorConfig:
         free_roam: no position or heading correction.
         radius_m: the root should stay within this distance of stage centre.
         free_radius_m: no pull inside this distance (None: half of ``radius_m``).
-        stiffness_per_s: pull speed per metre beyond the free radius, 1/s.
+        steer: turn the dancer's steps toward the centre beyond the free radius (fully
+            inward at ``radius_m``); False: only the spring, if any, brings it back.
+        stiffness_per_s: additive pull speed per metre beyond the free radius, 1/s (0: none).
         max_speed_mps: fastest pull, m/s (while stepping).
         planted_speed_mps: fastest pull while both feet are planted, m/s: the foot lock
             holds the feet and the legs absorb it (a dancer that never lifts a foot is
@@ -53,15 +67,16 @@ class AnchorConfig:
     free_roam: bool = False
     radius_m: float = 0.3
     free_radius_m: float | None = None
-    stiffness_per_s: float = 6.0
-    max_speed_mps: float = 0.6
-    planted_speed_mps: float = 0.4
+    stiffness_per_s: float = 0.0     # off; until 2026-12-07 the pull did all the work at 6 / 0.6 / 0.4
+    max_speed_mps: float = 0.15
+    planted_speed_mps: float = 0.05
     centre_xz_m: tuple[float, float] | None = None
     facing_deg: float = 0.0
     free_angle_deg: float = 35.0
     turn_stiffness_per_s: float = 3.0
     max_turn_dps: float = 120.0
     heading: bool = True
+    steer: bool = True
 
 
 @dataclass
@@ -131,6 +146,7 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
     stepping_all = (~np.all(contacts, axis=1)).tolist()
     dt = 1.0 / fps
     free_r = cfg.radius_m * 0.5 if cfg.free_radius_m is None else cfg.free_radius_m
+    steer_span = max(cfg.radius_m - free_r, 1e-3)
     facing = math.radians(cfg.facing_deg)
     free_a = math.radians(cfg.free_angle_deg)
     max_turn = math.radians(cfg.max_turn_dps) * dt
@@ -161,12 +177,29 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
             if excess > 0:
                 p = _wrap(p - g * math.copysign(min(cfg.turn_stiffness_per_s * excess * dt, max_turn), err))
         c, s_ = math.cos(p), math.sin(p)
-        ox += c * sx + s_ * sz
-        oz += -s_ * sx + c * sz
+        dx, dz = c * sx + s_ * sz, -s_ * sx + c * sz
+        if not cfg.free_roam and cfg.steer:
+            ex, ez = ox - cx, oz - cz
+            dist = math.hypot(ex, ez)
+            if dist > free_r and (dx != 0.0 or dz != 0.0):
+                # the step's angle a from straight out (0) toward straight in (+-pi) is turned
+                # by the share f of what is left, toward its own side: turning keeps its length,
+                # so the body's speed, and with it its pauses, stay as they were. A step nearly
+                # straight out (|a| < STEER_SIDE_RAD) has no clear side: it gets the blend of
+                # both turns (shorter, and straight in at f = 1), so the result moves
+                # continuously with the step (no jump when its side changes)
+                ux, uz = ex / dist, ez / dist
+                a = math.atan2(dz * ux - dx * uz, dx * ux + dz * uz)
+                turn = min((dist - free_r) / steer_span, 1.0) * (math.pi - abs(a))
+                side = max(-1.0, min(1.0, a / STEER_SIDE_RAD))
+                ct, st_ = math.cos(turn), side * math.sin(turn)
+                dx, dz = ct * dx - st_ * dz, st_ * dx + ct * dz
+        ox += dx
+        oz += dz
         if not cfg.free_roam:
             ex, ez = ox - cx, oz - cz
             dist = math.hypot(ex, ez)
-            if dist > free_r:
+            if dist > free_r and cfg.stiffness_per_s > 0.0:
                 cap = cfg.planted_speed_mps + g * (cfg.max_speed_mps - cfg.planted_speed_mps)
                 speed = min(cfg.stiffness_per_s * (dist - free_r), cap)
                 pull = min(speed * dt, dist - free_r)
