@@ -14,6 +14,7 @@ per frame, so the output clock can also use it frame by frame when the generator
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,12 @@ LOOP_BLEND_BARS = 1
 # Dynamic Programming", 2007) and the most common tempo of dance music.
 PROVISIONAL_BPM = 120.0
 PELVIS_HEIGHT_M = 0.93  # standing pelvis height of the SMPL template, approximately
+#: The routine ``GrooveGenerator`` dances before any control says otherwise (as before
+#: controls were followed: house at energy 0.4).
+DEFAULT_STYLE, DEFAULT_ENERGY = "house", 0.4
+#: Routine energies the live energy control selects from (each a routine made once, on a
+#: background thread, ~0.25 s): the control's neutral 0.5 is the default routine's 0.4.
+ENERGY_LEVELS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
 
 
 @dataclass
@@ -239,9 +246,57 @@ class GrooveGenerator:
     beat_aligned = True      # on the beat by construction: never beat-snapped (engine.api)
     dancer = "procedural"    # what the status line calls its chunks
 
-    def __init__(self, groove: GrooveFallback | None = None):
-        self.groove = groove or GrooveFallback(fps=self.fps)
+    def __init__(self, groove: GrooveFallback | None = None, follow_controls: bool = True):
+        self.groove = groove or GrooveFallback(fps=self.fps, style=DEFAULT_STYLE, energy=DEFAULT_ENERGY)
         self._last: tuple[float, float] | None = None    # (unwrapped beats, beats per frame)
+        # the controls' style and energy: one routine per (style, energy level), made on a
+        # background thread when first asked for; until it is ready the current one dances
+        self.follow_controls = bool(follow_controls) and groove is None
+        self._key = (DEFAULT_STYLE, DEFAULT_ENERGY)
+        self._routines: dict[tuple[str, float], GrooveFallback] = {self._key: self.groove}
+        self._making: set[tuple[str, float]] = set()
+        self._lock = threading.Lock()
+
+    def routine_for(self, controls) -> tuple[str, float]:
+        """(style, routine energy) a ``ControlState`` asks for: the style named by its text
+        (``choreo.song.STYLE_WORDS``; the current style when it names none), the energy from
+        the energy control (0.5 neutral = ``DEFAULT_ENERGY``) or, while that is neutral, from
+        energy words in the text; snapped to ``ENERGY_LEVELS``."""
+        from opendance.engine.choreo.song import energy_named, style_named
+
+        text = str(getattr(controls, "style", "") or "")
+        style = style_named(text) or self._key[0]
+        control = float(getattr(controls, "energy", 0.5))
+        worded = energy_named(text)
+        if abs(control - 0.5) > 1e-6:
+            energy = DEFAULT_ENERGY + 0.9 * (control - 0.5)
+        elif worded is not None:
+            energy = worded
+        else:
+            energy = DEFAULT_ENERGY
+        level = min(ENERGY_LEVELS, key=lambda e: abs(e - energy))
+        return style, level
+
+    def _follow(self, controls) -> None:
+        """Switch to the routine the controls ask for if it is made; else start making it."""
+        key = self.routine_for(controls)
+        if key == self._key:
+            return
+        with self._lock:
+            ready = self._routines.get(key)
+            if ready is None and key not in self._making:
+                self._making.add(key)
+                threading.Thread(target=self._make, args=(key,), name="opendance-groove-routine",
+                                 daemon=True).start()
+        if ready is not None:
+            log.info("procedural dancer: now %s at energy %.2f", key[0], key[1])
+            self.groove, self._key = ready, key
+
+    def _make(self, key: tuple[str, float]) -> None:
+        routine = GrooveFallback(fps=self.fps, style=key[0], energy=key[1])
+        with self._lock:
+            self._routines[key] = routine
+            self._making.discard(key)
 
     def _unwrap(self, pos: np.ndarray, bar_known: np.ndarray, beat_known: np.ndarray) -> np.ndarray:
         """Bar / beat positions of a chunk -> phrase positions (beats, unwrapped), counting
@@ -276,6 +331,8 @@ class GrooveGenerator:
 
         n = int(request.n_new_frames)
         done = 0 if request.prefix is None else int(request.prefix)
+        if self.follow_controls and request.controls is not None:
+            self._follow(request.controls)
         grid = np.asarray(request.music, np.float64)[-n:, SPECTRAL_DIM:SPECTRAL_DIM + 4]
         beat_known = np.hypot(grid[:, 0], grid[:, 1]) > 0.5
         beat = np.mod(np.arctan2(grid[:, 0], grid[:, 1]) / (2 * np.pi), 1.0)

@@ -121,3 +121,59 @@ def test_prompt_words_pick_style_and_energy() -> None:
     style, energy = style_and_energy("slow smooth hip hop, minimal arms")
     assert style == "hiphop" and energy < 0.5
     assert style_and_energy("")[0] == DEFAULT_STYLE
+
+
+def test_a_prompt_that_names_nothing_known_is_said_once(caplog) -> None:
+    from opendance.engine.choreo.song import DEFAULT_STYLE, style_and_energy
+
+    with caplog.at_level("WARNING"):
+        assert style_and_energy("zzz qqq")[0] == DEFAULT_STYLE
+        style_and_energy("zzz qqq")
+        style_and_energy("funk")
+    said = [r for r in caplog.records if "names no style or energy" in r.getMessage()]
+    assert len(said) == 1 and "zzz qqq" in said[0].getMessage()
+
+
+def test_the_live_procedural_dancer_reads_the_style_and_energy_controls() -> None:
+    gen = GrooveGenerator()
+    assert gen.routine_for(ControlState()) == ("house", 0.4)              # as before controls were read
+    assert gen.routine_for(ControlState(style="slow smooth hip hop")) == ("hiphop", 0.25)
+    assert gen.routine_for(ControlState(style="latin", energy=1.0)) == ("latin", 0.85)
+    assert gen.routine_for(ControlState(energy=0.0)) == ("house", 0.1)
+    assert gen.routine_for(ControlState(style="zzz", energy=0.5))[0] == "house"   # keeps its style
+
+
+def _wrist_speed(controls: ControlState, seconds: float = 12.0) -> tuple[float, tuple[str, float]]:
+    """Mean wrist speed (m/s, relative to the pelvis) a live procedural dancer makes under
+    ``controls`` once the routine they ask for is ready (it is made in the background)."""
+    import time
+
+    from opendance.fk_numpy import forward_kinematics
+    from opendance.rotations import quat_to_matrix
+    from opendance.skeleton import L_WRIST, R_WRIST
+
+    gen, chunk, bpm = GrooveGenerator(), 16, 120.0
+    want = gen.routine_for(controls)
+    state, quats, k = None, [], 0
+    deadline = time.monotonic() + 30.0
+    while len(quats) * chunk < seconds * 30:
+        res = gen.generate(GenerationRequest(state, _grid_music(k * chunk / 30.0, chunk, bpm), chunk, chunk,
+                                             controls, 1))
+        state, k = res.state, k + 1
+        if gen._key == want:
+            quats.append(res.motion.quaternions())
+        elif time.monotonic() > deadline:
+            raise AssertionError(f"the routine {want} was never made")
+        else:
+            time.sleep(0.02)
+    q = np.concatenate(quats)
+    j = forward_kinematics(quat_to_matrix(q), np.zeros((len(q), 3)))
+    rel = j[:, [L_WRIST, R_WRIST]] - j[:, :1]
+    return float(np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * 30.0), gen._key
+
+
+def test_turning_the_energy_up_makes_the_live_procedural_dancer_move_more() -> None:
+    calm, calm_key = _wrist_speed(ControlState(energy=0.0))
+    wild, wild_key = _wrist_speed(ControlState(energy=1.0))
+    assert calm_key == ("house", 0.1) and wild_key == ("house", 0.85)
+    assert wild > 1.3 * calm, (calm, wild)

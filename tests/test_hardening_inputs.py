@@ -215,3 +215,12 @@ def test_recording_into_a_folder_that_refuses_files_names_the_take(name):
     with pytest.raises(OSError) as info:
         Recorder(f"/proc/{name}")
     assert info.value.filename == f"/proc/{name}" and "partial" not in str(info.value.strerror)
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_record_name_is_refused_not_ignored(tmp_path, capsys, name):
+    p = tmp_path / "song.wav"
+    sf.write(p, _beat(1.0), 22050)
+    rc = main(["play", str(p), "--record", name, "--no-speakers", "--dancer", "procedural"])
+    line = _one_line(capsys.readouterr().err)
+    assert rc == EXIT_USER_ERROR and "--record needs a file name" in line

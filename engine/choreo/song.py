@@ -8,6 +8,7 @@ breakdowns, loud ones choruses), and a style and energy read from the prompt's w
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -20,6 +21,8 @@ from opendance.engine.choreo.choreography import (
     sections_from_dynamics,
 )
 from opendance.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: Prompt words -> style (first match wins); styles of ``choreography`` / the corpus.
 STYLE_WORDS: tuple[tuple[str, str], ...] = (
@@ -34,12 +37,29 @@ ENERGY_WORDS: tuple[tuple[str, float], ...] = (
 )
 DEFAULT_STYLE = "house"
 DEFAULT_ENERGY = 0.6
-def style_and_energy(text: str) -> tuple[str, float]:
-    """(style, energy) from a prompt's words; defaults when it names none."""
+_WARNED: set[str] = set()       # prompts already said to name nothing known
+def style_named(text: str) -> str | None:
+    """The style a prompt's words name (``STYLE_WORDS``, first match), or None."""
     t = (text or "").lower()
-    style = next((s for pat, s in STYLE_WORDS if re.search(pat, t)), DEFAULT_STYLE)
-    energy = next((e for pat, e in ENERGY_WORDS if re.search(pat, t)), DEFAULT_ENERGY)
-    return style, energy
+    return next((s for pat, s in STYLE_WORDS if re.search(pat, t)), None)
+
+
+def energy_named(text: str) -> float | None:
+    """The energy a prompt's words name (``ENERGY_WORDS``, first match), or None."""
+    t = (text or "").lower()
+    return next((e for pat, e in ENERGY_WORDS if re.search(pat, t)), None)
+
+
+def style_and_energy(text: str) -> tuple[str, float]:
+    """(style, energy) from a prompt's words; defaults when it names none (a prompt that
+    names neither is logged once, with the words that are understood)."""
+    style, energy = style_named(text), energy_named(text)
+    if (text or "").strip() and style is None and energy is None and text not in _WARNED:
+        _WARNED.add(text)
+        log.warning("prompt %r names no style or energy the procedural dancer knows; dancing %s at "
+                    "energy %.2f (styles: hip hop, breakbeat, house, funk, latin, pop; energy: e.g. "
+                    "energetic, big, calm, minimal)", text, DEFAULT_STYLE, DEFAULT_ENERGY)
+    return style or DEFAULT_STYLE, DEFAULT_ENERGY if energy is None else energy
 
 
 def dance_song(audio: np.ndarray, sample_rate: int, text: str = "", seed: int = 0,

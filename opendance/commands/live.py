@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from opendance.commands.dancer import add_dancer_argument, resolve_dancer
-from opendance.errors import OpenDanceError
+from opendance.errors import InputError, OpenDanceError
 from opendance.validate import (
     MAX_DEMO_SECONDS,
     MAX_RUN_SECONDS,
@@ -95,8 +95,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_dancer_argument(g)
     g.add_argument("--fps", type=float, default=60.0, choices=(30.0, 60.0), help="output frame rate")
     g.add_argument("--prompt", default="", metavar="TEXT", type=arg_text(),
-                   help="style prompt for the model (live: /style)")
-    g.add_argument("--energy", type=float, default=0.5, help="movement energy 0..1 (0.5 = as generated)")
+                   help="style prompt (live: /style). The procedural dancer reads a style (hip hop, "
+                        "breakbeat, house, funk, latin, pop) and energy words (energetic, big, calm, "
+                        "minimal, ...); the model reads the whole text")
+    g.add_argument("--energy", type=float, default=0.5,
+                   help="movement energy 0..1 (0.5 = as generated; live: /energy). The procedural dancer "
+                        "switches to a calmer or bigger routine, ready within about a second")
     g.add_argument("--steps", type=int, default=4, help="MS-LRM decoding steps per chunk (fewer when late)")
     g.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement")
     g.add_argument("--no-beat-snap", action="store_true",
@@ -165,8 +169,10 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     from opendance.realtime.recorder import Recorder
 
     controls = _validated_controls(args)
+    if args.record is not None and not args.record.strip():
+        raise InputError("--record needs a file name (e.g. --record take.bvh)")
     # opens the file now: a bad extension, a read-only folder or a full disk fails here
-    recorder = Recorder(args.record, fps=args.fps) if args.record else None
+    recorder = Recorder(args.record, fps=args.fps) if args.record is not None else None
     procedural = resolve_dancer(args) == "procedural"
     generator = _groove_generator() if procedural else _load_model(args.backend)
     session, hub, config = _build_session(args, source, generator, recorder, controls, loop_period_s)
