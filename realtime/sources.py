@@ -344,6 +344,7 @@ class FileSource(AudioSource):
         self._pos = 0
         self._emitted = 0
         self._decode_failed = False
+        self._bad_samples_said = False
         self._t0: float | None = None
         self._ended = False
         self._lock = threading.Lock()     # stop() may come from another thread than read()
@@ -398,8 +399,14 @@ class FileSource(AudioSource):
             data = self._read_block(f)
             if data.shape[0]:
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy()
-                # NaN / inf in a file: silence, never a poisoned analysis
-                return np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+                # NaN / inf in a file: silence, never a poisoned analysis (said once per file)
+                if not np.all(np.isfinite(mono)):
+                    if not self._bad_samples_said:
+                        self._bad_samples_said = True
+                        log.warning("%s: NaN or infinite samples at %.2f s are played as silence", self.path,
+                                    self._pos / self.sample_rate)
+                    mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+                return mono
             if not self.loop or self._pos == 0:
                 return None
             f.seek(0)

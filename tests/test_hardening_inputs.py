@@ -88,6 +88,22 @@ def test_file_source_ends_at_a_decode_error(truncated_flac, caplog):
     assert sum("decoding stopped" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_file_source_says_once_that_it_plays_bad_samples_as_silence(tmp_path, caplog):
+    """``play`` / ``listen --file`` play NaN / inf samples as silence (``beats`` and
+    ``generate`` refuse the file); they now say so, once."""
+    x = _beat(2.0)
+    x[5000:5100] = np.nan
+    x[30000:30010] = np.inf
+    p = tmp_path / "bad.wav"
+    sf.write(p, x, 22050, subtype="FLOAT")
+    src = FileSource(p, realtime=False, block_size=4096)
+    with caplog.at_level(logging.WARNING):
+        blocks = [b.samples for b in src]
+    assert all(np.all(np.isfinite(b)) for b in blocks)
+    said = [r.getMessage() for r in caplog.records if "played as silence" in r.getMessage()]
+    assert len(said) == 1 and "bad.wav" in said[0]
+
+
 def test_generate_on_a_one_sample_song(tmp_path, capsys):
     p = tmp_path / "one.wav"
     sf.write(p, np.zeros(1, np.float32), 22050)
