@@ -66,3 +66,15 @@ def test_offline_tracker_keeps_the_latin_song_on_the_beat():
     truth = song.beat_times_s[(song.beat_times_s > 5.0) & (song.beat_times_s < 19.5)]
     err = np.min(np.abs(truth[:, None] - est[None, :]), axis=1)
     assert np.mean(err < 0.07) > 0.95, err
+
+
+def test_offline_beats_never_fall_before_the_file_starts():
+    """A click at t = 0 is a beat at 0, not a few ms before it (the peak delay subtracted)."""
+    sr = 22050
+    t = np.arange(sr * 12) / sr
+    x = (0.5 * np.exp(-30 * (t % 0.5)) * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    _, events = stream_spectral(x, sr)
+    for onset in ("hmm", "aubio"):
+        beats = track_beats_from_events(events, onset=onset).beat_times_s
+        assert beats.size > 15 and beats.min() >= 0.0, (onset, beats[:3])
+        assert beats.min() < 0.05, onset                     # the first click is a beat

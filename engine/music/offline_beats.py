@@ -160,7 +160,8 @@ def track_beats_from_events(events: list[SubHopEvents], spectral: np.ndarray | N
         log = clock.strength_log
         frames = viterbi_beats(clock.filter, clock.observations(log), len(log))
         frames = frames[np.isfinite(np.asarray(log)[frames])]        # no beats in gated silence
-        times = np.array([events[i].end_s for i in frames]) - FLUX_PEAK_DELAY_S
+        # a beat on the file's first onset lands a few ms before 0 after the peak delay: at 0
+        times = np.maximum(np.array([events[i].end_s for i in frames]) - FLUX_PEAK_DELAY_S, 0.0)
         down = downbeats_from_harmony(times, spectral) if spectral is not None else np.zeros(0)
         if down.size == 0:
             down = downbeats_from_accents(times, odf, rate)
@@ -178,7 +179,7 @@ def track_beats_from_events(events: list[SubHopEvents], spectral: np.ndarray | N
         tempo = 60.0 / period
     idx = dp_beats(odf, rate, period)
     end = np.array([events[i].end_s for i in idx])
-    times = end + parabolic_offsets(odf, idx) * dt - peak_delay
+    times = np.maximum(end + parabolic_offsets(odf, idx) * dt - peak_delay, 0.0)
     times = times[odf[idx] > 0] if np.any(odf[idx] > 0) else times
     down = downbeats_from_harmony(times, spectral) if spectral is not None else np.zeros(0)
     if down.size == 0:

@@ -42,7 +42,7 @@ def _cmd_beats(args: argparse.Namespace) -> int:
 
     from opendance.engine.music.offline_beats import track_beats_from_events
 
-    spectral, events, n_samples, sr, level = _spectral_from_file(args.file)
+    spectral, events, n_samples, sr, level = _spectral_from_file(args.file, progress=not args.json)
     if args.live:
         from opendance.engine.music.beat_clock import BeatClock
 
@@ -142,11 +142,13 @@ class _CompactEvents:
             yield self._event(row)
 
 
-def _spectral_from_file(path):
+def _spectral_from_file(path, progress: bool = True):
     """Causal spectral rows and aubio events of a file decoded block by block (memory flat
     with the file's length but for the compact analysis tables). Returns (rows, events,
-    samples, rate Hz, AC RMS level)."""
+    samples, rate Hz, AC RMS level). ``progress``: a bar on stderr (a terminal only) for
+    files longer than a minute (~4 s of analysis per minute of audio)."""
     import numpy as np
+    from tqdm import tqdm
 
     from opendance.engine.music.beats import AUBIO_HOP
     from opendance.engine.music.features import ANALYSIS_SR, HOP, SPECTRAL_DIM, SpectralStream, n_frames_for
@@ -157,13 +159,17 @@ def _spectral_from_file(path):
     rows = _GrowingTable(n_frames_for(info.frames, info.sample_rate) + 64, SPECTRAL_DIM, np.float32)
     events = _CompactEvents(int(info.duration_s * ANALYSIS_SR / AUBIO_HOP) + 64)
     n, total, total_sq = 0, 0.0, 0.0
+    bar = tqdm(total=round(info.duration_s), unit="s", desc="analysing", file=sys.stderr, leave=False,
+               disable=True if not progress or info.duration_s < 60.0 else None)
     for block in iter_audio_blocks(info, block_s=2.0):
+        bar.update(round((n + block.size) / info.sample_rate) - round(n / info.sample_rate))
         r, e = stream.feed(block)
         rows.append(r)
         events.extend(e)
         n += block.size
         b64 = block.astype(np.float64)
         total, total_sq = total + float(b64.sum()), total_sq + float(np.dot(b64, b64))
+    bar.close()
     if n == 0:
         raise OpenDanceError(f"audio file {info.path} has no samples")
     n_frames = n_frames_for(n, info.sample_rate)
