@@ -462,8 +462,8 @@ def cmd_parts(args) -> dict:
     return {"dancer": args.dancer, "skip_s": args.skip_s, "mean": mean, "songs": runs}
 
 
-ANCHOR_SONGS = {1: (("house", 120, 3), ("pop", 112, 4), ("funk", 104, 5), ("hiphop", 97, 6), ("breakbeat", 140, 7),
-                    ("house", 128, 8), ("latin", 96, 9)),
+ANCHOR_SONGS = {1: (("house", 120, 3), ("pop", 112, 4), ("funk", 104, 5), ("hiphop", 97, 6),
+                    ("breakbeat", 140, 7), ("house", 128, 8), ("latin", 96, 9)),
                 2: (("pop", 124, 21), ("funk", 110, 22), ("hiphop", 90, 23), ("breakbeat", 132, 24),
                     ("house", 124, 25), ("latin", 100, 26), ("pop", 104, 27))}
 

@@ -121,9 +121,9 @@ def _pauses_kept(cfg: AnchorConfig) -> tuple[float, float]:
     trans = np.zeros((n, 3))
     trans[:, 0] = np.cumsum(0.4 * side * (1.0 - np.cos(2 * np.pi * t / beat))) / FPS
     trans[:, 1] = 0.9
-    state = AnchorState()
-    out = np.concatenate([anchor_chunk(np.tile(np.eye(3), (16, 1, 1)), trans[i:i + 16], np.zeros((16, 2), bool),
-                                       state, cfg, FPS)[1] for i in range(0, n, 16)])     # 38 chunks
+    state, eye, off = AnchorState(), np.tile(np.eye(3), (16, 1, 1)), np.zeros((16, 2), bool)
+    out = np.concatenate([anchor_chunk(eye, trans[i:i + 16], off, state, cfg, FPS)[1]
+                          for i in range(0, n, 16)])     # 38 chunks
     speed = np.linalg.norm(np.diff(out[:, [0, 2]], axis=0), axis=-1)      # frame k -> k + 1
     hits = []
     for b in range(6 * beat, n - beat, beat):
