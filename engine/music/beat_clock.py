@@ -158,6 +158,9 @@ class BeatClock:
         self._a = np.zeros(int(4.0 * self.rate) + 8)     # ring of normalised onset strength
         # Offsets back to the previous beat of each interval, +-2 frames (K, 5).
         self._prev_off = self.filter.space.intervals[:, None] + np.arange(-2, 3)[None, :]
+        # The same offsets as one run of lags (the intervals are consecutive whole frames):
+        # row k of ``_prev_off`` is lags k .. k + 4 of this run (``_prev_strength``).
+        self._prev_lags = np.arange(self._prev_off[0, 0], self._prev_off[-1, -1] + 1)
         self._level_rate = 1.0 / (level_tau_s * self.rate)
         self.silence_s, self.silence_ratio, self.silence_floor = silence_s, silence_ratio, silence_floor
         self.reset_after_s = reset_after_s
@@ -203,7 +206,11 @@ class BeatClock:
 
     # ------------------------------------------------------------------ input
     def update(self, events: list[SubHopEvents]) -> None:
-        """Consume sub-hop events (in order), one filter step each."""
+        """Consume sub-hop events (in order), one filter step each. No events: nothing
+        to do (the salience, restart mass and committed beats depend only on the frames
+        seen, so they are as the last update left them)."""
+        if not events:
+            return
         for e in events:
             self._frame(e.flux, e.odf, e.end_s)
         if self._since_model:
@@ -256,13 +263,21 @@ class BeatClock:
         self._a[self._n % self._a.size] = a
         prev = None
         if self.obs_consistency > 0:
-            prev = self._a[(self._n - self._prev_off) % self._a.size].max(axis=1)
+            prev = self._prev_strength()
         self.filter.step(self._observation(a, prev))
         if self.strength_log is not None:
             self.strength_log.append(a)
         self._since_model += 1
         if self._since_model >= MODEL_EVERY:
             self._model_from_filter(update_conf=True)
+
+    def _prev_strength(self) -> np.ndarray:
+        """(K,) the strongest normalised strength one interval back (+-2 frames) for each
+        interval: ``self._a[(self._n - self._prev_off) % size].max(axis=1)``, gathered as
+        one run of lags and read through a (K, 5) sliding view of it."""
+        v = self._a[(self._n - self._prev_lags) % self._a.size]
+        K = self._prev_off.shape[0]
+        return np.ndarray((K, 5), np.float64, v, 0, (v.itemsize, v.itemsize)).max(axis=1)
 
     def observations(self, strength: np.ndarray):
         """The filter's observations for a logged strength sequence (``strength_log``),
@@ -295,7 +310,11 @@ class BeatClock:
         if self.period_s <= 0 or m < 2 * self.period_s * self.rate:
             self._salience = 0.0
             return
-        x = self._a[np.arange(self._n - m, self._n) % self._a.size]
+        start = (self._n - m) % self._a.size                         # the last m values of the ring
+        if start + m <= self._a.size:
+            x = self._a[start:start + m]
+        else:
+            x = np.concatenate((self._a[start:], self._a[:start + m - self._a.size]))
         xm = np.maximum(np.maximum(x[:-2], x[1:-1]), x[2:])           # max over +-1 frame
         # Frames (in xm) of the model's beats inside the window.
         t_first = self._now_s - (m - 2) / self.rate
@@ -307,7 +326,7 @@ class BeatClock:
             self._salience = 0.0
             return
         ratio = float(xm[idx].mean()) / mean
-        self._salience = float(np.clip((ratio - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0, 1.0))
+        self._salience = min(1.0, max(0.0, (ratio - SALIENCE_FLOOR) / SALIENCE_SPAN))
 
     def _adapt_restart(self) -> None:
         """Surprise-driven restart: while the grid's beats carry the onsets (salience 1) the
