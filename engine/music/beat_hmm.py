@@ -160,7 +160,11 @@ class BeatFilter:
         f, L = int(self._first[k]), int(self.space.intervals[k])
         block = self.alpha[f:f + L]
         p = int(np.argmax(block))
-        near = np.take(block, np.arange(p - 2, p + 3), mode="wrap").sum() / max(block.sum(), 1e-300)
+        if 2 <= p <= L - 3:
+            around = block[p - 2:p + 3]
+        else:
+            around = np.take(block, np.arange(p - 2, p + 3), mode="wrap")
+        near = around.sum() / max(block.sum(), 1e-300)
         ks = slice(max(0, k - 2), k + 3)
         mass = m[ks].sum()
         interval = float((m[ks] * self.space.intervals[ks]).sum() / max(mass, 1e-300))
