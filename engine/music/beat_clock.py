@@ -28,14 +28,14 @@ Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.Sub
    *committed* as audio time passes them (``commit_delay_s`` later) and numbered;
    ``locked`` once the belief is sharp and the onsets on the model's beats stand out
    from those at other phases (confidence >= ``lock_confidence``) for ``lock_s`` with a
-   steady tempo, and for as long as the beats it predicted ahead come true (the
-   prediction check, ``PREDICT_*``: random clicks fit some grid in hindsight, but their
-   next click falls anywhere). Noise scores about 0 (its onsets do not stand out on any grid), so the
+   steady tempo. Noise scores about 0 (its onsets do not stand out on any grid), so the
    threshold only decides how soon soft music with a real pulse (strings, brushed
    jazz) counts as locked: 0.15 (0.1-0.15 alike; 0.3 before) gave GTZAN causal F
    +0.009 in ``benchmarks/beats_real.py``, every clip the same or better, from two soft
-   clips that otherwise locked 7-10 s late. Tempo range 55-160 BPM: faster music is
-   tracked at half tempo.
+   clips that otherwise locked 7-10 s late. The lock then holds only while the beats
+   the clock predicted ahead come true (the prediction check, ``PREDICT_*``): random
+   clicks fit some grid in hindsight, but their next click falls anywhere. Tempo range
+   55-160 BPM: faster music is tracked at half tempo.
 
 A 4/4 **downbeat** estimate picks the beat slot (mod 4) where the harmony changes most
 (``add_harmonic_change``, fed by the analyzer from the chroma) or, failing a clear
