@@ -176,11 +176,12 @@ class LiveAnalyzer:
         self._check_clipping(x)
         self._samples += x.size
         rows, events = self._stream.feed(x)
-        with self._lock:
-            self.clock.update(events)
-            self.timeline._append(rows)
-            self._feed_harmony()
-            self._grid = self.clock.grid()
+        if rows.shape[0] or events:              # most small device blocks complete no hop
+            with self._lock:
+                self.clock.update(events)
+                self.timeline._append(rows)
+                self._feed_harmony()
+                self._grid = self.clock.grid()
         st = self.stats
         st.blocks += 1
         st.frames += rows.shape[0]
@@ -209,7 +210,12 @@ class LiveAnalyzer:
         after it has been heard (downbeat evidence). Lock held by the caller."""
         beats = self.clock.committed_beat_indices()
         heard = self.timeline.frames - 1            # newest frame index
-        for (t_prev, _), (t, idx), (t_next, _) in zip(beats, beats[1:], beats[2:], strict=False):
+        # Beat times and indices increase, so only the newest few beats can be new: scan
+        # back to the first one not yet done instead of over all (up to 512) of them.
+        j = len(beats) - 1
+        while j > 1 and beats[j - 1][1] > self._harmony_done:
+            j -= 1
+        for (t_prev, _), (t, idx), (t_next, _) in zip(beats[j - 1:], beats[j:], beats[j + 1:], strict=False):
             if idx <= self._harmony_done or t_next * FPS > heard:
                 continue
             before = self.timeline.chroma(t_prev, t)

@@ -13,6 +13,7 @@ source made with its clock (or, for a source without one, runs the single ``Samp
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -120,7 +121,7 @@ class AudioClockMap:
         of its first sample. Non-finite stamps are ignored."""
         t_mono_s, t_audio_s = float(t_mono_s), float(t_audio_s)
         off = t_mono_s - t_audio_s
-        if not np.isfinite(off):
+        if not math.isfinite(off):
             return
         with self._lock:
             if self.estimate:

@@ -99,12 +99,15 @@ class BeatFilter:
         # Beat region: position 0 (weight 1) and its neighbours (weight 0.5) in each interval.
         self._beat_idx = np.concatenate([sp.first, sp.first + 1, sp.last])
         self._beat_w = np.concatenate([np.ones(K), 0.5 * np.ones(K), 0.5 * np.ones(K)])
+        self.restart = float("nan")
         self.set_restart(restart)
         self._frames = 0
         self.alpha = self._init.copy()
 
     def set_restart(self, restart: float) -> None:
         """Change the restart mass (probability re-spread per frame) from the next step."""
+        if float(restart) == self.restart:
+            return                               # the folded vectors below are already these
         self.restart = float(restart)
         # Restart mixing and the prior folded into one multiply-add per frame.
         self._keep = (1.0 - self.restart) * self._prior_frame
@@ -120,16 +123,18 @@ class BeatFilter:
         (K,) one per interval) or None."""
         a = self.alpha
         new = np.empty_like(a)
-        new[1:] = a[:-1]
-        new[self._first] = a[self._last] @ self._trans
+        enter = a[self._last] @ self._trans              # position 0 of each interval
         if obs is None:
-            new *= 1.0 - self.restart
+            keep = 1.0 - self.restart
+            np.multiply(a[:-1], keep, out=new[1:])       # one position on, times the keep
+            new[self._first] = enter * keep
             new += self._add_silent
         else:
-            new *= self._keep
+            np.multiply(a[:-1], self._keep[1:], out=new[1:])
+            new[self._first] = enter * self._keep[self._first]
             new += self._add
-            if np.ndim(obs):
-                obs = np.tile(obs, 3)
+            if isinstance(obs, np.ndarray) and obs.ndim:     # (K,): one per interval, for its 3 beat states
+                obs = np.concatenate((obs, obs, obs))
             new[self._beat_idx] *= np.exp(self._beat_w * obs)
         self._frames += 1
         if self._frames % 4 == 0:            # renormalise now and then (no underflow in 4 frames)
@@ -155,7 +160,11 @@ class BeatFilter:
         f, L = int(self._first[k]), int(self.space.intervals[k])
         block = self.alpha[f:f + L]
         p = int(np.argmax(block))
-        near = np.take(block, np.arange(p - 2, p + 3), mode="wrap").sum() / max(block.sum(), 1e-300)
+        if 2 <= p <= L - 3:
+            around = block[p - 2:p + 3]
+        else:
+            around = np.take(block, np.arange(p - 2, p + 3), mode="wrap")
+        near = around.sum() / max(block.sum(), 1e-300)
         ks = slice(max(0, k - 2), k + 3)
         mass = m[ks].sum()
         interval = float((m[ks] * self.space.intervals[ks]).sum() / max(mass, 1e-300))

@@ -93,17 +93,20 @@ class AubioBeatTracker:
         if x.size % self.hop:
             raise ValueError(f"expected a multiple of {self.hop} samples, got {x.size}")
         tempo, onset, hop, sr = self._tempo, self._onset, self.hop, self.sample_rate
+        get_odf, get_bpm, get_conf = onset.get_descriptor, tempo.get_bpm, tempo.get_confidence
         nan = float("nan")
-        flux = self._flux.process(x) if self._flux is not None else np.zeros(x.size // hop)
+        m = x.size // hop
+        flux = (self._flux.process(x) if self._flux is not None else np.zeros(m)).tolist()
         out = []
-        for k, i in enumerate(range(0, x.size, hop)):
-            sub = x[i:i + hop]
+        n = self._n
+        for k, sub in enumerate(x.reshape(m, hop)):          # contiguous row views
             is_beat = bool(tempo(sub)[0])
             is_onset = bool(onset(sub)[0])
-            self._n += hop
-            out.append(SubHopEvents(self._n / sr, float(onset.get_descriptor()), is_onset,
+            n += hop
+            out.append(SubHopEvents(n / sr, float(get_odf()), is_onset,
                                     float(onset.get_last_s()) if is_onset else nan, is_beat,
                                     float(tempo.get_last_s()) if is_beat else nan,
-                                    float(tempo.get_bpm()), float(tempo.get_confidence()), float(flux[k])))
+                                    float(get_bpm()), float(get_conf()), flux[k]))
+        self._n = n
         return out
 

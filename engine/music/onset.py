@@ -100,14 +100,14 @@ class LogFlux:
             return np.zeros((0, self._bands.shape[0]))
         buf = np.concatenate([self._hist, x])
         self._hist = buf[buf.size - (FLUX_WIN - FLUX_HOP):].copy()
-        frames = np.lib.stride_tricks.as_strided(
-            buf, shape=(m, FLUX_WIN), strides=(FLUX_HOP * 8, 8), writeable=False)
+        frames = np.ndarray((m, FLUX_WIN), np.float64, buf, 0, (FLUX_HOP * 8, 8))   # strided view
         mag = np.abs(np.fft.rfft(frames * self._window, axis=1))
         # One gemv per frame (a stack), so a frame's value does not depend on the block size.
         spec = np.log10(1.0 + LOG_MUL * np.matmul(self._bands, mag[:, :, None])[:, :, 0])   # (m, n_bands)
         allspec = np.concatenate([self._prev, spec])
-        ref = allspec[:m]                                                  # FLUX_DIFF_HOPS before
-        pad = np.pad(ref, ((0, 0), (1, 1)), mode="edge")                   # max over 3 neighbouring bands
-        ref = np.maximum(np.maximum(pad[:, :-2], pad[:, 1:-1]), pad[:, 2:])
+        prev = allspec[:m]                                                 # FLUX_DIFF_HOPS before
+        ref = prev.copy()                            # max over 3 neighbouring bands (edges: 2)
+        np.maximum(ref[:, 1:], prev[:, :-1], out=ref[:, 1:])
+        np.maximum(ref[:, :-1], prev[:, 1:], out=ref[:, :-1])
         self._prev = allspec[-FLUX_DIFF_HOPS:].copy()
         return np.maximum(0.0, spec - ref)

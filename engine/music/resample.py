@@ -74,6 +74,11 @@ class StreamResampler:
         h = firwin(n_taps, cutoff, window=("kaiser", 8.0)) * self.up
         # poly[p, j] = h[p + j * up]: branch p convolves the input with taps j = 0..k-1.
         self._poly = np.ascontiguousarray(h.reshape(k, self.up).T)
+        # Output n uses branch (n * down) % up, which repeats every ``up`` outputs: the
+        # branches in output order, twice, so a run of up to ``up`` outputs reads its
+        # branches as one slice instead of a gather.
+        cycle = self._poly[(np.arange(self.up) * self.down) % self.up]
+        self._poly_by_output = np.concatenate([cycle, cycle])
         self.taps = k
         self._hist = np.zeros(k - 1, dtype=np.float64)
         self.delay_s = (n_taps - 1) / 2.0 / (self.up * sr_in)
@@ -98,11 +103,17 @@ class StreamResampler:
         ns = np.arange(self._n_out, n_last + 1, dtype=np.int64)
         m = ns * self.down
         newest = m // self.up - base                     # buf index of each output's newest tap
-        # taps[n, j] = buf[newest[n] - j]: rows of a strided view of k consecutive samples,
-        # reversed (buf is a fresh contiguous array).
-        step = buf.itemsize
-        windows = np.ndarray((buf.size - k + 1, k), np.float64, buf, 0, (step, step))
-        products = windows[newest - (k - 1)][:, ::-1] * self._poly[m % self.up]
+        # taps[n, j] = rev[buf.size - 1 - newest[n] + j] with rev = buf reversed: rows of a
+        # strided view of the reversed copy, in tap order j = 0..k-1.
+        rev = buf[::-1].copy()
+        step = rev.itemsize
+        windows = np.ndarray((rev.size - k + 1, k), np.float64, rev, 0, (step, step))
+        if ns.size <= self.up:
+            first = self._n_out % self.up
+            branches = self._poly_by_output[first:first + ns.size]
+        else:
+            branches = self._poly[m % self.up]
+        products = windows[buf.size - 1 - newest] * branches
         # Both sums are the same bits; the column-wise one pays off from a few hundred rows.
         y = row_sums(products) if products.shape[0] >= 256 else products.sum(axis=1)
         self._n_out = int(n_last) + 1
