@@ -9,9 +9,10 @@ the dancer's own motion:
   (radius_m - free_radius_m)`` (capped at 1) of the angle between it and straight in; at
   ``radius_m`` and beyond an outward step becomes an inward one. Turning keeps each step's
   length, so the body's speed, and with it where the dancer pauses (on the beat), stays
-  as made: on replayed live sessions (14 songs each, 90-140 BPM) the phase-locking of the
-  kinematic beats moved by +0.00 (procedural) and -0.02 (model) against -0.01 and -0.06
-  with the additive pull used before, which kept the body moving through its pauses.
+  as made: on replayed live sessions (14 songs each, 90-140 BPM; ``benchmarks/stage.py
+  anchor``) the phase-locking of the kinematic beats moved by +0.02 (procedural) and -0.03
+  (model) against -0.01 and -0.06 with the additive pull used before, which kept the body
+  moving through its pauses.
   Scaling outward steps down instead (no turn) loses the model's beat as the pull does
   (-0.07): the model's steps are a steady slide whose speed carries the beat;
 * optionally (``stiffness_per_s`` > 0; off by default) an additive spring: beyond the free
