@@ -10,8 +10,9 @@ the dancer's own motion:
   ``radius_m`` and beyond an outward step becomes an inward one. Turning keeps each step's
   length (but for steps within ``STEER_SIDE_RAD`` of straight out, which have no side to
   turn toward and get the blend of both turns: shorter, and straight in at the radius), so
-  the body's speed, and with it where the dancer pauses (on the beat), stays as made: on replayed live sessions (14 songs each, 90-140 BPM; ``benchmarks/stage.py
-  anchor``) the phase-locking of the kinematic beats moved by +0.02 (procedural) and -0.03
+  the body's speed, and with it where the dancer pauses (on the beat), stays as made: on
+  replayed live sessions (14 songs each, 90-140 BPM; ``benchmarks/stage.py anchor``) the
+  phase-locking of the kinematic beats moved by +0.02 (procedural) and -0.03
   (model) against -0.01 and -0.06 with the additive pull used before, which kept the body
   moving through its pauses.
   Scaling outward steps down instead (no turn) loses the model's beat as the pull does
