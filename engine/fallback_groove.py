@@ -251,16 +251,14 @@ class GrooveGenerator:
         self.groove = groove or GrooveFallback(fps=self.fps, style=DEFAULT_STYLE, energy=DEFAULT_ENERGY)
         self._last: tuple[float, float] | None = None    # (unwrapped beats, beats per frame)
         # the controls' style and energy: one routine per (style, energy level), made on a
-        # background thread (the one asked for first, then the other energy levels of its
-        # style, so turning the energy up or down later is served at once); until the one
-        # asked for is ready the current one dances
+        # background thread when first asked for (only then: a session nobody steers makes
+        # nothing); until it is ready the current one dances
         self.follow_controls = bool(follow_controls) and groove is None
         self._key = (DEFAULT_STYLE, DEFAULT_ENERGY)
         self._routines: dict[tuple[str, float], GrooveFallback] = {self._key: self.groove}
         self._queue: deque[tuple[str, float]] = deque()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
-        self._asked = False             # the first chunk asks for its style's other levels
 
     def routine_for(self, controls) -> tuple[str, float]:
         """(style, routine energy) a ``ControlState`` asks for: the style named by its text
@@ -287,23 +285,19 @@ class GrooveGenerator:
         key = self.routine_for(controls)
         with self._lock:
             ready = self._routines.get(key)
-            if ready is None or not self._asked:
-                self._asked = True
+            if ready is None:
                 self._ask(key)
         if ready is not None and key != self._key:
             log.info("procedural dancer: now %s at energy %.2f", key[0], key[1])
             self.groove, self._key = ready, key
 
     def _ask(self, key: tuple[str, float]) -> None:
-        """Queue ``key`` first and the other energy levels of its style after everything
-        else; start the worker if it is not running. Called with the lock held."""
-        if key not in self._routines:
-            if key in self._queue:
-                self._queue.remove(key)
-            self._queue.appendleft(key)
-        self._queue.extend((key[0], e) for e in ENERGY_LEVELS
-                           if (key[0], e) not in self._routines and (key[0], e) not in self._queue)
-        if self._queue and self._worker is None:
+        """Queue ``key`` (first: the newest wish is served next); start the worker if it is
+        not running. Called with the lock held."""
+        if key in self._queue:
+            self._queue.remove(key)
+        self._queue.appendleft(key)
+        if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="opendance-groove-routines", daemon=True)
             self._worker.start()
 
