@@ -38,6 +38,8 @@ ENERGY_WORDS: tuple[tuple[str, float], ...] = (
 DEFAULT_STYLE = "house"
 DEFAULT_ENERGY = 0.6
 _WARNED: set[str] = set()       # prompts already said to name nothing known
+
+
 def style_named(text: str) -> str | None:
     """The style a prompt's words name (``STYLE_WORDS``, first match), or None."""
     t = (text or "").lower()
