@@ -398,6 +398,16 @@ def _replay(rec: list, cfg) -> tuple[np.ndarray, np.ndarray, float]:
     return Q, T, f0 / FPS
 
 
+def _replayed_joints(rec: list, cfg, skip: int) -> tuple[np.ndarray, float]:
+    """``_replay`` with ``cfg`` as (T, 24, 3) joints without the first ``skip`` frames, and
+    the audio time (s) of the first frame kept."""
+    from opendance import rotations as rot
+    from opendance.fk_numpy import forward_kinematics
+
+    Q, T, t0 = _replay(rec, cfg)
+    return forward_kinematics(rot.quat_to_matrix(Q), T)[skip:], t0 + skip / FPS
+
+
 def _parts_configs() -> dict:
     from dataclasses import replace
 
@@ -418,8 +428,6 @@ def _parts_configs() -> dict:
 
 def _parts_one(args, seed: int, bpm: float) -> dict:
     """Record one live session on one song and replay it per part."""
-    from opendance import rotations as rot
-    from opendance.fk_numpy import forward_kinematics
     from opendance.training.metrics.bas import motion_beats
     from opendance.training.synth.music import synthesize_song
 
@@ -429,9 +437,7 @@ def _parts_one(args, seed: int, bpm: float) -> dict:
     skip = int(round(args.skip_s * FPS))
 
     def measure(cfg) -> tuple[dict, np.ndarray]:
-        Q, T, t0 = _replay(rec, cfg)
-        j = forward_kinematics(rot.quat_to_matrix(Q), T)[skip:]
-        t0 += skip / FPS
+        j, t0 = _replayed_joints(rec, cfg, skip)
         nums = stage_numbers(j, FPS)
         res = {"jitter_share": nums["jitter_share"], "skate_cms": nums["skate_cms"],
                "contact_skate_cms": nums["contact_skate_cms"], "planted_frac": nums["planted_frac"],
@@ -483,8 +489,6 @@ def _anchor_configs() -> dict:
 def cmd_anchor(args) -> dict:
     """Live sessions of ``--dancer`` on the songs of ``--set``, each replayed through the stage
     with each way of anchoring (``_anchor_configs``); beat locking, drift, slide, jitter."""
-    from opendance import rotations as rot
-    from opendance.fk_numpy import forward_kinematics
     from opendance.training.synth.music import synthesize_song
 
     skip = int(round(args.skip_s * FPS))
@@ -496,13 +500,11 @@ def cmd_anchor(args) -> dict:
         rec, info = _record_session(args.dancer, song, args.seconds)
         row = {"song": f"{style}_{bpm}_seed{seed}", **info}
         for name, cfg in [("unstaged", None), *_anchor_configs().items()]:
-            Q, T, t0 = _replay(rec, cfg)
-            j = forward_kinematics(rot.quat_to_matrix(Q), T)[skip:]
+            j, t0 = _replayed_joints(rec, cfg, skip)
             nums = stage_numbers(j, FPS)
             row[name] = {"root_max_m": round(nums["root_max_m"], 3),
                          "contact_skate_cms": round(nums["contact_skate_cms"], 3),
-                         "jitter_share": round(nums["jitter_share"], 4),
-                         **_beat_locking(j, t0 + skip / FPS, beats)}
+                         "jitter_share": round(nums["jitter_share"], 4), **_beat_locking(j, t0, beats)}
         per.append(row)
         print(f"[stage bench] anchor {args.dancer} {row['song']}", file=sys.stderr, flush=True)
     mean = {n: {k: round(float(np.mean([r[n][k] for r in per])), 4) for k in per[0][n]} for n in names}
