@@ -198,6 +198,8 @@ class LiveSession:
         self.clock = AudioClockMap(estimate=not getattr(source, "clocked", False))
         sr = int(source.sample_rate)
         self.analyzer = analyzer_factory(sr) if analyzer_factory else _default_analyzer(sr, self.clock)
+        # what the output clock reads for every frame: never waiting for the analyzer's lock
+        self._beat_state = getattr(self.analyzer, "state_nowait", None) or self.analyzer.state
         self.meter = MusicMeter(int(source.sample_rate))  # level and onsets for the VJ outputs
         fps = getattr(generator, "fps", 30.0)    # chunks pass the output stage as they are buffered
         self.buffer = StagedMotionBuffer(OutputStage(self.config.stage, fps), fps=fps)
@@ -311,9 +313,7 @@ class LiveSession:
 
     # ----------------------------------------------------------------- output helpers
     def _beat_info(self, audio_s: float) -> BeatInfo:
-        # the output clock calls this for every frame: never wait for the analyzer's lock
-        state_nowait = getattr(self.analyzer, "state_nowait", None)
-        s = state_nowait(audio_s) if state_nowait is not None else self.analyzer.state(audio_s)
+        s = self._beat_state(audio_s)
         down = s.downbeat_phase if s.downbeat_phase is not None and math.isfinite(s.downbeat_phase) else -1.0
         return BeatInfo(float(s.tempo_bpm), float(s.phase), float(down), float(s.confidence), float(audio_s))
 
