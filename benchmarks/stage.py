@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -170,6 +171,48 @@ def _cost_ab(motion, ref, repeats: int) -> dict:
             "working_tree_cpu_ms_per_frame": round(float(np.median(b)), 4)}
 
 
+def _loop_chunks(which: str, repeats: int, against: str | None) -> None:
+    """Stage ``which`` (groove or aistpp) ``repeats`` times in 16-frame chunks (after one
+    warm-up chunk): the body that ``_instructions`` counts under valgrind."""
+    from opendance.exporters import load_motion
+    from opendance.motion import Motion
+
+    if which == "groove":
+        motion = _groove_motion(10.0)
+    else:
+        aist = load_motion(ROOT / "tests/data/aistpp_sample.pkl").resample(FPS)
+        motion = Motion(np.concatenate([aist.rotations] * 5), np.concatenate([aist.trans] * 5), FPS)
+    if against:
+        mod = _stage_at(against, Path(tempfile.mkdtemp(prefix="stage-ref-")))
+    else:
+        from opendance.engine import stage as mod
+    q, t = motion.quaternions(), motion.trans
+    mod.OutputStage(mod.StageConfig(), FPS).process_quats(q[:CHUNK], t[:CHUNK], 0.0)
+    for _ in range(repeats):
+        st = mod.OutputStage(mod.StageConfig(), FPS)
+        for i in range(0, len(q) - CHUNK + 1, CHUNK):
+            st.process_quats(q[i:i + CHUNK], t[i:i + CHUNK], i / FPS)
+    print(json.dumps({"frames": (len(q) // CHUNK) * CHUNK}))
+
+
+def _instructions(which: str, against: str | None) -> int:
+    """Machine instructions per staged frame, counted by valgrind (callgrind): the same on a
+    busy machine and a quiet one, so builds compare across hours. Two repeats less none, so
+    start-up and imports cancel. OpenBLAS is held to one thread (its idle worker threads
+    would be counted too)."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+    def count(repeats: int) -> tuple[int, int]:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+               "_loop", which, str(repeats)] + (["--against", against] if against else [])
+        run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+        total = next(int(line.split()[-1]) for line in run.stderr.splitlines() if "Collected" in line)
+        return total, json.loads(run.stdout.strip().splitlines()[-1])["frames"]
+
+    (none, _), (two, frames) = count(0), count(2)
+    return round((two - none) / (2 * frames))
+
+
 def cmd_cost(args) -> dict:
     from opendance.exporters import load_motion
 
@@ -180,6 +223,13 @@ def cmd_cost(args) -> dict:
     groove = _groove_motion(args.seconds)
     out = {"groove": _cost(groove, args.repeats), "aistpp_fixture": _cost(looped, args.repeats),
            "smoothing": _smoothing_numbers(), "added_live_latency_frames": 0}
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+        out["instructions_per_frame"] = {
+            which: {"working_tree": _instructions(which, None),
+                    **({args.against: _instructions(which, args.against)} if args.against else {})}
+            for which in ("groove", "aistpp")}
     if args.against:
         ref = _stage_at(args.against, Path(tempfile.mkdtemp(prefix="stage-ref-")))
         out["against"] = {"revision": args.against, "loadavg": [round(x, 2) for x in os.getloadavg()],
@@ -637,6 +687,13 @@ def main() -> None:
     c.add_argument("--against", metavar="GIT_REV", default=None,
                    help="also time the stage as it was at this git revision, interleaved with the working "
                         "tree's (before / after on the same machine state)")
+    c.add_argument("--instructions", action="store_true",
+                   help="also count machine instructions per frame under valgrind (~2 min a build; "
+                        "stable where times move with the machine's load)")
+    lo = sub.add_parser("_loop", help=argparse.SUPPRESS)   # what --instructions counts
+    lo.add_argument("which", choices=("groove", "aistpp"))
+    lo.add_argument("repeats", type=int)
+    lo.add_argument("--against", default=None)
     v = sub.add_parser("live")
     v.add_argument("--seconds", type=float, default=40.0)
     v.add_argument("--style", default="house")
@@ -669,6 +726,9 @@ def main() -> None:
     sh.add_argument("--tiles", type=int, default=8)
     sh.add_argument("--out", default=str(ROOT / "benchmarks/results/stage_sheet.png"))
     a = ap.parse_args()
+    if a.cmd == "_loop":
+        _loop_chunks(a.which, a.repeats, a.against)
+        return
     res = {"cost": cmd_cost, "live": cmd_live, "parts": cmd_parts, "board": cmd_board, "stream": cmd_stream,
            "sheet": cmd_sheet, "anchor": cmd_anchor}[a.cmd](a)
     print(json.dumps(res, indent=2))

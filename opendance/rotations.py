@@ -39,41 +39,65 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(..., 4) quaternions x, y, z, w (normalised here) -> (..., 3, 3)."""
-    x, y, z, w = np.moveaxis(_normalize(np.asarray(q, dtype=np.float64)), -1, 0)
-    m = np.empty(np.shape(x) + (3, 3))
-    m[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    m[..., 0, 1] = 2 * (x * y - z * w)
-    m[..., 0, 2] = 2 * (x * z + y * w)
-    m[..., 1, 0] = 2 * (x * y + z * w)
-    m[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    m[..., 1, 2] = 2 * (y * z - x * w)
-    m[..., 2, 0] = 2 * (x * z - y * w)
-    m[..., 2, 1] = 2 * (y * z + x * w)
-    m[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return m
+    """(..., 4) quaternions x, y, z, w (normalised here) -> (..., 3, 3).
+
+    Each matrix entry is 1 or 0 plus a fixed combination of the products q_i q_j divided
+    by |q|^2, so the whole batch is one outer product and one small matrix product
+    (``_Q2M``); a zero quaternion gives the identity."""
+    q = np.asarray(q, dtype=np.float64)
+    n2 = np.einsum("...i,...i->...", q, q)
+    qq = (q[..., :, None] * q[..., None, :]).reshape(q.shape[:-1] + (16,))
+    m = qq @ _Q2M
+    m /= np.maximum(n2, _EPS * _EPS)[..., None]
+    m += _EYE9
+    return m.reshape(q.shape[:-1] + (3, 3))
+
+
+def _q2m_table() -> np.ndarray:
+    """(16, 9): rotation matrix entries (row-major) minus the identity, from the products
+    q_i q_j (i, j over x, y, z, w) of a unit quaternion."""
+    t = np.zeros((4, 4, 9))
+    x, y, z, w = range(4)
+    for (a, b), entry, sign in [((y, y), 0, -2), ((z, z), 0, -2), ((x, y), 1, 2), ((z, w), 1, -2),
+                                ((x, z), 2, 2), ((y, w), 2, 2), ((x, y), 3, 2), ((z, w), 3, 2),
+                                ((x, x), 4, -2), ((z, z), 4, -2), ((y, z), 5, 2), ((x, w), 5, -2),
+                                ((x, z), 6, 2), ((y, w), 6, -2), ((y, z), 7, 2), ((x, w), 7, 2),
+                                ((x, x), 8, -2), ((y, y), 8, -2)]:
+        t[a, b, entry] += sign
+    return t.reshape(16, 9)
+
+
+_Q2M = _q2m_table()
+_EYE9 = np.eye(3).reshape(9)
 
 
 def matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 4) x, y, z, w with w >= 0 (Shepperd's method, stable)."""
+    """(..., 3, 3) -> (..., 4) x, y, z, w with w >= 0 (Shepperd's method, stable).
+
+    Of the four ways to solve for the quaternion, each element takes the one whose divisor
+    (1 + 2 m_ii - trace for x, y, z; 1 + trace for w) is largest. Written with few array
+    operations: the stage converts small batches many times a second."""
     m = np.asarray(m, dtype=np.float64)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    # Four candidate solutions; pick the numerically largest denominator per element.
-    cand = np.stack([
-        np.stack([1 + m00 - m11 - m22, m[..., 1, 0] + m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0],
-                  m[..., 2, 1] - m[..., 1, 2]], -1),
-        np.stack([m[..., 1, 0] + m[..., 0, 1], 1 - m00 + m11 - m22, m[..., 2, 1] + m[..., 1, 2],
-                  m[..., 0, 2] - m[..., 2, 0]], -1),
-        np.stack([m[..., 0, 2] + m[..., 2, 0], m[..., 2, 1] + m[..., 1, 2], 1 - m00 - m11 + m22,
-                  m[..., 1, 0] - m[..., 0, 1]], -1),
-        np.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
-                  m[..., 1, 0] - m[..., 0, 1], 1 + m00 + m11 + m22], -1),
-    ], -2)  # (..., 4 candidates, 4)
-    best = np.argmax(np.stack([m00 - m11 - m22, -m00 + m11 - m22, -m00 - m11 + m22,
-                               m00 + m11 + m22], -1), axis=-1)
-    q = np.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]
-    q = _normalize(q)
-    return np.where(q[..., 3:4] < 0, -q, q)
+    f = m.reshape(m.shape[:-2] + (9,))           # m00 m01 m02 m10 m11 m12 m20 m21 m22
+    tr = f[..., 0] + f[..., 4] + f[..., 8]
+    v = np.empty(m.shape[:-2] + (10,))
+    v[..., 0:3] = 2.0 * f[..., _DIAG] - tr[..., None]   # m00 - m11 - m22, ...: 4 x^2 - 1 etc.
+    v[..., 3] = tr
+    best = np.argmax(v[..., 0:4], axis=-1)
+    v[..., 0:4] += 1.0                                    # 4 x^2, 4 y^2, 4 z^2, 4 w^2
+    v[..., 4:7] = f[..., _SUM_A] + f[..., _SUM_B]         # m10 + m01, m02 + m20, m21 + m12
+    v[..., 7:10] = f[..., _DIF_A] - f[..., _DIF_B]        # m21 - m12, m02 - m20, m10 - m01
+    q = np.take_along_axis(v, _CANDIDATES[best], axis=-1)  # (..., 4): one solution, scaled
+    q /= np.sqrt(np.einsum("...i,...i->...", q, q))[..., None]
+    q *= np.where(q[..., 3:4] < 0, -1.0, 1.0)
+    return q
+
+
+_DIAG = [0, 4, 8]
+_SUM_A, _SUM_B = [3, 2, 7], [1, 6, 5]
+_DIF_A, _DIF_B = [7, 2, 3], [5, 6, 1]
+# per choice (x, y, z or w largest): where its x, y, z, w (times 4 of that component) are in v
+_CANDIDATES = np.array([[0, 4, 5, 7], [4, 1, 6, 8], [5, 6, 2, 9], [7, 8, 9, 3]])
 
 
 def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:

@@ -65,6 +65,8 @@ TOE_BLEND_M = 0.03       # a heel (toe) this much higher than the toe (heel) is 
 Y_AXIS = np.array([0.0, 1.0, 0.0])   # the vertical (yaw) axis
 MIN_FOOT_XZ_M = 0.03     # a foot shorter than this on the floor plane (pointing down) has no yaw
 STEP_CLEAR_M = 0.06      # a catching-up foot this high above the floor clamp (or more) is not lifted
+_FEET_IDX = np.array(FEET)              # (2 feet, (ankle, toe)) joint indices
+_LEG_IDX = np.array(LEGS)               # (2 legs, (hip, knee, ankle, toe)) joint indices
 
 
 @dataclass
@@ -226,42 +228,37 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
     inputs = _hold_inputs(shown, own, state, first, seam, cfg, floor_y_m, fps) if cfg.lock else [None, None]
     if cfg.lock and cfg.lead_in:
         contacts = lead_in(contacts, _frames(cfg.plant_frames, fps) - 1)
-    solve = []                                     # per leg: (joints, frames, ankle targets, attitudes)
-    for f, (hip, knee, ankle, toe) in enumerate(LEGS):
-        toe_rel = g_shown[:, ankle] @ offsets[toe]                 # a turn about +Y keeps heights
-        floor_min = floor_y_m + np.maximum(cfg.ankle_min_m, -toe_rel[:, 1])
-        target = shown[:, ankle].copy()
-        stats["lifted_frames"] += int((target[:, 1] < floor_min).sum())
-        target[:, 1] = soft_floor(target[:, 1], floor_min, cfg.floor_band_m)
-        yaw = _foot_targets(f, pos, inputs[f], contacts, target, floor_min, state, kept, cfg, fps, k, first,
-                            stats) \
-            if cfg.lock else np.zeros(n)
-        g_ankle = g_shown[:, ankle]
-        turned = np.abs(yaw) > 1e-9
-        if turned.any():
-            g_ankle = g_ankle.copy()
-            g_ankle[turned] = rotation_about("y", yaw[turned]) @ g_shown[turned, ankle]
-        if flat is not None:
-            turned |= flat[:, f]
-        d = target - pos[:, ankle]
-        idx = np.flatnonzero((np.einsum("ni,ni->n", d, d) > 1e-10) | turned)
-        if len(idx):
-            solve.append(((hip, knee, ankle), idx, target[idx], g_ankle[idx]))
+    ankles, toes = _FEET_IDX[:, 0], _FEET_IDX[:, 1]
+    g_ank = g_shown[:, ankles]                                             # (T, 2, 3, 3)
+    toe_rel = g_ank @ offsets[toes][:, :, None]                            # (T, 2, 3, 1)
+    floor_min = floor_y_m + np.maximum(cfg.ankle_min_m, -toe_rel[..., 1, 0])   # (T, 2): a yaw keeps heights
+    target = shown[:, ankles]                                              # (T, 2, 3) a copy
+    stats["lifted_frames"] += int((target[..., 1] < floor_min).sum())
+    target[..., 1] = soft_floor(target[..., 1], floor_min, cfg.floor_band_m)
+    yaw = np.zeros((n, 2))
+    if cfg.lock:
+        for f in range(2):
+            yaw[:, f] = _foot_targets(f, pos, inputs[f], contacts, target[:, f], floor_min[:, f], state, kept,
+                                      cfg, fps, k, first, stats)
+    turned = np.abs(yaw) > 1e-9                                            # (T, 2)
+    if turned.any():
+        g_ank[turned] = rotation_about("y", yaw[turned]) @ g_ank[turned]
+    if flat is not None:
+        turned |= flat
+    d = target - pos[:, ankles]
+    solve = (np.einsum("nfi,nfi->nf", d, d) > 1e-10) | turned
     if k < n:
         for f in range(2):
             _keep_foot(state, kept, f)
-    if solve:
+    if solve.any():
         time.sleep(0)              # let a waiting thread (the output clock) take the GIL
         # both legs in one call: frames of the left leg, then of the right
-        legs = _leg_inputs(solve, pos, grot)
-        args = [np.concatenate([leg[j] for leg in legs]) for j in range(8)]
-        hip_l, knee_l, ankle_l, _ = solve_leg(*args, cfg.reach_margin)
-        o = 0
-        for (hip, knee, ankle), idx, _, _ in solve:
-            sl = slice(o, o + len(idx))
-            rotations[idx, hip], rotations[idx, knee] = hip_l[sl], knee_l[sl]
-            rotations[idx, ankle] = ankle_l[sl]
-            o += len(idx)
+        ft, fr = np.nonzero(solve.T)
+        hip, knee, ankle = _LEG_IDX[ft, 0], _LEG_IDX[ft, 1], _LEG_IDX[ft, 2]
+        hip_l, knee_l, ankle_l, _ = solve_leg(grot[fr, PELVIS], grot[fr, hip], grot[fr, knee], g_ank[fr, ft],
+                                              pos[fr, hip], pos[fr, knee], pos[fr, ankle], target[fr, ft],
+                                              cfg.reach_margin)
+        rotations[fr, hip], rotations[fr, knee], rotations[fr, ankle] = hip_l, knee_l, ankle_l
     return rotations, stats
 
 
@@ -336,12 +333,6 @@ def _min_rotations(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.eye(3) + kx + kx @ kx / (1.0 + c)[:, None, None]
 
 
-def _leg_inputs(solve: list, pos: np.ndarray, grot: np.ndarray) -> list[tuple]:
-    """``solve_leg``'s arguments per leg for its frames to solve."""
-    return [(grot[idx, PELVIS], grot[idx, hip], grot[idx, knee], g_ankle, pos[idx, hip], pos[idx, knee],
-             pos[idx, ankle], target) for (hip, knee, ankle), idx, target, g_ankle in solve]
-
-
 @lru_cache(maxsize=2)
 def _leg_reach_m(f: int) -> float:
     """Length of leg ``f`` (hip to knee plus knee to ankle), metres."""
@@ -392,8 +383,7 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
     hip = LEGS[f][0]
     n = len(pos)
     planted = contacts[:, f].tolist() if cfg.lock else [False] * n
-    ax, az, step_a, qp, qc, dc, ec, ey = (inp[key] for key in ("ax", "az", "step_a", "qp", "qc", "dc", "ec",
-                                                                "ey"))
+    rows = inp["rows"]
     hips = pos[:, hip].tolist()
     ty = target[:, 1].tolist()
     fmin = floor_min.tolist()
@@ -420,14 +410,14 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
         if left == 0:
             u_prev = v_prev = 0.0
         pl = planted[i]
+        ax, az, sax, saz, qpx, qpz, qcx, qcz, dx, dz, ex, ez, ey = rows[i]
         if not pl and (hx_ != 0.0 or hz_ != 0.0 or hyaw != 0.0):
             # released: what was held fades out, with what was still fading (one release); the
             # foot starts from rest (its offset first moves against the motion's step) and
             # speeds up to the motion's, instead of jumping to its speed (a kink at the knee)
             rox, roz = hx_ + rox * u_prev + rvx * v_prev, hz_ + roz * u_prev + rvz * v_prev
             ryaw = hyaw + ryaw * u_prev
-            sx, sz = step_a[i]
-            rvx, rvz = -_smoothstep(wgt) * sx, -_smoothstep(wgt) * sz
+            rvx, rvz = -_smoothstep(wgt) * sax, -_smoothstep(wgt) * saz
             dist = math.hypot(rox, roz)
             rtot = max(rf, math.ceil(dist * step_scale))
             rlift = min(cfg.step_lift_max_m, cfg.step_lift_per_m * dist)
@@ -447,22 +437,18 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             yaw = hyaw + ryaw * u_prev
             # the contact point on the previous frame as output: ankle + off + R(yaw) (point - ankle)
             cy, sy = math.cos(yaw), math.sin(yaw)
-            qx, qz = qp[i]
-            outx = ox + cy * qx + sy * qz - step_a[i][0]       # relative to this frame's ankle
-            outz = oz - sy * qx + cy * qz - step_a[i][1]
-            yaw -= w_eff * ey[i]
+            outx = ox + cy * qpx + sy * qpz - sax       # relative to this frame's ankle
+            outz = oz - sy * qpx + cy * qpz - saz
+            yaw -= w_eff * ey
             if yaw > math.pi or yaw < -math.pi:
                 yaw = _wrap(yaw)
             cy, sy = math.cos(yaw), math.sin(yaw)
             # its step this frame: the shown step less what the hold removes, turned by yaw
-            ex, ez = ec[i]
-            dx, dz = dc[i]
             stx, stz = dx - w_eff * ex, dz - w_eff * ez
             outx += cy * stx + sy * stz
             outz += -sy * stx + cy * stz
-            qx, qz = qc[i]
-            ox = outx - (cy * qx + sy * qz)
-            oz = outz - (-sy * qx + cy * qz)
+            ox = outx - (cy * qcx + sy * qcz)
+            oz = outz - (-sy * qcx + cy * qcz)
             # the hold's part; a release still in progress goes on fading under it
             hx_, hz_ = ox - rox * u_prev - rvx * v_prev, oz - roz * u_prev - rvz * v_prev
             hyaw = yaw - ryaw * u_prev
@@ -476,13 +462,13 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
             # keep the leg within its soft reach: the target is pulled toward the hip
             # (smoothly, so the knee does not snap straight) and the held point dragged along
             hpx, hpy, hpz = hips[i]
-            bx, by, bz = ax[i] + ox - hpx, ty[i] - hpy, az[i] + oz - hpz
+            bx, by, bz = ax + ox - hpx, ty[i] - hpy, az + oz - hpz
             d2 = bx * bx + by * by + bz * bz
             nx, nz = ox, oz
             if d2 > soft2:
                 d = math.sqrt(d2)
                 sc = (soft + span * math.tanh((d - soft) / span)) / d
-                nx, nz = hpx + bx * sc - ax[i], hpz + bz * sc - az[i]
+                nx, nz = hpx + bx * sc - ax, hpz + bz * sc - az
                 ty[i] = hpy + by * sc
             r = math.hypot(nx, nz)
             if r > max_hold:                        # held too far from the motion's foot
@@ -509,10 +495,10 @@ def _foot_targets(f: int, pos: np.ndarray, inp: dict, contacts: np.ndarray, targ
 
 def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, state: FeetState, first: bool,
                  seam: int | None, cfg: FeetConfig, floor_y_m: float, fps: float) -> list[dict]:
-    """Per foot (left, right), the state machine's per-frame inputs as Python lists, for both
-    feet at once: ``ax``, ``az`` the shown ankle (x, z); ``step_a`` its step; ``qp`` / ``qc``
-    the contact point less the ankle a frame before / now; ``dc`` the contact point's shown
-    step; ``ec`` what the hold removes of it and ``ey`` of the foot's turn (radians); and
+    """Per foot (left, right), the state machine's per-frame inputs, for both feet at once:
+    ``rows``, a Python list per frame of 13 floats: the shown ankle (x, z); its step; the
+    contact point less the ankle a frame before, and now; the contact point's shown step;
+    what the hold removes of it; what the hold removes of the foot's turn (radians). And
     ``last`` / ``last_yaw`` what ``state`` keeps of each frame (own and shown ankle and toe,
     own yaw and the anchor's turn). Steps are from the last frame of ``state`` unless
     ``first``; metres, (x, z)."""
@@ -555,16 +541,18 @@ def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, sta
     e_yaw = (dyaw_own + dpsi[:, None]) - keep_w * dyaw_own                 # (T, 2)
     cp = (1 - w) * before[:, :, 0] + w * before[:, :, 1]   # the contact point (this frame's weighting) before
     cc = (1 - w) * shown[:, :, 0] + w * shown[:, :, 1]     # ... and now
-    out = []
-    for f in range(2):
-        out.append({"ax": shown[:, f, 0, 0].tolist(), "az": shown[:, f, 0, 1].tolist(),
-                    "step_a": (shown[:, f, 0] - before[:, f, 0]).tolist(),
-                    "qp": (cp[:, f] - before[:, f, 0]).tolist(), "qc": (cc[:, f] - shown[:, f, 0]).tolist(),
-                    "dc": (cc[:, f] - cp[:, f]).tolist(), "ec": e_c[:, f].tolist(),
-                    "ey": e_yaw[:, f].tolist(),
-                    "last": np.stack([own_xz[:, f], shown[:, f]], axis=1), "last_yaw": np.stack(
-                        [yaw_own[:, f], turn], axis=1)})
-    return out
+    cols = np.empty((n, 2, 13))
+    cols[..., 0:2] = shown[:, :, 0]                                        # ax, az
+    cols[..., 2:4] = shown[:, :, 0] - before[:, :, 0]                      # step_a
+    cols[..., 4:6] = cp - before[:, :, 0]                                  # qp
+    cols[..., 6:8] = cc - shown[:, :, 0]                                   # qc
+    cols[..., 8:10] = cc - cp                                              # dc
+    cols[..., 10:12] = e_c                                                 # ec
+    cols[..., 12] = e_yaw                                                  # ey
+    rows = cols.transpose(1, 0, 2).tolist()
+    last = np.stack([own_xz, shown], axis=2)                               # (T, 2, 2, 2, 2)
+    last_yaw = np.stack([yaw_own, np.broadcast_to(turn[:, None], yaw_own.shape)], axis=2)   # (T, 2, 2)
+    return [{"rows": rows[f], "last": last[:, f], "last_yaw": last_yaw[:, f]} for f in range(2)]
 
 
 def _contact_point(d: np.ndarray, h_ankle: np.ndarray, h_toe: np.ndarray) -> np.ndarray:

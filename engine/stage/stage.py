@@ -311,10 +311,12 @@ class OutputStage:
         root_rot, t_new, psi = anchor_chunk(r[:, 0], t, planted, st.anchor, cfg.anchor, self.fps, continuous,
                                             seam=rev, keep_after=keep)
         # the anchor turned the body by psi about the root and moved the root: same for the joints
-        turn = rot.rotation_about("y", psi)                                          # (T, 3, 3)
+        turn = rot.rotation_about("y", psi)[:, None]                                 # (T, 1, 3, 3)
         own = (joints, psi)
-        joints = np.einsum("tij,tkj->tki", turn, joints - t[:, None]) + t_new[:, None]
-        grot = turn[:, None] @ grot
+        moved = np.zeros_like(joints)                   # only the leg chain is valid (and used)
+        moved[:, LEG_CHAIN] = (turn @ (joints[:, LEG_CHAIN] - t[:, None])[..., None])[..., 0] + t_new[:, None]
+        joints = moved
+        grot[:, LEG_CHAIN] = turn @ grot[:, LEG_CHAIN]
         r[:, 0] = root_rot
         time.sleep(0)
         r, fs = fix_feet(r, t_new, planted, st.feet, cfg.feet, cfg.floor_y_m, fk=(joints, grot),
