@@ -24,7 +24,9 @@ Dancers (``--dancers``, comma separated):
   model               the bundled model's own dance, as ``opendance generate SONG
                       --no-beat-snap --no-stage`` makes it (features from the audio with the
                       offline tracker's beats, 4 steps, MS-LRM, the default temperature, no
-                      cfg, no refinement, the bundled weights).
+                      cfg, no refinement, the bundled weights; ``--candidates`` continuations
+                      drawn per chunk, the one that pauses most on the beats kept, as
+                      ``generate``'s default).
   model:PATH          the same with the MCT checkpoint PATH (``generate --model PATH``).
   model@T, model:PATH@T   the same sampled at temperature T (``generate --temperature T``;
                       without it, the sampler's default).
@@ -98,6 +100,7 @@ from opendance.errors import InputError, OpenDanceError  # noqa: E402
 from opendance.motion import Motion  # noqa: E402
 from opendance.training.metrics import dance as dm  # noqa: E402
 from opendance.training.synth.held_out import DEFAULT_DURATION_S, HeldOutSong, held_out_songs  # noqa: E402
+from opendance.validate import MAX_CANDIDATES, OFFLINE_CANDIDATES, arg_int  # noqa: E402
 
 BOARD_VERSION = 1
 FPS = 30.0
@@ -166,11 +169,13 @@ class ModelDancer(Dancer):
     from the audio alone, default sampler settings, no constraints)."""
 
     def __init__(self, path: str | None = None, backend: str = "auto", steps: int = 4,
-                 beat_snap: bool = False, temperature: float | None = None):
+                 beat_snap: bool = False, temperature: float | None = None,
+                 candidates: int = OFFLINE_CANDIDATES):
         name = "model" if path is None else f"model:{path}"
         super().__init__(name if temperature is None else f"{name}@{temperature:g}", takes_text=True)
         self.path, self.backend, self.steps, self.beat_snap = path, backend, steps, beat_snap
         self.temperature = temperature
+        self.candidates = candidates
         self._beats: dict[str, np.ndarray] = {}
         self._gen = None
         self._features: dict[str, np.ndarray] = {}
@@ -184,12 +189,14 @@ class ModelDancer(Dancer):
             if self.temperature is not None:
                 sampler = replace(sampler, temperature=self.temperature)
             if self.path:
-                self._gen = load_generator(self.path, backend=self.backend, sampler=sampler)
+                self._gen = load_generator(self.path, backend=self.backend, sampler=sampler,
+                                           candidates=self.candidates)
             else:
-                self._gen = load_default_generator(backend=self.backend, sampler=sampler)
+                self._gen = load_default_generator(backend=self.backend, sampler=sampler,
+                                                   candidates=self.candidates)
             self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
                          "text_encoder": self._gen.text.name, "steps": self.steps,
-                         "temperature": sampler.temperature,
+                         "temperature": sampler.temperature, "candidates": self.candidates,
                          "beat_snap": self.beat_snap}
         return self._gen
 
@@ -243,7 +250,8 @@ class FileDancer(Dancer):
         return m if m.fps == FPS else m.resample(FPS)
 
 
-def make_dancer(spec: str, backend: str, shipped: bool = False) -> Dancer:
+def make_dancer(spec: str, backend: str, shipped: bool = False,
+                candidates: int = OFFLINE_CANDIDATES) -> Dancer:
     """A dancer by name (see the module docstring); ``shipped``: as ``generate`` writes it."""
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
@@ -254,7 +262,7 @@ def make_dancer(spec: str, backend: str, shipped: bool = False) -> Dancer:
         except ValueError:
             raise InputError(f"dancer {spec!r}: the temperature after '@' must be a number") from None
         d = ModelDancer(base.split(":", 1)[1] if ":" in base else None, backend, beat_snap=shipped,
-                        temperature=temperature)
+                        temperature=temperature, candidates=candidates)
     else:
         d = None
     if d is not None:
@@ -637,8 +645,8 @@ def run_board(args) -> dict:
         songs = held_out_songs(args.duration, names=names)
         if args.songs:
             songs = songs[: args.songs]
-        dancers = [make_dancer(s.strip(), args.backend, args.shipped) for s in args.dancers.split(",")
-                   if s.strip()]
+        dancers = [make_dancer(s.strip(), args.backend, args.shipped, args.candidates)
+                   for s in args.dancers.split(",") if s.strip()]
         n_seed = 1 if args.quick else args.seed_songs
         n_prompt = 1 if args.quick else args.prompt_songs
         seed_songs = [h.name for h in songs[:n_seed]]
@@ -698,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-songs", type=int, default=3, help="songs danced with a second seed")
     ap.add_argument("--prompt-songs", type=int, default=2, help="songs danced with the two prompts")
     ap.add_argument("--backend", default="auto", help="model inference backend")
+    ap.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=OFFLINE_CANDIDATES,
+                    help=f"model continuations drawn per chunk (default {OFFLINE_CANDIDATES}, as generate; "
+                         "1 = the first draw)")
     ap.add_argument("--shipped", action="store_true",
                     help="score the dancers as `opendance generate` writes them (model beat-snapped, "
                          "everyone through the output stage); default: as they dance")

@@ -68,6 +68,11 @@ SNAP_REACH_FRAMES = 2
 SNAP_CONTEXT_FRAMES = 6
 #: Seed stride between a chunk's draw and its redraws (far from the per-chunk seed + k).
 REDRAW_SEED_STRIDE = 100_003
+#: Seed stride between a chunk's candidates (``MCTGenerator.candidates``) where they are
+#: decoded one by one.
+CANDIDATE_SEED_STRIDE = 104_729
+#: Backends that take any batch size: a chunk's candidates are decoded in one batch there.
+BATCHED_BACKENDS = ("torch", "cuda")
 
 
 @dataclass
@@ -148,13 +153,17 @@ class MCTGenerator:
         snap_redraws: how many times the new tokens around a snap (a one-frame out-and-back
             of a joint in the decoded frames, ``snap_frames``) may be redrawn per chunk; the
             draw with the fewest snaps is kept (0 = keep the first draw).
+        candidates: continuations drawn per chunk (each with its own seed); the one whose
+            body pauses most on the music's beats (``engine.rhythm_score``) is kept. 1 = the
+            first draw. Each candidate costs a whole chunk's decoding: ``OFFLINE_CANDIDATES``
+            for ``generate``, ``LIVE_CANDIDATES`` on the live path.
     """
 
     fps: float = FPS
 
     def __init__(self, model: MCT, tokenizer, backend, text_encoder=None, context_tokens: int | None = None,
                  sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = SEAM_FRAMES,
-                 snap_redraws: int = SNAP_REDRAWS):
+                 snap_redraws: int = SNAP_REDRAWS, candidates: int = 1):
         from opendance.engine.refine import FootSlideRefiner
         from opendance.engine.text import NullEncoder
 
@@ -177,6 +186,9 @@ class MCTGenerator:
         self.refiner = FootSlideRefiner(tokenizer, refine_cfg)
         self.seam_frames = seam_frames
         self.snap_redraws = int(snap_redraws)
+        if int(candidates) < 1:
+            raise InputError(f"candidates must be at least 1, got {candidates}")
+        self.candidates = int(candidates)
 
     # ------------------------------------------------------------------ live API
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -234,9 +246,11 @@ class MCTGenerator:
             seed, n_ctx, state, times=times)
         new_state.path, new_state.path_index, new_state.keyframe = new_state_path, path_index, keyframe_done
         t2 = time.perf_counter()
-        return GenerationResult(motion, new_state, {"steps": times["steps"], "decode": times["decode"],
-                                                    "redraws": times["redraws"], "total": (t2 - t0) * 1e3},
-                                joints=joints)
+        timings = {"steps": times["steps"], "decode": times["decode"], "redraws": times["redraws"],
+                   "total": (t2 - t0) * 1e3}
+        if "candidates" in times:
+            timings["candidates"] = times["candidates"]
+        return GenerationResult(motion, new_state, timings, joints=joints)
 
     # ------------------------------------------------------------------ offline
     def generate_song(self, music: np.ndarray, text: str = "", constraints: Constraints | None = None,
@@ -314,6 +328,13 @@ class MCTGenerator:
                        cons_masks: dict, steps: int, refine: bool, seed: int | None) -> dict:
         """Tokens of one window: given (prefix) ids >= 0 are fixed, constraint tokens too,
         the rest decoded. Returns branch -> (L,) int64 numpy."""
+        return self._decode_windows(music, valid, text, given, cons_vals, cons_masks, steps, refine, seed)[0]
+
+    def _decode_windows(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
+                        cons_masks: dict, steps: int, refine: bool, seed: int | None, batch: int = 1
+                        ) -> list[dict]:
+        """``batch`` draws of one window's tokens in one batched decoding (one forward pass
+        per MS-LRM step for all of them); a list of branch -> (L,) int64 numpy."""
         cfg = self.model.cfg
         ids = {b: torch.from_numpy(given[b].copy()).unsqueeze(0) for b in BRANCHES}
         fixed = {b: ids[b] >= 0 for b in BRANCHES}
@@ -334,6 +355,9 @@ class MCTGenerator:
             text_keep=torch.ones(1) if emb is not None else torch.zeros(1),
             traj=ids["traj"], kpt=ids["kpt"], motion=ids["motion"])
         free = {b: ~fixed[b] for b in BRANCHES}
+        if batch > 1:
+            inputs = MCTInputs(*(t.repeat(batch, *([1] * (t.dim() - 1))) for t in inputs.as_tuple()))
+            free = {b: f.repeat(batch, 1) for b, f in free.items()}
         gen = None
         if seed is not None:
             gen = torch.Generator().manual_seed(int(seed))
@@ -343,20 +367,68 @@ class MCTGenerator:
                              choice_temperature=self.sampler.choice_temperature,
                              refine_steps=(steps - 1,) if refine else (), branches=self.sampler.branches)
         if not any(bool(f.any()) for f in free.values()):
-            return {b: ids[b][0].numpy() for b in BRANCHES}
+            return [{b: ids[b][0].numpy() for b in BRANCHES}] * batch
         out = decode(self.backend, inputs, free, scfg, generator=gen,
                      refiner=self.refiner if refine else None)
-        return {b: out[b][0].numpy() for b in BRANCHES}
+        return [{b: out[b][i].numpy() for b in BRANCHES} for i in range(batch)]
 
     def _decode_emit(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
                      cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
                      state: GeneratorState | None, start=None, times: dict | None = None
                      ) -> tuple[dict, Motion, np.ndarray | None, GeneratorState]:
+        """Draw the window (``self.candidates`` times, see ``_candidates``), keep the draw
+        whose new frames pause most on the music's beats, then redraw its snaps (``_draw``)."""
+        args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
+        if self.candidates == 1:
+            return self._draw(*args, seed, n_ctx, state, start, times)
+        t0 = time.perf_counter()
+        cands = self._candidates(*args, seed, n_ctx, state, start)
+        best = max(range(len(cands)), key=lambda j: (cands[j][0], -j))      # ties: the earlier draw
+        t: dict = {}
+        out = self._draw(*args, seed, n_ctx, state, start, t, first=cands[best][1:])
+        if times is not None:
+            times.update(t, steps=(time.perf_counter() - t0) * 1e3 - sum(t.values()), candidates=len(cands))
+        return out
+
+    def _candidates(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
+                    cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
+                    state: GeneratorState | None, start=None
+                    ) -> list[tuple[float, dict, Motion, GeneratorState]]:
+        """``self.candidates`` draws of the window, each emitted and scored: (score, tokens,
+        new frames, state) per draw, the score ``rhythm_score.pause_on_beat_score`` of the
+        new frames' world joints against the beat phase of ``music``. On the torch and cuda
+        backends the draws share one batched decoding (seed ``seed``); on the others (fixed
+        exported shapes) each is decoded alone with seed ``seed + j * CANDIDATE_SEED_STRIDE``."""
+        from opendance.engine.rhythm_score import pause_on_beat_score
+
+        args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
+        k = self.candidates
+        if getattr(self.backend, "name", "") in BATCHED_BACKENDS:
+            drawn = self._decode_windows(*args, seed, batch=k)
+        else:
+            drawn = [self._decode_window(*args, None if seed is None else seed + CANDIDATE_SEED_STRIDE * j)
+                     for j in range(k)]
+        prev = None if state is None or n_ctx == 0 else state.last_joints
+        out = []
+        for tokens in drawn:
+            motion, new_state = self._emit(tokens, n_ctx, state, start)
+            joints = self._snaps(motion, prev)[0][-motion.n_frames:]
+            score = pause_on_beat_score(joints, music[len(music) - len(joints):])
+            out.append((score, tokens, motion, new_state))
+        return out
+
+    def _draw(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
+              cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
+              state: GeneratorState | None, start=None, times: dict | None = None,
+              first: tuple[dict, Motion, GeneratorState] | None = None
+              ) -> tuple[dict, Motion, np.ndarray | None, GeneratorState]:
         """Decode a window's tokens and emit its new frames; where the frames snap (a one-frame
         out-and-back of a joint, ``snap_frames``, checked across the seam with the state's
         last emitted joints), redraw the new tokens around the snap with the MCT (everything
         else of the window given) up to ``snap_redraws`` times and keep the draw with the
         fewest snaps. ``times`` (optional) gets "steps", "decode" and "redraws" (ms).
+        ``first``: the draw already made and emitted (tokens, new frames, state): only the
+        snap check and its redraws run.
         Returns the tokens, the new frames, their (T, 24, 3) world joints in metres when the
         check computed them (else None) and the state.
 
@@ -367,10 +439,14 @@ class MCTGenerator:
         for another continuation there.
         """
         t0 = time.perf_counter()
-        tokens = self._decode_window(music, valid, text, given, cons_vals, cons_masks, steps=steps,
-                                     refine=refine, seed=seed)
-        t1 = time.perf_counter()
-        motion, new_state = self._emit(tokens, n_ctx, state, start)
+        if first is None:
+            tokens = self._decode_window(music, valid, text, given, cons_vals, cons_masks, steps=steps,
+                                         refine=refine, seed=seed)
+            t1 = time.perf_counter()
+            motion, new_state = self._emit(tokens, n_ctx, state, start)
+        else:                                       # already drawn and emitted (a chosen candidate)
+            tokens, motion, new_state = first
+            t1 = time.perf_counter()
         t2 = time.perf_counter()
         if self.snap_redraws > 0:
             prev = None if state is None or n_ctx == 0 else state.last_joints

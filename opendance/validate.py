@@ -46,6 +46,15 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 10.0
 DEFAULT_TEMPERATURE = 0.8
 MIN_CFG, MAX_CFG = 0.0, 20.0
 MIN_STEPS, MAX_STEPS = 1, 16        # MS-LRM decoding steps per chunk
+MAX_CANDIDATES = 32                 # continuations drawn per model chunk (--candidates)
+#: Candidates per model chunk (``engine.generator.MCTGenerator.candidates``) for ``generate``
+#: and the dance board: on the board's held-out songs 4 / 8 candidates raised the model's mean
+#: BAS 0.603 -> 0.679 / 0.691 and its worst song's phase-locking 0.345 -> 0.390 / 0.493
+#: (``benchmarks/results/dance_board_candidates.md``).
+OFFLINE_CANDIDATES = 8
+#: ... and on the live path, where each costs a chunk's decoding (about 19 ms for 1.07 s of
+#: motion on the 2-core CPU): two keep the model over 20x real time.
+LIVE_CANDIDATES = 2
 MAX_TEXT_CHARS = 200                # style prompt (--prompt, --text, /style)
 MAX_STREAM_BPM = 400.0              # stream --bpm (0 = tempo unknown)
 MAX_OUTPUT_FPS = 240.0              # a live output clock (stream / play --fps)

@@ -26,6 +26,7 @@ from opendance.commands.dancer import add_dancer_argument, resolve_dancer
 from opendance.errors import InputError, OpenDanceError
 from opendance.validate import (
     DEFAULT_TEMPERATURE,
+    MAX_CANDIDATES,
     MAX_CFG,
     MAX_DECODE_SECONDS,
     MAX_STEPS,
@@ -35,6 +36,7 @@ from opendance.validate import (
     MIN_CFG,
     MIN_STEPS,
     MIN_TEMPERATURE,
+    OFFLINE_CANDIDATES,
     arg_float,
     arg_int,
     arg_text,
@@ -63,6 +65,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=arg_int(MIN_STEPS, MAX_STEPS), default=4,
                    help="MS-LRM decoding steps per chunk")
     p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
+    p.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=OFFLINE_CANDIDATES,
+                   help="continuations drawn per chunk; the one that pauses most on the beats is kept "
+                        f"(default {OFFLINE_CANDIDATES}; 1 = the first draw, fastest)")
     p.add_argument("--no-beat-snap", action="store_true",
                    help="keep the model's own timing (by default its dance is time-warped so the body's "
                         "pauses land on the tracked beats, as the live engine does chunk by chunk)")
@@ -242,9 +247,9 @@ def _run_model(args, audio: np.ndarray, sr: int) -> int:
     sampler = SamplerConfig(steps=args.steps, remask=args.remask, temperature=args.temperature,
                             cfg_scale=args.cfg)
     if args.model:
-        gen = load_generator(args.model, backend=args.backend, sampler=sampler)
+        gen = load_generator(args.model, backend=args.backend, sampler=sampler, candidates=args.candidates)
     else:
-        gen = load_default_generator(backend=args.backend, sampler=sampler)
+        gen = load_default_generator(backend=args.backend, sampler=sampler, candidates=args.candidates)
     n = (len(music) // gen.frames_per_token) * gen.frames_per_token
     cons = Constraints()
     if args.traj:

@@ -18,6 +18,8 @@ from pathlib import Path
 from opendance.commands.dancer import add_dancer_argument, resolve_dancer
 from opendance.errors import InputError, OpenDanceError
 from opendance.validate import (
+    LIVE_CANDIDATES,
+    MAX_CANDIDATES,
     MAX_DEMO_SECONDS,
     MAX_RUN_SECONDS,
     MAX_SAMPLE_RATE,
@@ -103,6 +105,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "switches to a calmer or bigger routine, ready within about a second")
     g.add_argument("--steps", type=int, default=4, help="MS-LRM decoding steps per chunk (fewer when late)")
     g.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement")
+    g.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=LIVE_CANDIDATES,
+                   help="model: continuations drawn per chunk, the one that pauses most on the beats kept "
+                        f"(default {LIVE_CANDIDATES}; each costs a chunk's decoding)")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="do not time-warp model chunks onto the predicted beats (engine.beat_warp)")
     g.add_argument("--lead-ms", type=arg_float(100.0, 60_000.0), default=800.0,
@@ -174,7 +179,7 @@ def _run(args, source, loop_period_s, title: str, speakers=None) -> int:
     # opens the file now: a bad extension, a read-only folder or a full disk fails here
     recorder = Recorder(args.record, fps=args.fps) if args.record is not None else None
     procedural = resolve_dancer(args) == "procedural"
-    generator = _groove_generator() if procedural else _load_model(args.backend)
+    generator = _groove_generator() if procedural else _load_model(args.backend, args.candidates)
     session, hub, config = _build_session(args, source, generator, recorder, controls, loop_period_s)
     _print_banner(args, title, generator, procedural, hub, recorder)
     interrupted, seconds = _play(args, session, hub, config, speakers)
@@ -343,10 +348,10 @@ def _groove_generator():
     return GrooveGenerator()
 
 
-def _load_model(backend: str):
+def _load_model(backend: str, candidates: int):
     from opendance.engine.generator import load_default_generator
 
-    return load_default_generator(backend=backend)
+    return load_default_generator(backend=backend, candidates=candidates)
 
 
 class _Speakers:

@@ -1,0 +1,92 @@
+"""The rhythm score and the model's choice among drawn continuations (``candidates``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from opendance.engine.music.features import FEATURE_DIM, SPECTRAL_DIM, beat_grid
+from opendance.engine.rhythm_score import pause_on_beat_score
+
+FPS = 30.0
+
+
+def _music(n_frames: int, bpm: float = 120.0, offset_s: float = 0.0) -> np.ndarray:
+    """(T, 40) features: zero spectral channels and a beat grid at ``bpm``."""
+    music = np.zeros((n_frames, FEATURE_DIM), np.float32)
+    beats = offset_s + np.arange(0.0, n_frames / FPS + 2.0, 60.0 / bpm)
+    music[:, SPECTRAL_DIM:] = beat_grid(n_frames, beats)
+    return music
+
+
+def _bouncing_joints(n_frames: int, bpm: float, pause_phase: float) -> np.ndarray:
+    """(T, 24, 3) joints whose speed dips once a beat at ``pause_phase`` (0 = on the beat)."""
+    t = np.arange(n_frames) / FPS
+    phase = 2 * np.pi * (t * bpm / 60.0 - pause_phase)
+    # position = phase - sin(phase): speed 1 - cos(phase), zero at phase 0 (the pause)
+    x = (phase - np.sin(phase)) * 0.02
+    joints = np.zeros((n_frames, 24, 3))
+    joints[:, :, 0] = x[:, None]
+    joints[:, :, 1] = np.linspace(0.0, 1.6, 24)[None]
+    return joints
+
+
+def test_a_dancer_pausing_on_the_beat_scores_high_and_on_the_off_beat_low():
+    music = _music(64)
+    on = pause_on_beat_score(_bouncing_joints(64, 120.0, 0.0), music)
+    off = pause_on_beat_score(_bouncing_joints(64, 120.0, 0.5), music)
+    quarter = pause_on_beat_score(_bouncing_joints(64, 120.0, 0.25), music)
+    assert on > 0.6
+    assert off < -0.6
+    assert abs(quarter) < 0.3
+
+
+def test_no_grid_or_no_motion_scores_zero():
+    music = _music(64)
+    still = np.zeros((64, 24, 3))
+    assert pause_on_beat_score(still, music) == 0.0
+    no_grid = np.zeros((64, FEATURE_DIM), np.float32)
+    assert pause_on_beat_score(_bouncing_joints(64, 120.0, 0.0), no_grid) == 0.0
+    with pytest.raises(ValueError):
+        pause_on_beat_score(still, music[:10])
+
+
+def test_the_generator_keeps_the_candidate_that_pauses_most_on_the_beat(default_generator):
+    """With 3 candidates the chunk is the best-scoring of the three draws (one batched
+    decoding on the torch backend); the plain generator keeps a single draw."""
+    from opendance.controls import ControlState
+    from opendance.engine.api import GenerationRequest
+    from opendance.engine.generator import MCTGenerator
+
+    g = default_generator
+    music = _music(64, bpm=118.0, offset_s=0.05)
+
+    def gen(k: int) -> MCTGenerator:
+        return MCTGenerator(g.model, g.tok, g.backend, g.text, snap_redraws=0, candidates=k)
+
+    def chunk(generator: MCTGenerator, seed: int):
+        return generator.generate(GenerationRequest(None, music, 64, 64, ControlState(), 4, seed=seed))
+
+    three = gen(3)
+    valid = np.ones(len(music), np.float32)
+    given = {b: np.full(16, -1, np.int64) for b in ("traj", "kpt", "motion")}
+    cands = three._candidates(music, valid, "", given, {}, {}, 4, False, 14, 0, None)
+    scores = [c[0] for c in cands]
+    assert len(set(np.round(scores, 6))) == 3          # three different dances
+    assert int(np.argmax(scores)) != 0, scores       # (so keeping the first draw would fail)
+    for score, _, motion, _ in cands:                   # the score is of the emitted frames
+        assert score == pytest.approx(pause_on_beat_score(motion.joints(), music))
+    picked = chunk(three, 14)
+    np.testing.assert_allclose(picked.motion.rotations, cands[int(np.argmax(scores))][2].rotations)
+    assert picked.timings_ms["candidates"] == 3
+    single = chunk(gen(1), 14)
+    assert "candidates" not in single.timings_ms
+
+
+def test_candidates_must_be_positive(default_generator):
+    from opendance.engine.generator import MCTGenerator
+    from opendance.errors import InputError
+
+    g = default_generator
+    with pytest.raises(InputError):
+        MCTGenerator(g.model, g.tok, g.backend, g.text, candidates=0)
