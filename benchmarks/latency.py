@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from opendance.validate import LIVE_CANDIDATES
+
 log = logging.getLogger("latency")
 
 
@@ -148,7 +150,8 @@ def run(args) -> dict:
         model_name = "random-weights MCT (cpu preset)"
     else:
         from opendance.engine.generator import load_default_generator
-        gen, model_name = load_default_generator(backend=args.backend), "default model"
+        gen = load_default_generator(backend=args.backend, candidates=args.candidates)
+        model_name = f"default model, {args.candidates} candidate(s) per chunk"
     song = synthesize_song(args.style, args.duration, bpm=args.bpm, seed=args.seed)
     source = ArraySource(song.audio, song.sample_rate, realtime=True)
     box = {}
@@ -538,6 +541,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--fps", type=float, default=60.0)
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--candidates", type=int, default=LIVE_CANDIDATES,
+                   help=f"model continuations per chunk (default {LIVE_CANDIDATES}, as play / listen)")
     p.add_argument("--refine", action="store_true")
     p.add_argument("--no-beat-snap", action="store_true",
                    help="turn off the engine's beat snap (engine.beat_warp)")
