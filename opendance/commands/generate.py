@@ -67,7 +67,7 @@ def register(subparsers) -> None:
     p.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement at the last step")
     p.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=OFFLINE_CANDIDATES,
                    help="continuations drawn per chunk; the one that pauses most on the beats is kept "
-                        f"(default {OFFLINE_CANDIDATES}; 1 = the first draw, fastest)")
+                        "(1 = the first draw, fastest)")
     p.add_argument("--no-beat-snap", action="store_true",
                    help="keep the model's own timing (by default its dance is time-warped so the body's "
                         "pauses land on the tracked beats, as the live engine does chunk by chunk)")

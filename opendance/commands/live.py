@@ -107,7 +107,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--refine", action="store_true", help="physical (foot-slide) refinement")
     g.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=LIVE_CANDIDATES,
                    help="model: continuations drawn per chunk, the one that pauses most on the beats kept "
-                        f"(default {LIVE_CANDIDATES}; each costs a chunk's decoding)")
+                        "(each costs a chunk's decoding time)")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="do not time-warp model chunks onto the predicted beats (engine.beat_warp)")
     g.add_argument("--lead-ms", type=arg_float(100.0, 60_000.0), default=800.0,
