@@ -52,9 +52,12 @@ MAX_CANDIDATES = 32                 # continuations drawn per model chunk (--can
 #: BAS 0.603 -> 0.679 / 0.691 and its worst song's phase-locking 0.345 -> 0.390 / 0.493
 #: (``benchmarks/results/dance_board_candidates.md``).
 OFFLINE_CANDIDATES = 8
-#: ... and on the live path, where each costs a chunk's decoding (about 19 ms for 1.07 s of
-#: motion on the 2-core CPU): two keep the model over 20x real time.
-LIVE_CANDIDATES = 2
+#: ... and on the live path, where each costs decoding time the output clock and the network
+#: share: with two (drawn one by one on the default onnxruntime backend) a quiet 60 s
+#: ``benchmarks/latency.py`` run read output-clock jitter p99 1.68 ms and control latency p95
+#: 223 ms against 0.74-0.97 and 116-121 with one, so the live default stays one
+#: (``play --candidates 2`` where the CPU has room).
+LIVE_CANDIDATES = 1
 MAX_TEXT_CHARS = 200                # style prompt (--prompt, --text, /style)
 MAX_STREAM_BPM = 400.0              # stream --bpm (0 = tempo unknown)
 MAX_OUTPUT_FPS = 240.0              # a live output clock (stream / play --fps)
