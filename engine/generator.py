@@ -153,10 +153,10 @@ class MCTGenerator:
         snap_redraws: how many times the new tokens around a snap (a one-frame out-and-back
             of a joint in the decoded frames, ``snap_frames``) may be redrawn per chunk; the
             draw with the fewest snaps is kept (0 = keep the first draw).
-        candidates: continuations drawn per chunk (each with its own seed); the one whose
-            body pauses most on the music's beats (``engine.rhythm_score``) is kept. 1 = the
-            first draw. Each candidate costs a whole chunk's decoding: ``OFFLINE_CANDIDATES``
-            for ``generate``, ``LIVE_CANDIDATES`` on the live path.
+        candidates: continuations drawn per chunk (``_candidates``); the one whose body
+            pauses most on the music's beats (``engine.rhythm_score``) is kept. 1 = a single
+            draw. Each candidate costs decoding time: ``generate`` draws
+            ``OFFLINE_CANDIDATES``, the live path ``LIVE_CANDIDATES`` (``opendance.validate``).
     """
 
     fps: float = FPS
@@ -398,12 +398,13 @@ class MCTGenerator:
         new frames, state) per draw, the score ``rhythm_score.pause_on_beat_score`` of the
         new frames' world joints against the beat phase of ``music``. On the torch and cuda
         backends the draws share one batched decoding (seed ``seed``); on the others (fixed
-        exported shapes) each is decoded alone with seed ``seed + j * CANDIDATE_SEED_STRIDE``."""
+        exported shapes), and with refinement, each is decoded alone with seed
+        ``seed + j * CANDIDATE_SEED_STRIDE``."""
         from opendance.engine.rhythm_score import pause_on_beat_score
 
         args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
         k = self.candidates
-        if getattr(self.backend, "name", "") in BATCHED_BACKENDS:
+        if getattr(self.backend, "name", "") in BATCHED_BACKENDS and not refine:
             drawn = self._decode_windows(*args, seed, batch=k)
         else:
             drawn = [self._decode_window(*args, None if seed is None else seed + CANDIDATE_SEED_STRIDE * j)
