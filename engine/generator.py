@@ -71,8 +71,9 @@ REDRAW_SEED_STRIDE = 100_003
 #: Seed stride between a chunk's candidates (``MCTGenerator.candidates``) where they are
 #: decoded one by one.
 CANDIDATE_SEED_STRIDE = 104_729
-#: Backends that take any batch size: a chunk's candidates are decoded in one batch there.
-BATCHED_BACKENDS = ("torch", "cuda")
+#: Backends that take any batch size (onnxruntime: the export's batch is dynamic up to 64):
+#: a chunk's candidates are decoded in one batch there.
+BATCHED_BACKENDS = ("torch", "cuda", "onnxruntime")
 
 
 @dataclass
@@ -396,10 +397,10 @@ class MCTGenerator:
                     ) -> list[tuple[float, dict, Motion, GeneratorState]]:
         """``self.candidates`` draws of the window, each emitted and scored: (score, tokens,
         new frames, state) per draw, the score ``rhythm_score.pause_on_beat_score`` of the
-        new frames' world joints against the beat phase of ``music``. On the torch and cuda
-        backends the draws share one batched decoding (seed ``seed``); on the others (fixed
-        exported shapes), and with refinement, each is decoded alone with seed
-        ``seed + j * CANDIDATE_SEED_STRIDE``."""
+        new frames' world joints against the beat phase of ``music``. On the backends of
+        ``BATCHED_BACKENDS`` the draws share one batched decoding (seed ``seed``); on the
+        others (TensorRT plans built for set shapes), and with refinement, each is decoded
+        alone with seed ``seed + j * CANDIDATE_SEED_STRIDE``."""
         from opendance.engine.rhythm_score import pause_on_beat_score
 
         args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
