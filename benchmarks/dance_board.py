@@ -462,12 +462,14 @@ def checks(name: str, d: dict, base: dict | None) -> dict:
 
 
 def score_dancer(dancer: Dancer, songs: list[HeldOutSong], seed_songs: list[str], prompt_songs: list[str],
-                 bar, sheets: str | None = None, sheet_songs: tuple[str, ...] = ()) -> dict:
+                 bar, sheets: str | None = None, sheet_songs: tuple[str, ...] = (), seed: int = 0) -> dict:
+    """Every song danced with ``seed`` (the seed songs also with ``seed + 1``, the prompt songs
+    with ``seed`` and each prompt), scored."""
     per_song, joints0 = {}, {}
     for h in songs:
         bar.set_postfix_str(f"{dancer.name} / {h.name}")
         t0 = time.perf_counter()
-        m = dancer.dance(h, 0)
+        m = dancer.dance(h, seed)
         make_s = time.perf_counter() - t0
         j = m.joints().astype(np.float64)
         rep = dm.dance_report(j, m.fps, h.song.beat_times_s, h.song.sections)
@@ -486,7 +488,7 @@ def score_dancer(dancer: Dancer, songs: list[HeldOutSong], seed_songs: list[str]
     for name in seed_songs:
         h = next(x for x in songs if x.name == name)
         bar.set_postfix_str(f"{dancer.name} / {name} seed 1")
-        j1 = dancer.dance(h, 1).joints()
+        j1 = dancer.dance(h, seed + 1).joints()
         seeds.append(dm.dance_distance(joints0[name], j1, FPS))
         seeds_al.append(dm.aligned_distance(joints0[name], j1))
         bar.update(1)
@@ -506,7 +508,7 @@ def score_dancer(dancer: Dancer, songs: list[HeldOutSong], seed_songs: list[str]
         for name in prompt_songs:
             h = next(x for x in songs if x.name == name)
             bar.set_postfix_str(f"{dancer.name} / {name} prompts")
-            ja, jb = (dancer.dance(h, 0, p).joints() for p in PROMPTS)
+            ja, jb = (dancer.dance(h, seed, p).joints() for p in PROMPTS)
             ps[name] = {"hand_range_a_m": dm.hand_height_range(ja),
                         "hand_range_b_m": dm.hand_height_range(jb),
                         "distance_m": dm.dance_distance(ja, jb, FPS),
@@ -661,7 +663,8 @@ def run_board(args) -> dict:
                       "duration_s": args.duration, "fps": FPS, "quick": bool(args.quick),
                       "shipped": bool(getattr(args, "shipped", False)),
                       "dancers": [d.name for d in dancers], "songs": [h.name for h in songs],
-                      "seed_songs": seed_songs, "prompt_songs": prompt_songs, "prompts": list(PROMPTS)},
+                      "seed_songs": seed_songs, "prompt_songs": prompt_songs, "prompts": list(PROMPTS),
+                      "seed": args.seed},
            "songs": {h.name: {"what": h.what, "style": h.song.style, "bpm": h.song.bpm, "seed": h.seed,
                               "duration_s": h.song.duration_s, "n_beats": int(len(h.song.beat_times_s)),
                               "sections": [{"name": s.name, "start_s": round(s.start_s, 3),
@@ -673,7 +676,7 @@ def run_board(args) -> dict:
     with tqdm(total=total, desc="dance board", unit="dance", disable=args.no_progress) as bar:
         for d in dancers:
             res["dancers"][d.name] = score_dancer(d, songs, seed_songs, prompt_songs, bar, args.sheets,
-                                                  sheet_songs)
+                                                  sheet_songs, seed=args.seed)
     base = res["dancers"].get("procedural")
     for name, d in res["dancers"].items():
         d["checks"] = checks(name, d, base)
@@ -706,6 +709,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-songs", type=int, default=3, help="songs danced with a second seed")
     ap.add_argument("--prompt-songs", type=int, default=2, help="songs danced with the two prompts")
     ap.add_argument("--backend", default="auto", help="model inference backend")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the dancers' seed (the seed songs also dance seed + 1); another seed shows how "
+                         "much a number moves between draws")
     ap.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=OFFLINE_CANDIDATES,
                     help=f"model continuations drawn per chunk (default {OFFLINE_CANDIDATES}, as generate; "
                          "1 = the first draw)")
