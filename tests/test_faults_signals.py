@@ -37,7 +37,7 @@ class Marked(FaultyGenerator):
         finally:
             marker.unlink(missing_ok=True)   # ... to here
 
-def load(backend):
+def load(backend, candidates=1):
     from opendance.engine.generator import load_default_generator
     model = load_default_generator(backend="torch", text="none")
     return Marked(model, FaultPlan().at("stall", 0.0), stall_s=0.3)

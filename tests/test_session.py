@@ -141,7 +141,7 @@ def test_play_command_runs_a_file_and_writes_the_recording(tmp_path, monkeypatch
 
     song = tmp_path / "song.wav"
     sf.write(song, _noise(1.5), SR)
-    monkeypatch.setattr(live_cli, "_load_model", lambda backend: FakeGenerator(step_s=0.001))
+    monkeypatch.setattr(live_cli, "_load_model", lambda backend, candidates: FakeGenerator(step_s=0.001))
     monkeypatch.setattr(session_mod, "_default_analyzer", FakeAnalyzer)
     rc = main(["play", str(song), "--dancer", "model", "--no-speakers", "--fps", "30",
                "--record", str(tmp_path / "out.bvh"), "--json", "--lead-ms", "400"])
