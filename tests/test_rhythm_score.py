@@ -90,3 +90,27 @@ def test_candidates_must_be_positive(default_generator):
     g = default_generator
     with pytest.raises(InputError):
         MCTGenerator(g.model, g.tok, g.backend, g.text, candidates=0)
+
+
+def test_the_pulse_is_every_second_beat_above_the_half_time_tempo():
+    """At 140 BPM with a known bar the pulse peaks on beats 1 and 3 only; at 120 BPM, or
+    with the bar unknown, on every beat."""
+    from opendance.engine.rhythm_score import pulse
+
+    def music(bpm: float, bar: bool) -> tuple[np.ndarray, np.ndarray]:
+        n = 120
+        beats = np.arange(0.0, n / FPS + 2.0, 60.0 / bpm)
+        m = np.zeros((n, FEATURE_DIM), np.float32)
+        m[:, SPECTRAL_DIM:] = beat_grid(n, beats, beats[::4] if bar else None)
+        return m, beats
+
+    m, beats = music(140.0, bar=True)
+    p = pulse(m)
+    on_beat = np.round(beats[beats < 119 / FPS] * FPS).astype(int)
+    assert np.all(p[on_beat[0::2]] > 0.9)          # beats 1 and 3
+    assert np.all(p[on_beat[1::2]] < -0.9)         # beats 2 and 4: the half-time off-pulse
+    for bpm, bar in ((140.0, False), (120.0, True)):
+        m, beats = music(bpm, bar)
+        p = pulse(m)
+        on_beat = np.round(beats[beats < 119 / FPS] * FPS).astype(int)
+        assert np.all(p[on_beat] > 0.9)
