@@ -48,9 +48,9 @@ MIN_CFG, MAX_CFG = 0.0, 20.0
 MIN_STEPS, MAX_STEPS = 1, 16        # MS-LRM decoding steps per chunk
 MAX_CANDIDATES = 32                 # continuations drawn per model chunk (--candidates)
 #: Candidates per model chunk (``engine.generator.MCTGenerator.candidates``) for ``generate``
-#: and the dance board: on the board's held-out songs 4 / 8 candidates raised the model's mean
-#: BAS 0.603 -> 0.679 / 0.691 and its worst song's phase-locking 0.345 -> 0.390 / 0.493
-#: (``benchmarks/results/dance_board_candidates.md``).
+#: and the dance board: on the board's held-out songs 8 candidates raised the model's mean
+#: BAS 0.603 -> 0.706 and its worst song's phase-locking 0.345 -> 0.641 (4 in a first
+#: version of the score: 0.679 and 0.390; ``benchmarks/results/dance_board_candidates.md``).
 OFFLINE_CANDIDATES = 8
 #: ... and on the live path, where each costs decoding time the output clock and the network
 #: share: with two (drawn one by one on the default onnxruntime backend) a quiet 60 s
