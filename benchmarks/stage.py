@@ -1,6 +1,8 @@
 """Output stage benchmark: cost and latency, and before/after on what receivers get.
 
     python benchmarks/stage.py cost                  # ms per frame, lag, accent peaks (JSON)
+    python benchmarks/stage.py cost --instructions --against REV   # + machine instructions per
+                                                     # frame under valgrind, steady across hours
     python benchmarks/stage.py live --seconds 40     # opendance play / --groove-only / stream,
                                                      # with and without the stage (JSON)
     python benchmarks/stage.py parts --dancer procedural   # which part of the stage costs what:
