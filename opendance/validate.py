@@ -53,11 +53,12 @@ MAX_CANDIDATES = 32                 # continuations drawn per model chunk (--can
 #: version of the score: 0.679 and 0.390; ``benchmarks/results/dance_board_candidates.md``).
 OFFLINE_CANDIDATES = 8
 #: ... and on the live path, where each costs decoding time the output clock and the network
-#: share: with two (drawn one by one on the default onnxruntime backend) a quiet 60 s
-#: ``benchmarks/latency.py`` run read output-clock jitter p99 1.68 ms and control latency p95
-#: 223 ms against 0.74-0.97 and 116-121 with one, so the live default stays one
-#: (``play --candidates 2`` where the CPU has room).
-LIVE_CANDIDATES = 1
+#: share. Two in one batch cost 1.2x one draw on the default onnxruntime backend (32.5x real
+#: time against 38.9x, ``benchmarks/model_speed.py --backend onnxruntime``), and two quiet 60 s
+#: ``benchmarks/latency.py`` runs read output-clock jitter p99 1.31 / 0.77 ms and control
+#: latency p95 154 / 135 ms (one candidate: 0.63-2.13 ms and 100-134 ms). Drawn one by one,
+#: before onnxruntime batched them, two read 1.68 ms and 223 ms.
+LIVE_CANDIDATES = 2
 MAX_TEXT_CHARS = 200                # style prompt (--prompt, --text, /style)
 MAX_STREAM_BPM = 400.0              # stream --bpm (0 = tempo unknown)
 MAX_OUTPUT_FPS = 240.0              # a live output clock (stream / play --fps)
