@@ -34,7 +34,7 @@ def body_speed(joints: np.ndarray) -> np.ndarray:
     frame, smoothed as the kinematic beats are found (``kinematic_beats``, Bailando's Gaussian
     of sigma 5 frames; the chunk's ends repeat their last value). A lighter smoothing ([1, 2,
     1] / 4) picked dances whose pauses the board's phase-locking, which uses this one, did
-    not see: worst song 0.30 instead of 0.49 (``docs/model.md``)."""
+    not see: worst song 0.30 instead of 0.49, before the half-time pulse (``docs/model.md``)."""
     v = np.linalg.norm(np.diff(np.asarray(joints, np.float64), axis=0), axis=-1).mean(axis=-1)
     if len(v) < 3:
         return v
@@ -64,7 +64,7 @@ def pulse(music: np.ndarray) -> np.ndarray | None:
 
 
 def pause_on_beat_score(joints: np.ndarray, music: np.ndarray) -> float:
-    """-corr(body speed, cos(2 pi beat phase)) over a chunk.
+    """-corr(body speed, ``pulse``) over a chunk: the beat, every second beat when fast.
 
     Args:
         joints: (T, J, 3) world joint positions of the chunk's frames, metres.
