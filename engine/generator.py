@@ -394,10 +394,11 @@ class MCTGenerator:
     def _candidates(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
                     cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
                     state: GeneratorState | None, start=None
-                    ) -> list[tuple[float, dict, Motion, GeneratorState]]:
+                    ) -> list[tuple[float, dict, Motion, GeneratorState, tuple]]:
         """``self.candidates`` draws of the window, each emitted and scored: (score, tokens,
-        new frames, state) per draw, the score ``rhythm_score.pause_on_beat_score`` of the
-        new frames' world joints against the beat phase of ``music``. On the backends of
+        new frames, state, ``_snaps`` of the frames) per draw, the score
+        ``rhythm_score.pause_on_beat_score`` of the new frames' world joints against the
+        pulse of ``music``. On the backends of
         ``BATCHED_BACKENDS`` the draws share one batched decoding (seed ``seed``); on the
         others (TensorRT plans built for set shapes), and with refinement, each is decoded
         alone with seed ``seed + j * CANDIDATE_SEED_STRIDE``."""
@@ -414,23 +415,24 @@ class MCTGenerator:
         out = []
         for tokens in drawn:
             motion, new_state = self._emit(tokens, n_ctx, state, start)
-            joints = self._snaps(motion, prev)[0][-motion.n_frames:]
+            snapped = self._snaps(motion, prev)
+            joints = snapped[0][-motion.n_frames:]
             score = pause_on_beat_score(joints, music[len(music) - len(joints):])
-            out.append((score, tokens, motion, new_state))
+            out.append((score, tokens, motion, new_state, snapped))
         return out
 
     def _draw(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
               cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
               state: GeneratorState | None, start=None, times: dict | None = None,
-              first: tuple[dict, Motion, GeneratorState] | None = None
+              first: tuple[dict, Motion, GeneratorState, tuple] | None = None
               ) -> tuple[dict, Motion, np.ndarray | None, GeneratorState]:
         """Decode a window's tokens and emit its new frames; where the frames snap (a one-frame
         out-and-back of a joint, ``snap_frames``, checked across the seam with the state's
         last emitted joints), redraw the new tokens around the snap with the MCT (everything
         else of the window given) up to ``snap_redraws`` times and keep the draw with the
         fewest snaps. ``times`` (optional) gets "steps", "decode" and "redraws" (ms).
-        ``first``: the draw already made and emitted (tokens, new frames, state): only the
-        snap check and its redraws run.
+        ``first``: the draw already made, emitted and checked (tokens, new frames, state,
+        ``_snaps`` of the frames): only the snap redraws run.
         Returns the tokens, the new frames, their (T, 24, 3) world joints in metres when the
         check computed them (else None) and the state.
 
@@ -441,18 +443,19 @@ class MCTGenerator:
         for another continuation there.
         """
         t0 = time.perf_counter()
+        snapped = None
         if first is None:
             tokens = self._decode_window(music, valid, text, given, cons_vals, cons_masks, steps=steps,
                                          refine=refine, seed=seed)
             t1 = time.perf_counter()
             motion, new_state = self._emit(tokens, n_ctx, state, start)
-        else:                                       # already drawn and emitted (a chosen candidate)
-            tokens, motion, new_state = first
+        else:                                       # already drawn, emitted and checked (a chosen candidate)
+            tokens, motion, new_state, snapped = first
             t1 = time.perf_counter()
         t2 = time.perf_counter()
         if self.snap_redraws > 0:
             prev = None if state is None or n_ctx == 0 else state.last_joints
-            joints, snaps = self._snaps(motion, prev)
+            joints, snaps = snapped if snapped is not None else self._snaps(motion, prev)
             redrawable = self._redrawable(given, cons_masks, n_ctx)
             for attempt in range(self.snap_redraws):
                 # redraw the tokens mixed into the snapping frame; every second failed try

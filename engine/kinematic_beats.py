@@ -31,6 +31,16 @@ def check_variant(variant: str) -> str:
     return variant
 
 
+def mean_speed(joints: np.ndarray, mode: str = "reflect") -> np.ndarray:
+    """(T, J, 3) metres -> (T - 1,) mean joint speed between frames (metres per frame),
+    Gaussian-smoothed as Bailando finds its kinematic beats (sigma
+    ``BAILANDO_SMOOTH_SIGMA_FRAMES``); ``mode``: scipy's handling of the ends. No input
+    checks (callers validate)."""
+    p = np.asarray(joints, np.float64)
+    step = np.linalg.norm(p[1:] - p[:-1], axis=-1)  # (T-1, J) metres per frame
+    return gaussian_filter1d(step.mean(axis=1), BAILANDO_SMOOTH_SIGMA_FRAMES, mode=mode)
+
+
 def motion_beat_frames(joints: np.ndarray, fps: float, variant: str = "bailando") -> np.ndarray:
     """Motion beats as frame indices of the variant's speed curve.
 
@@ -44,10 +54,9 @@ def motion_beat_frames(joints: np.ndarray, fps: float, variant: str = "bailando"
     """
     p = as_joints(joints, min_frames=3)
     fps = check_fps(fps)
-    step = np.linalg.norm(p[1:] - p[:-1], axis=-1)  # (T-1, J) metres per frame
     if check_variant(variant) == "bailando":
-        speed = gaussian_filter1d(step.mean(axis=1), BAILANDO_SMOOTH_SIGMA_FRAMES)
-        return argrelextrema(speed, np.less)[0].astype(np.int64)
+        return argrelextrema(mean_speed(p), np.less)[0].astype(np.int64)
+    step = np.linalg.norm(p[1:] - p[:-1], axis=-1)  # (T-1, J) metres per frame
     envelope = np.concatenate([[0.0], step.sum(axis=1)])
     order = max(1, round(FACT_ORDER_AT_60FPS * fps / 60.0))
     return argrelextrema(envelope, np.less, order=order)[0].astype(np.int64)

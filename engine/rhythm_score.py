@@ -19,10 +19,9 @@ for every candidate, so the first draw is kept.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from opendance.engine.choreo.choreography import HALF_TIME_ABOVE_BPM
-from opendance.engine.kinematic_beats import BAILANDO_SMOOTH_SIGMA_FRAMES
+from opendance.engine.kinematic_beats import mean_speed
 from opendance.engine.music.features import CH_BAR_COS, CH_BAR_SIN, CH_BEAT_COS, CH_BEAT_SIN, CH_TEMPO
 
 #: A frame has a beat phase when sin^2 + cos^2 of its phase channels is at least this.
@@ -31,14 +30,12 @@ GRID_MIN = 0.5
 
 def body_speed(joints: np.ndarray) -> np.ndarray:
     """(T, J, 3) world joints, metres -> (T - 1,) mean joint speed between frames, metres per
-    frame, smoothed as the kinematic beats are found (``kinematic_beats``, Bailando's Gaussian
-    of sigma 5 frames; the chunk's ends repeat their last value). A lighter smoothing ([1, 2,
-    1] / 4) picked dances whose pauses the board's phase-locking, which uses this one, did
-    not see: worst song 0.30 instead of 0.49, before the half-time pulse (``docs/model.md``)."""
-    v = np.linalg.norm(np.diff(np.asarray(joints, np.float64), axis=0), axis=-1).mean(axis=-1)
-    if len(v) < 3:
-        return v
-    return gaussian_filter1d(v, BAILANDO_SMOOTH_SIGMA_FRAMES, mode="nearest")
+    frame, smoothed as the kinematic beats are found (``kinematic_beats.mean_speed``,
+    Bailando's Gaussian of sigma 5 frames; the chunk's ends repeat their last value). A
+    lighter smoothing ([1, 2, 1] / 4) picked dances whose pauses the board's phase-locking,
+    which uses this one, did not see: worst song 0.30 instead of 0.49, before the half-time
+    pulse (``docs/model.md``)."""
+    return mean_speed(joints, mode="nearest")
 
 
 def pulse(music: np.ndarray) -> np.ndarray | None:

@@ -74,7 +74,7 @@ def test_the_generator_keeps_the_candidate_that_pauses_most_on_the_beat(default_
     scores = [c[0] for c in cands]
     assert len(set(np.round(scores, 6))) == 3          # three different dances
     assert int(np.argmax(scores)) != 0, scores       # (so keeping the first draw would fail)
-    for score, _, motion, _ in cands:                   # the score is of the emitted frames
+    for score, _, motion, _, _ in cands:                # the score is of the emitted frames
         assert score == pytest.approx(pause_on_beat_score(motion.joints(), music))
     picked = chunk(three, 14)
     np.testing.assert_allclose(picked.motion.rotations, cands[int(np.argmax(scores))][2].rotations)
