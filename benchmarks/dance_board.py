@@ -7,6 +7,8 @@
     python benchmarks/dance_board.py --motion take.npz --audio song.wav [--beats beats.txt]
     python benchmarks/dance_board.py --write-songs DIR    # the held-out songs as WAV + beats JSON
     python benchmarks/dance_board.py --quick --sheets docs/board   # + contact sheets (PNG)
+    python benchmarks/dance_board.py --recordings ../shared/data/realbeats \
+        --dancers procedural,procedural-tracked,model --shipped   # real music, human beats
 
 Songs: ``training/synth/held_out.py`` (seeds no corpus can draw; every style, 128 BPM
 house, swung 97 BPM hip hop, 140 BPM breakbeat, a tempo ramp, a breakdown, a sparse song),
@@ -37,6 +39,18 @@ dance time-warped onto the offline tracker's beats (``engine.beat_warp.snap_song
 live engine warps each chunk), then every dancer through the default output stage
 (``engine.stage``: foot lock, stage anchor, smoothing). Without it the board judges what
 the dancers make themselves.
+
+Real music (``--recordings DIR``): the songs are the recordings in ``DIR/audio`` (FLAC or
+WAV) with human beat annotations in ``DIR/annotations/NAME.beats`` (seconds in the first
+column; the beat's position in the bar, where given, in the second: position 1 marks the
+downbeats), e.g. ``../shared/data/realbeats/`` (read there at run time, never copied).
+Phase-locking and BAS are then measured against the human beats; ``procedural`` dances to
+those beats and downbeats (what a perfect beat tracker would give it), ``procedural-tracked``
+and ``model`` to what the offline tracker hears, as ``opendance generate`` does: the gap
+between the two procedural rows is what the beat tracker costs the dance on real music.
+No sections, no seed or prompt dances (``--seed-songs`` / ``--prompt-songs`` apply to the
+synthesized songs only); ``--songs N`` keeps the first N recordings, ``--match TEXT`` those
+whose name contains TEXT.
 
 Extra dances: every dancer dances the first ``--seed-songs`` songs with a second seed
 (seed 1): "distance between songs" (mean over pairs of songs, seed 0) must exceed
@@ -299,6 +313,44 @@ def song_from_audio(audio_path: str, beats_path: str | None) -> HeldOutSong:
         raise InputError(f"{audio_path}: need at least two beats")
     song = Song(audio, sr, beats, downbeats, [], "unknown", float(60.0 / np.median(np.diff(beats))))
     return HeldOutSong(Path(audio_path).stem, f"recording's song {audio_path}", -1, song)
+
+
+def song_from_recording(audio_path: Path, annotation_path: Path) -> HeldOutSong:
+    """A real recording with human beats: ``annotation_path`` holds one beat per line,
+    seconds first, the position in the bar second where known (1 = downbeat). Beats after
+    the audio's end are dropped."""
+    from opendance.realtime.sources import load_audio
+    from opendance.training.synth.music import Song
+
+    audio, sr = load_audio(str(audio_path))
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    try:
+        ann = np.loadtxt(annotation_path, ndmin=2)
+    except ValueError as exc:
+        raise InputError(f"{annotation_path}: not a beat annotation ({exc})") from exc
+    dur = audio.size / sr
+    keep = ann[:, 0] < dur
+    beats = ann[keep, 0].astype(np.float64)
+    downbeats = beats[ann[keep, 1] == 1] if ann.shape[1] > 1 else np.zeros(0)
+    if beats.size < 2:
+        raise InputError(f"{annotation_path}: fewer than two beats inside the audio")
+    song = Song(audio.astype(np.float32), sr, beats, downbeats, [], "unknown",
+                float(60.0 / np.median(np.diff(beats))))
+    return HeldOutSong(audio_path.stem, f"recording {audio_path.name}, human beats", -1, song)
+
+
+def recording_songs(folder: str, limit: int | None = None, match: str | None = None) -> list[HeldOutSong]:
+    """The annotated recordings of ``folder`` (``audio/NAME.flac|wav`` with
+    ``annotations/NAME.beats``), sorted by name."""
+    root = Path(folder)
+    audio = sorted(p for p in (root / "audio").glob("*") if p.suffix.lower() in (".flac", ".wav"))
+    pairs = [(p, root / "annotations" / f"{p.stem}.beats") for p in audio]
+    pairs = [(a, b) for a, b in pairs if b.exists() and (match is None or match in a.stem)]
+    if not pairs:
+        raise InputError(f"{folder}: no audio/NAME.flac|wav with annotations/NAME.beats"
+                         + (f" matching {match!r}" if match else ""))
+    return [song_from_recording(a, b) for a, b in pairs[:limit]]
 
 
 def write_songs(out_dir: str, songs: list[HeldOutSong]) -> None:
@@ -642,6 +694,11 @@ def run_board(args) -> dict:
             raise InputError("--motion needs --song NAME (a held-out song) or --audio FILE")
         dancers: list[Dancer] = [FileDancer(args.motion)]
         seed_songs, prompt_songs = [], []
+    elif args.recordings:
+        songs = recording_songs(args.recordings, args.songs, args.match)
+        dancers = [make_dancer(s.strip(), args.backend, args.shipped, args.candidates)
+                   for s in args.dancers.split(",") if s.strip()]
+        seed_songs, prompt_songs = [], []
     else:
         names = list(QUICK_SONGS) if args.quick else None
         songs = held_out_songs(args.duration, names=names)
@@ -660,7 +717,8 @@ def run_board(args) -> dict:
            "config": {"command": "python benchmarks/dance_board.py " + shlex.join(sys.argv[1:]),
                       "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                       "machine": f"{platform.machine()}, {platform.python_version()}",
-                      "duration_s": args.duration, "fps": FPS, "quick": bool(args.quick),
+                      "duration_s": None if args.recordings else args.duration, "fps": FPS,
+                      "quick": bool(args.quick), "recordings": args.recordings,
                       "shipped": bool(getattr(args, "shipped", False)),
                       "dancers": [d.name for d in dancers], "songs": [h.name for h in songs],
                       "seed_songs": seed_songs, "prompt_songs": prompt_songs, "prompts": list(PROMPTS),
@@ -722,6 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--song", default=None, help="with --motion: the held-out song it danced to")
     ap.add_argument("--audio", default=None, help="with --motion: the audio it danced to")
     ap.add_argument("--beats", default=None, help="with --audio: beat times file (else the offline tracker)")
+    ap.add_argument("--recordings", default=None, metavar="DIR",
+                    help="real recordings with human beats instead of the synthesized songs: DIR/audio/"
+                         "NAME.flac|wav and DIR/annotations/NAME.beats (e.g. ../shared/data/realbeats)")
+    ap.add_argument("--match", default=None, help="with --recordings: only names containing this")
     ap.add_argument("--write-songs", default=None, metavar="DIR", help="write the held-out songs and exit")
     ap.add_argument("--sheets", default=None, metavar="DIR", help="write contact sheets (PNG) here")
     ap.add_argument("--sheet-songs", default=None, help="comma-separated songs for sheets (default: first 2)")

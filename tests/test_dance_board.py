@@ -160,3 +160,36 @@ def test_model_dancer_spec_takes_a_temperature(board):
     assert board.make_dancer("model", "auto").temperature is None
     with pytest.raises(board.InputError, match="temperature"):
         board.make_dancer("model@hot", "auto")
+
+
+def test_board_scores_dancers_on_annotated_recordings(board, tmp_path):
+    """``--recordings DIR``: audio with human-style annotations (seconds, bar position); the
+    annotated beats are what phase-locking is measured against and what ``procedural``
+    dances to, the downbeats are the positions marked 1, beats after the audio are dropped."""
+    import soundfile as sf
+
+    song = held_out_songs(12.0, names=["house_128"])[0].song
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "annotations").mkdir()
+    sf.write(tmp_path / "audio" / "clip_a.wav", song.audio, song.sample_rate)
+    past_end = song.beat_times_s[-1] + 0.47 * np.arange(1, 6)
+    beats = np.concatenate([song.beat_times_s, past_end])
+    pos = (np.arange(beats.size) % 4) + 1
+    np.savetxt(tmp_path / "annotations" / "clip_a.beats", np.stack([beats, pos], 1), fmt="%.4f\t%d")
+    (tmp_path / "audio" / "no_annotation.wav").write_bytes(b"")            # skipped: no .beats
+
+    songs = board.recording_songs(str(tmp_path))
+    assert [h.name for h in songs] == ["clip_a"]
+    s = songs[0].song
+    assert s.beat_times_s.max() < s.duration_s and s.beat_times_s.size == song.beat_times_s.size
+    np.testing.assert_allclose(s.downbeat_times_s, s.beat_times_s[::4], atol=1e-4)
+    with pytest.raises(board.InputError):
+        board.recording_songs(str(tmp_path), match="nothing")
+
+    out = tmp_path / "board.json"
+    rc = board.main(["--recordings", str(tmp_path), "--dancers", "procedural", "--json", str(out),
+                     "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["config"]["songs"] == ["clip_a"] and res["config"]["seed_songs"] == []
+    assert res["dancers"]["procedural"]["per_song"]["clip_a"]["beat"]["plv"] > 0.5
