@@ -93,6 +93,8 @@ class GeneratorState:
         keyframe: the last keyframe already placed (so it is hit once).
         last_joints: (K, 24, 3) metres, world joints of the last K <= ``SNAP_CONTEXT_FRAMES``
             emitted frames (the left context of the snap check), or None.
+        beat_count: ``rhythm_score.PulseCount`` after the last emitted frame (the beats
+            counted so far: the half-time pulse when the bar is unknown), or None before any.
     """
 
     tokens: dict
@@ -105,6 +107,7 @@ class GeneratorState:
     path: tuple = ()
     keyframe: tuple | None = None
     last_joints: np.ndarray | None = None
+    beat_count: object | None = None
 
 
 @dataclass
@@ -379,26 +382,36 @@ class MCTGenerator:
                      ) -> tuple[dict, Motion, np.ndarray | None, GeneratorState]:
         """Draw the window (``self.candidates`` times, see ``_candidates``), keep the draw
         whose new frames pause most on the music's beats, then redraw its snaps (``_draw``)."""
+        from opendance.engine.rhythm_score import beat_count
+
         args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
+        new_music = music[n_ctx * self.frames_per_token:]
+        count_start = None if state is None else state.beat_count
+        count, count_after = beat_count(new_music, count_start)
         if self.candidates == 1:
-            return self._draw(*args, seed, n_ctx, state, start, times)
-        t0 = time.perf_counter()
-        cands = self._candidates(*args, seed, n_ctx, state, start)
-        best = max(range(len(cands)), key=lambda j: (cands[j][0], -j))      # ties: the earlier draw
-        t: dict = {}
-        out = self._draw(*args, seed, n_ctx, state, start, t, first=cands[best][1:])
-        if times is not None:
-            times.update(t, steps=(time.perf_counter() - t0) * 1e3 - sum(t.values()), candidates=len(cands))
+            out = self._draw(*args, seed, n_ctx, state, start, times)
+        else:
+            t0 = time.perf_counter()
+            cands = self._candidates(*args, seed, n_ctx, state, start, count,
+                                     1.0 if count_after is None else count_after.sign)
+            best = max(range(len(cands)), key=lambda j: (cands[j][0], -j))      # ties: the earlier draw
+            t: dict = {}
+            out = self._draw(*args, seed, n_ctx, state, start, t, first=cands[best][1:])
+            if times is not None:
+                times.update(t, steps=(time.perf_counter() - t0) * 1e3 - sum(t.values()),
+                             candidates=len(cands))
+        out[3].beat_count = count_after
         return out
 
     def _candidates(self, music: np.ndarray, valid: np.ndarray, text: str, given: dict, cons_vals: dict,
                     cons_masks: dict, steps: int, refine: bool, seed: int | None, n_ctx: int,
-                    state: GeneratorState | None, start=None
-                    ) -> list[tuple[float, dict, Motion, GeneratorState, tuple]]:
+                    state: GeneratorState | None, start=None, count: np.ndarray | None = None,
+                    parity: float = 1.0) -> list[tuple[float, dict, Motion, GeneratorState, tuple]]:
         """``self.candidates`` draws of the window, each emitted and scored: (score, tokens,
         new frames, state, ``_snaps`` of the frames) per draw, the score
         ``rhythm_score.pause_on_beat_score`` of the new frames' world joints against the
-        pulse of ``music``. On the backends of
+        pulse of ``music`` (``count``: the new frames' ``rhythm_score.beat_count``, ``parity``
+        the half-time pulse's ``PulseCount.sign``). On the backends of
         ``BATCHED_BACKENDS`` the draws share one batched decoding (seed ``seed``); on the
         others (TensorRT plans built for set shapes), and with refinement, each is decoded
         alone with seed ``seed + j * CANDIDATE_SEED_STRIDE``."""
@@ -417,7 +430,8 @@ class MCTGenerator:
             motion, new_state = self._emit(tokens, n_ctx, state, start)
             snapped = self._snaps(motion, prev)
             joints = snapped[0][-motion.n_frames:]
-            score = pause_on_beat_score(joints, music[len(music) - len(joints):])
+            score = pause_on_beat_score(joints, music[len(music) - len(joints):],
+                                        None if count is None else count[len(count) - len(joints):], parity)
             out.append((score, tokens, motion, new_state, snapped))
         return out
 

@@ -114,3 +114,53 @@ def test_the_pulse_is_every_second_beat_above_the_half_time_tempo():
         p = pulse(m)
         on_beat = np.round(beats[beats < 119 / FPS] * FPS).astype(int)
         assert np.all(p[on_beat] > 0.9)
+
+
+def _fast_music(n: int, bpm: float, accent_every_other: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 40) features at ``bpm`` with the bar unknown; the onset envelope spikes on every
+    beat, twice as high on beats ``accent_every_other`` (0: even, 1: odd, None: all alike)."""
+    from opendance.engine.music.features import CH_ENVELOPE
+
+    beats = np.arange(0.0, n / FPS + 2.0, 60.0 / bpm)
+    m = np.zeros((n, FEATURE_DIM), np.float32)
+    m[:, SPECTRAL_DIM:] = beat_grid(n, beats)
+    for i, t in enumerate(beats):
+        f = int(np.ceil(t * FPS))
+        if f < n:
+            m[f, CH_ENVELOPE] = 2.0 if accent_every_other is not None and i % 2 == accent_every_other else 1.0
+    return m, beats
+
+
+def test_beats_are_counted_across_chunks_as_in_one_pass():
+    from opendance.engine.rhythm_score import beat_count
+
+    m, beats = _fast_music(300, 140.0, None)
+    whole, end = beat_count(m)
+    parts, st = [], None
+    for i in range(0, 300, 32):
+        c, st = beat_count(m[i:i + 32], st)
+        parts.append(c)
+    np.testing.assert_allclose(np.concatenate(parts), whole)
+    assert end.count == pytest.approx(st.count)
+    assert round(whole[-1] - whole[0]) == np.sum((beats > 0) & (beats < 299 / FPS))   # a beat each beat
+    on = np.round(beats[(beats > 0) & (beats < 299 / FPS)] * FPS).astype(int)
+    assert np.allclose(whole[on], np.round(whole[on]), atol=0.05)                   # integers on the beats
+
+
+@pytest.mark.parametrize("accented", [0, 1])
+def test_the_half_time_pulse_falls_on_the_more_accented_beats_when_the_bar_is_unknown(accented):
+    """At 140 BPM without a bar the pulse is every second beat, on the parity whose onsets are
+    stronger (a tracker counting twice the music's tempo hears the music's own beats louder)."""
+    from opendance.engine.rhythm_score import beat_count, pulse
+
+    m, beats = _fast_music(240, 140.0, accented)
+    count, st = beat_count(m)
+    assert st.sign == (1.0 if accented == 0 else -1.0)
+    later = m[120:]
+    c2, _ = beat_count(later, beat_count(m[:120])[1])
+    p = pulse(later, c2, st.sign)
+    idx = np.flatnonzero((beats > 121 / FPS) & (beats < 239 / FPS))
+    frames = np.round(beats[idx] * FPS).astype(int) - 120
+    loud = idx % 2 == accented
+    assert np.all(p[frames[loud]] > 0.9) and np.all(p[frames[~loud]] < -0.9)
+    assert np.all(pulse(later)[frames] > 0.9)                   # without the count: every beat
