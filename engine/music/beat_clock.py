@@ -161,8 +161,9 @@ PREDICT_ON, PREDICT_OFF = -0.3, -0.5
 #: off-beat where syncopation puts as many onsets between the beats as on them (funk,
 #: latin, breakbeat intros), and once locked the filter's tiny restart mass keeps the
 #: phase it took: the linear flux still marks the beat there. Measured at the true grid
-#: in 16-beat windows: GTZAN clips at least -0.06 (one jazz clip -0.18 in one window),
-#: the failing synthesized arrangements +0.1 to +0.3 once their verse starts.
+#: in 8 s windows: GTZAN clips at least -0.05 but one jazz clip (-0.18 in one window); on
+#: the synthesized arrangements the clock had tracked on the off-beat, medians +0.06 to
+#: +0.23 (held-out latin 96, tracked right, -0.01 to -0.05: why the margin is 0.1).
 ARB_WINDOW_S = 8.0
 ARB_MIN_BEATS = 8
 ARB_HALF_WIDTH = 3
