@@ -166,3 +166,54 @@ def test_a_click_track_and_a_song_still_lock_at_once_and_stay_locked():
         times, locked = _lock_trace(np.asarray(audio, dtype=np.float32), sr)
         assert locked.any() and times[np.argmax(locked)] <= lock_by_s
         assert locked[np.argmax(locked):].all()
+
+
+def _syncopated_events(seconds: float, bpm: float, intro_on: float, intro_off: float) -> list[SubHopEvents]:
+    """Events of a syncopated pattern: the log flux (``flux``) as strong on the eighth-note
+    off-beats as on the beats (``intro_on`` / ``intro_off`` on the beats / off-beats
+    during the first 4 s, to choose where the clock first locks), while aubio's linear
+    flux (``odf``: the loud low hits) is three times as strong on the beats. Beats at
+    0.3 s + k periods."""
+    rng = np.random.default_rng(1)
+    n = int(seconds * 120)
+    flux = 0.5 + 0.2 * rng.random(n)
+    odf = flux.copy()
+    period = 60.0 / bpm
+    for b in np.arange(0.3, seconds, period):
+        for tb, on_beat in ((b, True), (b + period / 2, False)):
+            i = int(round((tb + FLUX_PEAK_DELAY_S) * 120)) - 1
+            if i < n:
+                flux[i] += (intro_on if on_beat else intro_off) if tb < 4.0 else 2.5
+                odf[i] += 15.0 if on_beat else 5.0
+    t = np.arange(1, n + 1) / 120.0
+    return [SubHopEvents(float(e), float(o), False, float("nan"), False, float("nan"), 0.0, 0.0, float(f))
+            for e, o, f in zip(t, odf, flux, strict=True)]
+
+
+def test_the_linear_flux_moves_an_off_beat_lock_onto_the_beat():
+    ev = _syncopated_events(30.0, 110.0, 1.5, 3.5)
+    clock = BeatClock()
+    for i in range(0, len(ev), clock.update_every):
+        clock.update(ev[i:i + clock.update_every])
+    period = 60.0 / 110.0
+    assert abs(clock.period_s - period) < 0.01
+    late = clock.committed_beats()
+    late = late[late > 20.0]
+    err = np.min(np.abs(late[:, None] - np.arange(0.3, 30.0, period)[None, :]), axis=1)
+    assert clock.phase_flips >= 1
+    assert late.size >= 15 and np.all(err < 0.07), err
+
+
+def test_the_half_beat_check_leaves_a_lock_on_the_beat_alone():
+    """The same pattern with the intro's stronger onsets on the beats: the clock locks on
+    the beat, which the linear flux confirms, so it never moves."""
+    ev = _syncopated_events(30.0, 110.0, 3.5, 1.5)
+    clock = BeatClock()
+    for i in range(0, len(ev), clock.update_every):
+        clock.update(ev[i:i + clock.update_every])
+    period = 60.0 / 110.0
+    beats = clock.committed_beats()
+    beats = beats[beats > 6.0]
+    err = np.min(np.abs(beats[:, None] - np.arange(0.3, 30.0, period)[None, :]), axis=1)
+    assert clock.phase_flips == 0
+    assert beats.size >= 35 and np.all(err < 0.07), err

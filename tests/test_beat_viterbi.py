@@ -78,3 +78,18 @@ def test_offline_beats_never_fall_before_the_file_starts():
         beats = track_beats_from_events(events, onset=onset).beat_times_s
         assert beats.size > 15 and beats.min() >= 0.0, (onset, beats[:3])
         assert beats.min() < 0.05, onset                     # the first click is a beat
+
+
+def test_shift_half_beat_moves_the_belief_to_the_off_beat():
+    bf = BeatFilter(120.0)
+    obs = np.full(1200, -1.0)
+    obs[10::60] = 4.0                                  # 120 BPM, beats at frames 10, 70, ...
+    for o in obs[:1195]:
+        bf.step(float(o))
+    k, pos, _, _ = bf.best()
+    assert bf.space.intervals[k] == 60 and pos == (1194 - 10) % 60
+    mass = bf.alpha.sum()
+    bf.shift_half_beat()
+    k2, pos2, _, _ = bf.best()
+    assert k2 == k and pos2 == (pos - 30) % 60
+    assert np.isclose(bf.alpha.sum(), mass)

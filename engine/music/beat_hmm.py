@@ -102,6 +102,7 @@ class BeatFilter:
         self.restart = float("nan")
         self.set_restart(restart)
         self._frames = 0
+        self._half: np.ndarray | None = None      # state permutation of ``shift_half_beat``
         self.alpha = self._init.copy()
 
     def set_restart(self, restart: float) -> None:
@@ -117,6 +118,18 @@ class BeatFilter:
     def reset(self) -> None:
         """Forget everything (back to the prior)."""
         self.alpha = self._init.copy()
+
+    def shift_half_beat(self) -> None:
+        """Move the whole belief half a beat on: every state of interval ``L`` at position
+        ``p`` (frames since the beat) goes to ``(p - L // 2) mod L``, so the phase that was
+        the off-beat becomes the beat at the same tempo (``BeatClock``'s half-beat
+        arbitration)."""
+        if self._half is None:
+            sp = self.space
+            pos = np.arange(sp.n_states) - np.repeat(sp.first, sp.intervals)
+            L = np.repeat(sp.intervals, sp.intervals)
+            self._half = np.repeat(sp.first, sp.intervals) + (pos + L // 2) % L
+        self.alpha = self.alpha[self._half]
 
     def step(self, obs: float | np.ndarray | None) -> None:
         """Advance one frame; ``obs``: beat evidence (log-likelihood ratio; a number, or
