@@ -741,6 +741,16 @@ def run_board(args) -> dict:
     return res
 
 
+def _reading(cfg: dict) -> str:
+    """``READING``, its first sentence naming the songs the board ran on."""
+    if not cfg.get("recordings"):
+        return READING
+    return READING.replace(
+        "songs are the held-out set of `training/synth/held_out.py` (seeds no corpus\ncan draw)",
+        f"songs are the annotated recordings of `{cfg['recordings']}` and the \"true beat grid\"\n"
+        "is their human annotation", 1)
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}
@@ -811,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = res["config"]
         note = f"{args.note}\n\n" if args.note else ""
         Path(args.md).write_text(f"# Dance board\n\n{cfg['date']}, {cfg['machine']}:\n\n"
-                                 f"    {cfg['command']}\n\n{note}{READING}\n{text}")
+                                 f"    {cfg['command']}\n\n{note}{_reading(cfg)}\n{text}")
     return 0
 
 
