@@ -322,3 +322,65 @@ def test_a_released_foot_catching_up_steps_over_the_floor():
     late = slice(45, n)                                         # after the catch-up
     assert np.abs(outs[0.25][late, L_FOOT, 1] - outs[0.0][late, L_FOOT, 1]).max() < 1e-6
     assert stage_numbers(outs[0.25], FPS)["pops_per_min"] == 0.0
+
+
+def test_a_dancer_who_turns_its_back_while_standing_is_brought_round_slowly():
+    """Both feet planted the whole time, the body turned 150 degrees away from the camera:
+    the heading pull turns it back within the free angle at the planted rate (20 degrees/s
+    by default: about 6 s for the 115 degrees beyond it), never faster; with the planted
+    turn off it stays turned (the pull acts only while stepping)."""
+    from opendance.engine.stage.anchor import heading
+
+    n = 300                                                       # 10 s
+    away = rot.rotation_about("y", np.full(n, np.radians(150.0)))
+    trans = np.tile([0.0, 0.9, 0.0], (n, 1))
+    planted = np.ones((n, 2), bool)
+
+    def run(cfg: AnchorConfig) -> np.ndarray:
+        state = AnchorState()
+        chunks = [anchor_chunk(away[i:i + 16], trans[i:i + 16], planted[i:i + 16], state, cfg, FPS)[0]
+                  for i in range(0, n, 16)]
+        out = np.concatenate(chunks)
+        return np.degrees(np.abs(heading(out)))
+
+    cfg = AnchorConfig()
+    h = run(cfg)
+    assert h[-1] <= cfg.free_angle_deg + 1.0
+    rate = np.abs(np.diff(h)) * FPS
+    assert rate.max() <= cfg.planted_turn_dps + 1e-6
+    assert np.all(h[:30] > 120.0)                                 # slowly: still far after 1 s
+    still = run(AnchorConfig(planted_turn_dps=0.0))
+    np.testing.assert_allclose(still, 150.0, atol=1e-6)
+
+
+def test_a_heading_correction_unwinds_once_the_dancer_faces_the_audience_again():
+    """Stepping while turned 90 degrees, the pull turns the dancer back to the free angle;
+    when the motion itself faces the audience again (standing still), the correction that
+    is left unwinds instead of leaving the dancer 55 degrees off for the rest of the song
+    (as before 2026-12-07, and still with the planted turn off). A spin (the motion turning
+    by itself at 120 degrees/s) is not pulled while planted."""
+    from opendance.engine.stage.anchor import heading
+
+    n = 450                                                       # 15 s
+    yaw = np.where(np.arange(n) < 90, np.radians(90.0), 0.0)      # 3 s turned, then facing front
+    stepping = np.zeros((n, 2), bool)
+    stepping[90:] = True                                          # planted once it faces front
+    trans = np.tile([0.0, 0.9, 0.0], (n, 1))
+
+    def run(cfg: AnchorConfig, yaw_rad: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+        rr = rot.rotation_about("y", yaw_rad)
+        state = AnchorState()
+        chunks = [anchor_chunk(rr[i:i + 16], trans[i:i + 16], contacts[i:i + 16], state, cfg, FPS)[0]
+                  for i in range(0, n, 16)]
+        return np.degrees(heading(np.concatenate(chunks)))
+
+    cfg = AnchorConfig()
+    h = run(cfg, yaw, stepping)
+    assert abs(h[89]) <= cfg.free_angle_deg + 2.0                 # pulled in while stepping
+    assert abs(h[-1]) < 1.0                                       # and unwound once it faces front
+    stuck = run(AnchorConfig(planted_turn_dps=0.0), yaw, stepping)
+    assert abs(stuck[-1]) > 40.0
+    spin = np.radians(np.minimum(np.arange(n) / FPS, 3.0) * 120.0)     # one turn in 3 s, standing
+    h = run(cfg, spin, np.ones((n, 2), bool))
+    np.testing.assert_allclose(np.abs(np.diff(np.unwrap(np.radians(h[:90])))) * FPS,
+                               np.radians(120.0), atol=1e-6)      # the spin as made

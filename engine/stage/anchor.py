@@ -23,7 +23,15 @@ the dancer's own motion:
   planted. It moves the body through its pauses, which moves its kinematic beats;
 * a heading pull: when the body's heading is more than ``free_angle_deg`` away from the
   audience direction (+Z, toward the camera, by default), the whole body is turned
-  toward it at ``turn_stiffness_per_s * excess``, at most ``max_turn_dps``.
+  toward it at ``turn_stiffness_per_s * excess``, at most ``max_turn_dps`` while stepping
+  and ``planted_turn_dps`` while both feet are planted (the foot lock keeps the feet and
+  their turn; the legs take it up). Without the planted turn, a dancer who turned its back
+  while standing stayed turned: the model as ``generate`` writes it faced away from the
+  camera for 15-21 % of three real recordings (``benchmarks/dance_board.py --recordings``);
+  with 20 degrees/s, 0 %, its planted feet sliding no more (1.0-1.6 cm/s either way). The
+  planted turn waits until the heading has been beyond the free angle for
+  ``planted_turn_after_s``: acting at once, it met the procedural dancer's turn moves
+  half way and left part of each turn behind (facing away on funk_104 11 % -> 17 %).
 
 ``free_roam`` leaves position and heading as the motion has them. The stage centre is
 where the root is on the first frame the anchor sees (or ``centre_xz_m``).
@@ -41,6 +49,12 @@ from opendance import rotations as rot
 # Steps within this angle (radians) of straight out have no clear side to turn toward: they
 # are turned by a blend of both ways (see ``anchor_chunk``).
 STEER_SIDE_RAD = 0.2
+#: The planted turn leaves a dancer alone while it turns by itself faster than this
+#: (radians/s, the motion's yaw rate smoothed over SPIN_TAU_S): a spin or a turn move comes
+#: back by itself, and meeting it half way left part of it behind (facing away on the
+#: procedural dancer's funk_104 11 % -> 15 %).
+SPIN_RAD_S = math.radians(30.0)
+SPIN_TAU_S = 0.5
 GATE_RATE = 0.35   # per frame at 30 FPS: the correction gate reaches ~90 % 0.17 s after a step starts
 
 
@@ -63,7 +77,15 @@ class AnchorConfig:
         facing_deg: audience direction as a heading about +Y (0 = +Z, toward the camera).
         free_angle_deg: no turn while the heading is within this of the audience direction.
         turn_stiffness_per_s: turn speed per radian of excess angle, 1/s.
-        max_turn_dps: fastest turn, degrees per second.
+        max_turn_dps: fastest turn, degrees per second (while stepping).
+        planted_turn_dps: fastest turn while both feet are planted, degrees per second: the
+            foot lock holds the feet (their turn included) and the legs take it up, so a
+            dancer who turns its back while standing is still brought round, slowly (0:
+            only while stepping, as before 2026-12-07).
+        planted_turn_after_s: the planted turn starts only once the heading has been
+            beyond ``free_angle_deg`` this long without a break: a dancer who stays turned,
+            not a spin or a turn-and-back a move makes (the pull would leave part of such
+            a turn behind as an offset).
         heading: pull the heading at all.
     """
 
@@ -78,6 +100,8 @@ class AnchorConfig:
     free_angle_deg: float = 35.0
     turn_stiffness_per_s: float = 3.0
     max_turn_dps: float = 120.0
+    planted_turn_dps: float = 20.0
+    planted_turn_after_s: float = 1.5
     heading: bool = True
     steer: bool = True
 
@@ -87,8 +111,9 @@ class AnchorState:
     """centre: (2,) stage centre x, z; out: (2,) last output root x, z; last_raw: (2,)
     last input root x, z; last_step: (2,) last input displacement per frame (all metres);
     psi: heading correction, radians about +Y; gate: how much the corrections act now,
-    [0, 1], following "the dancer steps" with a short ease (None fields before the first
-    frame)."""
+    [0, 1], following "the dancer steps" with a short ease; away_s: how long the corrected
+    heading has been beyond the free angle without a break, seconds (None fields before
+    the first frame)."""
 
     centre: np.ndarray | None = None
     out: np.ndarray | None = None
@@ -96,11 +121,14 @@ class AnchorState:
     last_step: np.ndarray | None = None
     psi: float = 0.0
     gate: float = 0.0
+    away_s: float = 0.0
+    yaw_rate: float = 0.0
+    last_head: float | None = None
 
     def copy(self) -> AnchorState:
         c = lambda a: None if a is None else a.copy()  # noqa: E731
         return AnchorState(c(self.centre), c(self.out), c(self.last_raw), c(self.last_step), self.psi,
-                           self.gate)
+                           self.gate, self.away_s, self.yaw_rate, self.last_head)
 
 
 def heading(root_rot: np.ndarray) -> np.ndarray:
@@ -153,17 +181,20 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
     facing = math.radians(cfg.facing_deg)
     free_a = math.radians(cfg.free_angle_deg)
     max_turn = math.radians(cfg.max_turn_dps) * dt
+    planted_turn = min(math.radians(cfg.planted_turn_dps) * dt, max_turn)
     cx, cz = float(state.centre[0]), float(state.centre[1])
     ox, oz = float(state.out[0]), float(state.out[1])
     lx, lz = float(state.last_raw[0]), float(state.last_raw[1])
     sx, sz = float(state.last_step[0]), float(state.last_step[1])
     p = state.psi
     g = state.gate
+    away, yr, lh = state.away_s, state.yaw_rate, state.last_head
+    yr_rate = 1.0 - math.exp(-dt / SPIN_TAU_S)
     rate = 1.0 - (1.0 - GATE_RATE) ** (30.0 / fps)           # the same ease in seconds at any frame rate
     rows = xz.tolist()
     out_xz = np.empty((n, 2))
     k = n if keep_after is None else keep_after
-    saved = (ox, oz, lx, lz, sx, sz, p, g)
+    saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh)
     for i in range(n):
         x, z = rows[i]
         if i == seam and not continuous:          # the chunk's first step from its own motion
@@ -174,11 +205,25 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
         # the gate eases in and out over a few frames (a square on/off would put a step
         # into the body's velocity at every contact change)
         g += rate * ((1.0 if stepping_all[i] else 0.0) - g)
-        if not cfg.free_roam and cfg.heading and g > 1e-3:
+        if lh is not None:                        # the motion's own turning speed, smoothed
+            yr += yr_rate * (_wrap(head[i] - lh) / dt - yr)
+        lh = head[i]
+        if not cfg.free_roam and cfg.heading and (g > 1e-3 or planted_turn > 0.0):
             err = _wrap(head[i] + p - facing)
             excess = abs(err) - free_a
+            away = away + dt if excess > 0 else 0.0
             if excess > 0:
-                p = _wrap(p - g * math.copysign(min(cfg.turn_stiffness_per_s * excess * dt, max_turn), err))
+                want = cfg.turn_stiffness_per_s * excess * dt
+                held = away >= cfg.planted_turn_after_s and abs(yr) < SPIN_RAD_S
+                still = min(want, planted_turn) if held else 0.0
+                p = _wrap(p - math.copysign(g * min(want, max_turn) + (1.0 - g) * still, err))
+            if p != 0.0 and planted_turn > 0.0:
+                # the motion faces the audience again: the correction unwinds (as slowly as
+                # the planted turn), never taking the body beyond the free angle
+                raw = _wrap(head[i] - facing)
+                q = p - math.copysign(min(abs(p), planted_turn), p)
+                if abs(_wrap(raw + p)) <= free_a + 1e-6 and abs(_wrap(raw + q)) <= free_a:
+                    p = q
         c, s_ = math.cos(p), math.sin(p)
         dx, dz = c * sx + s_ * sz, -s_ * sx + c * sz
         if not cfg.free_roam and cfg.steer:
@@ -211,13 +256,14 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
         out_xz[i] = ox, oz
         psi[i] = p
         if i == k - 1:
-            saved = (ox, oz, lx, lz, sx, sz, p, g)
-    ox, oz, lx, lz, sx, sz, p, g = saved
+            saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh)
+    ox, oz, lx, lz, sx, sz, p, g, away, yr, lh = saved
     state.out = np.array([ox, oz])
     state.last_raw = np.array([lx, lz])
     state.last_step = np.array([sx, sz])
     state.psi = p
     state.gate = g
+    state.away_s, state.yaw_rate, state.last_head = away, yr, lh
     out_t[:, 0], out_t[:, 2] = out_xz[:, 0], out_xz[:, 1]
     out_rot = rot.rotation_about("y", psi) @ np.asarray(root_rot, np.float64)
     return out_rot, out_t, psi
