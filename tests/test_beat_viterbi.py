@@ -93,3 +93,92 @@ def test_shift_half_beat_moves_the_belief_to_the_off_beat():
     k2, pos2, _, _ = bf.best()
     assert k2 == k and pos2 == (pos - 30) % 60
     assert np.isclose(bf.alpha.sum(), mass)
+
+
+def _dotted_bar_strength(bpm: float, bars: int, seed: int = 1) -> np.ndarray:
+    """Onset strength (the clock's normalised flux) of a slow song whose kick plays every
+    three sixteenths (steps 0, 3, 6, 10, 13 of 16: stronger than its other beats), the
+    other beats softer, a little noise: a bar the dance prior misreads at 4:3."""
+    period = 60.0 * FPS / bpm
+    n = int(round(4 * period))
+    bar = np.full(n, 0.3)
+    bar[np.round(np.array([4, 8, 12]) * period / 4).astype(int)] = 2.0
+    bar[np.round(np.array([0, 3, 6, 10, 13]) * period / 4).astype(int)] = 4.0
+    bar[0] = 5.0
+    rng = np.random.default_rng(seed)
+    return np.tile(bar, bars) + rng.normal(0.0, 0.2, bars * n).clip(-0.2, None)
+
+
+def test_bar_reading_replaces_a_four_to_three_decode_by_the_song_s_bar():
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.offline_beats import ALT_PRIOR_RATE, bar_periodicity, bar_reading
+
+    a = _dotted_bar_strength(75.0, 30)
+    clock = BeatClock()
+    frames = viterbi_beats(clock.filter, clock.observations(a), a.size)
+    alt = viterbi_beats(clock.filter.with_prior_rate(ALT_PRIOR_RATE), clock.observations(a), a.size)
+    bpm = 60.0 * FPS / np.median(np.diff(frames))
+    assert abs(bpm - 100.0) < 3.0                   # the dance prior's 4:3 reading
+    p_true = 60.0 * FPS / 75.0
+    assert bar_periodicity(a, p_true) > bar_periodicity(a, 0.75 * p_true) + 0.3
+    pick = bar_reading(a, frames, alt)
+    assert abs(60.0 * FPS / np.median(np.diff(pick)) - 75.0) < 1.5
+    beat_frames = np.round(np.arange(0, a.size, p_true)).astype(int)
+    on = np.min(np.abs(pick[:, None] - beat_frames[None, :]), axis=1)
+    assert np.mean(on <= 2) > 0.9                   # on the song's beats, not its kicks
+
+
+def test_bar_reading_leaves_the_octave_to_the_prior_and_keeps_same_tempo_readings():
+    from opendance.engine.music.offline_beats import bar_reading
+
+    a = _dotted_bar_strength(80.0, 30)
+    p = 60.0 * FPS / 80.0
+    at = np.round(np.arange(0, a.size, p)).astype(np.int64)
+    half = at[::2]
+    assert bar_reading(a, at, half) is at           # the bar repeats at 4 and 8 beats alike
+    assert bar_reading(a, half, at) is half
+    slightly = np.round(np.arange(0, a.size, 1.03 * p)).astype(np.int64)
+    assert bar_reading(a, at, slightly) is at       # not another tempo: not a reading
+
+
+def test_with_prior_rate_is_the_filter_built_with_that_rate():
+    bf = BeatFilter(FPS, 55.0, 160.0, prior_bpm=120.0, prior_rate=0.02, transition_lambda=200.0)
+    other = bf.with_prior_rate(0.0075)
+    ref = BeatFilter(FPS, 55.0, 160.0, prior_bpm=120.0, prior_rate=0.0075, transition_lambda=200.0)
+    assert other.prior_rate == 0.0075 and bf.prior_rate == 0.02
+    np.testing.assert_allclose(other._prior_frame, ref._prior_frame)
+    rng = np.random.default_rng(3)
+    obs = list(rng.normal(-0.5, 1.0, 1500))
+    np.testing.assert_array_equal(viterbi_beats(other, obs, len(obs)), viterbi_beats(ref, obs, len(obs)))
+
+
+def _linear_flux(n: int, beats: np.ndarray, offbeats: np.ndarray, on: float, off: float) -> np.ndarray:
+    """Aubio-like linear flux: a floor of 1, ``on`` at ``beats``, ``off`` at ``offbeats``."""
+    x = np.ones(n)
+    x[beats] = on
+    x[offbeats] = off
+    return x
+
+
+def test_half_beat_reading_moves_an_off_beat_decode_onto_the_loud_low_hits():
+    from opendance.engine.music.offline_beats import half_beat_reading
+
+    n, p = 3600, 72                                     # 30 s at 100 BPM
+    beats = np.arange(10, n, p)
+    offs = beats[:-1] + p // 2
+    odf = _linear_flux(n, beats, offs, on=40.0, off=12.0)   # kick and bass on the beat
+    decoded = offs.copy()                               # the log flux's off-beat reading
+    moved = half_beat_reading(odf, decoded, FPS)
+    assert moved.size >= beats.size - 1
+    assert np.all(np.min(np.abs(moved[:, None] - beats[None, :]), axis=1) <= 1)
+    assert half_beat_reading(odf, beats, FPS) is beats      # already on the beat: kept
+
+
+def test_half_beat_reading_keeps_the_decode_where_the_linear_flux_is_undecided():
+    from opendance.engine.music.offline_beats import half_beat_reading
+
+    n, p = 3600, 72
+    beats = np.arange(10, n, p)
+    offs = beats[:-1] + p // 2
+    odf = _linear_flux(n, beats, offs, on=20.0, off=22.0)   # a few % louder off the beat
+    assert half_beat_reading(odf, beats, FPS) is beats

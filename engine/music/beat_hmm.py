@@ -29,6 +29,7 @@ All arrays are float64; one ``step`` costs about ten numpy calls over the ~8000 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,7 @@ class BeatFilter:
         self._trans = a / a.sum(axis=1, keepdims=True)                  # (K old, K new)
         logp = -0.5 * (np.log2(sp.bpm(np.arange(K)) / prior_bpm) / prior_octaves) ** 2
         self._prior_k = logp
+        self.prior_rate = float(prior_rate)
         per_state = np.repeat(logp, sp.intervals)
         self._prior_frame = np.exp(prior_rate * (per_state - per_state.max()))
         init = np.repeat(np.exp(logp) / sp.intervals, sp.intervals)     # tempo prior, phase uniform
@@ -114,6 +116,20 @@ class BeatFilter:
         self._keep = (1.0 - self.restart) * self._prior_frame
         self._add = self.restart * self._init * self._prior_frame
         self._add_silent = self.restart * self._init
+
+    def with_prior_rate(self, prior_rate: float) -> BeatFilter:
+        """A copy of this filter (same space, transitions, prior shape, restart; belief
+        reset to the prior) whose tempo prior weighs ``prior_rate`` per frame (the offline
+        tracker's alternative metrical reading)."""
+        other = copy.copy(self)
+        other.prior_rate = float(prior_rate)
+        per_state = np.repeat(self._prior_k, self.space.intervals)
+        other._prior_frame = np.exp(prior_rate * (per_state - per_state.max()))
+        other.restart = float("nan")
+        other.set_restart(self.restart)
+        other.alpha = self._init.copy()
+        other._frames = 0
+        return other
 
     def reset(self) -> None:
         """Forget everything (back to the prior)."""
