@@ -216,7 +216,7 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
                 want = cfg.turn_stiffness_per_s * excess * dt
                 held = away >= cfg.planted_turn_after_s and abs(yr) < SPIN_RAD_S
                 still = min(want, planted_turn) if held else 0.0
-                p = _wrap(p - math.copysign(g * min(want, max_turn) + (1.0 - g) * still, err))
+                p = _wrap(p - math.copysign(max(g * min(want, max_turn), still), err))
             if p != 0.0 and planted_turn > 0.0:
                 # the motion faces the audience again: the correction unwinds (as slowly as
                 # the planted turn), never taking the body beyond the free angle
