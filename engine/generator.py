@@ -42,6 +42,7 @@ import torch
 from opendance.engine.api import GenerationRequest, GenerationResult
 from opendance.engine.mct import BRANCHES, MCT, MCTInputs
 from opendance.engine.pops import zigzag_frames
+from opendance.engine.rhythm_score import PulseCount, beat_count, pause_on_beat_score
 from opendance.engine.sampler import SamplerConfig, decode
 from opendance.errors import InputError, OpenDanceError
 from opendance.motion import Motion
@@ -107,7 +108,7 @@ class GeneratorState:
     path: tuple = ()
     keyframe: tuple | None = None
     last_joints: np.ndarray | None = None
-    beat_count: object | None = None
+    beat_count: PulseCount | None = None
 
 
 @dataclass
@@ -382,8 +383,6 @@ class MCTGenerator:
                      ) -> tuple[dict, Motion, np.ndarray | None, GeneratorState]:
         """Draw the window (``self.candidates`` times, see ``_candidates``), keep the draw
         whose new frames pause most on the music's beats, then redraw its snaps (``_draw``)."""
-        from opendance.engine.rhythm_score import beat_count
-
         args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
         new_music = music[n_ctx * self.frames_per_token:]
         count_start = None if state is None else state.beat_count
@@ -415,8 +414,6 @@ class MCTGenerator:
         ``BATCHED_BACKENDS`` the draws share one batched decoding (seed ``seed``); on the
         others (TensorRT plans built for set shapes), and with refinement, each is decoded
         alone with seed ``seed + j * CANDIDATE_SEED_STRIDE``."""
-        from opendance.engine.rhythm_score import pause_on_beat_score
-
         args = (music, valid, text, given, cons_vals, cons_masks, steps, refine)
         k = self.candidates
         if getattr(self.backend, "name", "") in BATCHED_BACKENDS and not refine:

@@ -134,9 +134,9 @@ def pulse(music: np.ndarray, count: np.ndarray | None = None, parity: float = 1.
     after the kinematic beats' smoothing. None when fewer than half the frames have a beat
     phase. With the bar unknown, every second beat of ``count`` ((T,) ``beat_count`` of the
     same frames; the even beats for ``parity`` +1, the odd ones for -1) when given, else the
-    beat. (A half-time pulse of whichever parity scored
-    best in each chunk was tried before the count: on a 136 BPM breakbeat it read
-    phase-locking 0.19 against 0.22-0.28 for the beat.)"""
+    beat. (A half-time pulse of whichever parity scored best in each chunk was tried before
+    the count: on a 136 BPM breakbeat it read phase-locking 0.19 against 0.22-0.28 for the
+    beat.)"""
     s, c = music[:, CH_BEAT_SIN].astype(np.float64), music[:, CH_BEAT_COS].astype(np.float64)
     have = s * s + c * c >= GRID_MIN
     if np.mean(have) < 0.5:

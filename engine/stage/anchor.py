@@ -27,11 +27,15 @@ the dancer's own motion:
   and ``planted_turn_dps`` while both feet are planted (the foot lock keeps the feet and
   their turn; the legs take it up). Without the planted turn, a dancer who turned its back
   while standing stayed turned: the model as ``generate`` writes it faced away from the
-  camera for 15-21 % of three real recordings (``benchmarks/dance_board.py --recordings``);
-  with 20 degrees/s, 0 %, its planted feet sliding no more (1.0-1.6 cm/s either way). The
-  planted turn waits until the heading has been beyond the free angle for
-  ``planted_turn_after_s``: acting at once, it met the procedural dancer's turn moves
-  half way and left part of each turn behind (facing away on funk_104 11 % -> 17 %).
+  camera for 21 / 20 / 15 % of three real recordings (``benchmarks/dance_board.py
+  --recordings``); with 20 degrees/s 0 / 4 / 15 %, its planted feet sliding no more
+  (1.0-1.7 cm/s either way). The planted turn waits until the heading has been beyond the
+  free angle for ``planted_turn_after_s`` and leaves a dancer alone while it turns by
+  itself (``SPIN_RAD_S``): acting at once, it met the procedural dancer's turn moves half
+  way and left part of each turn behind (facing away on funk_104 11 % -> 17 %);
+* unwinding: a heading correction left over when the motion faces the audience again is
+  taken back at the planted rate, never turning the body beyond the free angle (before,
+  each spin of the procedural dancer left the rest of the song about 30 degrees off).
 
 ``free_roam`` leaves position and heading as the motion has them. The stage centre is
 where the root is on the first frame the anchor sees (or ``centre_xz_m``).
@@ -112,8 +116,9 @@ class AnchorState:
     last input root x, z; last_step: (2,) last input displacement per frame (all metres);
     psi: heading correction, radians about +Y; gate: how much the corrections act now,
     [0, 1], following "the dancer steps" with a short ease; away_s: how long the corrected
-    heading has been beyond the free angle without a break, seconds (None fields before
-    the first frame)."""
+    heading has been beyond the free angle without a break, seconds; yaw_rate: the motion's
+    own heading change, smoothed over ``SPIN_TAU_S``, radians/s; last_head: the motion's
+    heading on the last frame, radians (None fields before the first frame)."""
 
     centre: np.ndarray | None = None
     out: np.ndarray | None = None
