@@ -45,9 +45,48 @@ PELVIS_HEIGHT_M = 0.93  # standing pelvis height of the SMPL template, approxima
 #: The routine ``GrooveGenerator`` dances before any control says otherwise (as before
 #: controls were followed: house at energy 0.4).
 DEFAULT_STYLE, DEFAULT_ENERGY = "house", 0.4
-#: Routine energies the live energy control selects from (each a routine made once, on a
-#: background thread, ~0.25 s): the control's neutral 0.5 is the default routine's 0.4.
+#: Routine energies the live energy control selects from (each a routine made once, in the
+#: background, ~0.25-1 s): the control's neutral 0.5 is the default routine's 0.4.
 ENERGY_LEVELS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
+
+# Routines asked for by a control are made in a worker *process* (``_routine_pool``), not on
+# a thread of the live process: the choreographer runs long NumPy calls that hold the GIL,
+# and on a thread they kept the output clock from its frame for up to 10 ms
+# (``benchmarks/results/latency.md``, 2026-12-07: 7-10 frames a minute made late while the
+# benchmark's controls asked for new energies). The pool starts on the first ask ("spawn": a
+# fresh interpreter, nothing of the live threads copied, ~2 s the first time); where it
+# cannot start or breaks, routines are made on the thread as before.
+_POOL = None
+_POOL_LOCK = threading.Lock()
+_POOL_BROKEN = False
+
+
+def _routine_pool():
+    """The shared one-process pool for routines, or None after it failed once."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None and not _POOL_BROKEN:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _POOL
+
+
+def make_routine(fps: float, style: str, energy: float) -> GrooveFallback:
+    """``GrooveFallback(fps, style, energy)`` made in the routine process (the same object,
+    pickled back), or here when that process cannot run."""
+    global _POOL, _POOL_BROKEN
+    try:
+        pool = _routine_pool()
+        if pool is not None:
+            return pool.submit(GrooveFallback, fps=fps, style=style, energy=energy).result()
+    except Exception as exc:  # noqa: BLE001 - no processes here (a sandbox, a frozen app): a thread will do
+        log.warning("procedural routines are made on a thread (their process failed: %s); the output "
+                    "clock may be held up while one is made", exc)
+        with _POOL_LOCK:
+            _POOL_BROKEN, _POOL = True, None
+    return GrooveFallback(fps=fps, style=style, energy=energy)
 
 
 @dataclass
@@ -250,9 +289,9 @@ class GrooveGenerator:
     def __init__(self, groove: GrooveFallback | None = None, follow_controls: bool = True):
         self.groove = groove or GrooveFallback(fps=self.fps, style=DEFAULT_STYLE, energy=DEFAULT_ENERGY)
         self._last: tuple[float, float] | None = None    # (unwrapped beats, beats per frame)
-        # the controls' style and energy: one routine per (style, energy level), made on a
-        # background thread when first asked for (only then: a session nobody steers makes
-        # nothing); until it is ready the current one dances
+        # the controls' style and energy: one routine per (style, energy level), made in the
+        # background (``make_routine``) when first asked for (only then: a session nobody
+        # steers makes nothing); until it is ready the current one dances
         self.follow_controls = bool(follow_controls) and groove is None
         self._key = (DEFAULT_STYLE, DEFAULT_ENERGY)
         self._routines: dict[tuple[str, float], GrooveFallback] = {self._key: self.groove}
@@ -310,7 +349,7 @@ class GrooveGenerator:
                 key = self._queue.popleft()
                 if key in self._routines:
                     continue
-            routine = GrooveFallback(fps=self.fps, style=key[0], energy=key[1])
+            routine = make_routine(self.fps, key[0], key[1])
             with self._lock:
                 self._routines[key] = routine
 

@@ -173,7 +173,32 @@ def _wrist_speed(controls: ControlState, seconds: float = 12.0) -> tuple[float, 
 
 
 def test_turning_the_energy_up_makes_the_live_procedural_dancer_move_more() -> None:
-    calm, calm_key = _wrist_speed(ControlState(energy=0.0))
-    wild, wild_key = _wrist_speed(ControlState(energy=1.0))
+    # over the routine's whole 80 s loop (40 bars at 120 BPM): the same bars for both,
+    # wherever in the phrase the switch to the new routine lands
+    calm, calm_key = _wrist_speed(ControlState(energy=0.0), seconds=80.0)
+    wild, wild_key = _wrist_speed(ControlState(energy=1.0), seconds=80.0)
     assert calm_key == ("house", 0.1) and wild_key == ("house", 0.85)
     assert wild > 1.3 * calm, (calm, wild)
+
+
+def test_routines_are_made_in_a_worker_process_and_match_those_made_here(monkeypatch) -> None:
+    """A routine asked for by a control is made in the routine process (its NumPy calls would
+    hold the GIL the output clock needs) and is the same routine, byte for byte; where no
+    process can start, it is made here."""
+    import opendance.engine.fallback_groove as fg
+
+    here = fg.GrooveFallback(30.0, "latin", 0.7)
+    there = fg.make_routine(30.0, "latin", 0.7)
+    assert fg._POOL is not None and not fg._POOL_BROKEN
+    np.testing.assert_array_equal(there._quats, here._quats)
+    np.testing.assert_array_equal(there._trans, here._trans)
+
+    def no_processes():
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(fg, "_routine_pool", no_processes)
+    monkeypatch.setattr(fg, "_POOL_BROKEN", False)
+    monkeypatch.setattr(fg, "_POOL", fg._POOL)
+    fallback = fg.make_routine(30.0, "latin", 0.7)
+    assert fg._POOL_BROKEN
+    np.testing.assert_array_equal(fallback._quats, here._quats)
