@@ -13,6 +13,7 @@ per frame, so the output clock can also use it frame by frame when the generator
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections import deque
@@ -70,7 +71,18 @@ def _routine_pool():
             from concurrent.futures import ProcessPoolExecutor
 
             _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(_close_pool)
         return _POOL
+
+
+def _close_pool() -> None:
+    """At exit: stop the routine process (a routine still being made is dropped), before the
+    interpreter tears down the modules the pool's shutdown needs."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_routine(fps: float, style: str, energy: float) -> GrooveFallback:
