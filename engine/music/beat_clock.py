@@ -172,6 +172,13 @@ ARB_CONFIRM = 2
 ARB_COOLDOWN_BEATS = 8
 
 
+def off_beat_wins(on: float, off: float, margin: float = ARB_MARGIN) -> bool:
+    """The half-beat arbitration's rule (live: ``BeatClock._arbitrate``; offline:
+    ``offline_beats.half_beat_reading``): the linear flux on the grid's beats ``on`` is
+    weaker than on the half-beat-shifted grid ``off`` by more than ``margin`` of their sum."""
+    return on - off < -margin * max(on + off, 1e-12)
+
+
 class BeatClock:
     """Beat clock on the beat-pointer HMM. Not thread-safe by itself: ``update`` and the
     queries (``state``, ``predict_beats``, ``beats_between``) must not overlap;
@@ -465,7 +472,7 @@ class BeatClock:
             return
         on = self._lin_around(beats)
         off = self._lin_around(beats + 0.5 * period)
-        if on - off < -ARB_MARGIN * max(on + off, 1e-9):
+        if off_beat_wins(on, off):
             self._arb_count += 1
         else:
             self._arb_count = 0

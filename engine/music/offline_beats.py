@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opendance.engine.music.beat_clock import ARB_HALF_WIDTH, ARB_MARGIN, ARB_MIN_BEATS, BeatClock
+from opendance.engine.music.beat_clock import (
+    ARB_HALF_WIDTH,
+    ARB_MARGIN,
+    ARB_MIN_BEATS,
+    BeatClock,
+    off_beat_wins,
+)
 from opendance.engine.music.beat_hmm import viterbi_beats
 from opendance.engine.music.beats import ODF_PEAK_DELAY_S, SubHopEvents
 from opendance.engine.music.features import CH_CHROMA, FPS, chroma_change, stream_spectral
@@ -101,7 +107,7 @@ def half_beat_reading(odf: np.ndarray, frames: np.ndarray, rate_hz: float, margi
         return float(x[idx].max(axis=1).mean())
 
     on, off = around(frames[:-1]), around(mid)
-    if on - off >= -margin * max(on + off, 1e-12):
+    if not off_beat_wins(on, off, margin):
         return frames
     head = frames[0] - (frames[1] - frames[0] + 1) // 2
     tail = frames[-1] + (frames[-1] - frames[-2]) // 2
