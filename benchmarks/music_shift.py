@@ -106,15 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     rep = shift_report(real, corpus, mean, std, model.cfg.spectral_dim)
     rep["tempo_real_bpm"] = [float(min(tempo)), float(max(tempo))]
     print(f"{len(real)} recordings, {len(corpus)} corpus test songs; z in the checkpoint's corpus sds")
-    print(f"{'channel':9s} {'real z':>7s} {'spread':>7s} {'>3sd':>6s} | {'corpus z':>8s} {'spread':>7s} {'>3sd':>6s}")
+    print(f"{'channel':9s} {'real z':>7s} {'spread':>7s} {'>3sd':>6s} | "
+          f"{'corpus z':>8s} {'spread':>7s} {'>3sd':>6s}")
     for i, n in enumerate(rep["channels"]):
         r, c = rep["real"], rep["corpus"]
         print(f"{n:9s} {r['mean_z'][i]:7.2f} {r['spread'][i]:7.2f} {100 * r['beyond_3sd'][i]:5.1f}% | "
               f"{c['mean_z'][i]:8.2f} {c['spread'][i]:7.2f} {100 * c['beyond_3sd'][i]:5.1f}%")
     print(f"spectral Mahalanobis, median per song: real {np.median(rep['mahalanobis_real']):.2f}, "
           f"corpus test {np.median(rep['mahalanobis_corpus']):.2f}")
-    print(f"bar found by the tracker: real {rep['bar_known_real']:.0%}, corpus {rep['bar_known_corpus']:.0%}; "
-          f"tracked tempo of the recordings {rep['tempo_real_bpm'][0]:.0f}-{rep['tempo_real_bpm'][1]:.0f} BPM")
+    lo, hi = rep["tempo_real_bpm"]
+    print(f"bar found by the tracker: real {rep['bar_known_real']:.0%}, "
+          f"corpus {rep['bar_known_corpus']:.0%}; tracked tempo of the recordings {lo:.0f}-{hi:.0f} BPM")
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=1, default=lambda x: np.asarray(x).tolist()))
     return 0
