@@ -184,12 +184,13 @@ class ModelDancer(Dancer):
 
     def __init__(self, path: str | None = None, backend: str = "auto", steps: int = 4,
                  beat_snap: bool = False, temperature: float | None = None,
-                 candidates: int = OFFLINE_CANDIDATES):
+                 candidates: int = OFFLINE_CANDIDATES, level_music: bool = False):
         name = "model" if path is None else f"model:{path}"
         super().__init__(name if temperature is None else f"{name}@{temperature:g}", takes_text=True)
         self.path, self.backend, self.steps, self.beat_snap = path, backend, steps, beat_snap
         self.temperature = temperature
         self.candidates = candidates
+        self.level_music = level_music
         self._beats: dict[str, np.ndarray] = {}
         self._gen = None
         self._features: dict[str, np.ndarray] = {}
@@ -211,21 +212,22 @@ class ModelDancer(Dancer):
             self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
                          "text_encoder": self._gen.text.name, "steps": self.steps,
                          "temperature": sampler.temperature, "candidates": self.candidates,
-                         "beat_snap": self.beat_snap}
+                         "beat_snap": self.beat_snap, "level_music": self.level_music}
         return self._gen
 
     def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
         from opendance.engine.beat_warp import snap_song
         from opendance.engine.generator import Constraints
-        from opendance.engine.music.clip_features import extract_features
+        from opendance.engine.music.clip_features import song_features_for_model
         from opendance.engine.music.offline_beats import track_beats
 
         gen = self._generator()
         if song.name not in self._features:
             tb = track_beats(song.song.audio, song.song.sample_rate)
             self._beats[song.name] = tb.beat_times_s
-            self._features[song.name] = extract_features(song.song.audio, song.song.sample_rate,
-                                                         tb.beat_times_s, tb.downbeat_times_s)
+            self._features[song.name] = song_features_for_model(
+                song.song.audio, song.song.sample_rate, tb.beat_times_s, tb.downbeat_times_s,
+                *(gen.music_level() if self.level_music else (None, None)))
         music = self._features[song.name]
         n = (len(music) // gen.frames_per_token) * gen.frames_per_token
         m = gen.generate_song(music[:n], text=text, constraints=Constraints(), steps=self.steps,
@@ -265,7 +267,7 @@ class FileDancer(Dancer):
 
 
 def make_dancer(spec: str, backend: str, shipped: bool = False,
-                candidates: int = OFFLINE_CANDIDATES) -> Dancer:
+                candidates: int = OFFLINE_CANDIDATES, level_music: bool = False) -> Dancer:
     """A dancer by name (see the module docstring); ``shipped``: as ``generate`` writes it."""
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
@@ -276,7 +278,7 @@ def make_dancer(spec: str, backend: str, shipped: bool = False,
         except ValueError:
             raise InputError(f"dancer {spec!r}: the temperature after '@' must be a number") from None
         d = ModelDancer(base.split(":", 1)[1] if ":" in base else None, backend, beat_snap=shipped,
-                        temperature=temperature, candidates=candidates)
+                        temperature=temperature, candidates=candidates, level_music=level_music)
     else:
         d = None
     if d is not None:
@@ -696,7 +698,7 @@ def run_board(args) -> dict:
         seed_songs, prompt_songs = [], []
     elif args.recordings:
         songs = recording_songs(args.recordings, args.songs, args.match)
-        dancers = [make_dancer(s.strip(), args.backend, args.shipped, args.candidates)
+        dancers = [make_dancer(s.strip(), args.backend, args.shipped, args.candidates, args.level_music)
                    for s in args.dancers.split(",") if s.strip()]
         seed_songs, prompt_songs = [], []
     else:
@@ -704,7 +706,7 @@ def run_board(args) -> dict:
         songs = held_out_songs(args.duration, names=names)
         if args.songs:
             songs = songs[: args.songs]
-        dancers = [make_dancer(s.strip(), args.backend, args.shipped, args.candidates)
+        dancers = [make_dancer(s.strip(), args.backend, args.shipped, args.candidates, args.level_music)
                    for s in args.dancers.split(",") if s.strip()]
         n_seed = 1 if args.quick else args.seed_songs
         n_prompt = 1 if args.quick else args.prompt_songs
@@ -783,6 +785,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=arg_int(1, MAX_CANDIDATES), default=OFFLINE_CANDIDATES,
                     help=f"model continuations drawn per chunk (default {OFFLINE_CANDIDATES}, as generate; "
                          "1 = the first draw)")
+    ap.add_argument("--level-music", action="store_true",
+                    help="model dancers: the song's spectral features standardised to the model's training "
+                         "level (generate --level-music)")
     ap.add_argument("--shipped", action="store_true",
                     help="score the dancers as `opendance generate` writes them (model beat-snapped, "
                          "everyone through the output stage); default: as they dance")

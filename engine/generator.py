@@ -195,6 +195,12 @@ class MCTGenerator:
             raise InputError(f"candidates must be at least 1, got {candidates}")
         self.candidates = int(candidates)
 
+    def music_level(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (music_dim,) mean and standard deviation of the music features the model was
+        trained on (its corpus statistics): the level a whole song's spectral channels are
+        standardised to offline (``clip_features.song_features_for_model``)."""
+        return self.model.music_mean.detach().cpu().numpy(), self.model.music_std.detach().cpu().numpy()
+
     # ------------------------------------------------------------------ live API
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """One chunk (see ``GenerationRequest``); returns the new frames only."""

@@ -173,3 +173,40 @@ def test_librosa_correlation():
     assert np.median(mfcc_r) > 0.95 and min(mfcc_r) > 0.85
     chroma_r = [corr(ours[lag:n + lag, 21 + k], chroma[:n, k]) for k in range(12)]
     assert np.median(chroma_r) > 0.8          # different chroma filters (ours: 0.5-semitone Gaussians)
+
+
+def test_counted_downbeats_start_on_the_most_accented_beat():
+    from opendance.engine.music.clip_features import counted_downbeats
+
+    beats = 0.25 + 0.5 * np.arange(16)               # 120 BPM
+    env = np.zeros(300)
+    for i, b in enumerate(beats):
+        env[round(b * F.FPS)] = 3.0 if i % 4 == 2 else 1.0
+    np.testing.assert_allclose(counted_downbeats(beats, env), beats[2::4])
+    assert counted_downbeats(beats[:6], env).size == 0          # under two bars of beats
+
+
+def test_song_features_for_model_count_the_bar_and_level_the_song(drums):
+    from opendance.engine.music.clip_features import song_features_for_model
+
+    a, sr, beats = drums.audio, drums.sample_rate, drums.beat_times_s
+    plain = extract_features(a, sr, beats, drums.downbeat_times_s)
+    # a known bar is kept; without levels nothing else changes
+    np.testing.assert_array_equal(song_features_for_model(a, sr, beats, drums.downbeat_times_s), plain)
+    no_bar = extract_features(a, sr, beats, np.zeros(0))
+    assert np.all(no_bar[:, F.CH_BAR_SIN:F.CH_BAR_COS + 1] == 0)
+    counted = song_features_for_model(a, sr, beats, np.zeros(0))
+    bar = counted[:, F.CH_BAR_SIN] ** 2 + counted[:, F.CH_BAR_COS] ** 2
+    assert np.allclose(bar, 1.0, atol=1e-5)                    # a bar phase everywhere
+    np.testing.assert_array_equal(counted[:, :F.CH_BAR_SIN], no_bar[:, :F.CH_BAR_SIN])   # beats, spectra kept
+    mean, std = np.linspace(-5, 5, F.FEATURE_DIM), np.linspace(1, 3, F.FEATURE_DIM)
+    level = song_features_for_model(a, sr, beats, drums.downbeat_times_s, mean, std)
+    c = slice(0, F.CH_ONSET)
+    live = np.std(plain[:, c], axis=0) > 1e-6
+    np.testing.assert_allclose(level[:, c].mean(0)[live], mean[c][live], atol=1e-3)
+    np.testing.assert_allclose(level[:, c].std(0)[live], std[c][live], rtol=1e-3)
+    np.testing.assert_array_equal(level[:, F.CH_ONSET:], plain[:, F.CH_ONSET:])   # flags and grid kept
+    # 12 dB louder: the same levelled spectra (MFCC 0 moves by 12 dB x sqrt(128) unlevelled)
+    loud = song_features_for_model(a * 4.0, sr, beats, drums.downbeat_times_s, mean, std)
+    t = slice(8, None)                  # past the silent first frames (the -100 dB floor)
+    assert np.abs(loud[t, F.CH_MFCC] - level[t, F.CH_MFCC]).max() < 0.05 * np.abs(level[t, F.CH_MFCC]).max()

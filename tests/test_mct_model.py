@@ -128,6 +128,11 @@ def test_generate_command_writes_a_deterministic_file(tmp_path):
         outs.append(load_motion(tmp_path / name))
     assert outs[0].n_frames >= 140
     np.testing.assert_array_equal(outs[0].trans, outs[1].trans)
+    # --level-music: the song's spectra standardised to the model's training level, another dance
+    rc = main(["generate", str(wav), "-o", str(tmp_path / "c.npz"), "--dancer", "model", "--steps", "2",
+               "--seed", "7", "--backend", "torch", "--json", "--level-music"])
+    assert rc == 0
+    assert not np.array_equal(load_motion(tmp_path / "c.npz").trans, outs[0].trans)
 
 
 def test_generate_command_errors_are_one_line(tmp_path, capsys):

@@ -140,3 +140,77 @@ def test_code_balance_trains_and_a_negative_one_is_refused(tmp_path, tiny_corpus
     assert rc != 0
     assert "--code-balance must be 0 or more" in capsys.readouterr().err
     assert not (tmp_path / "neg").exists()              # refused before anything was written
+
+
+def _song_features(gain: float = 1.0) -> np.ndarray:
+    from opendance.engine.music.features import ANALYSIS_SR, extract_spectral
+    from opendance.training.synth.music import synthesize_song
+
+    song = synthesize_song("house", 6.0, 124.0, seed=5, sample_rate=ANALYSIS_SR)
+    return extract_spectral(song.audio * gain, ANALYSIS_SR)
+
+
+def test_recording_chain_gain_is_the_gain_of_the_audio():
+    """A gain in feature space equals the features of the louder audio (MFCCs are a DCT of
+    the log-mel spectrum, the envelope a difference of it)."""
+    from opendance.engine.music.features import CH_ENVELOPE, CH_MFCC, FEATURE_DIM
+    from opendance.training.train_mct import recording_chain
+
+    quiet = _song_features(0.25)
+    loud = _song_features(0.25 * 10 ** (9.0 / 20))
+    feats = np.zeros((1, len(quiet), FEATURE_DIM), np.float32)
+    feats[0, :, :quiet.shape[1]] = quiet
+    out = recording_chain(feats, np.array([9.0]), np.zeros((1, 4)), np.array([1.0]))[0]
+    t = slice(8, None)                      # past the silent first frames (the -100 dB floor)
+    assert np.abs(out[t, CH_MFCC] - loud[t, CH_MFCC]).max() < 0.05 * np.abs(loud[t, CH_MFCC]).max()
+    assert np.abs(out[t, CH_MFCC] - quiet[t, CH_MFCC]).max() > 50     # 9 dB x sqrt(128) on MFCC 0
+    assert np.allclose(out[t, CH_ENVELOPE], loud[t, CH_ENVELOPE], atol=0.05)
+
+
+def test_recording_chain_compression_and_eq():
+    from opendance.engine.music.features import CH_CHROMA, CH_ENVELOPE, CH_MFCC, CH_ONSET, FEATURE_DIM
+    from opendance.training.train_mct import recording_chain, spectral_augment
+
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 20, size=(2, 64, FEATURE_DIM)).astype(np.float32)
+    squash = recording_chain(feats, np.zeros(2), np.zeros((2, 4)), np.array([0.5, 1.0]))
+    mf, sq = feats[:, :, CH_MFCC], squash[:, :, CH_MFCC]
+    assert np.allclose(sq.mean(1), mf.mean(1), atol=1e-3)                  # the level stays
+    assert np.allclose(sq[0] - sq[0].mean(0), 0.5 * (mf[0] - mf[0].mean(0)), atol=1e-3)
+    assert np.allclose(squash[1], feats[1], atol=1e-3)                       # c = 1: unchanged
+    assert np.allclose(squash[0, :, CH_ENVELOPE], 0.5 * feats[0, :, CH_ENVELOPE], atol=1e-4)
+    tilt = recording_chain(feats, np.zeros(2), np.array([[6.0, 0, 0, 0]] * 2), np.ones(2))
+    d = (tilt - feats)[0, 0, CH_MFCC]
+    assert abs(d[1]) > 30 and np.abs(np.delete(d, 1)).max() < 1e-3          # a tilt moves MFCC 1 only
+    aug = spectral_augment(feats.copy(), rng)
+    for ch in (CH_CHROMA, slice(CH_ONSET, FEATURE_DIM)):                      # chroma, flags, grid untouched
+        assert np.array_equal(aug[:, :, ch], feats[:, :, ch])
+    assert not np.allclose(aug[:, :, CH_MFCC], feats[:, :, CH_MFCC])
+
+
+def test_make_batch_hides_the_bar_and_changes_the_spectra_as_asked(tiny_corpus):
+    from opendance.engine.music.features import CH_BAR_COS, CH_BAR_SIN, CH_CHROMA, CH_MFCC
+    from opendance.engine.text import NullEncoder
+    from opendance.engine.tokenizer import DanceTokenizer, TokenizerConfig
+    from opendance.training.datasets import load_dataset
+    from opendance.training.train_mct import build_bank, make_batch
+
+    torch.manual_seed(0)
+    tok = DanceTokenizer(TokenizerConfig()).eval()
+    bank = build_bank(load_dataset(tiny_corpus, "train"), tok, NullEncoder(), 8)
+    mask_ids = {br: 0 for br in BRANCHES}
+    starts = bank.starts[:16]
+
+    def music(mc):
+        x, *_ = make_batch(bank, np.random.default_rng(3), 16, 8, FPT, mc, mask_ids, starts=starts)
+        return x.music.numpy()
+
+    plain = music(MaskConfig(p_grid_aug=0.0))
+    assert np.any(plain[:, :, CH_BAR_SIN:CH_BAR_COS + 1] != 0)
+    hidden = music(MaskConfig(p_grid_aug=0.0, p_no_bar=1.0))
+    assert np.all(hidden[:, :, CH_BAR_SIN:CH_BAR_COS + 1] == 0)
+    np.testing.assert_array_equal(np.delete(hidden, [CH_BAR_SIN, CH_BAR_COS], axis=2),
+                                  np.delete(plain, [CH_BAR_SIN, CH_BAR_COS], axis=2))
+    spec = music(MaskConfig(p_grid_aug=0.0, p_spectral_aug=1.0))
+    assert np.all(np.abs(spec[:, :, CH_MFCC] - plain[:, :, CH_MFCC]).max(axis=(1, 2)) > 0.1)   # every window
+    np.testing.assert_array_equal(spec[:, :, CH_CHROMA], plain[:, :, CH_CHROMA])

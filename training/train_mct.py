@@ -17,6 +17,13 @@ token steps cut from a clip (all three branches tokenized once by the frozen DDT
   replaced by a grid the live / offline beat tracker could have produced from the same
   song: tempo halved (either beat parity), doubled, bar unknown, or shifted by up to
   +-60 ms (``grid_variants``), so generation on tracked beats is not out of distribution;
+  with ``p_no_bar`` (on top of that) the bar channels are zeroed: the offline tracker
+  leaves the bar unknown on about half of real recordings (``docs/model.md``);
+* **spectral augmentation** (``p_spectral_aug``, ``spectral_augment``): the recording
+  chain in feature space, where it is exact for the MFCCs (a linear transform of the
+  log-mel spectrum): a gain and a smooth EQ curve (an offset of the low MFCCs) and a
+  dynamic-range compression (the window's MFCC and envelope swings scaled down), which
+  move the synthesized songs toward mastered real recordings;
 * **streaming**: with ``p_prefix`` a random prefix of 1..L-1 token steps is given in
   all three branches (the previous chunk; no loss there); with ``p_now_cut`` a random
   "now" frame (near the prefix end when there is one) after which the spectral music
@@ -90,6 +97,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight each motion code's cross-entropy by (its count in the training tokens)^-B, "
                         "normalised to mean 1 over the data (0: off): rare codes, often the larger motions, "
                         "count more than the few common small ones the sampler otherwise favours")
+    p.add_argument("--p-no-bar", type=float, default=0.0,
+                   help="share of windows whose bar channels are zeroed, on top of the grid augmentation "
+                        "(the offline tracker finds no bar on about half of real recordings; runs/mct_v9 "
+                        "used 0.3, docs/model.md)")
+    p.add_argument("--spectral-aug", type=float, default=0.0,
+                   help="share of windows through a random gain / EQ / compression in feature space "
+                        "(spectral_augment; runs/mct_v9 used 0.5)")
     p.add_argument("--limit-clips", type=int, default=None, help="read at most N clips per split")
     p.add_argument("--text", default="auto", help="text encoder: auto, minilm or none")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint (and resume state) every N steps")
@@ -215,6 +229,8 @@ class MaskConfig:
     p_cond_absent: float = 0.3
     p_cond_given: float = 0.1
     p_grid_aug: float = 0.4
+    p_no_bar: float = 0.0
+    p_spectral_aug: float = 0.0
     p_prefix: float = 0.5
     p_now_cut: float = 0.6
     p_short_window: float = 0.25
@@ -278,6 +294,57 @@ def sample_masks(rng: np.random.Generator, b: int, n_tok: int, fpt: int, mc: Mas
             "text_keep": text_keep}
 
 
+#: ``spectral_augment`` ranges: gain (dB; real recordings sit ~12 dB above the corpus's songs,
+#: +-8 dB between songs), EQ cosine components 1..4 over the mel bands (dB, divided by the
+#: index: a smooth tilt), compression (factor on the swings around the window's mean).
+SPEC_AUG_GAIN_DB = (-6.0, 18.0)
+SPEC_AUG_EQ_DB = 8.0
+SPEC_AUG_SQUASH = (0.5, 1.0)
+
+
+def recording_chain(music: np.ndarray, gain_db: np.ndarray, eq_db: np.ndarray, squash: np.ndarray
+                    ) -> np.ndarray:
+    """(B, F, FEATURE_DIM) raw features as if each window's audio had gone through a gain,
+    a smooth EQ and a compressor; a new array.
+
+    The MFCCs are the orthonormal DCT of the 128-band log-mel spectrum (``features``), so a
+    gain ``g`` dB and an EQ curve ``e(m)`` dB over the mel bands add ``dct(g + e)[:20]`` to
+    every frame exactly (above the -100 dB floor); a compressor, modelled as scaling the
+    log-mel swings around their window mean by ``c``, scales the MFCCs' deviations from the
+    window mean and the onset envelope (mean positive rise in dB) by ``c``. Chroma (per-frame
+    max-normalised) and the onset / beat flags and the grid are left as they are.
+
+    Args:
+        gain_db: (B,) dB. eq_db: (B, K) amplitudes (dB) of ``cos(pi k (m + 0.5) / 128)``,
+            k = 1..K, over the mel bands m. squash: (B,) compression factor ``c`` (1: none).
+    """
+    from scipy.fft import dct
+
+    from opendance.engine.music.features import CH_ENVELOPE, CH_MFCC, N_MELS, N_MFCC
+
+    out = np.array(music, dtype=np.float32, copy=True)
+    m = (np.arange(N_MELS) + 0.5) / N_MELS
+    k = np.arange(1, eq_db.shape[1] + 1)
+    curve = np.asarray(gain_db, np.float64)[:, None] + eq_db @ np.cos(np.pi * k[:, None] * m[None, :])
+    offset = dct(curve, type=2, norm="ortho", axis=-1)[:, :N_MFCC]                # (B, 20)
+    c = np.asarray(squash, np.float64)[:, None, None]
+    mf = out[:, :, CH_MFCC].astype(np.float64)
+    mean = mf.mean(axis=1, keepdims=True)
+    out[:, :, CH_MFCC] = mean + c * (mf - mean) + offset[:, None, :]
+    out[:, :, CH_ENVELOPE] *= c[:, :, 0]
+    return out
+
+
+def spectral_augment(music: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``recording_chain`` with a random gain (``SPEC_AUG_GAIN_DB``), EQ (components 1..4,
+    each uniform in +-``SPEC_AUG_EQ_DB`` / k: a smooth tilt) and compression
+    (``SPEC_AUG_SQUASH``) per window of (B, F, FEATURE_DIM) raw features."""
+    b = music.shape[0]
+    eq = rng.uniform(-SPEC_AUG_EQ_DB, SPEC_AUG_EQ_DB, size=(b, 4)) / np.arange(1, 5)
+    return recording_chain(music, rng.uniform(*SPEC_AUG_GAIN_DB, size=b), eq,
+                           rng.uniform(*SPEC_AUG_SQUASH, size=b))
+
+
 def make_batch(bank: TokenBank, rng: np.random.Generator, b: int, n_tok: int, fpt: int, mc: MaskConfig,
                mask_ids: dict, joint: bool = True, starts: np.ndarray | None = None):
     """(MCTInputs, targets {branch: (B, L) int64}, masks, feats {branch: (B, 4L, C)})."""
@@ -299,6 +366,12 @@ def make_batch(bank: TokenBank, rng: np.random.Generator, b: int, n_tok: int, fp
     if aug.any() and music.shape[-1] >= 5:
         variant = rng.integers(1, bank.grids.shape[0], size=int(aug.sum()))
         music[aug, :, -5:] = bank.grids[variant[:, None], frame_idx[aug]]
+    if mc.p_no_bar > 0 and music.shape[-1] >= 5:
+        music[rng.random(b) < mc.p_no_bar, :, -3:-1] = 0.0
+    if mc.p_spectral_aug > 0:
+        sel = np.flatnonzero(rng.random(b) < mc.p_spectral_aug)
+        if sel.size:
+            music[sel] = spectral_augment(music[sel], rng)
     inputs = MCTInputs(
         music=torch.from_numpy(music),
         music_valid=torch.from_numpy(masks["music_valid"]),
@@ -742,7 +815,7 @@ def _train_loop(r: _Run, rng: np.random.Generator, progress: bool, snapshots: se
     from opendance.engine.motion_repr import BRANCHES
 
     args = r.args
-    mc = MaskConfig()
+    mc = MaskConfig(p_no_bar=args.p_no_bar, p_spectral_aug=args.spectral_aug)
     mask_ids = {br: r.model.cfg.mask_id(br) for br in BRANCHES}
     step, history, best = 0, [], math.inf
     if args.resume:

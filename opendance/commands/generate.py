@@ -71,6 +71,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-beat-snap", action="store_true",
                    help="keep the model's own timing (by default its dance is time-warped so the body's "
                         "pauses land on the tracked beats, as the live engine does chunk by chunk)")
+    p.add_argument("--level-music", action="store_true",
+                   help="standardise the song's spectral features to the model's training level before "
+                        "generating (real recordings: bigger arms on most, on some smaller; docs/model.md)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same dance)")
     p.add_argument("--backend", default="auto",
                    help="inference backend: auto, torch, onnxruntime, cuda, tensorrt")
@@ -233,23 +236,24 @@ def _run_model(args, audio: np.ndarray, sr: int) -> int:
 
     from opendance.engine.beat_warp import snap_song
     from opendance.engine.generator import Constraints, load_default_generator, load_generator
-    from opendance.engine.music.clip_features import extract_features
+    from opendance.engine.music.clip_features import song_features_for_model
     from opendance.engine.music.offline_beats import track_beats
     from opendance.engine.sampler import SamplerConfig
     from opendance.engine.stage import OutputStage
     from opendance.engine.stage.options import stage_config_from_args
     from opendance.exporters.formats import save_motion
 
-    t0 = time.perf_counter()
-    tracked = track_beats(audio, sr)
-    music = extract_features(audio, sr, tracked.beat_times_s, tracked.downbeat_times_s)
-    t_feat = time.perf_counter() - t0
     sampler = SamplerConfig(steps=args.steps, remask=args.remask, temperature=args.temperature,
                             cfg_scale=args.cfg)
     if args.model:
         gen = load_generator(args.model, backend=args.backend, sampler=sampler, candidates=args.candidates)
     else:
         gen = load_default_generator(backend=args.backend, sampler=sampler, candidates=args.candidates)
+    t0 = time.perf_counter()
+    tracked = track_beats(audio, sr)
+    level = gen.music_level() if args.level_music else (None, None)
+    music = song_features_for_model(audio, sr, tracked.beat_times_s, tracked.downbeat_times_s, *level)
+    t_feat = time.perf_counter() - t0
     n = (len(music) // gen.frames_per_token) * gen.frames_per_token
     cons = Constraints()
     if args.traj:
