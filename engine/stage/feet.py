@@ -48,6 +48,7 @@ attitude differs from the motion's.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -250,6 +251,7 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
         for f in range(2):
             _keep_foot(state, kept, f)
     if solve.any():
+        time.sleep(0)              # let a waiting thread (the output clock) take the GIL
         # both legs in one call: frames of the left leg, then of the right
         ft, fr = np.nonzero(solve.T)
         g_leg = grot[:, _LEG_IDX[:, :2]][fr, ft]                           # (N, 2, 3, 3): hip, knee

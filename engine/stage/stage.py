@@ -290,6 +290,8 @@ class OutputStage:
         root positions out (float64) and R, the revised frames before the chunk (0 or 1).
         The parts' states are kept as after the last final frame (all but the last)."""
         cfg, st = self.config, self._state
+        # time.sleep(0) between the steps hands the GIL to a waiting thread (the output
+        # clock) so the stage never holds it for a whole chunk on a busy machine
         q, t, rev = smooth_chunk(quats, trans, st.smooth, cfg.smooth, self.fps)
         if contacts is not None:
             given = np.asarray(contacts, np.float64)
@@ -299,11 +301,13 @@ class OutputStage:
             st.last_contacts = given[-1].copy()
             contacts = given
         keep = len(q) - 1 if cfg.smooth.enabled else len(q)
+        time.sleep(0)
         lq = q[:, LEG_CHAIN]
         r = np.empty(q.shape[:2] + (3, 3))
         r[:, LEG_CHAIN] = rot.quat_to_matrix(lq)
         joints, grot = leg_kinematics(r, t)
         planted = detect(joints, self.fps, st.contact, cfg.contact, cfg.floor_y_m, contacts, keep_after=keep)
+        time.sleep(0)
         root_rot, t_new, psi = anchor_chunk(r[:, 0], t, planted, st.anchor, cfg.anchor, self.fps, continuous,
                                             seam=rev, keep_after=keep, quats=q)
         # the anchor turned the body by psi about the root and moved the root: same for the joints
@@ -314,6 +318,7 @@ class OutputStage:
         joints = moved
         grot[:, LEG_CHAIN] = turn @ grot[:, LEG_CHAIN]
         r[:, 0] = root_rot
+        time.sleep(0)
         r, fs = fix_feet(r, t_new, planted, st.feet, cfg.feet, cfg.floor_y_m, fk=(joints, grot),
                          keep_after=keep, own=own, seam=None if continuous else rev, fps=self.fps)
         self.stats["pops"] = st.smooth.pops
