@@ -535,7 +535,30 @@ def _anchor_configs() -> dict:
     return {"stage (steered steps)": b,
             "additive pull (before 2026-12-07)": replace(b, anchor=replace(
                 b.anchor, steer=False, stiffness_per_s=6.0, max_speed_mps=0.6, planted_speed_mps=0.4)),
+            "heading turn not paced (before 2026-12-07, late)": replace(
+                b, anchor=replace(b.anchor, turn_with_motion=False)),
+            "no heading pull": replace(b, anchor=replace(b.anchor, heading=False)),
             "no anchor": replace(b, anchor=replace(b.anchor, free_roam=True))}
+
+
+def _session(args, style: str, bpm: float, seed: int, song) -> tuple[list, dict]:
+    """``_record_session`` of ``args.dancer`` on the song, or, with ``--sessions DIR``, the
+    one recorded there before (recorded and kept there when missing): the same recordings
+    replay through each change of the stage (trusted local files: pickle)."""
+    import pickle
+
+    if not args.sessions:
+        return _record_session(args.dancer, song, args.seconds)
+    path = Path(args.sessions) / f"{args.dancer}_{style}_{bpm}_{seed}_{args.seconds:g}s.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            got = pickle.load(f)
+        return got if isinstance(got, tuple) else (got, {})
+    got = _record_session(args.dancer, song, args.seconds)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(got, f)
+    return got
 
 
 def cmd_anchor(args) -> dict:
@@ -549,7 +572,7 @@ def cmd_anchor(args) -> dict:
     for style, bpm, seed in ANCHOR_SONGS[args.set]:
         song = synthesize_song(style, args.seconds, bpm=bpm, seed=seed)
         beats = np.asarray(song.beat_times_s)
-        rec, info = _record_session(args.dancer, song, args.seconds)
+        rec, info = _session(args, style, bpm, seed, song)
         row = {"song": f"{style}_{bpm}_seed{seed}", **info}
         for name, cfg in [("unstaged", None), *_anchor_configs().items()]:
             j, t0 = _replayed_joints(rec, cfg, skip)
@@ -723,6 +746,8 @@ def main() -> None:
     an.add_argument("--set", type=int, choices=sorted(ANCHOR_SONGS), default=1, help="which seven songs")
     an.add_argument("--seconds", type=float, default=30.0)
     an.add_argument("--skip-s", type=float, default=2.0, help="leave out the first seconds (the start-up)")
+    an.add_argument("--sessions", default=None, metavar="DIR",
+                    help="keep the recorded live sessions here and replay them on later runs")
     sh = sub.add_parser("sheet")
     sh.add_argument("--seconds", type=float, default=16.0)
     sh.add_argument("--tiles", type=int, default=8)

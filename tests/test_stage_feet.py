@@ -384,3 +384,41 @@ def test_a_heading_correction_unwinds_once_the_dancer_faces_the_audience_again()
     h = run(cfg, spin, np.ones((n, 2), bool))
     np.testing.assert_allclose(np.abs(np.diff(np.unwrap(np.radians(h[:90])))) * FPS,
                                np.radians(120.0), atol=1e-6)      # the spin as made
+
+
+def test_the_heading_turn_waits_for_the_dancers_pauses():
+    """A dancer stepping with its back to the camera whose arm moves for half a second and
+    holds still for the next half: paced by the body's motion (the default), the heading
+    correction turns it only while the arm moves, so every held frame stays still (a
+    pause on the beat stays a pause: a kinematic beat), and it is still brought within the
+    free angle; unpaced (or without the motion's rotations) the turn goes on through the
+    holds."""
+    from opendance.skeleton import L_SHOULDER
+
+    n = 300                                                       # 10 s
+    away = rot.rotation_about("y", np.full(n, np.radians(150.0)))
+    trans = np.tile([0.0, 0.9, 0.0], (n, 1))
+    stepping = np.zeros((n, 2), bool)
+    phase = np.arange(n) % 60                                     # up, hold, down, hold: 0.5 s each
+    moving = (phase < 15) | ((phase >= 30) & (phase < 45))
+    arm = np.cumsum(np.where(phase < 15, 0.05, np.where((phase >= 30) & (phase < 45), -0.05, 0.0)))
+    aa = np.zeros((n, 24, 3))
+    aa[:, L_SHOULDER, 2] = arm
+    quats = rot.matrix_to_quat(rot.axis_angle_to_matrix(aa))
+    quats[:, PELVIS] = rot.matrix_to_quat(away)
+
+    def run(cfg: AnchorConfig, with_quats: bool = True) -> np.ndarray:
+        state = AnchorState()
+        return np.concatenate([anchor_chunk(away[i:i + 16], trans[i:i + 16], stepping[i:i + 16], state, cfg,
+                                            FPS, quats=quats[i:i + 16] if with_quats else None)[2]
+                               for i in range(0, n, 16)])
+
+    psi = run(AnchorConfig())
+    step = np.abs(np.diff(psi))                                   # step[i]: frame i to i + 1
+    held = ~moving[1:]                                            # frame i + 1 is a held frame
+    assert step[held].max() < 1e-9                                # (rounding: the arm holds exactly)
+    assert step[~held].max() > 0.01
+    assert abs(150.0 + np.degrees(psi[-1])) <= AnchorConfig().free_angle_deg + 1.0
+    for unpaced in (run(AnchorConfig(turn_with_motion=False)), run(AnchorConfig(), with_quats=False)):
+        early = np.abs(np.diff(unpaced))[:60]                     # while still far beyond the free angle
+        assert early[held[:60]].min() > 1e-4                       # (the gate eases in at the start)

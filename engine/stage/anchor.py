@@ -58,6 +58,9 @@ STEER_SIDE_RAD = 0.2
 #: back by itself, and meeting it half way left part of it behind (facing away on the
 #: procedural dancer's funk_104 11 % -> 15 %).
 SPIN_RAD_S = math.radians(30.0)
+PACE_TAU_S = 2.0   # the body's recent mean joint speed (``turn_with_motion``): time constant
+PACE_POWER = 2.0   # a frame's share of the turn: (its joint speed / the recent mean) ** PACE_POWER
+PACE_MAX = 2.5     # ... at most this many times its even share
 SPIN_TAU_S = 0.5
 GATE_RATE = 0.35   # per frame at 30 FPS: the correction gate reaches ~90 % 0.17 s after a step starts
 
@@ -91,6 +94,12 @@ class AnchorConfig:
             not a spin or a turn-and-back a move makes (the pull would leave part of such
             a turn behind as an offset).
         heading: pull the heading at all.
+        turn_with_motion: pace the heading turn by the body's own motion: each frame's
+            turn is scaled by the square of the body's joint speed on that frame over its
+            recent mean (at most ``PACE_MAX`` times; needs ``anchor_chunk``'s ``quats``), so the turn
+            happens while the dancer moves and not in its pauses. A turn added at a pause
+            gives every joint speed there, and the pauses a dancer makes on the beat are
+            its kinematic beats.
     """
 
     free_roam: bool = False
@@ -108,6 +117,7 @@ class AnchorConfig:
     planted_turn_after_s: float = 1.5
     heading: bool = True
     steer: bool = True
+    turn_with_motion: bool = True
 
 
 @dataclass
@@ -118,7 +128,9 @@ class AnchorState:
     [0, 1], following "the dancer steps" with a short ease; away_s: how long the corrected
     heading has been beyond the free angle without a break, seconds; yaw_rate: the motion's
     own heading change, smoothed over ``SPIN_TAU_S``, radians/s; last_head: the motion's
-    heading on the last frame, radians (None fields before the first frame)."""
+    heading on the last frame, radians; last_q: (J, 4) the last frame's joint rotations and
+    speed_mean the body's recent mean joint speed, rad/s (``turn_with_motion``) (None fields
+    before the first frame)."""
 
     centre: np.ndarray | None = None
     out: np.ndarray | None = None
@@ -129,11 +141,14 @@ class AnchorState:
     away_s: float = 0.0
     yaw_rate: float = 0.0
     last_head: float | None = None
+    last_q: np.ndarray | None = None
+    speed_mean: float | None = None
 
     def copy(self) -> AnchorState:
         c = lambda a: None if a is None else a.copy()  # noqa: E731
         return AnchorState(c(self.centre), c(self.out), c(self.last_raw), c(self.last_step), self.psi,
-                           self.gate, self.away_s, self.yaw_rate, self.last_head)
+                           self.gate, self.away_s, self.yaw_rate, self.last_head, c(self.last_q),
+                           self.speed_mean)
 
 
 def heading(root_rot: np.ndarray) -> np.ndarray:
@@ -146,9 +161,31 @@ def _wrap(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
+def _pace(quats: np.ndarray, state: AnchorState, fps: float, k: int) -> list[float]:
+    """(T,) each frame's share of the heading turn (``AnchorConfig.turn_with_motion``): the
+    body's mean joint speed on the frame (rotation angle from the frame before, rad/s) over
+    its mean of the last ``PACE_TAU_S`` (exponential), to the power ``PACE_POWER``, at most
+    ``PACE_MAX``. ``state``'s
+    ``last_q`` and ``speed_mean`` are left as after ``k`` frames."""
+    q = np.asarray(quats, np.float64)
+    prev = q[:1] if state.last_q is None else state.last_q[None]
+    d = np.abs(np.einsum("tji,tji->tj", np.concatenate([prev, q[:-1]]), q))
+    speed = (2.0 * np.arccos(np.minimum(d, 1.0))).mean(axis=1) * fps        # (T,) rad/s
+    rate = 1.0 - math.exp(-1.0 / (fps * PACE_TAU_S))
+    m = state.speed_mean
+    out = []
+    for i, v in enumerate(speed.tolist()):
+        m = v if m is None else m + rate * (v - m)
+        out.append(min((v / m) ** PACE_POWER, PACE_MAX) if m > 1e-9 else 1.0)
+        if i == k - 1:
+            state.last_q, state.speed_mean = q[i].copy(), m
+    return out
+
+
 def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: AnchorState,
                  cfg: AnchorConfig, fps: float, continuous: bool = True, seam: int = 0,
-                 keep_after: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 keep_after: int | None = None, quats: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Anchor a chunk, continuing from ``state`` (updated in place).
 
     Args:
@@ -161,6 +198,8 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
             chunk's end and continue it).
         keep_after: leave ``state`` as after this many frames (None: all); the frames after
             it are provisional (a stream revises them).
+        quats: (T, J, 4) the motion's joint rotations (x, y, z, w), for
+            ``cfg.turn_with_motion``; None: the turn is not paced.
     Returns:
         (T, 3, 3) root rotations, (T, 3) root positions, and (T,) heading corrections
         (radians about +Y) applied per frame.
@@ -199,6 +238,7 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
     rows = xz.tolist()
     out_xz = np.empty((n, 2))
     k = n if keep_after is None else keep_after
+    pace = _pace(quats, state, fps, k) if cfg.turn_with_motion and quats is not None else [1.0] * n
     saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh)
     for i in range(n):
         x, z = rows[i]
@@ -221,12 +261,13 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
                 want = cfg.turn_stiffness_per_s * excess * dt
                 held = away >= cfg.planted_turn_after_s and abs(yr) < SPIN_RAD_S
                 still = min(want, planted_turn) if held else 0.0
-                p = _wrap(p - math.copysign(max(g * min(want, max_turn), still), err))
+                turn = min(max(g * min(want, max_turn), still) * pace[i], max_turn)
+                p = _wrap(p - math.copysign(turn, err))
             if p != 0.0 and planted_turn > 0.0:
                 # the motion faces the audience again: the correction unwinds (as slowly as
                 # the planted turn), never taking the body beyond the free angle
                 raw = _wrap(head[i] - facing)
-                q = p - math.copysign(min(abs(p), planted_turn), p)
+                q = p - math.copysign(min(abs(p), planted_turn * pace[i]), p)
                 if abs(_wrap(raw + p)) <= free_a + 1e-6 and abs(_wrap(raw + q)) <= free_a:
                     p = q
         c, s_ = math.cos(p), math.sin(p)

@@ -25,6 +25,7 @@ import numpy as np
 from opendance.skeleton import L_ANKLE, L_FOOT, R_ANKLE, R_FOOT, smpl_skeleton
 
 FEET = ((L_ANKLE, L_FOOT), (R_ANKLE, R_FOOT))   # (ankle, toe) joint per foot, left first
+_FEET_IDX = np.array(FEET)                      # (2 feet, (ankle, toe)) joint indices
 
 
 @lru_cache(maxsize=1)
@@ -102,8 +103,7 @@ def detect(joints: np.ndarray, fps: float, state: ContactState, cfg: ContactConf
     Returns:
         (T, 2) bool, True where the foot (left, right) is planted.
     """
-    idx = np.array(FEET)
-    pts = joints[:, idx]                                       # (T, 2, 2, 3)
+    pts = joints[:, _FEET_IDX]                                 # (T, 2, 2, 3)
     out = np.zeros((len(joints), 2), bool)
     n = len(joints)
     if n == 0:
@@ -115,16 +115,21 @@ def detect(joints: np.ndarray, fps: float, state: ContactState, cfg: ContactConf
             state.planted = out[k - 1].copy()
             state.last_low = pts[k - 1].copy()
         return out
-    h = foot_heights(joints, floor_y_m)
+    h = pts[..., 1] - floor_y_m                                # (T, 2, 2) sole heights (foot_heights)
+    h[..., 0] -= ankle_above_toe_m()
     prev = pts[0] if state.last_low is None else state.last_low
-    speed = np.linalg.norm(np.diff(np.concatenate([prev[None], pts]), axis=0), axis=-1) * fps   # (T, 2, 2)
+    step = np.diff(np.concatenate([prev[None], pts]), axis=0)
+    speed = np.sqrt(np.einsum("...i,...i->...", step, step)) * fps   # (T, 2, 2) m/s
     touch = (h <= cfg.touch_height_m).any(axis=-1)
     on = ((h <= cfg.on_height_m) & (speed <= cfg.on_speed_mps)).any(axis=-1) | touch
     hold = ((h <= cfg.off_height_m) & (speed <= cfg.off_speed_mps)).any(axis=-1) | touch
-    planted = state.planted.copy()
-    for i in range(n):
-        planted = np.where(planted, hold[i], on[i])
-        out[i] = planted
+    pl_l, pl_r = bool(state.planted[0]), bool(state.planted[1])
+    rows = []
+    for (hl, hr), (ol, orr) in zip(hold.tolist(), on.tolist(), strict=True):
+        pl_l = hl if pl_l else ol
+        pl_r = hr if pl_r else orr
+        rows.append((pl_l, pl_r))
+    out[:] = rows
     if k > 0:
         state.planted = out[k - 1].copy()
         state.last_low = pts[k - 1].copy()

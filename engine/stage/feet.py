@@ -254,11 +254,11 @@ def fix_feet(rotations: np.ndarray, trans: np.ndarray, contacts: np.ndarray, sta
         time.sleep(0)              # let a waiting thread (the output clock) take the GIL
         # both legs in one call: frames of the left leg, then of the right
         ft, fr = np.nonzero(solve.T)
-        hip, knee, ankle = _LEG_IDX[ft, 0], _LEG_IDX[ft, 1], _LEG_IDX[ft, 2]
-        hip_l, knee_l, ankle_l, _ = solve_leg(grot[fr, PELVIS], grot[fr, hip], grot[fr, knee], g_ank[fr, ft],
-                                              pos[fr, hip], pos[fr, knee], pos[fr, ankle], target[fr, ft],
-                                              cfg.reach_margin)
-        rotations[fr, hip], rotations[fr, knee], rotations[fr, ankle] = hip_l, knee_l, ankle_l
+        g_leg = grot[:, _LEG_IDX[:, :2]][fr, ft]                           # (N, 2, 3, 3): hip, knee
+        p_leg = pos[:, _LEG_IDX[:, :3]][fr, ft]                            # (N, 3, 3): hip, knee, ankle
+        solved = solve_leg(grot[fr, PELVIS], g_leg[:, 0], g_leg[:, 1], g_ank[fr, ft],
+                           p_leg[:, 0], p_leg[:, 1], p_leg[:, 2], target[fr, ft], cfg.reach_margin)
+        rotations[fr[:, None], _LEG_IDX[ft, :3]] = np.stack(solved[:3], 1)
     return rotations, stats
 
 
@@ -365,9 +365,8 @@ def lead_in(contacts: np.ndarray, frames: int) -> np.ndarray:
     out = c.copy()
     if frames <= 0:
         return out
-    for f in range(c.shape[1]):
-        for p in np.flatnonzero(c[1:, f] & ~c[:-1, f]) + 1:     # touch-downs
-            out[max(p - frames, 0):p, f] = True
+    for p, f in zip(*np.nonzero(c[1:] & ~c[:-1]), strict=True):   # touch-downs (a frame early)
+        out[max(p + 1 - frames, 0):p + 1, f] = True
     return out
 
 
@@ -503,12 +502,12 @@ def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, sta
     own yaw and the anchor's turn). Steps are from the last frame of ``state`` unless
     ``first``; metres, (x, z)."""
     n = len(pos)
-    idx = np.array(FEET)                                                   # (2 feet, 2 joints)
-    shown = pos[:, idx][..., [0, 2]]                                       # (T, 2, 2, 2)
+    idx = _FEET_IDX                                                        # (2 feet, 2 joints)
+    shown = pos[:, idx][..., ::2]                                          # (T, 2, 2, 2): x, z
     if own is None:
         own_xz, turn = shown, np.zeros(n)
     else:
-        own_xz, turn = own[0][:, idx][..., [0, 2]], own[1]
+        own_xz, turn = own[0][:, idx][..., ::2], own[1]
     prev_own = own_xz[:1] if first else state.last[None, :, 0]
     prev_shown = shown[:1] if first else state.last[None, :, 1]
     before_own = np.concatenate([prev_own, own_xz[:-1]])
@@ -528,7 +527,10 @@ def _hold_inputs(pos: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None, sta
         dyaw_own[seam] = dyaw_own[seam + 1] if seam + 1 < n else 0.0
     # the own motion in the shown frame (turned by the anchor's heading correction)
     c, sn = np.cos(turn)[:, None, None], np.sin(turn)[:, None, None]
-    d_own = np.stack([c * d_own[..., 0] + sn * d_own[..., 1], -sn * d_own[..., 0] + c * d_own[..., 1]], -1)
+    turned = np.empty_like(d_own)
+    turned[..., 0] = c * d_own[..., 0] + sn * d_own[..., 1]
+    turned[..., 1] = c * d_own[..., 1] - sn * d_own[..., 0]
+    d_own = turned
     sole = pos[:, idx, 1] - floor_y_m                                      # (T, 2, 2)
     w = _contact_point(d_own, sole[..., 0] - ankle_above_toe_m(), sole[..., 1])[..., None]   # (T, 2, 1)
     dc_own = (1 - w) * d_own[:, :, 0] + w * d_own[:, :, 1]                 # (T, 2, 2) contact point steps
@@ -562,11 +564,12 @@ def _contact_point(d: np.ndarray, h_ankle: np.ndarray, h_toe: np.ndarray) -> np.
     on the floor (only the toe when the heel is up by ``TOE_BLEND_M``, only the heel when
     the toe is, any point of a flat foot; sole heights (...) metres)."""
     up = (h_ankle - h_toe) / TOE_BLEND_M                      # > 0: the heel is up
-    lo, hi = np.clip(up, 0.0, 1.0), np.clip(1.0 + up, 0.0, 1.0)
+    lo, hi = np.minimum(np.maximum(up, 0.0), 1.0), np.minimum(np.maximum(1.0 + up, 0.0), 1.0)
     va, vt = d[..., 0, :], d[..., 1, :]
     dv = vt - va
-    s = -np.einsum("...i,...i->...", va, dv) / np.maximum(np.einsum("...i,...i->...", dv, dv), 1e-12)
-    return np.clip(s, lo, hi)
+    along = va[..., 0] * dv[..., 0] + va[..., 1] * dv[..., 1]
+    s = -along / np.maximum(dv[..., 0] ** 2 + dv[..., 1] ** 2, 1e-12)
+    return np.minimum(np.maximum(s, lo), hi)
 
 
 def _step_lift(lift_m: float, s: float, above_m: float) -> float:

@@ -89,13 +89,15 @@ def solve_leg(g_parent: np.ndarray, g_hip: np.ndarray, g_knee: np.ndarray, g_ank
     """
     thigh = p_knee - p_hip
     shin = p_ankle - p_knee
-    l1 = _norm(thigh)
-    l2 = _norm(shin)
-    d = _norm(target - p_hip)
-    d = np.clip(d, np.abs(l1 - l2) + 1e-4, (l1 + l2) * reach_margin)
+    m = len(thigh)
+    # |thigh|^2, |shin|^2, |target - hip|^2 and thigh . shin in one pass
+    dots = np.einsum("ni,ni->n", np.concatenate([thigh, shin, target - p_hip, thigh]),
+                     np.concatenate([thigh, shin, target - p_hip, shin]))
+    l1, l2, d = np.sqrt(dots[:m]), np.sqrt(dots[m:2 * m]), np.sqrt(dots[2 * m:3 * m])
+    d = np.minimum(np.maximum(d, np.abs(l1 - l2) + 1e-4), (l1 + l2) * reach_margin)
     # bend: angle between thigh and shin directions (0 = straight)
-    cos_now = np.clip(np.einsum("ni,ni->n", thigh, shin) / np.maximum(l1 * l2, _EPS), -1.0, 1.0)
-    cos_want = np.clip((d * d - l1 * l1 - l2 * l2) / np.maximum(2 * l1 * l2, _EPS), -1.0, 1.0)
+    cos_now = np.minimum(np.maximum(dots[3 * m:] / np.maximum(l1 * l2, _EPS), -1.0), 1.0)
+    cos_want = np.minimum(np.maximum((d * d - l1 * l1 - l2 * l2) / np.maximum(2 * l1 * l2, _EPS), -1.0), 1.0)
     delta = np.arccos(cos_want) - np.arccos(cos_now)                 # more bend > 0
     n = _cross(thigh, shin)
     straight = _norm(n) < 1e-6 * np.maximum(l1 * l2, _EPS)

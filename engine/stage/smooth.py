@@ -159,34 +159,34 @@ def remove_pops(q: np.ndarray, t: np.ndarray, prev_q: np.ndarray | None, prev_t:
         (T, J, 4), (T, 3) with pops replaced, and the number of joint pops replaced.
         Frame T-1 is never changed (its next frame is unknown).
     """
-    q = q.copy()
-    t = t.copy()
     n_prev = 0 if prev_q is None else len(prev_q)
     allq = q if n_prev == 0 else np.concatenate([prev_q, q])
     allt = t if n_prev == 0 else np.concatenate([prev_t, t])
     n = len(allq)
-    if n < 4:
-        return q, t, 0
+    a = max(2, n_prev)                              # frames a .. n-2: two before and one after
+    if n < 4 or a >= n - 1:
+        return q.copy(), t.copy(), 0
     allq = continuous_signs(allq)          # so midpoints are short arcs
-    k = np.arange(max(2, n_prev), n - 1)          # frames with two before and one after
-    if len(k) == 0:
-        return q, t, 0
-    mid = _nlerp(allq[k - 1], allq[k + 1], 0.5)
-    dev = _angle(allq[k], mid)
-    span = _angle(allq[k - 1], allq[k + 1])
-    v_in = _angle(allq[k - 2], allq[k - 1])
+    m = n - 1 - a
+    q0, q1, q2, q3 = allq[a - 2:n - 3], allq[a - 1:n - 2], allq[a:n - 1], allq[a + 1:n]   # k-2 .. k+1
+    mid = _nlerp(q1, q3, 0.5)
+    # the three angles (deviation, span, the step in) in one pass
+    ang = _angle(np.concatenate([q2, q1, q0]), np.concatenate([mid, q3, q1]))
+    dev, span, v_in = ang[:m], ang[m:2 * m], ang[2 * m:]
     pop = (dev > cfg.pop_min_rad) & (dev > cfg.pop_ratio * span) & (dev > cfg.pop_ratio * v_in)
     count = int(pop.sum())
+    q = q.copy()
     if count:
         rows, joints = np.nonzero(pop)
-        q[k[rows] - n_prev, joints] = mid[rows, joints]
-    mid_t = 0.5 * (allt[k - 1] + allt[k + 1])
-    dev_t = _length(allt[k] - mid_t)
-    span_t = _length(allt[k + 1] - allt[k - 1])
-    vin_t = _length(allt[k - 1] - allt[k - 2])
+        q[rows + (a - n_prev), joints] = mid[rows, joints]
+    t0, t1, t2, t3 = allt[a - 2:n - 3], allt[a - 1:n - 2], allt[a:n - 1], allt[a + 1:n]
+    mid_t = 0.5 * (t1 + t3)
+    lens = _length(np.concatenate([t2 - mid_t, t3 - t1, t1 - t0]))
+    dev_t, span_t, vin_t = lens[:m], lens[m:2 * m], lens[2 * m:]
     pop_t = (dev_t > cfg.pop_min_m) & (dev_t > cfg.pop_ratio * span_t) & (dev_t > cfg.pop_ratio * vin_t)
+    t = t.copy()
     if pop_t.any():
-        t[k[pop_t] - n_prev] = mid_t[pop_t]
+        t[np.flatnonzero(pop_t) + (a - n_prev)] = mid_t[pop_t]
     return q, t, count + int(pop_t.sum())
 
 

@@ -309,7 +309,7 @@ class OutputStage:
         planted = detect(joints, self.fps, st.contact, cfg.contact, cfg.floor_y_m, contacts, keep_after=keep)
         time.sleep(0)
         root_rot, t_new, psi = anchor_chunk(r[:, 0], t, planted, st.anchor, cfg.anchor, self.fps, continuous,
-                                            seam=rev, keep_after=keep)
+                                            seam=rev, keep_after=keep, quats=q)
         # the anchor turned the body by psi about the root and moved the root: same for the joints
         turn = rot.rotation_about("y", psi)[:, None]                                 # (T, 1, 3, 3)
         own = (joints, psi)
