@@ -543,22 +543,24 @@ def _anchor_configs() -> dict:
 
 def _session(args, style: str, bpm: float, seed: int, song) -> tuple[list, dict]:
     """``_record_session`` of ``args.dancer`` on the song, or, with ``--sessions DIR``, the
-    one recorded there before (recorded and kept there when missing): the same recordings
-    replay through each change of the stage (trusted local files: pickle)."""
-    import pickle
-
+    one recorded there before (recorded and kept there when missing, as NPZ: the chunks'
+    start times, their lengths, all their quaternions and root positions, and the session's
+    counts as JSON): the same recordings replay through each change of the stage."""
     if not args.sessions:
         return _record_session(args.dancer, song, args.seconds)
-    path = Path(args.sessions) / f"{args.dancer}_{style}_{bpm}_{seed}_{args.seconds:g}s.pkl"
+    path = Path(args.sessions) / f"{args.dancer}_{style}_{bpm}_{seed}_{args.seconds:g}s.npz"
     if path.exists():
-        with open(path, "rb") as f:
-            got = pickle.load(f)
-        return got if isinstance(got, tuple) else (got, {})
-    got = _record_session(args.dancer, song, args.seconds)
+        with np.load(path) as z:
+            bounds = np.cumsum(np.concatenate([[0], z["lengths"]]))
+            rec = [(float(s0), z["quats"][a:b], z["trans"][a:b])
+                   for s0, a, b in zip(z["starts"], bounds[:-1], bounds[1:], strict=True)]
+            return rec, json.loads(str(z["info"]))
+    rec, info = _record_session(args.dancer, song, args.seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(got, f)
-    return got
+    np.savez(path, starts=np.array([s0 for s0, _, _ in rec]), lengths=np.array([len(q) for _, q, _ in rec]),
+             quats=np.concatenate([q for _, q, _ in rec]), trans=np.concatenate([t for _, _, t in rec]),
+             info=json.dumps(info))
+    return rec, info
 
 
 def cmd_anchor(args) -> dict:
