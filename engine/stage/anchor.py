@@ -94,12 +94,12 @@ class AnchorConfig:
             not a spin or a turn-and-back a move makes (the pull would leave part of such
             a turn behind as an offset).
         heading: pull the heading at all.
-        turn_with_motion: pace the heading turn by the body's own motion: each frame's
-            turn is scaled by the square of the body's joint speed on that frame over its
-            recent mean (at most ``PACE_MAX`` times; needs ``anchor_chunk``'s ``quats``), so the turn
-            happens while the dancer moves and not in its pauses. A turn added at a pause
-            gives every joint speed there, and the pauses a dancer makes on the beat are
-            its kinematic beats.
+        turn_with_motion: pace the heading turn (and its unwinding) by the body's own
+            motion: each frame's turn is scaled by the square of the body's joint speed on
+            that frame over its recent mean (at most ``PACE_MAX`` times; needs
+            ``anchor_chunk``'s ``quats``), so the turn happens while the dancer moves and
+            not in its pauses. A turn added at a pause gives every joint speed there, and
+            the pauses a dancer makes on the beat are its kinematic beats.
     """
 
     free_roam: bool = False
@@ -165,8 +165,7 @@ def _pace(quats: np.ndarray, state: AnchorState, fps: float, k: int) -> list[flo
     """(T,) each frame's share of the heading turn (``AnchorConfig.turn_with_motion``): the
     body's mean joint speed on the frame (rotation angle from the frame before, rad/s) over
     its mean of the last ``PACE_TAU_S`` (exponential), to the power ``PACE_POWER``, at most
-    ``PACE_MAX``. ``state``'s
-    ``last_q`` and ``speed_mean`` are left as after ``k`` frames."""
+    ``PACE_MAX``. ``state``'s ``last_q`` and ``speed_mean`` are left as after ``k`` frames."""
     q = np.asarray(quats, np.float64)
     prev = q[:1] if state.last_q is None else state.last_q[None]
     d = np.abs(np.einsum("tji,tji->tj", np.concatenate([prev, q[:-1]]), q))
