@@ -30,8 +30,10 @@ joints as received and in the dancer's own frame).
 
 ``anchor`` does the same on seven songs (95-140 BPM, several styles; ``--set 2`` another
 seven) and replays them with the anchor's ways of bringing the dancer back: steering its
-steps (the default), the additive pull used before 2026-12-07, and no anchor; per song and
-as means.
+steps (the default), the additive pull used before 2026-12-07, the heading turn not paced by
+the motion, no heading pull, and no anchor; per song and as means. ``--sessions DIR`` keeps
+the recorded sessions (NPZ) and replays them on later runs, so builds compare on the same
+motion.
 
 ``parts`` runs a live session in this process (the dancer on the synthesized song, real
 time), records every chunk the stage is given, and replays the recording through the stage
