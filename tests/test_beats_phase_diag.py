@@ -4,26 +4,15 @@ beats carry every onset."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-DIAG = Path(__file__).resolve().parents[1] / "benchmarks" / "beats_phase_diag.py"
+from support.scripts import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def diag():
-    spec = importlib.util.spec_from_file_location("beats_phase_diag", DIAG)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["beats_phase_diag"] = mod
-    try:
-        spec.loader.exec_module(mod)
+    with benchmark_module("beats_phase_diag") as mod:
         yield mod
-    finally:
-        sys.modules.pop("beats_phase_diag", None)
 
 
 def test_grid_runs_label_on_off_and_tempo(diag):

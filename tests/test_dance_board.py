@@ -3,31 +3,21 @@ and the held-out songs it scores on."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.scripts import benchmark_module
 
 from opendance.motion import Motion
 from opendance.training.synth.corpus_writer import plan_corpus
 from opendance.training.synth.held_out import HELD_OUT_SEED_BASE, HELD_OUT_SPECS, held_out_songs
 
-BOARD = Path(__file__).resolve().parents[1] / "benchmarks" / "dance_board.py"
-
 
 @pytest.fixture(scope="module")
 def board():
-    spec = importlib.util.spec_from_file_location("dance_board", BOARD)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dance_board"] = mod          # dataclasses look their module up while defining
-    try:
-        spec.loader.exec_module(mod)
+    with benchmark_module("dance_board") as mod:
         yield mod
-    finally:
-        sys.modules.pop("dance_board", None)
 
 
 def bounce(beats: np.ndarray, seconds: float, arms: float = 0.0) -> Motion:

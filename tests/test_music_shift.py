@@ -3,26 +3,15 @@ features from the training corpus's, in corpus standard deviations."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "music_shift.py"
+from support.scripts import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def shift():
-    spec = importlib.util.spec_from_file_location("music_shift", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["music_shift"] = mod
-    try:
-        spec.loader.exec_module(mod)
+    with benchmark_module("music_shift") as mod:
         yield mod
-    finally:
-        sys.modules.pop("music_shift", None)
 
 
 def test_a_shifted_channel_and_an_unknown_bar_are_reported(shift):
