@@ -367,7 +367,9 @@ def make_batch(bank: TokenBank, rng: np.random.Generator, b: int, n_tok: int, fp
         variant = rng.integers(1, bank.grids.shape[0], size=int(aug.sum()))
         music[aug, :, -5:] = bank.grids[variant[:, None], frame_idx[aug]]
     if mc.p_no_bar > 0 and music.shape[-1] >= 5:
-        music[rng.random(b) < mc.p_no_bar, :, -3:-1] = 0.0
+        from opendance.engine.music.features import CH_BAR_COS, CH_BAR_SIN
+
+        music[rng.random(b) < mc.p_no_bar, :, CH_BAR_SIN:CH_BAR_COS + 1] = 0.0
     if mc.p_spectral_aug > 0:
         sel = np.flatnonzero(rng.random(b) < mc.p_spectral_aug)
         if sel.size:

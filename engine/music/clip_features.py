@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from opendance.engine.music.features import CH_ENVELOPE, CH_ONSET, FPS, beat_grid, stream_spectral
+from opendance.engine.music.features import (
+    CH_ENVELOPE,
+    CH_ONSET,
+    FPS,
+    SPECTRAL_DIM,
+    beat_grid,
+    stream_spectral,
+)
 from opendance.engine.music.offline_beats import downbeats_from_accents, track_beats_from_events
 
 
@@ -58,7 +65,7 @@ def song_features_for_model(audio: np.ndarray, sample_rate: int, beat_times_s: n
     if len(downbeat_times_s) < 2:
         down = counted_downbeats(beat_times_s, music[:, CH_ENVELOPE])
         if len(down) >= 2:
-            music = np.concatenate([music[:, :-5], beat_grid(len(music), beat_times_s, down)], axis=1)
+            music[:, SPECTRAL_DIM:] = beat_grid(len(music), beat_times_s, down)
     if level_mean is not None and level_std is not None:
         c = slice(0, CH_ONSET)
         x = music[:, c].astype(np.float64)
