@@ -32,6 +32,12 @@ Dancers (``--dancers``, comma separated):
   model:PATH          the same with the MCT checkpoint PATH (``generate --model PATH``).
   model@T, model:PATH@T   the same sampled at temperature T (``generate --temperature T``;
                       without it, the sampler's default).
+  live-model, live-model:PATH, live-procedural
+                      the live engine (``opendance live``) on the song's audio, on a
+                      simulated clock (``tests/support/live_sim.py``): the causal beat
+                      clock's beats and bar, the scheduler's 16-frame chunks and seeds,
+                      its beat snap for the model; ``--shipped`` adds the output stage
+                      chunk by chunk, as live (not afterwards, as for ``generate``).
   file                a recording (``--motion FILE`` with ``--song NAME`` or ``--audio``).
 
 ``--shipped`` scores every dancer as ``opendance generate`` writes it instead: a model's
@@ -109,6 +115,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the test tooling: support.* (the live simulation)
 
 from opendance.errors import InputError, OpenDanceError  # noqa: E402
 from opendance.motion import Motion  # noqa: E402
@@ -251,6 +258,52 @@ class StagedDancer(Dancer):
         return OutputStage(StageConfig(), m.fps).process_motion(m)
 
 
+class LiveDancer(Dancer):
+    """The live engine (``opendance live``) on the song's audio, on a simulated clock
+    (``tests/support/live_sim.py``): the causal beat clock and music timeline, the
+    scheduler's chunks with its seeds and beat snap, the model's live settings
+    (``LIVE_CANDIDATES``) or the procedural groove; the output stage only with
+    ``--shipped`` (then chunk by chunk, as live)."""
+
+    def __init__(self, inner: str, path: str | None = None, backend: str = "auto", stage: bool = False):
+        base = "live-procedural" if inner == "procedural" else ("live-model" if path is None else
+                                                               f"live-model:{path}")
+        super().__init__(base, takes_text=inner == "model")
+        self.inner, self.path, self.backend, self.stage = inner, path, backend, stage
+        self._gen = None
+        self.runs: dict[str, dict] = {}
+
+    def _generator(self):
+        if self._gen is None:
+            if self.inner == "procedural":
+                from opendance.engine.fallback_groove import GrooveGenerator
+                self._gen = GrooveGenerator()
+                self.info = {"what": "the live groove (GrooveGenerator)"}
+            else:
+                from opendance.engine.generator import load_default_generator, load_generator
+                from opendance.validate import LIVE_CANDIDATES
+                self._gen = (load_generator(self.path, backend=self.backend, candidates=LIVE_CANDIDATES)
+                             if self.path else load_default_generator(backend=self.backend,
+                                                                      candidates=LIVE_CANDIDATES))
+                self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
+                             "text_encoder": self._gen.text.name, "candidates": LIVE_CANDIDATES}
+            self.info.update({"live": "simulated clock (tests/support/live_sim.py)",
+                              "output_stage": "default" if self.stage else "off"})
+        return self._gen
+
+    def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
+        from support.live_sim import simulate_live
+
+        from opendance.engine.stage import StageConfig
+
+        run = simulate_live(song.song.audio, song.song.sample_rate, self._generator(), seed=seed * 100_003,
+                            style=text, stage=StageConfig() if self.stage else None)
+        self.runs.setdefault(song.name, {"first_frame_s": round(run.first_frame_s, 3),
+                                         "locked_share": round(run.locked_share, 3), "chunks": run.counts})
+        self.info["sessions"] = self.runs
+        return run.motion
+
+
 class FileDancer(Dancer):
     """A recorded motion file (any format ``exporters.formats.load_motion`` reads)."""
 
@@ -269,6 +322,9 @@ class FileDancer(Dancer):
 def make_dancer(spec: str, backend: str, shipped: bool = False,
                 candidates: int = OFFLINE_CANDIDATES, level_music: bool = False) -> Dancer:
     """A dancer by name (see the module docstring); ``shipped``: as ``generate`` writes it."""
+    if spec == "live-procedural" or spec.split(":")[0] == "live-model":
+        return LiveDancer("procedural" if spec == "live-procedural" else "model",
+                          spec.split(":", 1)[1] if ":" in spec else None, backend, stage=shipped)
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
     elif spec.split("@")[0] == "model" or spec.startswith("model:"):
@@ -283,8 +339,8 @@ def make_dancer(spec: str, backend: str, shipped: bool = False,
         d = None
     if d is not None:
         return StagedDancer(d) if shipped else d
-    raise InputError(f"unknown dancer {spec!r}; use procedural, procedural-tracked, model, model:PATH "
-                     "(a recording: --motion FILE)")
+    raise InputError(f"unknown dancer {spec!r}; use procedural, procedural-tracked, model, model:PATH, "
+                     "live-procedural, live-model, live-model:PATH (a recording: --motion FILE)")
 
 
 # ----------------------------------------------------------------------------- songs

@@ -79,6 +79,10 @@ class ChunkGenerator(Protocol):
         beat_aligned: True when its chunks are on the music's beat grid by construction
             (the procedural groove); the stream scheduler then never beat-snaps them.
             Default False (a learned model: its chunks are warped onto the predicted beats).
+        counted_bar: True when its music windows should carry a bar counted from the beats
+            where the beat clock knows no downbeat (the learned model: it learned to dance
+            with a bar; ``MusicTimeline.window(..., counted_bar=True)``). Default False
+            (the procedural groove counts its own bars).
     """
 
     fps: float               # 30

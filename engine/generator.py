@@ -165,6 +165,9 @@ class MCTGenerator:
     """
 
     fps: float = FPS
+    #: live music windows carry a bar counted from the beats where the clock knows none
+    #: (``engine.api.ChunkGenerator``): the model learned to dance with a bar
+    counted_bar = True
 
     def __init__(self, model: MCT, tokenizer, backend, text_encoder=None, context_tokens: int | None = None,
                  sampler: SamplerConfig | None = None, refine_cfg=None, seam_frames: int = SEAM_FRAMES,

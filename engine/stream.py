@@ -291,6 +291,8 @@ class StreamScheduler:
         self.snap_stats = {"chunks": 0, "warped": 0, "pairs": 0, "shift_ms_sum": 0.0}
         # a generator on the beat by construction (the procedural groove) is never warped
         self.beat_snap_on = bool(self.config.beat_snap) and not getattr(generator, "beat_aligned", False)
+        # a generator that dances to a bar gets one counted from the beats where the clock has none
+        self._window_kw = {"counted_bar": True} if getattr(generator, "counted_bar", False) else {}
         if self.beat_snap_on:          # import now (scipy, ~0.5 s), not inside the first chunk
             import opendance.engine.beat_warp  # noqa: F401
 
@@ -584,7 +586,7 @@ class StreamScheduler:
         """The generator's chunk: (n_new, 24, 4) quats, (n_new, 3) trans, timings (ms), and
         the generator's own next frames when it gives them and the chunk is not beat-snapped."""
         ctx = self.context_frames
-        music, valid = self.timeline.window(start_a - ctx / self.fps, ctx + n_new)
+        music, valid = self.timeline.window(start_a - ctx / self.fps, ctx + n_new, **self._window_kw)
         req = GenerationRequest(prefix=self._prefix, music=music, spectral_valid_frames=int(valid),
                                 n_new_frames=n_new, controls=self._model_controls(controls),
                                 steps=int(steps), refine=bool(refine),

@@ -95,13 +95,19 @@ class MusicTimeline:
         idx = np.arange(f0, f1) % self._cap
         return self._rows[idx, CH_CHROMA].mean(axis=0)
 
-    def window(self, start_audio_s: float, n_frames: int) -> tuple[np.ndarray, int]:
+    def window(self, start_audio_s: float, n_frames: int, counted_bar: bool = False
+               ) -> tuple[np.ndarray, int]:
         """Music features for frames at audio times ``start_audio_s + i / FPS``.
 
         Args:
             start_audio_s: audio time of the first row (rounded to the 30 FPS grid; may be
                 negative: rows before the stream carry the analysis of silence).
             n_frames: rows wanted.
+            counted_bar: where the clock knows no downbeat, the bar channels carry its
+                counted bar (``BeatClock.beats_between(..., counted=True)``), as the
+                offline features give the learned model one
+                (``clip_features.song_features_for_model``); what the clock reports
+                (``state``: OSC, the VJ outputs) keeps the bar unknown.
         Returns:
             music: (n_frames, FEATURE_DIM) float32; spectral channels are real for the
                 leading ``spectral_valid_frames`` rows and zero after; the grid channels
@@ -124,7 +130,7 @@ class MusicTimeline:
             t0, t1 = f0 / FPS, (f0 + n) / FPS
             p = self._clock.period_s
             if self._clock.has_grid:
-                beats, downbeats = self._clock.beats_between(t0 - 2 * p, t1 + 2 * p)
+                beats, downbeats = self._clock.beats_between(t0 - 2 * p, t1 + 2 * p, counted_bar)
             else:
                 beats, downbeats = np.zeros(0), np.zeros(0)
         music[:, SPECTRAL_DIM:] = beat_grid(n, beats, downbeats, start_s=f0 / FPS)

@@ -9,7 +9,7 @@ import pytest
 from support.beat_eval import evaluate, standard_cases
 
 from opendance.engine.music.beat_clock import BeatClock
-from opendance.engine.music.features import stream_spectral
+from opendance.engine.music.features import CH_BAR_COS, CH_BAR_SIN, stream_spectral
 from opendance.engine.music.offline_beats import track_beats
 from opendance.realtime.test_signals import make_track
 
@@ -107,6 +107,30 @@ def test_downbeat_found_on_accented_clicks_and_unknown_on_backbeat():
     assert s.downbeat_phase == pytest.approx(0.125, abs=0.02)
     drums_clock, _ = _run_clock(make_track(16.0, 120, "drums", seed=2))
     assert np.isnan(drums_clock.state(drums_clock.now_s).downbeat_phase)
+
+
+def test_the_learned_dancer_is_given_a_counted_bar_where_the_clock_knows_none():
+    import threading
+
+    from opendance.realtime.analyzer import MusicTimeline
+
+    clock, _ = _run_clock(make_track(16.0, 120, "drums", seed=2))   # a backbeat: no bar to tell
+    assert np.isnan(clock.state(clock.now_s).downbeat_phase)   # what it reports stays unknown
+    beats, down = clock.beats_between(8.0, 15.5)
+    assert down.size == 0
+    beats, down = clock.beats_between(8.0, 15.5, counted=True)
+    assert down.size >= 3 and np.allclose(np.diff(down), 4 * 0.5, atol=0.03)
+    assert np.all(np.min(np.abs(down[:, None] - beats[None, :]), axis=1) < 1e-9)   # on its beats
+    # the model's window carries that bar; without ``counted_bar`` its bar channels are zero
+    timeline = MusicTimeline(clock, threading.Lock())
+    music, _ = timeline.window(9.0, 60, counted_bar=True)
+    assert np.abs(music[:, CH_BAR_SIN:CH_BAR_COS + 1]).max() > 0.9
+    music, _ = timeline.window(9.0, 60)
+    assert np.abs(music[:, CH_BAR_SIN:CH_BAR_COS + 1]).max() == 0.0
+    # where the clock knows the bar (accented clicks), the counted bar is that bar
+    clicks, _ = _run_clock(make_track(16.0, 120, "clicks", seed=2))
+    known = clicks.beats_between(8.0, 14.0)[1]
+    assert known.size >= 2 and np.array_equal(clicks.beats_between(8.0, 14.0, counted=True)[1], known)
 
 
 def test_offline_tracker_matches_truth():

@@ -384,3 +384,21 @@ def test_the_scheduler_says_when_it_is_making_a_chunk():
     assert len(seen) >= 3 and all(seen)
     assert not all(idle)
     assert not sg.busy()
+
+
+def test_a_generator_that_dances_to_a_bar_asks_for_the_counted_bar():
+    class _Timeline(FakeTimeline):
+        def window(self, start_audio_s, n_frames, **kw):
+            self.kw = kw
+            return super().window(start_audio_s, n_frames)
+
+    class _BarGenerator(FakeGenerator):
+        counted_bar = True              # as the learned model declares (engine.api.ChunkGenerator)
+
+    for gen, want in ((FakeGenerator(), {}), (_BarGenerator(), {"counted_bar": True})):
+        clock = lambda: 0.0             # noqa: E731
+        tl = _Timeline(clock)
+        sg = StreamScheduler(gen, MotionBuffer(fps=30.0), tl, FakeBeatClock(), clock,
+                             lambda: ControlState(steps=2), GrooveFallback(), StreamConfig(beat_snap=False))
+        assert sg.step().mode == "model"
+        assert tl.kw == want

@@ -40,7 +40,9 @@ Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.Sub
 A 4/4 **downbeat** estimate picks the beat slot (mod 4) where the harmony changes most
 (``add_harmonic_change``, fed by the analyzer from the chroma) or, failing a clear
 answer, where the onset accent is strongest; a slot must beat every other by
-``bar_contrast`` or the bar stays unknown (nan).
+``bar_contrast`` or the bar stays unknown (nan). The learned dancer is given a bar even
+then (``beats_between(..., counted=True)``): bars counted from the strongest accent slot
+so far (``counted_slot``), as offline features count them (``clip_features.counted_downbeats``).
 
 All times are audio time in seconds (the sample clock of the stream, 0 = first sample).
 """
@@ -164,6 +166,12 @@ PREDICT_ON, PREDICT_OFF = -0.3, -0.5
 #: in 8 s windows: GTZAN clips at least -0.05 but one jazz clip (-0.18 in one window); on
 #: the synthesized arrangements the clock had tracked on the off-beat, medians +0.06 to
 #: +0.23 (held-out latin 96, tracked right, -0.01 to -0.05: why the margin is 0.1).
+#: The counted bar (``BeatClock._count_bar``) moves to another accent slot only when that
+#: slot's mean accent is this many times the counted slot's. Measured with the bundled
+#: model live (``tests/support/live_sim.py``) on the 53 recordings of
+#: ``benchmarks/dance_board.py --recordings``: phase-locking after 5 s 0.399 with no
+#: counted bar, 0.443 never switching, 0.442 at 1.15, 0.465 at 1.5 (2026-12-07).
+COUNT_SWITCH = 1.5
 ARB_WINDOW_S = 8.0
 ARB_MIN_BEATS = 8
 ARB_HALF_WIDTH = 3
@@ -256,6 +264,7 @@ class BeatClock:
         self._harm_sum = np.zeros(beats_per_bar)
         self._harm_n = np.zeros(beats_per_bar)
         self._bar_slot: int | None = None
+        self._counted_slot = 0           # the bar the learned dancer is given (``counted_slot``)
         self._lin = np.zeros(int(ARB_WINDOW_S * self.rate) + 16)   # ring: linear flux / its running mean
         self._lin_mean = 0.0
         self._arb_next = 0               # frame of the next half-beat check
@@ -601,7 +610,22 @@ class BeatClock:
             second = np.sort(means)[-2]
             if means[k] > 0 and means[k] >= self.bar_contrast * second:
                 self._bar_slot = k
-                return
+                break
+        self._count_bar()
+
+    def _count_bar(self) -> None:
+        """The counted bar's slot: the downbeat when the clock knows it; else the accent slot
+        whose mean beats the slot counted so far by ``COUNT_SWITCH`` (so near-equal slots do
+        not flip the bar back and forth), once every slot has 2 accents; slot 0 before."""
+        if self._bar_slot is not None:
+            self._counted_slot = self._bar_slot
+            return
+        if self._accent_n.min() < 2:
+            return
+        means = self._accent_sum / self._accent_n
+        k = int(np.argmax(means))
+        if means[k] > COUNT_SWITCH * means[self._counted_slot]:
+            self._counted_slot = k
 
     def committed_beat_indices(self) -> list[tuple[float, int]]:
         """(time_s, beat index) of the committed beats, oldest first (at most 512)."""
@@ -635,17 +659,26 @@ class BeatClock:
         """(B,) seconds: beats the clock has output so far (the causal beat track)."""
         return np.array([t for t, _ in self._past])
 
-    def beats_between(self, t_from_s: float, t_to_s: float) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def counted_slot(self) -> int:
+        """The beat slot (index mod ``beats_per_bar``) of the counted bar's downbeat: the
+        clock's bar when it knows one, else the strongest accent slot (``_count_bar``)."""
+        return self._bar_slot if self._bar_slot is not None else self._counted_slot
+
+    def beats_between(self, t_from_s: float, t_to_s: float, counted: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """Beats and downbeats (seconds) in [t_from_s, t_to_s): committed ones where audio
-        has passed, predicted ones after. Downbeats empty when the bar is unknown."""
+        has passed, predicted ones after. Downbeats empty when the bar is unknown, unless
+        ``counted``: then the counted bar's (``counted_slot``), what the learned dancer is
+        given (it learned to dance with a bar and loses its timing without one)."""
         past = [(t, i) for t, i in self._past if t_from_s <= t < t_to_s]
         start = self._past[-1][0] + 0.5 * self.period_s if self._past else t_from_s
         future = self.predict_beats(max(start, t_from_s), t_to_s)
         beats = np.concatenate([[t for t, _ in past], future]) if past or future.size else np.zeros(0)
-        if self._bar_slot is None or not self._past:
+        if (self._bar_slot is None and not counted) or not self._past:
             return beats, np.zeros(0)
         t_last, i_last = self._past[-1]
         idx = [i for _, i in past] + [i_last + round((t - t_last) / self.period_s) for t in future]
-        slot = self._bar_slot
+        slot = self.counted_slot
         down = np.array([t for t, i in zip(beats, idx, strict=True) if i % self.beats_per_bar == slot])
         return beats, down
