@@ -13,13 +13,15 @@ the dancer's own motion:
   anchor``) the phase-locking of the kinematic beats moved by +0.02 (procedural) and -0.03
   (model) against -0.01 and -0.06 with the additive pull used before, which kept the body
   moving through its pauses. A step within ``STEER_SIDE_RAD`` of straight out has no side
-  of its own: it turns toward the side the steps were turned to last, and when the steps'
+  of its own. While the dancer steps (a foot in the air) it gets the blend of both turns,
+  which is shorter (down to nothing half way through the band): a shorter step, still a
+  step. While both feet are planted the body's travel is its slide or sway over its feet:
+  it turns toward the side the steps were turned to last, at its full length, and when the
   side changes the turn swings over at ``SIDE_SWITCH_RAD_S`` (``steer_keeps_speed``). Until
-  2026-12-07 (s12) such a step got the blend of both turns, which is shorter: down to
-  nothing half way through the band, so a dancer sliding outward (the model slides its body
-  at 20-30 cm/s) was stopped there, about 50 times a song, and every stop was a pause the
-  dance did not have, a kinematic beat off the music (model, 14 replayed sessions:
-  phase-locking 0.434 -> 0.473 with the speed kept, unstaged 0.471).
+  2026-12-07 (s12) it was shortened as a step is, and a body sliding outward (the model
+  slides at 20-30 cm/s) was stopped half way through the band, about 50 times a song: each
+  stop a pause the dance did not have, a kinematic beat off the music (14 replayed sessions:
+  model phase-locking 0.434 -> 0.474, unstaged 0.470; procedural 0.723 -> 0.741).
   Scaling outward steps down instead (no turn) loses the model's beat as the pull does
   (-0.07): the model's steps are a steady slide whose speed carries the beat;
 * optionally (``stiffness_per_s`` > 0; off by default) an additive spring: beyond the free
@@ -106,10 +108,13 @@ class AnchorConfig:
             not a spin or a turn-and-back a move makes (the pull would leave part of such
             a turn behind as an offset).
         heading: pull the heading at all.
-        steer_keeps_speed: a step nearly straight out is turned toward the side the steps
-            were turned to last, at its full length (a change of side swings over at
-            ``SIDE_SWITCH_RAD_S``); False: the blend of both turns, shorter (before
-            2026-12-07, s12): it stopped a dancer sliding outward half way through the band.
+        steer_keeps_speed: while both feet are planted (the anchor's gate off: the body
+            slides or sways over its feet) a step nearly straight out is turned toward the
+            side the steps were turned to last, at its full length (a change of side swings
+            over at ``SIDE_SWITCH_RAD_S``); a step with a foot in the air still gets the blend
+            of both turns (shorter). False: the blend always (before 2026-12-07, s12): it
+            stopped a body sliding outward half way through the band, a pause the dance did
+            not have.
         turn_with_motion: pace the heading turn (and its unwinding) by the body's own
             motion: each frame's turn is scaled by the square of the body's joint speed on
             that frame over its recent mean (at most ``PACE_MAX`` times; needs
@@ -202,22 +207,30 @@ def _pace(quats: np.ndarray, state: AnchorState, fps: float, k: int) -> list[flo
     return out
 
 
-def _steer(dx: float, dz: float, ux: float, uz: float, f: float, side: float, left: float,
+def _steer(dx: float, dz: float, ux: float, uz: float, f: float, side: float, left: float, stepping: float,
            keep_speed: bool) -> tuple[float, float, float, float]:
     """One step (dx, dz), metres, turned toward the stage centre (``AnchorConfig.steer``).
 
     ``(ux, uz)`` is the unit vector from the centre out to the root; ``f`` in (0, 1] the share
-    of the angle between the step and straight in to turn it by. The step's angle a from
-    straight out (0) toward straight in (+-pi) goes to ``a + f (side pi - a)``: a rotation, so
-    the step keeps its length and the body its speed, and with it its pauses. A step nearly
-    straight out (``|a| < STEER_SIDE_RAD``) has no clear side: it turns toward ``side``, the
-    side (+1 / -1, 0: none yet) the steps were last turned toward. A change of side would make
-    the turn jump by ``2 pi f``: the jump is kept in ``left`` (radians), which the caller runs
-    out at ``SIDE_SWITCH_RAD_S``, the shorter way round (through straight in past f = 0.5).
-    ``keep_speed`` False: the steering before 2026-12-07 (s12), where such a step got the blend
-    of both turns, continuous but shorter, down to nothing at f = 0.5 (a pause the dance did
-    not have). Returns the turned step and the new ``side`` and ``left``."""
+    of the angle between the step and straight in to turn it by: the step's angle a from
+    straight out (0) toward straight in (+-pi) goes to ``a + f (side pi - a)``. A step nearly
+    straight out (``|a| < STEER_SIDE_RAD``) has no clear side of its own. Two ways:
+
+    * the body's own travel while both feet are down (``stepping`` 0: it slides or sways over
+      its planted feet): a rotation, so the step keeps its length and the body its speed, and
+      with it its pauses. A step nearly straight out turns toward ``side``, the side (+1 / -1,
+      0: none yet) the steps were last turned toward. A change of side would make the turn
+      jump by ``2 pi f``: the jump is kept in ``left`` (radians), which the caller runs out at
+      ``SIDE_SWITCH_RAD_S``, the shorter way round (through straight in past f = 0.5);
+    * a step (``stepping`` 1: a foot in the air, the anchor's gate) and every step with
+      ``keep_speed`` False (the only way before 2026-12-07, s12): a step nearly straight out
+      gets the blend of both turns, continuous but shorter, down to nothing at f = 0.5: a
+      shorter step, still a step (the foot's lift and landing stay where they were).
+
+    Between the two (the gate eases over a few frames) the steps are mixed. Returns the turned
+    step and the new ``side`` and ``left``."""
     a = math.atan2(dz * ux - dx * uz, dx * ux + dz * uz)
+    kx = kz = 0.0
     if keep_speed:
         if side == 0.0 or (abs(a) >= STEER_SIDE_RAD and (a > 0.0) != (side > 0.0)):
             new = 1.0 if a >= 0.0 else -1.0
@@ -226,10 +239,15 @@ def _steer(dx: float, dz: float, ux: float, uz: float, f: float, side: float, le
             side = new
         turn = f * (side * math.pi - a) + left
         ct, st = math.cos(turn), math.sin(turn)
-    else:
-        turn = f * (math.pi - abs(a))
-        ct, st = math.cos(turn), max(-1.0, min(1.0, a / STEER_SIDE_RAD)) * math.sin(turn)
-    return ct * dx - st * dz, st * dx + ct * dz, side, left
+        kx, kz = ct * dx - st * dz, st * dx + ct * dz
+        if stepping <= 1e-3:
+            return kx, kz, side, left
+    turn = f * (math.pi - abs(a))
+    ct, st = math.cos(turn), max(-1.0, min(1.0, a / STEER_SIDE_RAD)) * math.sin(turn)
+    bx, bz = ct * dx - st * dz, st * dx + ct * dz
+    if not keep_speed:
+        return bx, bz, side, left
+    return kx + stepping * (bx - kx), kz + stepping * (bz - kz), side, left
 
 
 def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: AnchorState,
@@ -329,7 +347,7 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
             dist = math.hypot(ex, ez)
             if dist > free_r and (dx != 0.0 or dz != 0.0):
                 f = min((dist - free_r) / steer_span, 1.0)
-                dx, dz, ss, sl = _steer(dx, dz, ex / dist, ez / dist, f, ss, sl, cfg.steer_keeps_speed)
+                dx, dz, ss, sl = _steer(dx, dz, ex / dist, ez / dist, f, ss, sl, g, cfg.steer_keeps_speed)
         sl -= math.copysign(min(abs(sl), side_step), sl)     # a change of side swings over
         ox += dx
         oz += dz
