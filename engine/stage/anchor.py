@@ -19,9 +19,10 @@ the dancer's own motion:
   it turns toward the side the steps were turned to last, at its full length, and when the
   side changes the turn swings over at ``SIDE_SWITCH_RAD_S`` (``steer_keeps_speed``). Until
   2026-12-07 (s12) it was shortened as a step is, and a body sliding outward (the model
-  slides at 20-30 cm/s) was stopped half way through the band, about 50 times a song: each
-  stop a pause the dance did not have, a kinematic beat off the music (14 replayed sessions:
-  model phase-locking 0.434 -> 0.474, unstaged 0.470; procedural 0.723 -> 0.741).
+  slides at 20-30 cm/s) was slowed wherever it passed straight out, about 50 times a song,
+  down to a stop half way through the band: each stop a pause the dance did not have, a
+  kinematic beat off the music (14 replayed sessions: model phase-locking 0.434 -> 0.474,
+  unstaged 0.470; procedural 0.723 -> 0.741).
   Scaling outward steps down instead (no turn) loses the model's beat as the pull does
   (-0.07): the model's steps are a steady slide whose speed carries the beat;
 * optionally (``stiffness_per_s`` > 0; off by default) an additive spring: beyond the free
