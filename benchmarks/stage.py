@@ -31,7 +31,8 @@ joints as received and in the dancer's own frame).
 ``anchor`` does the same on seven songs (95-140 BPM, several styles; ``--set 2`` another
 seven) and replays them with the anchor's ways of bringing the dancer back: steering its
 steps (the default), the additive pull used before 2026-12-07, the heading turn not paced by
-the motion, no heading pull, and no anchor; per song and as means. ``--sessions DIR`` keeps
+the motion, steps straight out shortened by the steering (before 2026-12-07, s12), no
+steering, no heading pull, and no anchor; per song and as means. ``--sessions DIR`` keeps
 the recorded sessions (NPZ) and replays them on later runs, so builds compare on the same
 motion.
 
@@ -539,6 +540,9 @@ def _anchor_configs() -> dict:
                 b.anchor, steer=False, stiffness_per_s=6.0, max_speed_mps=0.6, planted_speed_mps=0.4)),
             "heading turn not paced (before 2026-12-07, late)": replace(
                 b, anchor=replace(b.anchor, turn_with_motion=False)),
+            "steps straight out shortened (before 2026-12-07, s12)": replace(
+                b, anchor=replace(b.anchor, steer_keeps_speed=False)),
+            "no steering": replace(b, anchor=replace(b.anchor, steer=False)),
             "no heading pull": replace(b, anchor=replace(b.anchor, heading=False)),
             "no anchor": replace(b, anchor=replace(b.anchor, free_roam=True))}
 
@@ -565,9 +569,23 @@ def _session(args, style: str, bpm: float, seed: int, song) -> tuple[list, dict]
     return rec, info
 
 
+def _beats_kept(ref: np.ndarray, got: np.ndarray, tol: int = 1) -> float:
+    """How well kinematic beats (frame indices) ``got`` agree with ``ref`` (the unstaged
+    motion's): 2 x (beats of ``got`` within ``tol`` frames of one of ``ref``) / (both counts),
+    1 when the stage left every beat on its frame and added none. Steadier than the
+    phase-locking value, which moves with every beat moved, toward the beat or away."""
+    if len(ref) == 0 or len(got) == 0:
+        return float(len(ref) == len(got))
+    hit = int((np.abs(got[:, None] - ref[None]).min(axis=1) <= tol).sum())
+    return 2.0 * hit / (len(ref) + len(got))
+
+
 def cmd_anchor(args) -> dict:
     """Live sessions of ``--dancer`` on the songs of ``--set``, each replayed through the stage
-    with each way of anchoring (``_anchor_configs``); beat locking, drift, slide, jitter."""
+    with each way of anchoring (``_anchor_configs``); beat locking, drift, slide, jitter,
+    facing away, and ``beats_kept`` (``_beats_kept``: the kinematic beats left on the unstaged
+    motion's frames)."""
+    from opendance.training.metrics.bas import motion_beats
     from opendance.training.synth.music import synthesize_song
 
     skip = int(round(args.skip_s * FPS))
@@ -578,12 +596,17 @@ def cmd_anchor(args) -> dict:
         beats = np.asarray(song.beat_times_s)
         rec, info = _session(args, style, bpm, seed, song)
         row = {"song": f"{style}_{bpm}_seed{seed}", **info}
+        kin0 = None
         for name, cfg in [("unstaged", None), *_anchor_configs().items()]:
             j, t0 = _replayed_joints(rec, cfg, skip)
             nums = stage_numbers(j, FPS)
+            kin = np.round(motion_beats(j, FPS) * FPS).astype(int)
+            kin0 = kin if kin0 is None else kin0
             row[name] = {"root_max_m": round(nums["root_max_m"], 3),
                          "contact_skate_cms": round(nums["contact_skate_cms"], 3),
-                         "jitter_share": round(nums["jitter_share"], 4), **_beat_locking(j, t0, beats)}
+                         "jitter_share": round(nums["jitter_share"], 4),
+                         "facing_away": round(nums["back_to_camera_frac"], 4),
+                         "beats_kept": round(_beats_kept(kin0, kin), 4), **_beat_locking(j, t0, beats)}
         per.append(row)
         print(f"[stage bench] anchor {args.dancer} {row['song']}", file=sys.stderr, flush=True)
     mean = {n: {k: round(float(np.mean([r[n][k] for r in per])), 4) for k in per[0][n]} for n in names}

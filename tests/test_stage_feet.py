@@ -143,6 +143,46 @@ def test_the_anchor_brings_a_drifting_dancer_back_without_moving_its_pauses():
     assert far_pull < 0.5 and kept_pull < 0.75          # the outward steps lose their pause
 
 
+def _slide_out(cfg: AnchorConfig, planted: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """A dancer whose body travels away from stage centre at 0.3 m/s for 10 s, its direction
+    wobbling 0.15 rad either side of straight out once a second (so it crosses straight out,
+    where a step has no side of its own to be turned toward), with both feet planted (its body
+    slides over them, as the model's does) or a foot in the air (stepping), anchored in
+    16-frame chunks: (the steps' lengths as made, (N - 1,) metres; the anchored steps,
+    (N - 1, 2) metres on the floor; the farthest the anchored root gets from centre, m)."""
+    n = 300
+    wobble = 0.15 * np.sin(2 * np.pi * np.arange(n) / FPS)
+    trans = np.zeros((n, 3))
+    trans[:, 1] = 0.9
+    trans[:, 0] = np.cumsum(np.sin(wobble)) * 0.3 / FPS
+    trans[:, 2] = np.cumsum(np.cos(wobble)) * 0.3 / FPS
+    state, eye, feet = AnchorState(), np.tile(np.eye(3), (n, 1, 1)), np.full((n, 2), planted)
+    out = np.concatenate([anchor_chunk(eye[i:i + 16], trans[i:i + 16], feet[i:i + 16], state, cfg, FPS)[1]
+                          for i in range(0, n, 16)])
+    made = np.linalg.norm(np.diff(trans[:, [0, 2]], axis=0), axis=-1)
+    return made, np.diff(out[:, [0, 2]], axis=0), float(np.linalg.norm(out[:, [0, 2]] - out[0, [0, 2]],
+                                                                        axis=-1).max())
+
+
+def test_steering_keeps_the_speed_of_a_body_sliding_straight_out():
+    """While both feet are planted the steering turns the body's travel toward the centre
+    without shortening it, also where it points straight out (it turns toward the side the
+    steps were turned to last, and swings over within a few frames when their side changes):
+    the body's speed, and with it its pauses (its kinematic beats), stays as made. The blend
+    of both turns used before (and still for a step, a foot in the air: a shorter step is
+    still a step) shortened such travel down to nothing half way through the band: the body
+    stopped there, pauses the dance did not have."""
+    made, steps, far = _slide_out(AnchorConfig(), planted=True)
+    length = np.linalg.norm(steps, axis=-1)
+    assert np.abs(length - made).max() < 1e-9                     # every step as long as made
+    assert far < AnchorConfig().radius_m                          # and still kept on stage
+    heading = np.unwrap(np.arctan2(steps[:, 0], steps[:, 1]))
+    assert np.abs(np.diff(heading)).max() < 1.0                   # none reverses in one frame
+    for cfg, planted in ((AnchorConfig(steer_keeps_speed=False), True), (AnchorConfig(), False)):
+        made, steps, far = _slide_out(cfg, planted)
+        assert np.linalg.norm(steps, axis=-1).min() < 0.1 * made.min() and far < 0.3
+
+
 def test_free_roam_keeps_the_path():
     raw = stepping_drift(6.0, drift_mps=0.15)
     out = OutputStage(_free_roam()).process_motion(raw)

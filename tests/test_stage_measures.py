@@ -51,3 +51,17 @@ def test_shortest_rotation_takes_u_to_v_and_stays_a_rotation():
     ang = np.arccos(np.clip(np.einsum("ni,ni->n", un, vn), -1, 1))
     turned = np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1))
     np.testing.assert_allclose(turned[2:], ang[2:], atol=1e-7)
+
+
+def test_beats_kept_counts_the_kinematic_beats_the_stage_left_on_their_frames():
+    """``benchmarks/stage.py``'s ``_beats_kept``: beats within a frame of the unstaged ones
+    count, one moved farther counts as lost and as new, one added as new."""
+    from support.scripts import benchmark_module
+
+    with benchmark_module("stage") as stage:
+        ref = np.array([10, 30, 50, 70])
+        assert stage._beats_kept(ref, ref) == 1.0
+        assert stage._beats_kept(ref, ref + 1) == 1.0                      # within one frame
+        assert stage._beats_kept(ref, np.array([10, 30, 50, 74])) == 0.75  # one moved 4 frames
+        assert stage._beats_kept(ref, np.array([10, 30, 40, 50, 70])) == 8 / 9   # one added
+        assert stage._beats_kept(ref, np.zeros(0, int)) == 0.0

@@ -8,13 +8,21 @@ the dancer's own motion:
   steps is turned toward the centre, by the share ``f = (distance - free_radius_m) /
   (radius_m - free_radius_m)`` (capped at 1) of the angle between it and straight in; at
   ``radius_m`` and beyond an outward step becomes an inward one. Turning keeps each step's
-  length (but for steps within ``STEER_SIDE_RAD`` of straight out, which have no side to
-  turn toward and get the blend of both turns: shorter, and straight in at the radius), so
-  the body's speed, and with it where the dancer pauses (on the beat), stays as made: on
-  replayed live sessions (14 songs each, 90-140 BPM; ``benchmarks/stage.py anchor``) the
-  phase-locking of the kinematic beats moved by +0.02 (procedural) and -0.03
+  length, so the body's speed, and with it where the dancer pauses (on the beat), stays as
+  made: on replayed live sessions (14 songs each, 90-140 BPM; ``benchmarks/stage.py
+  anchor``) the phase-locking of the kinematic beats moved by +0.02 (procedural) and -0.03
   (model) against -0.01 and -0.06 with the additive pull used before, which kept the body
-  moving through its pauses.
+  moving through its pauses. A step within ``STEER_SIDE_RAD`` of straight out has no side
+  of its own. While the dancer steps (a foot in the air) it gets the blend of both turns,
+  which is shorter (down to nothing half way through the band): a shorter step, still a
+  step. While both feet are planted the body's travel is its slide or sway over its feet:
+  it turns toward the side the steps were turned to last, at its full length, and when the
+  side changes the turn swings over at ``SIDE_SWITCH_RAD_S`` (``steer_keeps_speed``). Until
+  2026-12-07 (s12) it was shortened as a step is, and a body sliding outward (the model
+  slides at 20-30 cm/s) was slowed wherever it passed straight out, about 50 times a song,
+  down to a stop half way through the band: each stop a pause the dance did not have, a
+  kinematic beat off the music (14 replayed sessions: model phase-locking 0.434 -> 0.474,
+  unstaged 0.470; procedural 0.723 -> 0.741).
   Scaling outward steps down instead (no turn) loses the model's beat as the pull does
   (-0.07): the model's steps are a steady slide whose speed carries the beat;
 * optionally (``stiffness_per_s`` > 0; off by default) an additive spring: beyond the free
@@ -50,9 +58,16 @@ import numpy as np
 
 from opendance import rotations as rot
 
-# Steps within this angle (radians) of straight out have no clear side to turn toward: they
-# are turned by a blend of both ways (see ``anchor_chunk``).
+#: Steps within this angle (radians) of straight out have no clear side to turn toward: they
+#: keep turning toward the side they were turned to last (``steer_keeps_speed``), or get a
+#: blend of both turns (the steering before 2026-12-07, s12; see ``anchor_chunk``).
 STEER_SIDE_RAD = 0.2
+#: With ``AnchorConfig.steer_keeps_speed``: when a step's side changes (it points more than
+#: ``STEER_SIDE_RAD`` to the other side of straight out), the turn moves over to the other
+#: side's the shorter way round (through straight in where the dancer is past the middle of
+#: the steering band, through straight out before it) at most this fast, radians/s: the step
+#: swings round over a few frames at its own speed instead of jumping or stopping.
+SIDE_SWITCH_RAD_S = 15.0
 #: The planted turn leaves a dancer alone while it turns by itself faster than this
 #: (radians/s, the motion's yaw rate smoothed over SPIN_TAU_S): a spin or a turn move comes
 #: back by itself, and meeting it half way left part of it behind (facing away on the
@@ -94,6 +109,13 @@ class AnchorConfig:
             not a spin or a turn-and-back a move makes (the pull would leave part of such
             a turn behind as an offset).
         heading: pull the heading at all.
+        steer_keeps_speed: while both feet are planted (the anchor's gate off: the body
+            slides or sways over its feet) a step nearly straight out is turned toward the
+            side the steps were turned to last, at its full length (a change of side swings
+            over at ``SIDE_SWITCH_RAD_S``); a step with a foot in the air still gets the blend
+            of both turns (shorter). False: the blend always (before 2026-12-07, s12): it
+            stopped a body sliding outward half way through the band, a pause the dance did
+            not have.
         turn_with_motion: pace the heading turn (and its unwinding) by the body's own
             motion: each frame's turn is scaled by the square of the body's joint speed on
             that frame over its recent mean (at most ``PACE_MAX`` times; needs
@@ -118,6 +140,7 @@ class AnchorConfig:
     heading: bool = True
     steer: bool = True
     turn_with_motion: bool = True
+    steer_keeps_speed: bool = True
 
 
 @dataclass
@@ -130,7 +153,9 @@ class AnchorState:
     own heading change, smoothed over ``SPIN_TAU_S``, radians/s; last_head: the motion's
     heading on the last frame, radians; last_q: (J, 4) the last frame's joint rotations and
     speed_mean the body's recent mean joint speed, rad/s (``turn_with_motion``) (None fields
-    before the first frame)."""
+    before the first frame); steer_side: the side (+1 / -1, 0 before any) the steps were
+    last turned toward and steer_left: the part of a change of side not yet swung over,
+    radians (``steer_keeps_speed``)."""
 
     centre: np.ndarray | None = None
     out: np.ndarray | None = None
@@ -143,12 +168,14 @@ class AnchorState:
     last_head: float | None = None
     last_q: np.ndarray | None = None
     speed_mean: float | None = None
+    steer_side: float = 0.0
+    steer_left: float = 0.0
 
     def copy(self) -> AnchorState:
         c = lambda a: None if a is None else a.copy()  # noqa: E731
         return AnchorState(c(self.centre), c(self.out), c(self.last_raw), c(self.last_step), self.psi,
                            self.gate, self.away_s, self.yaw_rate, self.last_head, c(self.last_q),
-                           self.speed_mean)
+                           self.speed_mean, self.steer_side, self.steer_left)
 
 
 def heading(root_rot: np.ndarray) -> np.ndarray:
@@ -179,6 +206,49 @@ def _pace(quats: np.ndarray, state: AnchorState, fps: float, k: int) -> list[flo
         if i == k - 1:
             state.last_q, state.speed_mean = q[i].copy(), m
     return out
+
+
+def _steer(dx: float, dz: float, ux: float, uz: float, f: float, side: float, left: float, stepping: float,
+           keep_speed: bool) -> tuple[float, float, float, float]:
+    """One step (dx, dz), metres, turned toward the stage centre (``AnchorConfig.steer``).
+
+    ``(ux, uz)`` is the unit vector from the centre out to the root; ``f`` in (0, 1] the share
+    of the angle between the step and straight in to turn it by: the step's angle a from
+    straight out (0) toward straight in (+-pi) goes to ``a + f (side pi - a)``. A step nearly
+    straight out (``|a| < STEER_SIDE_RAD``) has no clear side of its own. Two ways:
+
+    * the body's own travel while both feet are down (``stepping`` 0: it slides or sways over
+      its planted feet): a rotation, so the step keeps its length and the body its speed, and
+      with it its pauses. A step nearly straight out turns toward ``side``, the side (+1 / -1,
+      0: none yet) the steps were last turned toward. A change of side would make the turn
+      jump by ``2 pi f``: the jump is kept in ``left`` (radians), which the caller runs out at
+      ``SIDE_SWITCH_RAD_S``, the shorter way round (through straight in past f = 0.5);
+    * a step (``stepping`` 1: a foot in the air, the anchor's gate) and every step with
+      ``keep_speed`` False (the only way before 2026-12-07, s12): a step nearly straight out
+      gets the blend of both turns, continuous but shorter, down to nothing at f = 0.5: a
+      shorter step, still a step (the foot's lift and landing stay where they were).
+
+    Between the two (the gate eases over a few frames) the steps are mixed. Returns the turned
+    step and the new ``side`` and ``left``."""
+    a = math.atan2(dz * ux - dx * uz, dx * ux + dz * uz)
+    kx = kz = 0.0
+    if keep_speed:
+        if side == 0.0 or (abs(a) >= STEER_SIDE_RAD and (a > 0.0) != (side > 0.0)):
+            new = 1.0 if a >= 0.0 else -1.0
+            if side != 0.0:
+                left -= _wrap(f * (new - side) * math.pi)
+            side = new
+        turn = f * (side * math.pi - a) + left
+        ct, st = math.cos(turn), math.sin(turn)
+        kx, kz = ct * dx - st * dz, st * dx + ct * dz
+        if stepping <= 1e-3:
+            return kx, kz, side, left
+    turn = f * (math.pi - abs(a))
+    ct, st = math.cos(turn), max(-1.0, min(1.0, a / STEER_SIDE_RAD)) * math.sin(turn)
+    bx, bz = ct * dx - st * dz, st * dx + ct * dz
+    if not keep_speed:
+        return bx, bz, side, left
+    return kx + stepping * (bx - kx), kz + stepping * (bz - kz), side, left
 
 
 def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, state: AnchorState,
@@ -238,7 +308,9 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
     out_xz = np.empty((n, 2))
     k = n if keep_after is None else keep_after
     pace = _pace(quats, state, fps, k) if cfg.turn_with_motion and quats is not None else [1.0] * n
-    saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh)
+    ss, sl = state.steer_side, state.steer_left
+    side_step = SIDE_SWITCH_RAD_S * dt
+    saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh, ss, sl)
     for i in range(n):
         x, z = rows[i]
         if i == seam and not continuous:          # the chunk's first step from its own motion
@@ -275,18 +347,9 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
             ex, ez = ox - cx, oz - cz
             dist = math.hypot(ex, ez)
             if dist > free_r and (dx != 0.0 or dz != 0.0):
-                # the step's angle a from straight out (0) toward straight in (+-pi) is turned
-                # by the share f of what is left, toward its own side: turning keeps its length,
-                # so the body's speed, and with it its pauses, stay as they were. A step nearly
-                # straight out (|a| < STEER_SIDE_RAD) has no clear side: it gets the blend of
-                # both turns (shorter, and straight in at f = 1), so the result moves
-                # continuously with the step (no jump when its side changes)
-                ux, uz = ex / dist, ez / dist
-                a = math.atan2(dz * ux - dx * uz, dx * ux + dz * uz)
-                turn = min((dist - free_r) / steer_span, 1.0) * (math.pi - abs(a))
-                side = max(-1.0, min(1.0, a / STEER_SIDE_RAD))
-                ct, st_ = math.cos(turn), side * math.sin(turn)
-                dx, dz = ct * dx - st_ * dz, st_ * dx + ct * dz
+                f = min((dist - free_r) / steer_span, 1.0)
+                dx, dz, ss, sl = _steer(dx, dz, ex / dist, ez / dist, f, ss, sl, g, cfg.steer_keeps_speed)
+        sl -= math.copysign(min(abs(sl), side_step), sl)     # a change of side swings over
         ox += dx
         oz += dz
         if not cfg.free_roam:
@@ -301,8 +364,9 @@ def anchor_chunk(root_rot: np.ndarray, trans: np.ndarray, contacts: np.ndarray, 
         out_xz[i] = ox, oz
         psi[i] = p
         if i == k - 1:
-            saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh)
-    ox, oz, lx, lz, sx, sz, p, g, away, yr, lh = saved
+            saved = (ox, oz, lx, lz, sx, sz, p, g, away, yr, lh, ss, sl)
+    ox, oz, lx, lz, sx, sz, p, g, away, yr, lh, ss, sl = saved
+    state.steer_side, state.steer_left = ss, sl
     state.out = np.array([ox, oz])
     state.last_raw = np.array([lx, lz])
     state.last_step = np.array([sx, sz])
