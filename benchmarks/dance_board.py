@@ -296,7 +296,11 @@ class LiveDancer(Dancer):
 
         from opendance.engine.stage import StageConfig
 
-        run = simulate_live(song.song.audio, song.song.sample_rate, self._generator(), seed=seed * 100_003,
+        gen = self._generator()
+        if self.inner == "procedural":      # a new session's groove (it counts on from its last chunk)
+            from opendance.engine.fallback_groove import GrooveGenerator
+            gen = GrooveGenerator()
+        run = simulate_live(song.song.audio, song.song.sample_rate, gen, seed=seed * 100_003,
                             style=text, stage=StageConfig() if self.stage else None)
         self.runs.setdefault(song.name, {"first_frame_s": round(run.first_frame_s, 3),
                                          "locked_share": round(run.locked_share, 3), "chunks": run.counts})
