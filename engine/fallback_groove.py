@@ -18,6 +18,7 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -278,6 +279,15 @@ def _bounce_bar(fps: float) -> Motion:
     return Motion.from_axis_angle(aa, trans, fps)
 
 
+class GrooveState(NamedTuple):
+    """``GrooveGenerator``'s state after a chunk: ``done`` frames made so far; ``last`` the
+    last frame's routine position and step ((unwrapped beats, beats per frame), None
+    before any grid)."""
+
+    done: int
+    last: tuple[float, float] | None
+
+
 class GrooveGenerator:
     """The fallback groove as a ``ChunkGenerator``: dances the procedural routine on the beat
     grid channels of the music window, with no model, counting phrases on from chunk to
@@ -289,7 +299,9 @@ class GrooveGenerator:
     beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros when
     unknown), so it sees exactly what the model sees; until the grid is known it dances
     on the provisional grid (``PROVISIONAL_BPM`` counted from its own frame count), so it
-    does not stand still while the beat clock listens. ``state``: frames made so far.
+    does not stand still while the beat clock listens. ``state``: a ``GrooveState`` (frames
+    made so far and where in the routine the last one was), so a chunk made again from an
+    earlier state (the scheduler's preemption) continues from exactly there.
     """
 
     fps = 30.0
@@ -397,7 +409,7 @@ class GrooveGenerator:
         from opendance.engine.music.features import SPECTRAL_DIM
 
         n = int(request.n_new_frames)
-        done = 0 if request.prefix is None else int(request.prefix)
+        done, self._last = (0, None) if request.prefix is None else request.prefix
         if self.follow_controls and request.controls is not None:
             self._follow(request.controls)
         grid = np.asarray(request.music, np.float64)[-n:, SPECTRAL_DIM:SPECTRAL_DIM + 4]
@@ -414,4 +426,4 @@ class GrooveGenerator:
         quats, trans = self.groove.sample(np.concatenate([pos, ahead]))   # root around the floor origin
         motion = Motion(rot.quat_to_matrix(quats[:n]), trans[:n], self.fps)
         follow = Motion(rot.quat_to_matrix(quats[n:]), trans[n:], self.fps)
-        return GenerationResult(motion, done + n, {}, next_motion=follow)
+        return GenerationResult(motion, GrooveState(done + n, self._last), {}, next_motion=follow)

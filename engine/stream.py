@@ -90,6 +90,15 @@ class StreamConfig:
             at least one chunk's estimated cost) is left after the splice point; else the
             next seam is about as soon and safer, s. A preemption that is ready only after
             the chunk it replaces has played is undone and retried at once.
+        follow_grid: for a generator on the beat by construction (the procedural groove),
+            make buffered chunks that have not played yet again when the beat clock's
+            prediction for them has moved (``_grid_moved``: its phase at the chunk's end by
+            more than ``grid_redo_beats``, or it locked since): the groove then dances on
+            the clock's latest grid about 0.1 s ahead instead of the one it had when the
+            chunk was made, up to ``target_lead_s`` ahead. At most once per
+            ``preempt_min_interval_s`` of audio time, through the preemption's splice.
+        grid_redo_beats: how far (beats) the predicted beat phase must move, see
+            ``follow_grid``.
         seed: base sampling seed (chunk i uses seed + i), None = nondeterministic.
         late_warn_every_s: a model chunk ready after its first frame was due is logged as
             a warning at most this often (the late chunks in between are counted in the
@@ -116,6 +125,8 @@ class StreamConfig:
     preempt_in_chunk: bool = True
     preempt_margin_s: float = 0.03
     preempt_min_rest_s: float = 0.067
+    follow_grid: bool = True
+    grid_redo_beats: float = 0.06
     seed: int | None = 0
     late_warn_every_s: float = 30.0
     beat_snap: bool = True
@@ -161,6 +172,7 @@ class _Seam:
     model_to_world_xz: np.ndarray
     controls_version: int
     keyframe_used_version: int = -1
+    grid: tuple[float, float, float, bool] | None = None   # (audio s, phase, bpm, locked) it was made on
 
 
 @dataclass
@@ -171,6 +183,7 @@ class _Redo:
     seam: _Seam
     splice_audio_s: float
     undo: tuple | None = None     # the streamer's state before the rewind (``_undo_rewind``)
+    grid: bool = False            # made again for a new beat grid (``follow_grid``), not controls
 
 
 @dataclass
@@ -263,7 +276,7 @@ class StreamScheduler:
         self.context_frames = int(getattr(generator, "context_frames", 0))
         self.records: deque[ChunkRecord] = deque(maxlen=4096)   # ~35 min of chunks
         self.counts = {"model": 0, "fallback": 0, "error": 0, "frozen": 0, "missed": 0, "resync": 0,
-                       "preempted": 0, "error_exceptions": 0}
+                       "preempted": 0, "regrid": 0, "error_exceptions": 0}
         self.last_record: ChunkRecord | None = None
         self._costs = {False: deque(maxlen=self.config.cost_window),
                        True: deque(maxlen=self.config.cost_window)}
@@ -281,6 +294,7 @@ class StreamScheduler:
         self._want_lead_s = self.config.target_lead_s
         self._seams: deque[_Seam] = deque(maxlen=8)
         self._last_preempt_mono = -math.inf
+        self._last_regrid_a = -math.inf      # audio time of the last ``follow_grid`` redo
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -291,6 +305,7 @@ class StreamScheduler:
         self.snap_stats = {"chunks": 0, "warped": 0, "pairs": 0, "shift_ms_sum": 0.0}
         # a generator on the beat by construction (the procedural groove) is never warped
         self.beat_snap_on = bool(self.config.beat_snap) and not getattr(generator, "beat_aligned", False)
+        self.follow_grid = bool(self.config.follow_grid) and bool(getattr(generator, "beat_aligned", False))
         # a generator that dances to a bar gets one counted from the beats where the clock has none
         self._window_kw = {"counted_bar": True} if getattr(generator, "counted_bar", False) else {}
         if self.beat_snap_on:          # import now (scipy, ~0.5 s), not inside the first chunk
@@ -360,22 +375,48 @@ class StreamScheduler:
         ``preempt_in_chunk`` that includes the chunk playing now: the seam blend
         (inertialization) joins the new motion to the old mid-chunk."""
         controls = self.controls()
-        if not self._seams or time.monotonic() - self._last_preempt_mono < self.config.preempt_min_interval_s:
+        interval = self.config.preempt_min_interval_s
+        if not self._seams or time.monotonic() - self._last_preempt_mono < interval:
             return None
+        regrid = self.follow_grid and now_a - self._last_regrid_a >= interval
         cost = self._estimate_s(controls.steps, False, cautious=False)
         need = now_a + self.config.preempt_margin_s + cost
         seams = list(self._seams)
         end = self.buffer.end_audio_s()
         for i, seam in enumerate(seams):
-            if seam.controls_version == controls.version:
-                continue
-            if seam.start_audio_s >= need:
-                return _Redo(seam, seam.start_audio_s)
             chunk_end = seams[i + 1].start_audio_s if i + 1 < len(seams) else end
+            grid = False
+            if seam.controls_version == controls.version:
+                if not (regrid and chunk_end is not None and chunk_end > need and self._grid_moved(seam)):
+                    continue
+                grid = True
+            if seam.start_audio_s >= need:
+                return _Redo(seam, seam.start_audio_s, grid=grid)
             rest = max(self.config.preempt_min_rest_s, cost)   # room for a chunk as late again
             if self.config.preempt_in_chunk and chunk_end is not None and chunk_end - need >= rest:
-                return _Redo(seam, math.ceil(need * self.fps - 1e-6) / self.fps)
+                return _Redo(seam, math.ceil(need * self.fps - 1e-6) / self.fps, grid=grid)
         return None
+
+    def _grid_state(self, t_audio_s: float) -> tuple[float, float, float, bool]:
+        """(audio s, beat phase, tempo BPM, locked) of the beat clock at ``t_audio_s``."""
+        s = self.beat_clock.state(t_audio_s)
+        return (float(t_audio_s), float(s.phase), float(s.tempo_bpm), bool(getattr(s, "locked", True)))
+
+    def _grid_moved(self, seam: _Seam) -> bool:
+        """The beat clock's prediction for the chunk after ``seam`` has moved since it was
+        made (``StreamConfig.follow_grid``): it has locked since, or, locked, it puts the
+        beat phase at the chunk's end more than ``grid_redo_beats`` away or the tempo more
+        than 2 % away (what the chunk was made on: ``seam.grid``)."""
+        if seam.grid is None:
+            return False
+        t, phase, bpm, locked = seam.grid
+        _, now_phase, now_bpm, now_locked = self._grid_state(t)
+        if not now_locked or now_bpm <= 0:
+            return False
+        if not locked or bpm <= 0:
+            return True
+        moved = abs((now_phase - phase + 0.5) % 1.0 - 0.5)
+        return moved > self.config.grid_redo_beats or abs(now_bpm / bpm - 1.0) > 0.02
 
     def step(self, redo: _Redo | _Seam | None = None) -> ChunkRecord:
         """Generate and buffer one chunk now (the worker calls this; tests may too).
@@ -395,6 +436,11 @@ class StreamScheduler:
         seam = _Seam(plan.start_a, self._prefix, self._model_to_world_xz.copy(), controls.version,
                      self._keyframe_used_version)       # the state just before this chunk
         quats, trans, mode, timings, nxt = self._make(plan, controls, t_begin)
+        if self.follow_grid:
+            seam.grid = self._grid_state(plan.start_a + len(quats) / self.fps)
+            if redo is not None and redo.grid:
+                self._last_regrid_a = now_a
+                self.counts["regrid"] += 1
         return self._commit(plan, seam, quats, trans, mode, timings, controls, t_begin, nxt)
 
     def _plan(self, redo: _Redo | None, now_a: float, t_begin: float, controls: ControlState) -> _Plan:
@@ -458,7 +504,8 @@ class StreamScheduler:
         seam = redo.seam
         redo.undo = (self._prefix, self._model_to_world_xz, self._keyframe_used_version, list(self._seams),
                      self._last_preempt_mono, self._snap_ctx)
-        self._last_preempt_mono = t_begin
+        if not redo.grid:          # a new grid's redo does not hold back a control change's
+            self._last_preempt_mono = t_begin
         self._prefix = seam.prefix_before
         self._model_to_world_xz = seam.model_to_world_xz
         self._keyframe_used_version = seam.keyframe_used_version

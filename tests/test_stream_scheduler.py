@@ -402,3 +402,62 @@ def test_a_generator_that_dances_to_a_bar_asks_for_the_counted_bar():
                              lambda: ControlState(steps=2), GrooveFallback(), StreamConfig(beat_snap=False))
         assert sg.step().mode == "model"
         assert tl.kw == want
+
+
+class _ShiftedClock(FakeBeatClock):
+    """A fixed-tempo clock whose beats can be moved later by ``shift_s``."""
+
+    shift_s = 0.0
+
+    def state(self, t_audio_s):
+        return super().state(t_audio_s - self.shift_s)
+
+
+class _GridTimeline(FakeTimeline):
+    """Music windows whose grid channels come from a ``_ShiftedClock``."""
+
+    def __init__(self, now_audio_s, clock):
+        from opendance.engine.music.features import FEATURE_DIM
+
+        super().__init__(now_audio_s, dim=FEATURE_DIM)
+        self.clock = clock
+
+    def window(self, start_audio_s, n_frames, **kw):
+        from opendance.engine.music.features import SPECTRAL_DIM, beat_grid
+
+        music, valid = super().window(start_audio_s, n_frames)
+        period = 60.0 / self.clock.bpm
+        beats = self.clock.shift_s + period * np.arange(-4, 200)
+        start = round(start_audio_s * 30) / 30
+        music[:, SPECTRAL_DIM:] = beat_grid(n_frames, beats, beats[::4], start_s=start)
+        return music, valid
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_the_groove_follows_a_moved_beat_grid_in_the_motion_it_has_buffered(follow):
+    from opendance.engine.fallback_groove import GrooveGenerator
+
+    now = {"t": 1.0}
+    clock = _ShiftedClock(120.0)
+    buf = MotionBuffer(fps=30.0)
+    sg = StreamScheduler(GrooveGenerator(), buf, _GridTimeline(lambda: now["t"], clock), clock,
+                         lambda: now["t"], lambda: ControlState(), GrooveFallback(),
+                         StreamConfig(follow_grid=follow))
+    while buf.lead_s(now["t"]) <= sg._want_lead_s:
+        sg.step()
+    now["t"] += 0.3
+    assert sg.preempt_point(now["t"]) is None            # the grid has not moved
+    clock.shift_s = 0.01                                 # 0.02 beats: within grid_redo_beats
+    assert sg.preempt_point(now["t"]) is None
+    t_after = buf.end_audio_s() - 0.1                    # a buffered frame
+    before = buf.sample(t_after).quats.copy()
+    clock.shift_s = 0.1                                  # the clock moved its beats by 0.2 beats
+    redo = sg.preempt_point(now["t"])
+    if not follow:
+        assert redo is None
+        return
+    assert redo is not None and redo.grid and redo.splice_audio_s < t_after
+    sg.step(redo)
+    assert sg.counts["regrid"] == 1 and sg.counts["preempted"] == 1
+    assert np.abs(buf.sample(t_after).quats - before).max() > 0.02      # made again on the new grid
+    assert sg.preempt_point(now["t"]) is None            # now on the grid it has; and not again at once

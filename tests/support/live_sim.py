@@ -85,8 +85,11 @@ def simulate_live(audio: np.ndarray, sample_rate: int, generator, seed: int = 0,
         piece = x[i:i + block]
         analyzer.process(piece, (i + piece.size) / sample_rate)
         now[0] = (i + piece.size) / sample_rate
-        while buffer.lead_s(now[0]) <= sched._want_lead_s:   # the worker's rule (StreamScheduler._run)
-            sched.step()
+        while True:                                           # the worker's loop (StreamScheduler._run)
+            redo = sched.preempt_point(now[0]) if cfg.preempt else None
+            if buffer.lead_s(now[0]) > sched._want_lead_s and redo is None:
+                break
+            sched.step(redo)
         while f < n_frames and f / fps <= now[0]:            # frames the output clock has played
             s = buffer.sample(f / fps)
             if s is None or s.underrun:                       # never with the simulated fast machine
