@@ -398,8 +398,9 @@ class StreamScheduler:
         return None
 
     def _grid_state(self, t_audio_s: float) -> tuple[float, float, float, bool]:
-        """(audio s, beat phase, tempo BPM, locked) of the beat clock at ``t_audio_s``."""
-        s = self.beat_clock.state(t_audio_s)
+        """(audio s, beat phase, tempo BPM, locked) of the beat clock at ``t_audio_s`` (read
+        without waiting for the analyzer's lock where the clock offers that)."""
+        s = getattr(self.beat_clock, "state_nowait", self.beat_clock.state)(t_audio_s)
         return (float(t_audio_s), float(s.phase), float(s.tempo_bpm), bool(getattr(s, "locked", True)))
 
     def _grid_moved(self, seam: _Seam) -> bool:

@@ -152,6 +152,12 @@ PREDICT_MIN_BEATS = 2
 PREDICT_HALF_WIDTH = 3
 PREDICT_LOG_LOW, PREDICT_LOG_HIGH = -3.0, 2.0
 PREDICT_ON, PREDICT_OFF = -0.3, -0.5
+#: The counted bar (``BeatClock._count_bar``) moves to another accent slot only when that
+#: slot's mean accent is this many times the counted slot's. Measured with the bundled
+#: model live (``tests/support/live_sim.py``) on the 53 recordings of
+#: ``benchmarks/dance_board.py --recordings``: phase-locking after 5 s 0.399 with no
+#: counted bar, 0.443 never switching, 0.442 at 1.15, 0.465 at 1.5 (2026-12-07).
+COUNT_SWITCH = 1.5
 #: Half-beat arbitration (``BeatClock._arbitrate``): once a beat while locked by its fit,
 #: the clock compares aubio's linear flux (``SubHopEvents.odf`` over its running mean: loud
 #: low hits, the kick and the bass, weigh far more than in the log flux the filter
@@ -166,12 +172,6 @@ PREDICT_ON, PREDICT_OFF = -0.3, -0.5
 #: in 8 s windows: GTZAN clips at least -0.05 but one jazz clip (-0.18 in one window); on
 #: the synthesized arrangements the clock had tracked on the off-beat, medians +0.06 to
 #: +0.23 (held-out latin 96, tracked right, -0.01 to -0.05: why the margin is 0.1).
-#: The counted bar (``BeatClock._count_bar``) moves to another accent slot only when that
-#: slot's mean accent is this many times the counted slot's. Measured with the bundled
-#: model live (``tests/support/live_sim.py``) on the 53 recordings of
-#: ``benchmarks/dance_board.py --recordings``: phase-locking after 5 s 0.399 with no
-#: counted bar, 0.443 never switching, 0.442 at 1.15, 0.465 at 1.5 (2026-12-07).
-COUNT_SWITCH = 1.5
 ARB_WINDOW_S = 8.0
 ARB_MIN_BEATS = 8
 ARB_HALF_WIDTH = 3
