@@ -831,7 +831,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--dancers", default="procedural,model",
-                    help="comma-separated: procedural, procedural-tracked, model, model:PATH")
+                    help="comma-separated: procedural, procedural-tracked, model, model:PATH, "
+                         "live-procedural, live-model, live-model:PATH (the live engine on a "
+                         "simulated clock); see the module docstring")
     ap.add_argument("--songs", type=int, default=None, help="only the first N held-out songs")
     ap.add_argument("--quick", action="store_true",
                     help=f"songs {', '.join(QUICK_SONGS)}; one seed / prompt song")

@@ -183,3 +183,19 @@ def test_board_scores_dancers_on_annotated_recordings(board, tmp_path):
     res = json.loads(out.read_text())
     assert res["config"]["songs"] == ["clip_a"] and res["config"]["seed_songs"] == []
     assert res["dancers"]["procedural"]["per_song"]["clip_a"]["beat"]["plv"] > 0.5
+
+
+def test_live_dancers_play_the_song_through_the_live_engine(board):
+    song = held_out_songs(8.0, names=["house_128"])[0]
+    d = board.make_dancer("live-procedural", "auto")
+    assert isinstance(d, board.LiveDancer) and d.name == "live-procedural" and not d.stage
+    m = d.dance(song, 0)
+    assert m.n_frames == 240 and m.fps == 30.0
+    session = d.info["sessions"]["house_128"]
+    assert session["chunks"]["model"] >= 8 and 0.0 < session["first_frame_s"] < 1.5
+    staged = board.make_dancer("live-procedural", "auto", shipped=True)   # the stage, chunk by chunk
+    assert isinstance(staged, board.LiveDancer) and staged.stage
+    assert board.dm.root_drift(staged.dance(song, 0).joints()) <= board.dm.root_drift(m.joints()) + 1e-6
+    model = board.make_dancer("live-model:runs/x/mct.safetensors", "auto")
+    assert (model.name, model.path, model.takes_text) == ("live-model:runs/x/mct.safetensors",
+                                                          "runs/x/mct.safetensors", True)
