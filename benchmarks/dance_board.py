@@ -274,37 +274,36 @@ class LiveDancer(Dancer):
         self.runs: dict[str, dict] = {}
 
     def _generator(self):
+        """The generator for one song: a new session's groove each time (it counts on from
+        its last chunk), the model loaded once."""
+        if self.inner == "procedural":
+            from opendance.engine.fallback_groove import GrooveGenerator
+            self.info = {"what": "the live groove (GrooveGenerator)", **self._live_info()}
+            return GrooveGenerator()
         if self._gen is None:
-            if self.inner == "procedural":
-                from opendance.engine.fallback_groove import GrooveGenerator
-                self._gen = GrooveGenerator()
-                self.info = {"what": "the live groove (GrooveGenerator)"}
-            else:
-                from opendance.engine.generator import load_default_generator, load_generator
-                from opendance.validate import LIVE_CANDIDATES
-                self._gen = (load_generator(self.path, backend=self.backend, candidates=LIVE_CANDIDATES)
-                             if self.path else load_default_generator(backend=self.backend,
-                                                                      candidates=LIVE_CANDIDATES))
-                self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
-                             "text_encoder": self._gen.text.name, "candidates": LIVE_CANDIDATES}
-            self.info.update({"live": "simulated clock (tests/support/live_sim.py)",
-                              "output_stage": "default" if self.stage else "off"})
+            from opendance.engine.generator import load_default_generator, load_generator
+            from opendance.validate import LIVE_CANDIDATES
+            self._gen = (load_generator(self.path, backend=self.backend, candidates=LIVE_CANDIDATES)
+                         if self.path else load_default_generator(backend=self.backend,
+                                                                  candidates=LIVE_CANDIDATES))
+            self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
+                         "text_encoder": self._gen.text.name, "candidates": LIVE_CANDIDATES,
+                         **self._live_info()}
         return self._gen
+
+    def _live_info(self) -> dict:
+        return {"live": "simulated clock (tests/support/live_sim.py)",
+                "output_stage": "default" if self.stage else "off", "sessions": self.runs}
 
     def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
         from support.live_sim import simulate_live
 
         from opendance.engine.stage import StageConfig
 
-        gen = self._generator()
-        if self.inner == "procedural":      # a new session's groove (it counts on from its last chunk)
-            from opendance.engine.fallback_groove import GrooveGenerator
-            gen = GrooveGenerator()
-        run = simulate_live(song.song.audio, song.song.sample_rate, gen, seed=seed * 100_003,
+        run = simulate_live(song.song.audio, song.song.sample_rate, self._generator(), seed=seed * 100_003,
                             style=text, stage=StageConfig() if self.stage else None)
         self.runs.setdefault(song.name, {"first_frame_s": round(run.first_frame_s, 3),
                                          "locked_share": round(run.locked_share, 3), "chunks": run.counts})
-        self.info["sessions"] = self.runs
         return run.motion
 
 
