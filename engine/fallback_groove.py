@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from opendance.engine.motion_buffer import LOOKAHEAD_FRAMES
 from opendance.motion import Motion
 from opendance.skeleton import L_HIP, L_KNEE, N_JOINTS, R_HIP, R_KNEE
 from opendance.timing import BEATS_PER_BAR
+
+if TYPE_CHECKING:
+    from opendance.engine.choreo.live_sections import SectionState
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +48,13 @@ LOOP_BLEND_BARS = 1
 # Dynamic Programming", 2007) and the most common tempo of dance music.
 PROVISIONAL_BPM = 120.0
 PELVIS_HEIGHT_M = 0.93  # standing pelvis height of the SMPL template, approximately
-#: The routine ``GrooveGenerator`` dances before any control says otherwise (as before
-#: controls were followed: house at energy 0.4).
-DEFAULT_STYLE, DEFAULT_ENERGY = "house", 0.4
+#: The routine ``GrooveGenerator`` dances before any control says otherwise: house at
+#: energy 0.6, as ``generate`` dances a recorded song (``engine.choreo.song``'s defaults;
+#: 0.4 until 2026-12-07, when the live dancer paused on fewer beats than the offline one).
+DEFAULT_STYLE, DEFAULT_ENERGY = "house", 0.6
 #: Routine energies the live energy control selects from (each a routine made once, in the
-#: background, ~0.25-1 s): the control's neutral 0.5 is the default routine's 0.4.
-ENERGY_LEVELS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
+#: background, ~0.25-1 s): the control's neutral 0.5 is the default routine's 0.6.
+ENERGY_LEVELS = (0.15, 0.3, 0.45, 0.6, 0.75, 0.9)
 
 # Routines asked for by a control are made in a worker *process* (``_routine_pool``), not on
 # a thread of the live process: the choreographer runs long NumPy calls that hold the GIL,
@@ -86,20 +91,20 @@ def _close_pool() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_routine(fps: float, style: str, energy: float) -> GrooveFallback:
-    """``GrooveFallback(fps, style, energy)`` made in the routine process (the same object,
-    pickled back), or here when that process cannot run."""
+def make_routine(fps: float, style: str, energy: float, section: str | None = None) -> GrooveFallback:
+    """``GrooveFallback(fps, style, energy, section=section)`` made in the routine process
+    (the same object, pickled back), or here when that process cannot run."""
     global _POOL, _POOL_BROKEN
     try:
         pool = _routine_pool()
         if pool is not None:
-            return pool.submit(GrooveFallback, fps=fps, style=style, energy=energy).result()
+            return pool.submit(GrooveFallback, fps=fps, style=style, energy=energy, section=section).result()
     except Exception as exc:  # noqa: BLE001 - no processes here (a sandbox, a frozen app): a thread will do
         log.warning("procedural routines are made on a thread (their process failed: %s); the output "
                     "clock may be held up while one is made", exc)
         with _POOL_LOCK:
             _POOL_BROKEN, _POOL = True, None
-    return GrooveFallback(fps=fps, style=style, energy=energy)
+    return GrooveFallback(fps=fps, style=style, energy=energy, section=section)
 
 
 @dataclass
@@ -118,11 +123,17 @@ class GrooveFallback:
         style: style name passed to the choreographer.
         energy: [0, 1].
         seed: choreography seed.
+        section: None: the routine is a song (``LOOP_SECTIONS``: verses, builds and
+            choruses in turn); a section name (``engine.choreo.live_sections.SECTIONS``):
+            ``LOOP_BARS`` bars of that section alone, for a dancer that takes its sections
+            from the music.
     """
 
-    def __init__(self, fps: float = 30.0, style: str = "house", energy: float = 0.4, seed: int = 0):
+    def __init__(self, fps: float = 30.0, style: str = "house", energy: float = DEFAULT_ENERGY, seed: int = 0,
+                 section: str | None = None):
         self.fps = float(fps)
-        motion = _procedural_routine(fps, style, energy, seed)
+        self.section = section
+        motion = _procedural_routine(fps, style, energy, seed, section)
         if motion is None:
             motion = _bounce_bar(fps)
             self.kind = "bounce"
@@ -206,9 +217,11 @@ def provisional_beat_phase(t_s: float | np.ndarray) -> float | np.ndarray:
     return np.mod(np.asarray(t_s, np.float64) * PROVISIONAL_BPM / 60.0, 1.0)
 
 
-def _procedural_routine(fps: float, style: str, energy: float, seed: int) -> Motion | None:
-    """``LOOP_BARS`` bars of the choreographer at REF_BPM with ``LOOP_SECTIONS``, made
-    loopable (its last bar eases into the first); None if unavailable."""
+def _procedural_routine(fps: float, style: str, energy: float, seed: int, section: str | None = None
+                        ) -> Motion | None:
+    """``LOOP_BARS`` bars of the choreographer at REF_BPM with ``LOOP_SECTIONS`` (or, with
+    ``section``, that section throughout), made loopable (its last bar eases into the
+    first); None if unavailable."""
     try:
         from opendance.engine.choreo.choreography import procedural_dance
     except ImportError:
@@ -219,7 +232,7 @@ def _procedural_routine(fps: float, style: str, energy: float, seed: int) -> Mot
     beats = np.arange(n_bars * BEATS_PER_BAR + 1) * beat_s
     downbeats = beats[::BEATS_PER_BAR]
     sections, bar = [], 0
-    for name, bars in LOOP_SECTIONS:
+    for name, bars in (LOOP_SECTIONS if section is None else ((section, LOOP_BARS),)):
         sections.append((name, bar * BEATS_PER_BAR * beat_s, (bar + bars) * BEATS_PER_BAR * beat_s))
         bar += bars
     sections[-1] = (sections[-1][0], sections[-1][1], n_bars * BEATS_PER_BAR * beat_s)
@@ -227,7 +240,7 @@ def _procedural_routine(fps: float, style: str, energy: float, seed: int) -> Mot
         motion = procedural_dance(beats, downbeats, n_bars * BEATS_PER_BAR * beat_s, style=style,
                                   energy=energy, seed=seed, sections=sections)
     except Exception as exc:  # noqa: BLE001 - a bad style name etc.: the fallback must still exist
-        log.warning("procedural_dance failed (%s); the fallback groove is a plain bounce", exc)
+        log.warning("the choreographer failed (%s); the fallback groove is a plain bounce", exc)
         return None
     if motion.fps != fps:
         motion = motion.resample(fps)
@@ -279,13 +292,38 @@ def _bounce_bar(fps: float) -> Motion:
     return Motion.from_axis_angle(aa, trans, fps)
 
 
+#: Beats (of phrase position) over which a change of routine eases from the old routine's
+#: pose into the new one's, from the bar line where it starts.
+SWITCH_BLEND_BEATS = 0.5
+#: A section the music asked for is danced at least this many beats (a bar) before the next.
+MIN_SECTION_BEATS = BEATS_PER_BAR
+#: Frames of music before each chunk the generator is given (``context_frames``): the
+#: heard part of it (the chunk itself lies ahead of the audio) gives the music's level.
+MUSIC_CONTEXT_FRAMES = 90
+
+
 class GrooveState(NamedTuple):
-    """``GrooveGenerator``'s state after a chunk: ``done`` frames made so far; ``last`` the
-    last frame's routine position and step ((unwrapped beats, beats per frame), None
-    before any grid)."""
+    """``GrooveGenerator``'s state after a chunk, all a chunk made again from it needs.
+
+    Attributes:
+        done: frames made so far.
+        last: the last frame's routine position and step ((unwrapped beats, beats per
+            frame), None before any grid).
+        music: the section follower's state (``live_sections.SectionState``; None
+            before any music or when the dancer does not follow the music).
+        key: the routine danced at the last frame: (style, energy, section or None).
+        since: phrase position (beats) of the bar line where that routine started (-inf:
+            from the start).
+        blend_from: the routine being eased out of (its key) while the change is in
+            progress, else None.
+    """
 
     done: int
     last: tuple[float, float] | None
+    music: SectionState | None = None
+    key: tuple[str, float, str | None] | None = None
+    since: float = -math.inf
+    blend_from: tuple[str, float, str | None] | None = None
 
 
 class GrooveGenerator:
@@ -293,33 +331,54 @@ class GrooveGenerator:
     grid channels of the music window, with no model, counting phrases on from chunk to
     chunk (so it dances the routine, not one bar).
 
-    Used by ``--groove-only`` (the engine's timing measured with a dancer that is on the
-    beat by construction, and a way to run without model weights). The beat and bar
-    phases come from the grid channels (``opendance.engine.music.features``: sin/cos of the
-    beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros when
-    unknown), so it sees exactly what the model sees; until the grid is known it dances
-    on the provisional grid (``PROVISIONAL_BPM`` counted from its own frame count), so it
-    does not stand still while the beat clock listens. ``state``: a ``GrooveState`` (frames
-    made so far and where in the routine the last one was), so a chunk made again from an
-    earlier state (the scheduler's preemption) continues from exactly there.
+    The default live dancer (``live``, ``play``, ``demo``) and ``--groove-only``. The beat
+    and bar phases come from the grid channels (``opendance.engine.music.features``: sin/cos
+    of the beat phase at ``SPECTRAL_DIM + 0, 1``, of the bar phase at ``+ 2, 3``; zeros
+    when unknown), so it sees exactly what the model sees; until the grid is known it
+    dances on the provisional grid (``PROVISIONAL_BPM`` counted from its own frame count),
+    so it does not stand still while the beat clock listens.
+
+    It follows the music's sections as ``generate`` does a recorded song's (``follow_music``):
+    the heard rows of each window give the music's level against the loudest part so far
+    (``engine.choreo.live_sections``), and the routine becomes the breakdown's (calm), the
+    verse's or the chorus's at the next bar line, eased over ``SWITCH_BLEND_BEATS``; style
+    and energy follow the controls (``follow_controls``). Routines are made once each, in
+    the background (``make_routine``); until one is ready the current one dances.
+
+    Unlike ``generate`` it does not switch to half-time above 135 BPM: tried (routines made
+    in half-time at 150 BPM, taken over above 139 BPM), it cost the held-out breakbeat song
+    (140 BPM) phase-locking 0.78 -> 0.52 and BAS 0.50 -> 0.40 on the live board.
+
+    ``state``: a ``GrooveState``, so a chunk made again from an earlier state (the
+    scheduler's preemption) continues from exactly there.
+
+    Args:
+        groove: a routine to dance throughout (no controls, no sections); None: the
+            default routines.
+        follow_controls: follow the style and energy controls.
+        follow_music: take the sections from the music.
     """
 
     fps = 30.0
     frames_per_token = 4
-    context_frames = 0
+    context_frames = MUSIC_CONTEXT_FRAMES
     beat_aligned = True      # on the beat by construction: never beat-snapped (engine.api)
     dancer = "procedural"    # what the status line calls its chunks
 
-    def __init__(self, groove: GrooveFallback | None = None, follow_controls: bool = True):
-        self.groove = groove or GrooveFallback(fps=self.fps, style=DEFAULT_STYLE, energy=DEFAULT_ENERGY)
-        self._last: tuple[float, float] | None = None    # (unwrapped beats, beats per frame)
-        # the controls' style and energy: one routine per (style, energy level), made in the
-        # background (``make_routine``) when first asked for (only then: a session nobody
-        # steers makes nothing); until it is ready the current one dances
+    def __init__(self, groove: GrooveFallback | None = None, follow_controls: bool = True,
+                 follow_music: bool = True):
         self.follow_controls = bool(follow_controls) and groove is None
-        self._key = (DEFAULT_STYLE, DEFAULT_ENERGY)
-        self._routines: dict[tuple[str, float], GrooveFallback] = {self._key: self.groove}
-        self._queue: deque[tuple[str, float]] = deque()
+        self.follow_music = bool(follow_music) and groove is None
+        self._start_key = (DEFAULT_STYLE, DEFAULT_ENERGY, "verse" if self.follow_music else None)
+        self.groove = groove or GrooveFallback(fps=self.fps, style=DEFAULT_STYLE, energy=DEFAULT_ENERGY,
+                                               section=self._start_key[2])
+        self._key = self._start_key[:2]          # (style, energy) of the routine danced last
+        self._last: tuple[float, float] | None = None    # (unwrapped beats, beats per frame)
+        # one routine per (style, energy level, section), made in the background
+        # (``make_routine``) when first asked for (only then: a session nobody steers and
+        # no music reaches makes nothing)
+        self._routines: dict[tuple, GrooveFallback] = {self._start_key: self.groove}
+        self._queue: deque[tuple] = deque()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
@@ -343,18 +402,38 @@ class GrooveGenerator:
         level = min(ENERGY_LEVELS, key=lambda e: abs(e - energy))
         return style, level
 
-    def _follow(self, controls) -> None:
-        """Switch to the routine the controls ask for if it is made; else ask for it."""
-        key = self.routine_for(controls)
-        with self._lock:
-            ready = self._routines.get(key)
-            if ready is None:
-                self._ask(key)
-        if ready is not None and key != self._key:
-            log.info("procedural dancer: now %s at energy %.2f", key[0], key[1])
-            self.groove, self._key = ready, key
+    def prepare(self, wait: bool = False, timeout_s: float = 60.0) -> None:
+        """Ask for the routines of every section at the current style and energy (the music
+        may call for any of them; about 0.15 s of the routine process each); ``wait``:
+        return once they are made (a simulation that must not depend on how fast the
+        background is)."""
+        if not self.follow_music:
+            return
+        from opendance.engine.choreo.live_sections import SECTIONS
 
-    def _ask(self, key: tuple[str, float]) -> None:
+        keys = [(*self._key, sec) for sec in SECTIONS]
+        with self._lock:
+            for key in keys:
+                if key not in self._routines:
+                    self._ask(key)
+        if wait:
+            import time
+
+            deadline = time.monotonic() + timeout_s
+            while any(self._routine(k) is None for k in keys):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the procedural routines {keys} were not made in {timeout_s:g} s")
+                time.sleep(0.01)
+
+    def _routine(self, key: tuple) -> GrooveFallback | None:
+        """The routine of ``key`` if it is made; else None (and it is asked for)."""
+        with self._lock:
+            got = self._routines.get(key)
+            if got is None:
+                self._ask(key)
+            return got
+
+    def _ask(self, key: tuple) -> None:
         """Queue ``key`` (first: the newest wish is served next); start the worker if it is
         not running. Called with the lock held."""
         if key in self._queue:
@@ -373,7 +452,7 @@ class GrooveGenerator:
                 key = self._queue.popleft()
                 if key in self._routines:
                     continue
-            routine = make_routine(self.fps, key[0], key[1])
+            routine = make_routine(self.fps, key[0], key[1], key[2])
             with self._lock:
                 self._routines[key] = routine
 
@@ -409,21 +488,79 @@ class GrooveGenerator:
         from opendance.engine.music.features import SPECTRAL_DIM
 
         n = int(request.n_new_frames)
-        done, self._last = (0, None) if request.prefix is None else request.prefix
-        if self.follow_controls and request.controls is not None:
-            self._follow(request.controls)
-        grid = np.asarray(request.music, np.float64)[-n:, SPECTRAL_DIM:SPECTRAL_DIM + 4]
+        if request.prefix is None:
+            self.prepare()                      # the sections' routines, in the background
+        st = request.prefix if request.prefix is not None else GrooveState(0, None)
+        self._last = st.last
+        key = st.key or self._start_key
+        music = np.asarray(request.music, np.float64)
+        grid = music[-n:, SPECTRAL_DIM:SPECTRAL_DIM + 4]
         beat_known = np.hypot(grid[:, 0], grid[:, 1]) > 0.5
         beat = np.mod(np.arctan2(grid[:, 0], grid[:, 1]) / (2 * np.pi), 1.0)
         bar_known = np.hypot(grid[:, 2], grid[:, 3]) > 0.5
         bar = np.mod(np.arctan2(grid[:, 2], grid[:, 3]) / (2 * np.pi), 1.0)
-        provisional = (done + np.arange(n)) / self.fps * PROVISIONAL_BPM / 60.0   # beats, unwrapped
+        provisional = (st.done + np.arange(n)) / self.fps * PROVISIONAL_BPM / 60.0   # beats, unwrapped
         pos = np.where(bar_known, bar * BEATS_PER_BAR, np.where(beat_known, beat, provisional))
+        before = self._last[0] if self._last is not None else None
         pos = self._unwrap(pos, bar_known, beat_known)
         # and the frames after the chunk, counted on at the last step: the next chunk
         # starts there unless the beat clock moves, so its seam needs no correction
         ahead = self._last[0] + self._last[1] * np.arange(1, LOOKAHEAD_FRAMES + 1)
-        quats, trans = self.groove.sample(np.concatenate([pos, ahead]))   # root around the floor origin
+        pos_all = np.concatenate([pos, ahead])
+
+        section_state = st.music
+        want = key
+        if self.follow_music:
+            from opendance.engine.choreo.live_sections import LEVEL_WINDOW_S, follow, row_levels
+
+            heard = int(np.clip(request.spectral_valid_frames, 0, music.shape[0]))
+            recent = music[max(0, heard - round(LEVEL_WINDOW_S * self.fps)):heard]
+            section_state = follow(st.music, row_levels(recent), n / self.fps)
+            want = (want[0], want[1], section_state.section)
+        if self.follow_controls and request.controls is not None:
+            want = (*self.routine_for(request.controls), want[2])
+        since, blend_from = st.since, st.blend_from
+        if blend_from is not None and pos[0] - since >= SWITCH_BLEND_BEATS:
+            blend_from = None
+        switch_at = None
+        if want != key:
+            dwell = MIN_SECTION_BEATS if want[:2] == key[:2] else SWITCH_BLEND_BEATS
+            prev = np.concatenate([[before if before is not None else pos[0] - 1.0], pos[:-1]])
+            bar_line = np.floor(pos / BEATS_PER_BAR) * BEATS_PER_BAR       # the bar each frame is in
+            lines = np.flatnonzero(bar_line > np.floor(prev / BEATS_PER_BAR) * BEATS_PER_BAR)
+            lines = lines[bar_line[lines] - since >= dwell] if lines.size else lines
+            if lines.size and self._routine(want) is not None:
+                switch_at = int(lines[0])
+        if switch_at is None:
+            quats, trans = self._sample(key, blend_from, since, pos_all)
+        else:
+            q0, t0 = self._sample(key, blend_from, since, pos_all[:switch_at])
+            since, blend_from = float(np.floor(pos[switch_at] / BEATS_PER_BAR) * BEATS_PER_BAR), key
+            key = want
+            q1, t1 = self._sample(key, blend_from, since, pos_all[switch_at:])
+            quats, trans = np.concatenate([q0, q1]), np.concatenate([t0, t1])
+        self._key = key[:2]
+        self.groove = self._routine(key) or self.groove
         motion = Motion(rot.quat_to_matrix(quats[:n]), trans[:n], self.fps)
-        follow = Motion(rot.quat_to_matrix(quats[n:]), trans[n:], self.fps)
-        return GenerationResult(motion, GrooveState(done + n, self._last), {}, next_motion=follow)
+        follow_on = Motion(rot.quat_to_matrix(quats[n:]), trans[n:], self.fps)
+        state = GrooveState(st.done + n, self._last, section_state, key, since, blend_from)
+        return GenerationResult(motion, state, {}, next_motion=follow_on)
+
+    def _sample(self, key: tuple, blend_from: tuple | None, since: float, pos: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Poses of routine ``key`` at phrase positions ``pos`` ((N,) beats): (N, 24, 4),
+        (N, 3) float32; eased in from routine ``blend_from`` over ``SWITCH_BLEND_BEATS``
+        after phrase position ``since``."""
+        routine = self._routine(key) or self.groove
+        q, t = routine.sample(pos)
+        if blend_from is None or not len(pos):
+            return q, t
+        w = np.clip((np.asarray(pos, np.float64) - since) / SWITCH_BLEND_BEATS, 0.0, 1.0)
+        w = w * w * (3.0 - 2.0 * w)                              # smoothstep
+        if w.min() >= 1.0:
+            return q, t
+        old = self._routine(blend_from) or self.groove
+        qo, to = old.sample(pos)
+        q = rot.quat_slerp(qo, q, w[:, None]).astype(np.float32)
+        t = (to * (1 - w[:, None]) + t * w[:, None]).astype(np.float32)
+        return q, t

@@ -135,11 +135,14 @@ def test_a_prompt_that_names_nothing_known_is_said_once(caplog) -> None:
 
 
 def test_the_live_procedural_dancer_reads_the_style_and_energy_controls() -> None:
+    from opendance.engine.choreo import song
+
     gen = GrooveGenerator()
-    assert gen.routine_for(ControlState()) == ("house", 0.4)              # as before controls were read
-    assert gen.routine_for(ControlState(style="slow smooth hip hop")) == ("hiphop", 0.25)
-    assert gen.routine_for(ControlState(style="latin", energy=1.0)) == ("latin", 0.85)
-    assert gen.routine_for(ControlState(energy=0.0)) == ("house", 0.1)
+    assert gen.routine_for(ControlState()) == ("house", 0.6)              # as generate dances a song
+    assert gen.routine_for(ControlState()) == (song.DEFAULT_STYLE, song.DEFAULT_ENERGY)
+    assert gen.routine_for(ControlState(style="slow smooth hip hop")) == ("hiphop", 0.3)
+    assert gen.routine_for(ControlState(style="latin", energy=1.0)) == ("latin", 0.9)
+    assert gen.routine_for(ControlState(energy=0.0)) == ("house", 0.15)
     assert gen.routine_for(ControlState(style="zzz", energy=0.5))[0] == "house"   # keeps its style
 
 
@@ -177,7 +180,7 @@ def test_turning_the_energy_up_makes_the_live_procedural_dancer_move_more() -> N
     # wherever in the phrase the switch to the new routine lands
     calm, calm_key = _wrist_speed(ControlState(energy=0.0), seconds=80.0)
     wild, wild_key = _wrist_speed(ControlState(energy=1.0), seconds=80.0)
-    assert calm_key == ("house", 0.1) and wild_key == ("house", 0.85)
+    assert calm_key == ("house", 0.15) and wild_key == ("house", 0.9)
     assert wild > 1.3 * calm, (calm, wild)
 
 

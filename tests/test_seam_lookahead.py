@@ -143,9 +143,10 @@ def test_the_scheduler_passes_the_grooves_lookahead_to_the_buffer():
         return q
 
     # no beat grid yet: the groove counts on at 120 BPM from the generator's first frame
-    q = buffered(GrooveGenerator())
+    gen = GrooveGenerator()
+    q = buffered(gen)
     assert len(q) >= 4 * CHUNK
-    want, _ = GrooveFallback().sample(np.arange(len(q)) / 15.0)
+    want, _ = gen.groove.sample(np.arange(len(q)) / 15.0)
     assert np.abs(np.abs(np.sum(q * want, -1)) - 1).max() < 1e-5          # every seam as made (< 1 degree)
     q_old = buffered(NoLookahead())
     dev_old = np.abs(np.abs(np.sum(q_old * want[:len(q_old)], -1)) - 1).max()

@@ -68,6 +68,10 @@ def simulate_live(audio: np.ndarray, sample_rate: int, generator, seed: int = 0,
     x = np.asarray(audio, np.float32).reshape(-1)
     if x.size == 0:
         raise ValueError("simulate_live: the audio is empty")
+    prepare = getattr(generator, "prepare", None)
+    if prepare is not None:
+        prepare(wait=True)          # every routine the music may ask for is made before the song
+                                    # (live they are made in the background in the first seconds)
     fps = float(getattr(generator, "fps", 30.0))
     analyzer = LiveAnalyzer(int(sample_rate))
     buffer = StagedMotionBuffer(OutputStage(stage or StageConfig(enabled=False), fps), fps=fps)
