@@ -32,10 +32,7 @@ Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.Sub
    threshold only decides how soon soft music with a real pulse (strings, brushed
    jazz) counts as locked: 0.15 (0.1-0.15 alike; 0.3 before) gave GTZAN causal F
    +0.009 in ``benchmarks/beats_real.py``, every clip the same or better, from two soft
-   clips that otherwise locked 7-10 s late. ``lock_s`` 0.5 s (1 s until 2026-12-07): the
-   live groove starts on the music's beat about a second sooner (median first lock on
-   the 53 recordings 2.45 -> 1.50 s; its phase-locking over whole clips 0.567 -> 0.584),
-   causal F and random clicks' locked share unchanged. The lock then holds only while the beats
+   clips that otherwise locked 7-10 s late. The lock then holds only while the beats
    the clock predicted ahead come true (the prediction check, ``PREDICT_*``): random
    clicks fit some grid in hindsight, but their next click falls anywhere. Tempo range
    55-160 BPM: faster music is tracked at half tempo.
@@ -203,7 +200,7 @@ class BeatClock:
                  obs_offset: float = 1.75, obs_consistency: float = 0.2, level_tau_s: float = 2.0,
                  silence_s: float = 1.5, silence_ratio: float = 0.08, silence_floor: float = 0.05,
                  reset_after_s: float = 3.0, lock_confidence: float = 0.15, unlock_confidence: float = 0.1,
-                 lock_s: float = 0.5, hold_decay: float = 0.99, commit_delay_s: float = 0.05,
+                 lock_s: float = 1.0, hold_decay: float = 0.99, commit_delay_s: float = 0.05,
                  beats_per_bar: int = 4, bar_contrast: float = 1.3, hold_ratio: float = 2.0) -> None:
         self.rate = float(odf_rate_hz)
         self.update_every = int(update_every)
