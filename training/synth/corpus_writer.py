@@ -177,7 +177,9 @@ def write_corpus(out_dir: str | Path, hours: float, seed: int = 0, workers: int 
     sr = corpus_sample_rate()
     jobs = [(s, str(out), sr) for s in specs]
     from tqdm import tqdm
-    bar = tqdm(total=sum(s.duration_frames for s in specs) / FPS, unit="s", desc="corpus",
+    # counted in whole frames (a float sum of seconds can end a hair above its total, which
+    # tqdm warns about), shown in seconds
+    bar = tqdm(total=sum(s.duration_frames for s in specs), unit="s", unit_scale=1.0 / FPS, desc="corpus",
                disable=not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     results: dict[str, dict] = {}
@@ -187,12 +189,12 @@ def write_corpus(out_dir: str | Path, hours: float, seed: int = 0, workers: int 
         with ctx.Pool(workers) as pool:
             for (name, meta), spec in zip(pool.imap(_write_one, jobs), specs, strict=True):
                 results[name] = meta
-                bar.update(spec.duration_frames / FPS)
+                bar.update(spec.duration_frames)
     else:
         for job in jobs:
             name, meta = _write_one(job)
             results[name] = meta
-            bar.update(job[0].duration_frames / FPS)
+            bar.update(job[0].duration_frames)
     bar.close()
     manifest = {
         "version": CORPUS_VERSION, "fps": int(FPS), "seed": int(seed), "feature_dim": feature_dim(),
