@@ -381,6 +381,7 @@ class GrooveGenerator:
         self._queue: deque[tuple] = deque()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._told: tuple | None = None          # the last routine change logged
 
     def routine_for(self, controls) -> tuple[str, float]:
         """(style, routine energy) a ``ControlState`` asks for: the style named by its text
@@ -537,6 +538,12 @@ class GrooveGenerator:
             q0, t0 = self._sample(key, blend_from, since, pos_all[:switch_at])
             since, blend_from = float(np.floor(pos[switch_at] / BEATS_PER_BAR) * BEATS_PER_BAR), key
             key = want
+            if (key, since) != self._told:           # once per change (a chunk made again repeats it)
+                self._told = (key, since)
+                dyn = section_state.dynamics if section_state is not None else math.nan
+                what = "" if key[2] is None else f", {key[2]} (music at {dyn:.2f} of its loud range)"
+                log.info("procedural dancer: %s at energy %.2f%s, from bar line %g",
+                         key[0], key[1], what, since)
             q1, t1 = self._sample(key, blend_from, since, pos_all[switch_at:])
             quats, trans = np.concatenate([q0, q1]), np.concatenate([t0, t1])
         self._key = key[:2]
