@@ -15,7 +15,15 @@ README); pass ``--realbeats DIR`` elsewhere. Synthesized: the held-out songs of
 ``training.synth.held_out`` (never in the training corpus), plus a song change (house
 128 into breakbeat 140, no gap) for re-lock. Also measures the live analysis CPU cost.
 
-    .venv/bin/python benchmarks/beats_real.py            # full run, ~3 min on 2 cores
+Input conditions on the GTZAN clips (causal clock): 3 s of pink noise before the music
+(continuing under it) at 20 and 40 dB under the music's RMS, the level dropping by 12 dB
+at 12 s, a 6 s fade-in from -40 dB, and the whole clip 30 dB quieter. Song changes on
+real music: the first 14 s of each GTZAN clip cut (no gap) into the clip five places on
+(the next genre); re-lock = beats (of the new clip's annotated period) from the cut until
+4 committed beats in a row each fall within 70 ms of its annotations, beside the same
+count for the new clip played from its start.
+
+    .venv/bin/python benchmarks/beats_real.py            # full run, ~5 min on 2 cores
     .venv/bin/python benchmarks/beats_real.py --subset 5 # every 5th GTZAN clip
 
 Writes ``benchmarks/results/beats_real.json`` and ``.md`` (unless ``--no-write``).
@@ -137,6 +145,116 @@ def _synth_job(args: tuple[str, float]) -> dict:
     return row
 
 
+#: Input conditions (``_condition_audio``): name -> what it is.
+CONDITIONS = {"noise_20db": "3 s of pink noise 20 dB under the music before it (and under it)",
+              "noise_40db": "the same 40 dB under", "level_step": "-12 dB from 12 s on",
+              "fade_in": "6 s fade-in from -40 dB", "quiet_30db": "the whole clip 30 dB quieter"}
+#: Song changes: the first clip's seconds before the cut; consecutive committed beats that
+#: must match the new clip's annotations.
+CHANGE_CUT_S = 14.0
+RELOCK_RUN = 4
+
+
+def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) float32 pink noise, unit RMS."""
+    f = np.fft.rfft(rng.standard_normal(n))
+    k = np.arange(f.size, dtype=np.float64)
+    k[0] = 1.0
+    x = np.fft.irfft(f / np.sqrt(k), n)
+    return (x / x.std()).astype(np.float32)
+
+
+def _condition_audio(audio: np.ndarray, sr: int, kind: str, seed: int) -> tuple[np.ndarray, float]:
+    """(the clip under input condition ``kind`` (``CONDITIONS``), seconds added before it)."""
+    a = audio.astype(np.float32)
+    rms = float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) + 1e-9
+    if kind.startswith("noise_"):
+        db = float(kind[6:-2])
+        x = _pink(a.size + round(SILENCE_S * sr), np.random.default_rng(seed)) * rms * 10 ** (-db / 20)
+        x[round(SILENCE_S * sr):] += a
+        return x, SILENCE_S
+    if kind == "level_step":
+        x = a.copy()
+        x[12 * sr:] *= 10 ** (-12 / 20)
+        return x, 0.0
+    if kind == "fade_in":
+        g = np.ones(a.size)
+        n = min(6 * sr, a.size)
+        g[:n] = 10 ** (np.linspace(-40, 0, n) / 20)
+        return (a * g).astype(np.float32), 0.0
+    if kind == "quiet_30db":
+        return (a * 10 ** (-30 / 20)).astype(np.float32), 0.0
+    raise ValueError(f"unknown condition {kind!r}")
+
+
+def _load(path: str, ann: str) -> tuple[np.ndarray, int, np.ndarray]:
+    from opendance.realtime.sources import load_audio
+
+    audio, sr = load_audio(path)
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
+    ref = np.loadtxt(ann, ndmin=2)[:, 0]
+    return audio.astype(np.float32), sr, ref[ref <= audio.size / sr]
+
+
+def _causal(audio: np.ndarray, sr: int) -> np.ndarray:
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.features import stream_spectral
+
+    _, events = stream_spectral(audio, sr)
+    clock = BeatClock()
+    for i in range(0, len(events), clock.update_every):
+        clock.update(events[i:i + clock.update_every])
+    return clock.committed_beats()
+
+
+def _condition_job(args: tuple[str, str, str, int]) -> dict:
+    path, ann, kind, seed = args
+    audio, sr, ref = _load(path, ann)
+    x, added = _condition_audio(audio, sr, kind, seed)
+    return {"name": Path(path).stem, "condition": kind, "f": round(_score(ref, _causal(x, sr) - added)[0], 4)}
+
+
+def _relock_beats(est: np.ndarray, ref: np.ndarray, t0: float) -> float:
+    """Beats (of ``ref``'s median period) from ``t0`` until ``RELOCK_RUN`` estimated beats in
+    a row each lie within ``WINDOW_S`` of a reference beat; nan if never."""
+    e = est[est >= t0]
+    if e.size < RELOCK_RUN or ref.size < 2:
+        return float("nan")
+    ok = np.abs(e[:, None] - ref[None, :]).min(axis=1) <= WINDOW_S
+    run = np.convolve(ok.astype(int), np.ones(RELOCK_RUN, int), mode="valid")
+    hit = np.flatnonzero(run == RELOCK_RUN)
+    return float((e[hit[0]] - t0) / np.median(np.diff(ref))) if hit.size else float("nan")
+
+
+def _change_job(args: tuple[str, str, str, str]) -> dict:
+    path_a, ann_a, path_b, ann_b = args
+    a, sr, _ = _load(path_a, ann_a)
+    b, sr_b, ref_b = _load(path_b, ann_b)
+    if sr_b != sr:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(sr, sr_b)
+        b = resample_poly(b, sr // g, sr_b // g).astype(np.float32)
+    cut = round(CHANGE_CUT_S * sr)
+    t0 = min(cut, a.size) / sr
+    est = _causal(np.concatenate([a[:cut], b]), sr)
+    return {"from": Path(path_a).stem, "to": Path(path_b).stem,
+            "relock_beats": _relock_beats(est, ref_b + t0, t0),
+            "fresh_start_beats": _relock_beats(_causal(b, sr), ref_b, 0.0)}
+
+
+def _change_summary(rows: list[dict]) -> dict:
+    def stats(key: str) -> dict:
+        v = np.array([r[key] for r in rows], dtype=np.float64)
+        ok = v[np.isfinite(v)]
+        return {"median": round(float(np.median(ok)), 2) if ok.size else None,
+                "p90": round(float(np.percentile(ok, 90)), 2) if ok.size else None,
+                "within_8_beats": int((ok <= 8).sum()), "never": int((~np.isfinite(v)).sum()), "n": len(rows)}
+    return {"after_change": stats("relock_beats"), "fresh_start": stats("fresh_start_beats")}
+
+
 def song_change() -> dict:
     """House 128 for 20 s straight into breakbeat 140: true beats after the change until
     the committed beats match the truth (70 ms) for 8 beats in a row."""
@@ -214,9 +332,18 @@ def main() -> None:
         jobs = [(str(f), str(args.realbeats / "annotations" / f"{f.stem}.beats"), s)
                 for s in (0.0, SILENCE_S) for f in gtzan + other]
     synth_jobs = [(n, s) for s in (0.0, SILENCE_S) for n in held_out_names()]
+    cond_jobs, change_jobs = [], []
+    if audio_dir.is_dir():
+        ann = {f.stem: str(args.realbeats / "annotations" / f"{f.stem}.beats") for f in gtzan}
+        cond_jobs = [(str(f), ann[f.stem], kind, i) for kind in CONDITIONS for i, f in enumerate(gtzan)]
+        step = 5 if len(gtzan) > 5 else 1
+        change_jobs = [(str(f), ann[f.stem], str(gtzan[(i + step) % len(gtzan)]),
+                        ann[gtzan[(i + step) % len(gtzan)].stem]) for i, f in enumerate(gtzan)]
     with Pool(args.workers) as pool:
         real = pool.map(_real_job, jobs) if jobs else []
         synth = pool.map(_synth_job, synth_jobs)
+        conditions = pool.map(_condition_job, cond_jobs) if cond_jobs else []
+        changes = pool.map(_change_job, change_jobs) if change_jobs else []
     for s in (0.0, SILENCE_S):
         key = f"silence_{s:g}s"
         rr = [r for r in real if r["silence_s"] == s]
@@ -227,6 +354,14 @@ def main() -> None:
                           "f_mean": round(float(np.mean([r[k]["f"] for r in ss])), 4)}
                       for k in ("causal", "offline")},
         }
+    if conditions:
+        result["conditions_gtzan_causal_f"] = {
+            "plain": result["silence_0s"]["gtzan"]["causal"]["f_mean"],
+            **{k: round(float(np.mean([r["f"] for r in conditions if r["condition"] == k])), 4)
+               for k in CONDITIONS}}
+        result["conditions"] = conditions
+    if changes:
+        result["real_song_changes"] = {"summary": _change_summary(changes), "pairs": changes}
     result["song_change"] = song_change()
     result["live_cpu"] = live_cpu()
     if real:
@@ -234,7 +369,8 @@ def main() -> None:
         result["clock_cpu_percent_of_one_core"] = round(100 * cpu, 2)
     result["real"] = real
     result["synth"] = synth
-    print(json.dumps({k: v for k, v in result.items() if k not in ("real", "synth")}, indent=1))
+    print(json.dumps({k: (v["summary"] if k == "real_song_changes" else v) for k, v in result.items()
+                      if k not in ("real", "synth", "conditions")}, indent=1))
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "beats_real.json").write_text(json.dumps(result, indent=1))
@@ -298,7 +434,21 @@ def _markdown(res: dict) -> str:
                          f"{np.mean([r['offline']['f'] for r in rs]):.2f} |")
     lines += ["", "Anchors on the same 50 GTZAN clips (same scorer): " +
               ", ".join(f"{k} {v:.3f}" for k, v in res["anchors_gtzan50"].items()) + ".", "",
-              f"Song change (house 128 -> breakbeat 140, no gap): {res['song_change']}.", "",
+              f"Song change (house 128 -> breakbeat 140, no gap): {res['song_change']}.", ""]
+    if res.get("conditions_gtzan_causal_f"):
+        c = res["conditions_gtzan_causal_f"]
+        lines += ["Input conditions (GTZAN 50, causal F): plain " + f"{c['plain']:.3f}; " +
+                  "; ".join(f"{CONDITIONS[k]} {c[k]:.3f}" for k in CONDITIONS) + ".", ""]
+    if res.get("real_song_changes"):
+        summ = res["real_song_changes"]["summary"]
+        a, f = summ["after_change"], summ["fresh_start"]
+        lines += [f"Song changes on real music ({a['n']} cuts between GTZAN clips of different genres, "
+                  f"re-lock = beats until {RELOCK_RUN} committed beats in a row match the new clip): after "
+                  f"the cut median {a['median']} beats, 90th percentile {a['p90']}, within 8 beats "
+                  f"(two bars) {a['within_8_beats']}, never {a['never']}; the same clips from their start: "
+                  f"median {f['median']}, 90th percentile {f['p90']}, within 8 beats {f['within_8_beats']}, "
+                  f"never {f['never']}.", ""]
+    lines += [
               f"Live analysis CPU: {res['live_cpu']}.", "",
               "## Per held-out song (causal F, no silence / 3 s silence)", ""]
     names = sorted({r["name"] for r in res["synth"]})
