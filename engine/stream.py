@@ -278,6 +278,10 @@ class StreamScheduler:
         self.counts = {"model": 0, "fallback": 0, "error": 0, "frozen": 0, "missed": 0, "resync": 0,
                        "preempted": 0, "regrid": 0, "error_exceptions": 0}
         self.last_record: ChunkRecord | None = None
+        #: When set (seconds), every MS-LRM step is taken to cost this instead of what the
+        #: recent chunks measured: a simulation on its own clock (``tests/support/live_sim.py``)
+        #: then depends only on the music and the seed, not on how busy the machine was.
+        self.assumed_step_cost_s: float | None = None
         self._costs = {False: deque(maxlen=self.config.cost_window),
                        True: deque(maxlen=self.config.cost_window)}
         self._prefix: object | None = None
@@ -606,6 +610,8 @@ class StreamScheduler:
         """Predicted wall time of a model chunk, seconds (0 before any measurement).
         ``cautious=False`` (preemptions, where lateness costs only itself): the median
         of recent costs alone."""
+        if self.assumed_step_cost_s is not None:
+            return steps * self.assumed_step_cost_s
         costs = self._costs[refine] or self._costs[False]
         if not costs:
             return 0.0

@@ -23,3 +23,25 @@ def test_the_live_groove_plays_the_whole_song_on_the_beat():
     assert plv > 0.6
     again = simulate_live(track.audio, track.sample_rate, GrooveGenerator())
     np.testing.assert_array_equal(again.motion.rotations, run.motion.rotations)   # no wall time in it
+
+
+def test_a_busy_machine_does_not_change_the_simulated_dance():
+    """Where a grid redo splices its motion in depends on what the scheduler takes a chunk to
+    cost; the simulation fixes that cost, so a generator that takes longer (a loaded
+    machine) dances the same frames."""
+    import time
+
+    class Slow(GrooveGenerator):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(0)
+
+        def generate(self, request):
+            time.sleep(float(self.rng.uniform(0.02, 0.08)))
+            return super().generate(request)
+
+    track = make_track(12.0, [(0.0, 110.0), (6.0, 132.0)], "drums", seed=2)   # the grid moves at 6 s
+    fast = simulate_live(track.audio, track.sample_rate, GrooveGenerator())
+    slow = simulate_live(track.audio, track.sample_rate, Slow())
+    assert fast.counts.get("regrid", 0) > 0                  # redos were spliced in
+    np.testing.assert_array_equal(slow.motion.rotations, fast.motion.rotations)

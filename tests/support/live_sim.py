@@ -8,7 +8,8 @@ audio is fed block by block, the scheduler makes a chunk whenever the buffered l
 below what it wants (as its worker does), and each 30 FPS frame is read from the buffer
 once the audio clock has passed it (as the output clock plays it). The machine is taken
 to be fast enough for every chunk (each step's compute time is far below the simulated
-lead), so the dance depends on the music and the seed only, not on the load.
+lead, and the scheduler takes every step to cost ``ASSUMED_STEP_COST_S``), so the dance
+depends on the music and the seed only, not on the load.
 
 What it leaves out: the output clock's 60 FPS interpolation and its sinks, the audio
 device's block timing, and the groove the session plays while it is late (never late
@@ -31,6 +32,11 @@ from opendance.realtime.analyzer import LiveAnalyzer
 
 #: Samples per audio block fed to the analyzer (a typical device block).
 BLOCK = 512
+#: What the scheduler takes one MS-LRM step to cost, seconds (where a preemption splices
+#: its new motion in depends on it): fixed, so a run does not depend on the machine's load
+#: (measured costs made two runs of one song differ); about the bundled model's step on
+#: the 2-core CPU.
+ASSUMED_STEP_COST_S = 0.006
 
 
 @dataclass
@@ -80,6 +86,7 @@ def simulate_live(audio: np.ndarray, sample_rate: int, generator, seed: int = 0,
     cfg = stream or StreamConfig(seed=seed)
     sched = StreamScheduler(generator, buffer, analyzer.timeline, analyzer, lambda: now[0],
                             lambda: controls, GrooveFallback(fps=fps), cfg)
+    sched.assumed_step_cost_s = ASSUMED_STEP_COST_S
     n_frames = int(x.size / sample_rate * fps)
     quats = np.zeros((n_frames, 24, 4), np.float32)
     trans = np.zeros((n_frames, 3), np.float32)
