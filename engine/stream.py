@@ -279,8 +279,9 @@ class StreamScheduler:
                        "preempted": 0, "regrid": 0, "error_exceptions": 0}
         self.last_record: ChunkRecord | None = None
         #: When set (seconds), every MS-LRM step is taken to cost this instead of what the
-        #: recent chunks measured: a simulation on its own clock (``tests/support/live_sim.py``)
-        #: then depends only on the music and the seed, not on how busy the machine was.
+        #: recent chunks measured (once a chunk has been made; before, nothing is known
+        #: either way): a simulation on its own clock (``tests/support/live_sim.py``) then
+        #: depends only on the music and the seed, not on how busy the machine was.
         self.assumed_step_cost_s: float | None = None
         self._costs = {False: deque(maxlen=self.config.cost_window),
                        True: deque(maxlen=self.config.cost_window)}
@@ -610,11 +611,11 @@ class StreamScheduler:
         """Predicted wall time of a model chunk, seconds (0 before any measurement).
         ``cautious=False`` (preemptions, where lateness costs only itself): the median
         of recent costs alone."""
-        if self.assumed_step_cost_s is not None:
-            return steps * self.assumed_step_cost_s
         costs = self._costs[refine] or self._costs[False]
         if not costs:
             return 0.0
+        if self.assumed_step_cost_s is not None:
+            return steps * self.assumed_step_cost_s
         # the median of recent costs, but never below the latest one: a machine that got
         # slower is believed at once; after one stall a single fast probe restores the
         # model, after a slow spell two (median of 3)
