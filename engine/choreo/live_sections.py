@@ -4,14 +4,14 @@
 (``choreography.dynamics_from_audio`` -> ``sections_from_dynamics``: a 2-bar block more
 than 0.65 of ``DYNAMICS_RANGE_DB`` under the song's loud parts is a breakdown, one within
 0.3 of it a chorus, a verse between). Live there is no whole song: ``follow`` keeps a
-*loud reference* (the loudest 2-s level heard so far, released slowly, forgotten after
-a silence) and reads the current level against it with the same thresholds.
+*loud reference* (the loudest level heard so far, released slowly, forgotten after a
+silence) and reads the current level against it with the same breakdown threshold.
 
-The level is the mean log-mel level of the feature rows (their median over ``LEVEL_WINDOW_S``) (MFCC 0 / sqrt(128): the mean
-over the 128 mel bands of their power in dB), which every live feature row carries. It
-moves more than the RMS level when instruments drop out (bands fall silent): measured on
-the held-out synthesized songs, 1.6-1.8 dB per RMS dB, so its range is
-``LEVEL_RANGE_DB`` = 1.7 x ``DYNAMICS_RANGE_DB``.
+A row's level is its mean log-mel level (MFCC 0 / sqrt(128): the mean over the 128 mel
+bands of their power in dB), which every live feature row carries; the current level is
+the median over the last ``LEVEL_WINDOW_S``. It moves more than the RMS level when
+instruments drop out (bands fall silent): measured on the held-out synthesized songs,
+1.6-1.8 dB per RMS dB, so its range is ``LEVEL_RANGE_DB`` = 1.7 x ``DYNAMICS_RANGE_DB``.
 
 Breakdowns are read as ``generate`` reads them (quiet against the loud reference). A
 chorus is not: against the loudest part a verse a few dB quieter than its chorus also
@@ -41,8 +41,8 @@ from opendance.engine.music.features import CH_MFCC, N_MELS
 LEVEL_PER_RMS_DB = 1.7
 #: The level range mapped onto dynamics 0..1 (under the loud reference).
 LEVEL_RANGE_DB = LEVEL_PER_RMS_DB * DYNAMICS_RANGE_DB
-#: Seconds of the most recent music the current level is the mean of (about 2 bars of
-#: 120 BPM, the block ``sections_from_dynamics`` judges).
+#: Seconds of the most recent music the current level is the median of (2 s, the 2-bar
+#: block ``sections_from_dynamics`` judges, was a second later into a breakdown).
 LEVEL_WINDOW_S = 1.0
 #: The loud reference falls this fast (dB a second) when the music is quieter: a song
 #: mastered 6 dB quieter than the last is read on its own scale within about a minute,
@@ -102,7 +102,7 @@ def follow(state: SectionState | None, levels_db: np.ndarray, elapsed_s: float) 
         state: the previous answer (None: nothing heard yet).
         levels_db: (k,) mean log-mel levels (dB, ``row_levels``) of the most recent heard
             rows, oldest first, covering at least the last ``LEVEL_WINDOW_S`` where the
-            stream has that much (fewer rows: the mean of what there is; none: nothing new).
+            stream has that much (fewer rows: the median of what there is; none: nothing new).
         elapsed_s: audio seconds since the previous call (>= 0).
     """
     s = state or SectionState()
