@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import logging
 import math
+import os
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -76,9 +77,28 @@ def _routine_pool():
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_die_with_parent, initargs=(os.getpid(),))
             atexit.register(_close_pool)
         return _POOL
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the routine process: end when the live process ends, however it ends. Killed
+    (SIGKILL: no atexit), it would leave this process behind, holding the pipes of its
+    stdout and stderr open, so whoever reads them to their end (a shell, a test, a
+    supervisor) would wait for ever. Linux: the kernel sends SIGTERM when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere nothing is done."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)      # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:                        # the parent died before the prctl
+        os._exit(0)
 
 
 def _close_pool() -> None:
