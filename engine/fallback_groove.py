@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
@@ -87,18 +88,17 @@ def _die_with_parent(parent_pid: int) -> None:
     """In the routine process: end when the live process ends, however it ends. Killed
     (SIGKILL: no atexit), it would leave this process behind, holding the pipes of its
     stdout and stderr open, so whoever reads them to their end (a shell, a test, a
-    supervisor) would wait for ever. Linux: the kernel sends SIGTERM when the parent dies
-    (``prctl(PR_SET_PDEATHSIG)``); elsewhere nothing is done."""
-    import ctypes
-    import signal
+    supervisor) would wait for ever. A daemon thread looks at the parent twice a second
+    and exits once it is gone (``prctl(PR_SET_PDEATHSIG)`` would fire when the *thread*
+    that made the pool ends, and the pool is made from whichever thread first asks)."""
+    import threading
 
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)      # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:                        # the parent died before the prctl
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
         os._exit(0)
+
+    threading.Thread(target=watch, name="opendance-routine-parent-watch", daemon=True).start()
 
 
 def _close_pool() -> None:
@@ -445,8 +445,6 @@ class GrooveGenerator:
                 if key not in self._routines:
                     self._ask(key)
         if wait:
-            import time
-
             deadline = time.monotonic() + timeout_s
             while any(self._routine(k) is None for k in keys):
                 if time.monotonic() > deadline:
@@ -516,8 +514,6 @@ class GrooveGenerator:
         from opendance.engine.music.features import SPECTRAL_DIM
 
         n = int(request.n_new_frames)
-        if request.prefix is None:
-            self.prepare()                      # the sections' routines, in the background
         st = request.prefix if request.prefix is not None else GrooveState(0, None)
         self._last = st.last
         key = st.key or self._start_key

@@ -205,3 +205,24 @@ def test_routines_are_made_in_a_worker_process_and_match_those_made_here(monkeyp
     fallback = fg.make_routine(30.0, "latin", 0.7)
     assert fg._POOL_BROKEN
     np.testing.assert_array_equal(fallback._quats, here._quats)
+
+
+def test_the_routine_process_ends_when_the_live_process_is_killed() -> None:
+    """SIGKILLed (no atexit), the live process must not leave its routine process behind:
+    it would hold the killed process's stdout and stderr open, and whoever reads them to
+    their end (a shell pipe, a supervisor, a test) would wait for ever."""
+    import subprocess
+    import sys
+
+    code = ("import time, opendance.engine.fallback_groove as fg; fg.make_routine(30.0, 'latin', 0.7); "
+            "print('ready', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"        # the routine process has made one
+        proc.kill()
+        proc.wait(10)
+        proc.communicate(timeout=15)       # end of file only once the routine process is gone too
+    finally:
+        if proc.poll() is None:
+            proc.kill()
