@@ -77,7 +77,8 @@ def simulate_live(audio: np.ndarray, sample_rate: int, generator, seed: int = 0,
     prepare = getattr(generator, "prepare", None)
     if prepare is not None:
         prepare(wait=True)          # every routine the music may ask for is made before the song
-                                    # (live they are made in the background in the first seconds)
+                                    # (live, each is made when the music first calls for it, so the
+                                    # first breakdown or drop of a session may come a bar or two late)
     fps = float(getattr(generator, "fps", 30.0))
     analyzer = LiveAnalyzer(int(sample_rate))
     buffer = StagedMotionBuffer(OutputStage(stage or StageConfig(enabled=False), fps), fps=fps)
