@@ -32,6 +32,8 @@ Dancers (``--dancers``, comma separated):
   model:PATH          the same with the MCT checkpoint PATH (``generate --model PATH``).
   model@T, model:PATH@T   the same sampled at temperature T (``generate --temperature T``;
                       without it, the sampler's default).
+  model#TEXT, model:PATH@T#TEXT   the same with the prompt TEXT on every song
+                      (``generate --text TEXT``); the prompt dances still use ``PROMPTS``.
   live-model, live-model:PATH, live-procedural
                       the live engine (``opendance live``) on the song's audio, on a
                       simulated clock (``tests/support/live_sim.py``): the causal beat
@@ -191,9 +193,11 @@ class ModelDancer(Dancer):
 
     def __init__(self, path: str | None = None, backend: str = "auto", steps: int = 4,
                  beat_snap: bool = False, temperature: float | None = None,
-                 candidates: int = OFFLINE_CANDIDATES, level_music: bool = False):
+                 candidates: int = OFFLINE_CANDIDATES, level_music: bool = False, text: str = ""):
         name = "model" if path is None else f"model:{path}"
-        super().__init__(name if temperature is None else f"{name}@{temperature:g}", takes_text=True)
+        name = name if temperature is None else f"{name}@{temperature:g}"
+        super().__init__(f"{name}#{text}" if text else name, takes_text=True)
+        self.text = text
         self.path, self.backend, self.steps, self.beat_snap = path, backend, steps, beat_snap
         self.temperature = temperature
         self.candidates = candidates
@@ -219,7 +223,8 @@ class ModelDancer(Dancer):
             self.info = {"weights": self.path or "bundled", "backend": self._gen.backend.name,
                          "text_encoder": self._gen.text.name, "steps": self.steps,
                          "temperature": sampler.temperature, "candidates": self.candidates,
-                         "beat_snap": self.beat_snap, "level_music": self.level_music}
+                         "beat_snap": self.beat_snap, "level_music": self.level_music,
+                         "text": self.text}
         return self._gen
 
     def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
@@ -237,7 +242,7 @@ class ModelDancer(Dancer):
                 *(gen.music_level() if self.level_music else (None, None)))
         music = self._features[song.name]
         n = (len(music) // gen.frames_per_token) * gen.frames_per_token
-        m = gen.generate_song(music[:n], text=text, constraints=Constraints(), steps=self.steps,
+        m = gen.generate_song(music[:n], text=text or self.text, constraints=Constraints(), steps=self.steps,
                               refine=False, seed=seed, progress=False)
         return snap_song(m, self._beats[song.name]) if self.beat_snap else m
 
@@ -330,19 +335,22 @@ def make_dancer(spec: str, backend: str, shipped: bool = False,
                           spec.split(":", 1)[1] if ":" in spec else None, backend, stage=shipped)
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
-    elif spec.split("@")[0] == "model" or spec.startswith("model:"):
+    elif spec.split("@")[0].split("#")[0] == "model" or spec.startswith("model:"):
+        spec, _, text = spec.partition("#")
         base, _, temp = spec.partition("@")
         try:
             temperature = float(temp) if temp else None
         except ValueError:
             raise InputError(f"dancer {spec!r}: the temperature after '@' must be a number") from None
         d = ModelDancer(base.split(":", 1)[1] if ":" in base else None, backend, beat_snap=shipped,
-                        temperature=temperature, candidates=candidates, level_music=level_music)
+                        temperature=temperature, candidates=candidates, level_music=level_music,
+                        text=text.strip())
     else:
         d = None
     if d is not None:
         return StagedDancer(d) if shipped else d
     raise InputError(f"unknown dancer {spec!r}; use procedural, procedural-tracked, model, model:PATH, "
+                     "model@T, model#TEXT, "
                      "live-procedural, live-model, live-model:PATH (a recording: --motion FILE)")
 
 
@@ -830,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--dancers", default="procedural,model",
-                    help="comma-separated: procedural, procedural-tracked, model, model:PATH, "
+                    help="comma-separated: procedural, procedural-tracked, model, model:PATH, model@T "
+                         "(temperature T), model#TEXT (prompt TEXT on every song; no commas), "
                          "live-procedural, live-model, live-model:PATH (the live engine on a "
                          "simulated clock); see the module docstring")
     ap.add_argument("--songs", type=int, default=None, help="only the first N held-out songs")

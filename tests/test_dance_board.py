@@ -152,6 +152,36 @@ def test_model_dancer_spec_takes_a_temperature(board):
         board.make_dancer("model@hot", "auto")
 
 
+def test_model_dancer_spec_takes_a_prompt(board):
+    """``model#TEXT``: TEXT is the prompt of every song; the prompt dances' own text wins."""
+    from types import SimpleNamespace
+
+    d = board.make_dancer("model:runs/x/mct.safetensors@0.7#big arms", "auto")
+    assert (d.path, d.temperature, d.text) == ("runs/x/mct.safetensors", 0.7, "big arms")
+    assert d.name == "model:runs/x/mct.safetensors@0.7#big arms"
+    plain = board.make_dancer("model# An energetic dance. ", "auto")
+    assert (plain.path, plain.temperature, plain.text, plain.name) == (None, None, "An energetic dance.",
+                                                                        "model#An energetic dance.")
+    assert board.make_dancer("model#x", "auto", shipped=True).name == "model#x"
+    assert board.make_dancer("model", "auto").text == ""
+
+    given = []
+
+    class Gen:
+        frames_per_token = 4
+
+        def generate_song(self, music, text, **kw):
+            given.append(text)
+            return "motion"
+
+    d._gen = Gen()
+    d._features["s"] = np.zeros((8, 40), np.float32)
+    song = SimpleNamespace(name="s")
+    assert d.dance(song, 0) == "motion"
+    d.dance(song, 0, "minimal arms")
+    assert given == ["big arms", "minimal arms"]
+
+
 def test_board_scores_dancers_on_annotated_recordings(board, tmp_path):
     """``--recordings DIR``: audio with human-style annotations (seconds, bar position); the
     annotated beats are what phase-locking is measured against and what ``procedural``
