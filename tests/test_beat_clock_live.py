@@ -217,3 +217,31 @@ def test_the_half_beat_check_leaves_a_lock_on_the_beat_alone():
     err = np.min(np.abs(beats[:, None] - np.arange(0.3, 30.0, period)[None, :]), axis=1)
     assert clock.phase_flips == 0
     assert beats.size >= 35 and np.all(err < 0.07), err
+
+
+def test_the_lock_comes_half_a_second_sooner_on_the_same_grid():
+    """``lock_s`` 0.5 with the half-beat checks waiting for ``arb_lock_s`` 1 s: every grid
+    (period, anchor) and every half-beat move are those of a clock locking after 1 s; the
+    lock, and the committed beats, start earlier; after that the beats are the same."""
+    tr = make_track(12.0, 124, "drums", seed=3)
+    _, song = stream_spectral(tr.audio, tr.sample_rate)
+    for ev in (song, _syncopated_events(30.0, 110.0, 1.5, 3.5)):
+        early, late = BeatClock(), BeatClock(lock_s=1.0)
+        assert (early.lock_s, early.arb_lock_s) == (0.5, 1.0)
+        first = {}
+        for i in range(0, len(ev), early.update_every):
+            for c in (early, late):
+                c.update(ev[i:i + c.update_every])
+                if c.locked and c not in first:
+                    first[c] = c.now_s
+            assert (early.period_s, early.anchor_s) == (late.period_s, late.anchor_s)
+        assert early.phase_flips == late.phase_flips
+        assert 0.3 <= first[late] - first[early] <= 0.7
+        a, b = early.committed_beats(), late.committed_beats()
+        # the late clock's first beat is the one it finds just behind it when it locks
+        assert a[0] < b[0] - 0.3 and np.array_equal(a[a >= b[1] - 1e-9], b[1:])
+    # the half-beat checks wait for ``arb_lock_s``, not for the lock
+    never = BeatClock(arb_lock_s=1e9)
+    for i in range(0, len(ev), never.update_every):
+        never.update(ev[i:i + never.update_every])
+    assert early.phase_flips >= 1 and never.phase_flips == 0 and never.locked

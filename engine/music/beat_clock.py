@@ -27,13 +27,16 @@ Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.Sub
    current one, so a few bars of accented off-beats do not flip the output. Beats are
    *committed* as audio time passes them (``commit_delay_s`` later) and numbered;
    ``locked`` once the belief is sharp and the onsets on the model's beats stand out
-   from those at other phases (confidence >= ``lock_confidence``) for ``lock_s`` with a
-   steady tempo. Noise scores about 0 (its onsets do not stand out on any grid), so the
-   threshold only decides how soon soft music with a real pulse (strings, brushed
-   jazz) counts as locked: 0.15 (0.1-0.15 alike; 0.3 before) gave GTZAN causal F
-   +0.009 in ``benchmarks/beats_real.py``, every clip the same or better, from two soft
-   clips that otherwise locked 7-10 s late. The lock then holds only while the beats
-   the clock predicted ahead come true (the prediction check, ``PREDICT_*``): random
+   from those at other phases (confidence >= ``lock_confidence``) for ``lock_s`` (0.5 s)
+   with a steady tempo. The half-beat checks (``_arbitrate``) start only after
+   ``arb_lock_s`` (1 s) of the same, so the grid is the one a 1 s lock gave: the earlier
+   lock changes when beats are committed and reported, never where they fall. Noise
+   scores about 0 (its onsets do not stand out on any grid), so the threshold only
+   decides how soon soft music with a real pulse (strings, brushed jazz) counts as
+   locked: 0.15 (0.1-0.15 alike; 0.3 before) gave GTZAN causal F +0.009 in
+   ``benchmarks/beats_real.py``, every clip the same or better, from two soft clips
+   that otherwise locked 7-10 s late. The lock then holds only while the beats the
+   clock predicted ahead come true (the prediction check, ``PREDICT_*``): random
    clicks fit some grid in hindsight, but their next click falls anywhere. Tempo range
    55-160 BPM: faster music is tracked at half tempo.
 
@@ -200,7 +203,8 @@ class BeatClock:
                  obs_offset: float = 1.75, obs_consistency: float = 0.2, level_tau_s: float = 2.0,
                  silence_s: float = 1.5, silence_ratio: float = 0.08, silence_floor: float = 0.05,
                  reset_after_s: float = 3.0, lock_confidence: float = 0.15, unlock_confidence: float = 0.1,
-                 lock_s: float = 1.0, hold_decay: float = 0.99, commit_delay_s: float = 0.05,
+                 lock_s: float = 0.5, arb_lock_s: float = 1.0, hold_decay: float = 0.99,
+                 commit_delay_s: float = 0.05,
                  beats_per_bar: int = 4, bar_contrast: float = 1.3, hold_ratio: float = 2.0) -> None:
         self.rate = float(odf_rate_hz)
         self.update_every = int(update_every)
@@ -222,6 +226,7 @@ class BeatClock:
         self.reset_after_s = reset_after_s
         self.lock_confidence, self.unlock_confidence = lock_confidence, unlock_confidence
         self.lock_s = lock_s
+        self.arb_lock_s = arb_lock_s
         self.hold_decay = hold_decay
         self.commit_delay_s = commit_delay_s
         self.beats_per_bar = beats_per_bar
@@ -249,6 +254,7 @@ class BeatClock:
         self.confidence = 0.0
         self.locked = False
         self._fit_locked = False         # the lock by confidence and steady tempo alone
+        self._arb_locked = False         # the same after ``arb_lock_s``: gates the half-beat checks
         self._steady_frames = 0
         self._last_k = -1
         self._salience = 0.0
@@ -315,7 +321,7 @@ class BeatClock:
                 self.strength_log.append(math.nan)
             self.confidence *= self.hold_decay ** (1.0 / self.update_every)
             if self.confidence < self.unlock_confidence:
-                self._fit_locked = False
+                self._fit_locked = self._arb_locked = False
             self._steady_frames = 0
             self._since_model += 1
             if self.period_s > 0 and self._since_model >= MODEL_EVERY:
@@ -469,7 +475,7 @@ class BeatClock:
         """Half-beat arbitration (constants ``ARB_*``): the beat or the off-beat at the
         same tempo, decided by the linear flux where the filter's log flux cannot. At most
         once a beat, while locked by the fit and not gated."""
-        if self.period_s <= 0 or self._silent_frames or not self._fit_locked or self._n < self._arb_next:
+        if self.period_s <= 0 or self._silent_frames or not self._arb_locked or self._n < self._arb_next:
             return
         period = self.period_s
         self._arb_next = self._n + int(period * self.rate)
@@ -525,10 +531,13 @@ class BeatClock:
         steady = self._last_k >= 0 and abs(k - self._last_k) <= 2
         self._steady_frames = self._steady_frames + frames if steady else 0
         self._last_k = k
-        if self.confidence >= self.lock_confidence and self._steady_frames >= self.lock_s * self.rate:
-            self._fit_locked = True
+        if self.confidence >= self.lock_confidence:
+            if self._steady_frames >= self.lock_s * self.rate:
+                self._fit_locked = True
+            if self._steady_frames >= self.arb_lock_s * self.rate:
+                self._arb_locked = True
         elif self.confidence < self.unlock_confidence:
-            self._fit_locked = False
+            self._fit_locked = self._arb_locked = False
 
     def _hold(self, k: int, pos: int, interval: float, conf: float) -> tuple[int, int, float, float]:
         """Hysteresis on the filter's answer (interval index, position, interval, confidence):
