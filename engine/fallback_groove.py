@@ -90,8 +90,15 @@ def _die_with_parent(parent_pid: int) -> None:
     stdout and stderr open, so whoever reads them to their end (a shell, a test, a
     supervisor) would wait for ever. A daemon thread looks at the parent twice a second
     and exits once it is gone (``prctl(PR_SET_PDEATHSIG)`` would fire when the *thread*
-    that made the pool ends, and the pool is made from whichever thread first asks)."""
+    that made the pool ends, and the pool is made from whichever thread first asks).
+
+    It also ignores Ctrl-C (SIGINT): a terminal sends it to the whole process group, and
+    the worker, interrupted in its wait for work, printed a traceback under the live
+    command's own "interrupted" line. The live process stops it (``_close_pool``)."""
+    import signal
     import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent_pid:

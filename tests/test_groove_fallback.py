@@ -226,3 +226,28 @@ def test_the_routine_process_ends_when_the_live_process_is_killed() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_stops_the_live_process_without_a_traceback_from_the_routine_process() -> None:
+    """A terminal's Ctrl-C reaches the whole process group. The routine process, waiting for
+    work, used to die of it with a traceback under the live command's own "interrupted"
+    line; it now ignores SIGINT and ends with the live process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import time, opendance.engine.fallback_groove as fg; fg.make_routine(30.0, 'latin', 0.7)\n"
+            "print('ready', flush=True)\n"
+            "try:\n    time.sleep(120)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out.strip() == "interrupted"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
