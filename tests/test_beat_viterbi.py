@@ -182,3 +182,28 @@ def test_half_beat_reading_keeps_the_decode_where_the_linear_flux_is_undecided()
     offs = beats[:-1] + p // 2
     odf = _linear_flux(n, beats, offs, on=20.0, off=22.0)   # a few % louder off the beat
     assert half_beat_reading(odf, beats, FPS) is beats
+
+
+def test_the_file_tracker_trusts_the_clock_after_one_second_as_before():
+    """The live clock locks after 0.5 s of a confident fit; over a file the tempo trace
+    (``_clock_tempo``) still starts where a 1 s lock starts."""
+    from opendance.engine.music.beat_clock import BeatClock
+    from opendance.engine.music.offline_beats import OFFLINE_LOCK_S, _clock_tempo
+    from opendance.realtime.test_signals import make_track
+
+    tr = make_track(10.0, 118, "drums", seed=2)
+    _, events = stream_spectral(tr.audio, tr.sample_rate)
+    trace, clock = _clock_tempo(events)
+    assert clock is not None and clock.lock_s == OFFLINE_LOCK_S == 1.0
+
+    def first_lock(c: BeatClock) -> int:
+        for i in range(0, len(events), c.update_every):
+            c.update(events[i:i + c.update_every])
+            if c.locked:
+                return i
+        raise AssertionError("never locked")
+
+    live, file = first_lock(BeatClock()), first_lock(BeatClock(lock_s=1.0))
+    assert live < file
+    # the trace holds its first locked value backwards; it changes only after the 1 s lock
+    assert np.all(trace[:file] == trace[file])

@@ -237,9 +237,13 @@ def test_ctrl_c_stops_the_live_process_without_a_traceback_from_the_routine_proc
     import subprocess
     import sys
 
-    code = ("import time, opendance.engine.fallback_groove as fg; fg.make_routine(30.0, 'latin', 0.7)\n"
-            "print('ready', flush=True)\n"
-            "try:\n    time.sleep(120)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
+    # the live process takes Ctrl-C as Python does by default (a test run in the background
+    # of a non-interactive shell inherits SIGINT ignored); the routine process is made after
+    code = ("import signal, time, opendance.engine.fallback_groove as fg\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "fg.make_routine(30.0, 'latin', 0.7)\n"
+            "try:\n    print('ready', flush=True)\n    time.sleep(120)\n"
+            "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:

@@ -49,6 +49,9 @@ from opendance.engine.music.tempo import best_phase, metrical_period, parabolic_
 ALT_PRIOR_RATE = 0.0075
 BAR_BEATS = 4
 BAR_MARGIN = 0.1
+#: Seconds of a confident, steady fit before the clock run over a file counts as locked
+#: (``_clock_tempo``; the live clock's ``lock_s`` is 0.5).
+OFFLINE_LOCK_S = 1.0
 
 
 def bar_periodicity(strength: np.ndarray, period_frames: float, beats: int = BAR_BEATS) -> float:
@@ -285,8 +288,11 @@ def _clock_tempo(events: list[SubHopEvents]) -> tuple[np.ndarray, BeatClock | No
     """The live ``BeatClock``'s tempo (BPM) over ``events``, one value per event: its
     locked tempo, held between updates and before the first lock; all zeros if it
     never locked. Also the clock itself, with its ``strength_log`` (None if it never
-    locked)."""
-    clock = BeatClock()
+    locked). The clock locks here after 1 s of a confident fit, not the live 0.5 s: a file
+    has no latency to save, and the earlier lock let a brief, wrong lock of a string
+    clip (66 BPM, read at 100) replace its tempo trace (the beats it then gave cost the
+    procedural dancer phase-locking 0.42 -> 0.06 on it)."""
+    clock = BeatClock(lock_s=OFFLINE_LOCK_S)
     clock.strength_log = []
     step = clock.update_every
     trace = np.full(len(events), np.nan)
