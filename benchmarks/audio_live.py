@@ -190,6 +190,7 @@ def octave_sweep(shifts: tuple[int, ...] = (0, 128, 256, 384, 512, 640, 768, 896
             clock = BeatClock()
             for i in range(0, len(events), clock.update_every):
                 clock.update(events[i:i + clock.update_every])
+            clock.finish()
             got = 60.0 / clock.period_s if clock.period_s > 0 else 0.0
             runs += 1
             if abs(got / bpm - 1.0) > 0.03:

@@ -100,6 +100,7 @@ def _run_trackers(audio: np.ndarray, sr: int) -> dict:
     t0 = time.process_time()
     for i in range(0, len(events), clock.update_every):
         clock.update(events[i:i + clock.update_every])
+    clock.finish()
     clock_cpu = time.process_time() - t0
     off = track_beats_from_events(events, spectral)
     return {"causal": clock.committed_beats(), "offline": off.beat_times_s, "locked": clock.locked,
@@ -204,6 +205,7 @@ def _causal(audio: np.ndarray, sr: int) -> np.ndarray:
     clock = BeatClock()
     for i in range(0, len(events), clock.update_every):
         clock.update(events[i:i + clock.update_every])
+    clock.finish()
     return clock.committed_beats()
 
 
@@ -271,6 +273,7 @@ def song_change() -> dict:
     clock = BeatClock()
     for i in range(0, len(events), clock.update_every):
         clock.update(events[i:i + clock.update_every])
+    clock.finish()
     est = clock.committed_beats()
     after = truth[truth >= change]
     hit = np.array([np.min(np.abs(est - t)) <= WINDOW_S if est.size else False for t in after])

@@ -245,3 +245,36 @@ def test_the_lock_comes_half_a_second_sooner_on_the_same_grid():
     for i in range(0, len(ev), never.update_every):
         never.update(ev[i:i + never.update_every])
     assert early.phase_flips >= 1 and never.phase_flips == 0 and never.locked
+
+
+def test_the_clock_is_the_same_whatever_chunks_the_events_come_in():
+    """A sound card's blocks, a file's 12-frame steps or one event at a time: the grid,
+    the lock, the half-beat moves and the committed beats are the same."""
+    tr = make_track(14.0, 131, "drums", seed=5)
+    _, song = stream_spectral(tr.audio, tr.sample_rate)
+    rng = np.random.default_rng(0)
+    for ev in (song, _syncopated_events(24.0, 110.0, 1.5, 3.5)):
+        ref, ones, blocks = BeatClock(), BeatClock(), BeatClock()
+        trace = {id(c): [] for c in (ref, ones, blocks)}
+        for i in range(0, len(ev), ref.update_every):
+            ref.update(ev[i:i + ref.update_every])
+            trace[id(ref)].append((ref.period_s, ref.anchor_s, ref.locked))
+        for e in ev:
+            ones.update([e])
+            if ones._n % ones.update_every == 0:
+                trace[id(ones)].append((ones.period_s, ones.anchor_s, ones.locked))
+        i = 0
+        while i < len(ev):
+            n = int(rng.integers(0, 30))          # empty blocks too, as a device sends
+            before = blocks._n // blocks.update_every
+            blocks.update(ev[i:i + n])
+            i += n
+            if blocks._n // blocks.update_every > before:
+                trace[id(blocks)].append((blocks.period_s, blocks.anchor_s, blocks.locked))
+        for c in (ref, ones, blocks):
+            c.finish()
+        assert trace[id(ones)] == trace[id(ref)][:len(trace[id(ones)])]
+        assert ref.phase_flips == ones.phase_flips == blocks.phase_flips
+        np.testing.assert_array_equal(ones.committed_beats(), ref.committed_beats())
+        np.testing.assert_array_equal(blocks.committed_beats(), ref.committed_beats())
+        assert any(locked for _, _, locked in trace[id(ref)])

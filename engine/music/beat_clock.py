@@ -279,13 +279,25 @@ class BeatClock:
 
     # ------------------------------------------------------------------ input
     def update(self, events: list[SubHopEvents]) -> None:
-        """Consume sub-hop events (in order), one filter step each. No events: nothing
-        to do (the salience, restart mass and committed beats depend only on the frames
-        seen, so they are as the last update left them)."""
-        if not events:
-            return
+        """Consume sub-hop events (in order), one filter step each; after every
+        ``update_every``-th frame since the start, read the grid, lock and committed beats
+        from the filter (``_step``). The frame count, not the calls, sets that cadence, so
+        events given in any chunks (a sound card's blocks, a file's, one at a time) give
+        the same clock: until 2026-12-07 the live analyzer stepped once per audio block
+        and a file once per 12 frames, and a song on a knife edge between beat and
+        off-beat could land on either side."""
         for e in events:
             self._frame(e.flux, e.odf, e.end_s)
+            if self._n % self.update_every == 0:
+                self._step()
+
+    def finish(self) -> None:
+        """At the end of a file: read the grid, lock and committed beats once more for the
+        frames since the last ``update_every``-th (the last < 0.1 s of the file)."""
+        if self._n % self.update_every:
+            self._step()
+
+    def _step(self) -> None:
         if self._since_model:
             self._model_from_filter(update_conf=self._silent_frames == 0)
         self._salience_update()

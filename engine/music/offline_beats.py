@@ -298,6 +298,8 @@ def _clock_tempo(events: list[SubHopEvents]) -> tuple[np.ndarray, BeatClock | No
     trace = np.full(len(events), np.nan)
     for i in range(0, len(events), step):
         clock.update(events[i:i + step])
+        if i + step >= len(events):
+            clock.finish()
         if clock.locked:
             trace[i:i + step] = 60.0 / clock.period_s
     ok = np.flatnonzero(np.isfinite(trace))

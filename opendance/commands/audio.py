@@ -49,6 +49,7 @@ def _cmd_beats(args: argparse.Namespace) -> int:
         clock = BeatClock()
         for i in range(0, len(events), clock.update_every):
             clock.update(events[i:i + clock.update_every])
+        clock.finish()
         beats = clock.committed_beats()
         _, down = clock.beats_between(0.0, n_samples / sr)
         tempo = 60.0 / clock.period_s if clock.period_s > 0 else 0.0
