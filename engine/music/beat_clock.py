@@ -21,7 +21,8 @@ Input: per 128-sample sub-hop (120 per second) the onset strength of ``beats.Sub
    confidence decays, the lock goes after ~18 s): silence, a silent bar or a breakdown
    does not move the grid, and silence before the music does not bias it. After more
    than ``reset_after_s`` of silence the next music starts from the prior (a new song).
-4. **Output.** Every frame the most probable state gives the period and the latest
+4. **Output.** Every ``update_every`` frames (12: 100 ms, counted from the start, however
+   the events are chunked) the most probable state gives the period and the latest
    beat, with hysteresis: a far-away answer (another phase or tempo level) replaces the
    current grid only once it holds ``hold_ratio`` times the probability around the
    current one, so a few bars of accented off-beats do not flip the output. Beats are
