@@ -372,8 +372,8 @@ def main() -> None:
     if changes:
         result["real_song_changes"] = {"summary": _change_summary(changes), "pairs": changes}
     result["song_change"] = song_change()
-    # in a fresh interpreter: after the pools above, this process read 4.7 % for what a
-    # fresh one reads 3.5 % (2026-12-07), whatever the code measured
+    # in a fresh interpreter: after the pools above, this process read 4.7 % where a fresh
+    # one read 3.5 % for the same code (2026-12-07)
     with get_context("spawn").Pool(1) as pool:
         result["live_cpu"] = pool.apply(live_cpu)
     if real:

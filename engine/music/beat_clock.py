@@ -487,7 +487,7 @@ class BeatClock:
     def _arbitrate(self) -> None:
         """Half-beat arbitration (constants ``ARB_*``): the beat or the off-beat at the
         same tempo, decided by the linear flux where the filter's log flux cannot. At most
-        once a beat, while locked by the fit and not gated."""
+        once a beat, once the fit has held ``arb_lock_s`` (``_arb_locked``) and not gated."""
         if self.period_s <= 0 or self._silent_frames or not self._arb_locked or self._n < self._arb_next:
             return
         period = self.period_s
