@@ -188,8 +188,7 @@ def octave_sweep(shifts: tuple[int, ...] = (0, 128, 256, 384, 512, 640, 768, 896
             audio = np.concatenate([np.zeros(shift, dtype=np.float32), track.audio])
             _, events = stream_spectral(audio, track.sample_rate)
             clock = BeatClock()
-            for i in range(0, len(events), clock.update_every):
-                clock.update(events[i:i + clock.update_every])
+            clock.update(events)          # any chunks give the same clock
             clock.finish()
             got = 60.0 / clock.period_s if clock.period_s > 0 else 0.0
             runs += 1

@@ -98,8 +98,7 @@ def _run_trackers(audio: np.ndarray, sr: int) -> dict:
     spectral, events = stream_spectral(audio, sr)
     clock = BeatClock()
     t0 = time.process_time()
-    for i in range(0, len(events), clock.update_every):
-        clock.update(events[i:i + clock.update_every])
+    clock.update(events)          # any chunks give the same clock
     clock.finish()
     clock_cpu = time.process_time() - t0
     off = track_beats_from_events(events, spectral)
@@ -203,8 +202,7 @@ def _causal(audio: np.ndarray, sr: int) -> np.ndarray:
 
     _, events = stream_spectral(audio, sr)
     clock = BeatClock()
-    for i in range(0, len(events), clock.update_every):
-        clock.update(events[i:i + clock.update_every])
+    clock.update(events)          # any chunks give the same clock
     clock.finish()
     return clock.committed_beats()
 
@@ -271,8 +269,7 @@ def song_change() -> dict:
     truth = np.concatenate([a.song.beat_times_s[a.song.beat_times_s < change], b.song.beat_times_s + change])
     _, events = stream_spectral(audio, sr)
     clock = BeatClock()
-    for i in range(0, len(events), clock.update_every):
-        clock.update(events[i:i + clock.update_every])
+    clock.update(events)          # any chunks give the same clock
     clock.finish()
     est = clock.committed_beats()
     after = truth[truth >= change]

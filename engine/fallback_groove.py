@@ -96,7 +96,6 @@ def _die_with_parent(parent_pid: int) -> None:
     the worker, interrupted in its wait for work, printed a traceback under the live
     command's own "interrupted" line. The live process stops it (``_close_pool``)."""
     import signal
-    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -42,7 +42,7 @@ LEVEL_PER_RMS_DB = 1.7
 #: The level range mapped onto dynamics 0..1 (under the loud reference).
 LEVEL_RANGE_DB = LEVEL_PER_RMS_DB * DYNAMICS_RANGE_DB
 #: Seconds of the most recent music the current level is the median of (2 s, the 2-bar
-#: block ``sections_from_dynamics`` judges, was a second later into a breakdown).
+#: block ``sections_from_dynamics`` judges, was tried: it read a breakdown a second later).
 LEVEL_WINDOW_S = 1.0
 #: The loud reference falls this fast (dB a second) when the music is quieter: a song
 #: mastered 6 dB quieter than the last is read on its own scale within about a minute,

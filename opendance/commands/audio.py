@@ -47,8 +47,7 @@ def _cmd_beats(args: argparse.Namespace) -> int:
         from opendance.engine.music.beat_clock import BeatClock
 
         clock = BeatClock()
-        for i in range(0, len(events), clock.update_every):
-            clock.update(events[i:i + clock.update_every])
+        clock.update(events)          # any chunks give the same clock
         clock.finish()
         beats = clock.committed_beats()
         _, down = clock.beats_between(0.0, n_samples / sr)
