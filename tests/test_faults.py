@@ -335,14 +335,20 @@ def test_a_sink_that_raises_is_logged_once_and_the_rest_keep_going(tmp_path, son
 
 def test_websocket_client_that_never_reads(tmp_path, song_wav, model, caplog):
     """A client that never reads must not slow the clock or the other clients; the
-    server disconnects it after its stall timeout."""
+    server disconnects it after its stall timeout.
+
+    The good client's gap is measured where it reads, in this process, beside the engine:
+    under load its reading thread alone has waited 0.8 s. A server held by the stalled
+    client would hold the good one for the whole stall timeout (1.5 s), so the bound is
+    a fraction of that, not the publisher's ``MAX_GAP_S`` (which ``check_stream`` checks)."""
     from websockets.sync.client import connect
 
     got = []
+    stall_s = 1.5
 
     def during(run, t0):
         ws = run.ws
-        ws.stall_timeout_s = 1.0
+        ws.stall_timeout_s = stall_s
         bad = stalled_ws_client("127.0.0.1", ws.port)
         with connect(f"ws://127.0.0.1:{ws.port}/ws?format=binary") as good:
             end = t0 + SONG_S - 0.3
@@ -358,7 +364,7 @@ def test_websocket_client_that_never_reads(tmp_path, song_wav, model, caplog):
     check_recording(run)
     frames = [t for t, m in got if isinstance(m, bytes)]
     assert len(frames) > 0.6 * 60 * (SONG_S - 1.0), f"the good client got only {len(frames)} frames"
-    assert np.diff(frames).max() < MAX_GAP_S
+    assert np.diff(frames).max() < 0.8 * stall_s
     assert run.ws.dropped_slow == 1, "the stalled client was not disconnected"
     assert len(records(caplog, "disconnecting it")) == 1
 
