@@ -23,6 +23,10 @@ Dancers (``--dancers``, comma separated):
                       the model, with perfect knowledge of the song.
   procedural-tracked  the same choreographer on what a command hears: beats and downbeats
                       from the offline tracker on the audio, no sections.
+  procedural-tokens, procedural-tokens:TOKENIZER
+                      the procedural dance encoded by the bundled tokenizer (or the
+                      tokenizer checkpoint TOKENIZER) and decoded again: what a perfect MCT
+                      on that tokenizer would dance, the ceiling of any model built on it.
   model               the bundled model's own dance, as ``opendance generate SONG
                       --no-beat-snap --no-stage`` makes it (features from the audio with the
                       offline tracker's beats, 4 steps, MS-LRM, the default temperature, no
@@ -97,7 +101,8 @@ JSON (``--json FILE``; schema version ``BOARD_VERSION``)::
 
 Checks: "learned dancer" goals for every dancer other than ``procedural`` (judged
 against the ``procedural`` dancer, the corpus's teacher, when it is on the board), and
-"procedural dancer" goals for the procedural dancers. ``--md FILE`` writes the tables as
+"procedural dancer" goals for the procedural dancers (``procedural-tokens`` is judged as a
+learned dancer: it is the ceiling of one). ``--md FILE`` writes the tables as
 Markdown with the exact command.
 """
 
@@ -247,6 +252,44 @@ class ModelDancer(Dancer):
         return snap_song(m, self._beats[song.name]) if self.beat_snap else m
 
 
+class TokenizedDancer(ProceduralDancer):
+    """The procedural dancer's dance encoded by a tokenizer and decoded again: the dance a
+    perfect MCT would make with that tokenizer, so no model on it can do better than this
+    on the board (the tokens decide what the decoder can draw)."""
+
+    def __init__(self, path: str | None = None):
+        super().__init__()
+        self.name = "procedural-tokens" if path is None else f"procedural-tokens:{path}"
+        self.path = path
+        self._tok = None
+
+    def _tokenizer(self):
+        if self._tok is None:
+            from opendance.engine.tokenizer import load_default_tokenizer, load_tokenizer
+
+            self._tok = (load_tokenizer(self.path) if self.path else load_default_tokenizer()).eval()
+            c = self._tok.config
+            self.info = {**self.info, "tokenizer": self.path or "bundled",
+                         "codebook_size": dict(c.codebook_size), "frames_per_token": c.frames_per_token}
+        return self._tok
+
+    def dance(self, song: HeldOutSong, seed: int, text: str = "") -> Motion:
+        import torch
+
+        from opendance.engine.motion_repr import BRANCHES, features_to_motion, motion_to_features
+
+        tok = self._tokenizer()
+        m = super().dance(song, seed, text)
+        feats = motion_to_features(m)
+        n = (m.n_frames // tok.frames_per_token) * tok.frames_per_token
+        with torch.inference_mode():
+            ids = tok.encode({b: torch.from_numpy(np.ascontiguousarray(feats[b][:n], np.float32))[None]
+                              for b in BRANCHES})
+            rec = tok.decode(ids)
+        return features_to_motion({b: rec[b][0].numpy() for b in ("motion", "traj")},
+                                  start_trans=m.trans[0], fps=m.fps)
+
+
 class StagedDancer(Dancer):
     """Another dancer's dance through the default output stage (``engine.stage``), as
     ``opendance generate`` writes it."""
@@ -335,6 +378,8 @@ def make_dancer(spec: str, backend: str, shipped: bool = False,
                           spec.split(":", 1)[1] if ":" in spec else None, backend, stage=shipped)
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
+    elif spec.split(":")[0] == "procedural-tokens":
+        d = TokenizedDancer(spec.split(":", 1)[1] if ":" in spec else None)
     elif spec.split("@")[0].split("#")[0] == "model" or spec.startswith("model:"):
         spec, _, text = spec.partition("#")
         base, _, temp = spec.partition("@")
@@ -349,7 +394,8 @@ def make_dancer(spec: str, backend: str, shipped: bool = False,
         d = None
     if d is not None:
         return StagedDancer(d) if shipped else d
-    raise InputError(f"unknown dancer {spec!r}; use procedural, procedural-tracked, model, model:PATH, "
+    raise InputError(f"unknown dancer {spec!r}; use procedural, procedural-tracked, procedural-tokens, "
+                     "procedural-tokens:TOKENIZER, model, model:PATH, "
                      "model@T, model#TEXT, "
                      "live-procedural, live-model, live-model:PATH (a recording: --motion FILE)")
 
@@ -579,7 +625,8 @@ def learned_checks(d: dict, base: dict | None) -> dict:
 
 def checks(name: str, d: dict, base: dict | None) -> dict:
     """Pass / fail of the goals (see the module docstring)."""
-    return procedural_checks(d["summary"]) if name.startswith("procedural") else learned_checks(d, base)
+    teacher = name.startswith("procedural") and not name.startswith("procedural-tokens")
+    return procedural_checks(d["summary"]) if teacher else learned_checks(d, base)
 
 
 def score_dancer(dancer: Dancer, songs: list[HeldOutSong], seed_songs: list[str], prompt_songs: list[str],
@@ -838,7 +885,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--dancers", default="procedural,model",
-                    help="comma-separated: procedural, procedural-tracked, model, model:PATH, model@T "
+                    help="comma-separated: procedural, procedural-tracked, procedural-tokens[:TOKENIZER] "
+                         "(the procedural dance through a tokenizer and back), model, model:PATH, model@T "
                          "(temperature T), model#TEXT (prompt TEXT on every song; no commas), "
                          "live-procedural, live-model, live-model:PATH (the live engine on a "
                          "simulated clock); see the module docstring")

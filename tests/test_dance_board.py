@@ -229,3 +229,24 @@ def test_live_dancers_play_the_song_through_the_live_engine(board):
     model = board.make_dancer("live-model:runs/x/mct.safetensors", "auto")
     assert (model.name, model.path, model.takes_text) == ("live-model:runs/x/mct.safetensors",
                                                           "runs/x/mct.safetensors", True)
+
+
+def test_tokenized_procedural_dancer_is_the_dance_through_the_tokenizer(board, monkeypatch):
+    """``procedural-tokens``: the procedural dance encoded and decoded by the bundled tokenizer:
+    near the teacher's dance (the tokenizer's error), not equal to it, and judged by the
+    learned dancer's goals (it is what a perfect model on that tokenizer would dance)."""
+    song = held_out_songs(6.0)[0]
+    teacher = board.make_dancer("procedural", "auto").dance(song, seed=0)
+    d = board.make_dancer("procedural-tokens", "auto")
+    assert isinstance(d, board.TokenizedDancer) and d.name == "procedural-tokens"
+    m = d.dance(song, seed=0)
+    assert m.fps == teacher.fps and m.n_frames == teacher.n_frames // 4 * 4
+    err = np.linalg.norm(m.joints() - teacher.joints()[:m.n_frames], axis=-1).mean()
+    assert 0.002 < err < 0.15, f"mean joint error {err:.3f} m"
+    assert d.info["tokenizer"] == "bundled"
+    assert board.make_dancer("procedural-tokens:runs/t/tokenizer.safetensors", "auto").path == \
+        "runs/t/tokenizer.safetensors"
+    monkeypatch.setattr(board, "learned_checks", lambda d, base: "learned")
+    monkeypatch.setattr(board, "procedural_checks", lambda s: "teacher")
+    assert board.checks("procedural-tokens:x", {"summary": {}}, None) == "learned"
+    assert board.checks("procedural-tracked", {"summary": {}}, None) == "teacher"

@@ -211,6 +211,18 @@ def test_cli_defaults_match_train_config():
         assert getattr(d, k) == v, k
 
 
+def test_cli_sizes_are_the_trainer_presets():
+    """--size offers exactly the presets the trainer knows (the CLI lists them without
+    importing torch); "fine" keeps the default widths with finer codebooks."""
+    from opendance.commands.train import SIZES
+    from opendance.engine.tokenizer import TokenizerConfig
+    from opendance.training.train_tokenizer import MODEL_SIZES
+    assert set(SIZES) == set(MODEL_SIZES)
+    default, fine = TokenizerConfig(), TokenizerConfig(**MODEL_SIZES["fine"])
+    assert fine.hidden == default.hidden
+    assert all(fine.codebook_size[b] > default.codebook_size[b] for b in default.codebook_size)
+
+
 def test_cli_train_tokenizer(aist_dir, tmp_path, capsys):
     from opendance.commands.main import main
     out = tmp_path / "cli"

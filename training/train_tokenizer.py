@@ -72,6 +72,9 @@ MODEL_SIZES: dict[str, dict] = {
              "codebook_size": {"motion": 64, "traj": 32, "kpt": 64},
              "code_dim": {"motion": 16, "traj": 8, "kpt": 16}},
     "default": {},  # TokenizerConfig's defaults: the bundled tokenizer
+    # the default's widths with finer codebooks: 4 frames of a whole body in 256 codes
+    # lose the knees' and ankles' range (docs/model.md, "Where the tokenizer loses the legs")
+    "fine": {"codebook_size": {"motion": 1024, "traj": 256, "kpt": 512}},
     "large": {"hidden": {"motion": 256, "traj": 128, "kpt": 192},
               "codebook_size": {"motion": 512, "traj": 256, "kpt": 512},
               "code_dim": {"motion": 64, "traj": 32, "kpt": 64}},

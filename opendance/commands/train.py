@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 TOKENIZER_DEFAULTS = {"epochs": 20, "batch_size": 64, "window_frames": 64, "stride_frames": 16,
                       "lr": 4e-4, "size": "default", "seed": 0, "device": "auto", "threads": 0,
                       "w_foot": 1.0, "finetune": "all"}
-SIZES = ("tiny", "default", "large")
+SIZES = ("tiny", "default", "fine", "large")
 
 
 def _register_tokenizer(sub) -> None:
