@@ -114,6 +114,23 @@ def test_generate_groove_only_writes_the_procedural_dance(tmp_path, capsys) -> N
     assert summary["beats"] > 10 and summary["tempo_bpm"] > 0      # it danced to tracked beats
 
 
+def test_generate_on_silence_says_no_beat_was_heard(tmp_path, capsys, caplog) -> None:
+    """Silence has no tempo to report: the summary and the log say the dancer grooves at
+    the choreographer's assumed tempo, not "0.0 BPM"."""
+    import soundfile as sf
+
+    from opendance.commands.main import main
+
+    wav = tmp_path / "silence.wav"
+    sf.write(wav, np.zeros(22050 * 4), 22050)
+    out = tmp_path / "dance.npz"
+    with caplog.at_level("WARNING"):
+        assert main(["generate", str(wav), "-o", str(out), "--groove-only"]) == 0
+    said = capsys.readouterr().out
+    assert out.exists() and "no beat heard: a 120 BPM groove" in said and "0.0 BPM" not in said
+    assert any("no beat found" in r.getMessage() for r in caplog.records)
+
+
 def test_prompt_words_pick_style_and_energy() -> None:
     from opendance.engine.choreo.song import DEFAULT_STYLE, style_and_energy
 

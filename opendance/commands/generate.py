@@ -295,6 +295,7 @@ def _run_groove_only(args, audio, sr) -> int:
     through the same output stage and writer as the model."""
     import time
 
+    from opendance.engine.choreo.choreography import tempo_bpm
     from opendance.engine.choreo.song import dance_song
     from opendance.engine.stage import OutputStage
     from opendance.engine.stage.options import stage_config_from_args
@@ -304,6 +305,9 @@ def _run_groove_only(args, audio, sr) -> int:
         log.warning("the procedural dancer ignores --traj and --keyframes (they steer the model)")
     t0 = time.perf_counter()
     dance, heard = dance_song(audio, sr, text=args.text, seed=args.seed)
+    if heard["beats"] < 2:
+        log.warning("no beat found in the audio (silence, or no steady pulse); the procedural "
+                    "dancer grooves at %g BPM", tempo_bpm(np.zeros(0)))
     t_gen = time.perf_counter() - t0
     motion = OutputStage(stage_config_from_args(args), dance.motion.fps).process_motion(dance.motion)
     save_motion(motion, args.out)
@@ -314,6 +318,8 @@ def _run_groove_only(args, audio, sr) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        pulse = (f"{heard['tempo_bpm']} BPM" if heard["beats"] >= 2 else
+                 f"no beat heard: a {tempo_bpm(np.zeros(0)):g} BPM groove")
         print(f"wrote {args.out}: {summary['seconds']} s of procedural dance ({heard['style']}, "
-              f"{heard['tempo_bpm']} BPM) in {summary['generate_s']} s")
+              f"{pulse}) in {summary['generate_s']} s")
     return 0
