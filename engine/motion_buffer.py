@@ -53,7 +53,8 @@ def _hermite_decay(n: int, blend_frames: int) -> tuple[np.ndarray, np.ndarray]:
 def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
                new_quats: np.ndarray, new_trans: np.ndarray,
                blend_frames: int = DEFAULT_BLEND_FRAMES,
-               old_next: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               old_next: tuple[np.ndarray, np.ndarray] | None = None,
+               keep_floor_shift: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Correct the start of a new chunk so it continues the previous motion smoothly.
 
     Args:
@@ -68,6 +69,10 @@ def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
             the frames a splice replaces): the new chunk is then joined to where the old
             motion really went instead of to an extrapolation, so a chunk that continues it
             is left as it is (with K >= 2 the velocity is taken from them too).
+        keep_floor_shift: the root's floor (x, z) offset at the seam moves the whole chunk
+            for good (True: chunks made in their own floor coordinates); False: it decays
+            like everything else, so from ``blend_frames`` on the chunk is exactly the input
+            (a join onto output that the next chunk also continues).
     Returns:
         (N, 24, 4) float32 quaternions and (N, 3) float32 metres: the corrected chunk. The
         first new frame equals the previous motion's next frame (``old_next``, else its last
@@ -111,8 +116,11 @@ def seam_blend(prev_quats: np.ndarray, prev_trans: np.ndarray,
 
     off = t_expect - new_trans[0]
     voff = p_vel - n_vel
-    shift = np.array([off[0], 0.0, off[2]])          # floor position: moved for good
-    decay = np.array([0.0, 1.0, 0.0])                # height: decayed back
+    if keep_floor_shift:
+        shift = np.array([off[0], 0.0, off[2]])      # floor position: moved for good
+        decay = np.array([0.0, 1.0, 0.0])            # height: decayed back
+    else:
+        shift, decay = np.zeros(3), np.ones(3)
     out_t = (new_trans + shift[None]
              + a[:, None] * (off * decay)[None] + b[:, None] * voff[None])
     return out_q.astype(np.float32), out_t.astype(np.float32)

@@ -4,6 +4,8 @@ a chunk joins onto the frames it replaces, and a real cut is still blended."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from support.fakes import swing_motion
 from support.stage_metrics import stage_numbers
@@ -151,3 +153,39 @@ def test_the_scheduler_passes_the_grooves_lookahead_to_the_buffer():
     q_old = buffered(NoLookahead())
     dev_old = np.abs(np.abs(np.sum(q_old * want[:len(q_old)], -1)) - 1).max()
     assert dev_old > 1e-3, dev_old                      # bent at the seams (a joint > 5 degrees)
+
+
+def _replay_redo(buf: StagedMotionBuffer) -> np.ndarray:
+    """The live groove's writes on a real recording (gtzan_rock.00000, frames 27-74, through
+    ``tests/support/live_sim.py`` with the default stage): three chunks, then a redo of the
+    first from frame 41 (the clock moved its grid) and the two after it again. Returns the
+    buffered frames 27-74 as (48, 24, 3) world joints."""
+    d = np.load(Path(__file__).parent / "data" / "staged_redo_chunks.npz")
+    for i in range(int(d["n"])):
+        nq = d[f"c{i}_next_quats"] if f"c{i}_next_quats" in d else None
+        nt = d[f"c{i}_next_trans"] if f"c{i}_next_trans" in d else None
+        chunk = BufferedChunk(float(d[f"c{i}_start"]), d[f"c{i}_quats"], d[f"c{i}_trans"], chunk_id=i,
+                              next_quats=nq, next_trans=nt)
+        buf.write(chunk, not_before_audio_s=float(d[f"c{i}_not_before"]))
+    q = np.stack([buf.sample(f / FPS).quats for f in range(27, 75)])
+    t = np.stack([buf.sample(f / FPS).trans for f in range(27, 75)])
+    return forward_kinematics(rot.quat_to_matrix(q), t)
+
+
+def test_a_staged_redo_from_mid_chunk_joins_the_output_it_replaces(monkeypatch):
+    """A redo that keeps only the last frames of a chunk restarts the stage from a replay
+    of that chunk's first frames, whose feet and anchor need not be the ones that made the
+    output before it: the join is on the output too, and what a short redo cannot blend
+    away the next chunk does. Without it the body jumped 8 cm at the splice (a pop).
+
+    The fixture was recorded by wrapping ``StagedMotionBuffer.write`` while
+    ``simulate_live(audio, sr, GrooveGenerator(), seed=0, stage=StageConfig())`` played
+    gtzan_rock.00000, keeping the chunks that start before frame 70."""
+    from opendance.engine.pops import zigzag_frames
+
+    joined = _replay_redo(StagedMotionBuffer(OutputStage(StageConfig(), FPS), fps=FPS))
+    assert zigzag_frames(joined, 0.015, 3.0).size == 0
+    # the fixture does exercise it: with the output join off, the splice pops
+    monkeypatch.setattr(StagedMotionBuffer, "_join_output", lambda self, s, q, p: (q, p))
+    cut = _replay_redo(StagedMotionBuffer(OutputStage(StageConfig(), FPS), fps=FPS))
+    assert zigzag_frames(cut, 0.015, 3.0).size > 0

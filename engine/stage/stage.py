@@ -353,6 +353,7 @@ class StagedMotionBuffer(MotionBuffer):
         super().__init__(fps=fps, **kwargs)
         stage.fps = self.fps
         self.stage = stage
+        self._carry: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # see ``_join_output``
 
     def write(self, chunk: BufferedChunk, not_before_audio_s: float = -np.inf, blend: bool = True) -> int:
         if not self.stage.config.enabled or len(chunk.quats) == 0:
@@ -380,8 +381,63 @@ class StagedMotionBuffer(MotionBuffer):
             if nxt is not None:
                 q, p, nxt = q[:n_own], p[:n_own], (q[n_own:], p[n_own:])
         # the output starts with the previous chunk's last frame, revised (unless already due)
+        rollbacks = self.stage.stats["rollbacks"]
         start, q, p = self.stage.process_stream(q, p, t0, continuous=False)
+        # A chunk that replaces frames already staged (a redo from mid-chunk) restarts the
+        # stage from a replay of the replaced chunk's first frames, whose state (contacts,
+        # anchor) need not be the one that made the frames before it: join the output there
+        # too, or the body jumps at the splice.
+        if self.stage.stats["rollbacks"] > rollbacks:
+            self._carry = {}                # a carry was for the motion this chunk replaces
+            if start is not None and len(q) >= 2:
+                q, p = self._join_output(start, q, p)
+        elif self._carry and start is not None:
+            q, p = self._apply_carry(start, q, p)
         written = super().write(replace(chunk, start_audio_s=start, quats=q, trans=p, next_quats=None,
                                         next_trans=None), not_before_audio_s, blend=False)
         self._remember_next(float(times[-1]) + 1.0 / self.fps, nxt)   # the input's, not the output's
         return min(written, len(times))
+
+    def _join_output(self, start_s: float, q: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Join staged frames from ``start_s`` onto the output already buffered there (the
+        frames just before it and the ones they replace) with a seam blend that decays to
+        the stage's own motion, the floor offset too. A redo that keeps fewer frames than
+        the blend leaves the rest of the correction to the next adjacent chunk (``_carry``),
+        which the stage continues from its own frames."""
+        with self._lock:
+            i = int(np.searchsorted(self._t[:self._n], start_s - 0.5 / self.fps, side="left"))
+            if i == 0 or i >= self._n or abs(self._t[i] - start_s) >= 0.5 / self.fps:
+                return q, p
+            k = min(2, i)
+            prev = self._q[i - k:i].copy(), self._p[i - k:i].copy()
+            m = min(LOOKAHEAD_FRAMES, self._n - i)
+            old = self._q[i:i + m].copy(), self._p[i:i + m].copy()
+        n = len(q)
+        pad = max(0, self.blend_frames + 1 - n)             # the blend's tail past the chunk
+        q_ext = np.concatenate([q, np.repeat(q[-1:], pad, axis=0)])
+        p_ext = np.concatenate([p, np.repeat(p[-1:], pad, axis=0)])
+        out_q, out_p = seam_blend(prev[0], prev[1], q_ext, p_ext, self.blend_frames, old_next=old,
+                                  keep_floor_shift=False)
+        if pad:
+            # the correction of the last frame (the next chunk revises it) and of the frames
+            # after it, per frame index: rotation applied on the left, and root offset
+            dq = rot.quat_multiply(out_q.astype(np.float64), q_ext * np.array([-1.0, -1.0, -1.0, 1.0]))
+            dp = out_p.astype(np.float64) - p_ext
+            f0 = int(round(start_s * self.fps))
+            self._carry = {f0 + j: (dq[j], dp[j]) for j in range(n - 1, len(q_ext))}
+        return out_q[:n], out_p[:n]
+
+    def _apply_carry(self, start_s: float, q: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rest of a short redo's seam correction (``_join_output``) on the frames of the
+        chunk after it that it covers; the carry is then spent."""
+        carry, self._carry = self._carry, {}
+        f0 = int(round(start_s * self.fps))
+        idx = [j for j in range(len(q)) if f0 + j in carry]
+        if not idx:
+            return q, p
+        q, p = np.array(q, np.float64), np.array(p, np.float64)
+        for j in idx:
+            dq, dp = carry[f0 + j]
+            q[j] = rot.quat_multiply(dq, q[j])
+            p[j] = p[j] + dp
+        return q.astype(np.float32), p.astype(np.float32)
