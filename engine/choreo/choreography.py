@@ -88,11 +88,15 @@ class Dance:
 
 
 # ----------------------------------------------------------------------------- beats
+#: The tempo assumed where fewer than two beats are known (silence, no steady pulse).
+ASSUMED_BPM = 120.0
+
+
 def beat_positions(times_s: np.ndarray, beat_times_s: np.ndarray) -> np.ndarray:
     """(N,) seconds -> (N,) continuous beat index (0 at the first beat).
 
     Linear between beats, extrapolated with the first / last beat period; with fewer
-    than two beats a 120 BPM grid through the one beat (or through t = 0) is assumed.
+    than two beats an ``ASSUMED_BPM`` grid through the one beat (or through t = 0) is assumed.
     """
     t = np.asarray(times_s, dtype=np.float64)
     beats = np.asarray(beat_times_s, dtype=np.float64)
@@ -101,7 +105,7 @@ def beat_positions(times_s: np.ndarray, beat_times_s: np.ndarray) -> np.ndarray:
         beats = np.unique(beats)
     if beats.size < 2:
         t0 = float(beats[0]) if beats.size else 0.0
-        return (t - t0) / 0.5
+        return (t - t0) * ASSUMED_BPM / 60.0
     idx = np.arange(len(beats), dtype=np.float64)
     b = np.interp(t, beats, idx)
     p0, p1 = beats[1] - beats[0], beats[-1] - beats[-2]
@@ -683,11 +687,11 @@ def beat_hit_warp(b: np.ndarray, depth: float = BEAT_HIT, bar_depth: float = 0.0
 
 
 def tempo_bpm(beat_times_s: np.ndarray) -> float:
-    """Median tempo of the beats (120 with fewer than two)."""
+    """Median tempo of the beats (``ASSUMED_BPM`` with fewer than two)."""
     beats = np.asarray(beat_times_s, dtype=np.float64)
     beats = np.unique(beats[np.isfinite(beats)])
     if beats.size < 2:
-        return 120.0
+        return ASSUMED_BPM
     return float(60.0 / np.median(np.diff(beats)))
 
 

@@ -295,7 +295,7 @@ def _run_groove_only(args, audio, sr) -> int:
     through the same output stage and writer as the model."""
     import time
 
-    from opendance.engine.choreo.choreography import tempo_bpm
+    from opendance.engine.choreo.choreography import ASSUMED_BPM
     from opendance.engine.choreo.song import dance_song
     from opendance.engine.stage import OutputStage
     from opendance.engine.stage.options import stage_config_from_args
@@ -307,7 +307,7 @@ def _run_groove_only(args, audio, sr) -> int:
     dance, heard = dance_song(audio, sr, text=args.text, seed=args.seed)
     if heard["beats"] < 2:
         log.warning("no beat found in the audio (silence, or no steady pulse); the procedural "
-                    "dancer grooves at %g BPM", tempo_bpm(np.zeros(0)))
+                    "dancer grooves at %g BPM", ASSUMED_BPM)
     t_gen = time.perf_counter() - t0
     motion = OutputStage(stage_config_from_args(args), dance.motion.fps).process_motion(dance.motion)
     save_motion(motion, args.out)
@@ -319,7 +319,7 @@ def _run_groove_only(args, audio, sr) -> int:
         print(json.dumps(summary, indent=2))
     else:
         pulse = (f"{heard['tempo_bpm']} BPM" if heard["beats"] >= 2 else
-                 f"no beat heard: a {tempo_bpm(np.zeros(0)):g} BPM groove")
+                 f"no beat heard: a {ASSUMED_BPM:g} BPM groove")
         print(f"wrote {args.out}: {summary['seconds']} s of procedural dance ({heard['style']}, "
               f"{pulse}) in {summary['generate_s']} s")
     return 0
