@@ -4,6 +4,7 @@ tracker built on it, and the clock's hysteresis between far-apart hypotheses."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from opendance.engine.music.beat_hmm import BeatFilter, viterbi_beats
 from opendance.engine.music.features import stream_spectral
@@ -207,3 +208,21 @@ def test_the_file_tracker_trusts_the_clock_after_one_second_as_before():
     assert live < file
     # the trace holds its first locked value backwards; it changes only after the 1 s lock
     assert np.all(trace[:file] == trace[file])
+
+
+def test_a_dc_offset_or_silence_has_no_beats_and_music_under_it_keeps_them():
+    """The offline tracker finds no beat in a constant signal (it would draw its default
+    grid from the offset's one onset), and a song riding on the same offset keeps its beats."""
+    from opendance.engine.music.offline_beats import MIN_AC_RMS, ac_rms, track_beats
+    from opendance.training.synth.music import synthesize_song
+
+    sr = 22050
+    for level in (0.0, 0.01, -0.3):
+        tb = track_beats(np.full(sr * 6, level, np.float32), sr)
+        assert tb.beat_times_s.size == 0 and tb.tempo_bpm == 0.0
+    song = synthesize_song("house", 8.0, 124.0, seed=5, sample_rate=sr)
+    assert ac_rms(song.audio + 0.01) == pytest.approx(ac_rms(song.audio), rel=1e-4)
+    assert ac_rms(song.audio) > MIN_AC_RMS
+    beats = track_beats((song.audio + 0.01).astype(np.float32), sr).beat_times_s
+    assert beats.size >= 12
+    assert 60.0 / np.median(np.diff(beats)) == pytest.approx(124.0, rel=0.03)

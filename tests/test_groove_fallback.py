@@ -114,15 +114,17 @@ def test_generate_groove_only_writes_the_procedural_dance(tmp_path, capsys) -> N
     assert summary["beats"] > 10 and summary["tempo_bpm"] > 0      # it danced to tracked beats
 
 
-def test_generate_on_silence_says_no_beat_was_heard(tmp_path, capsys, caplog) -> None:
-    """Silence has no tempo to report: the summary and the log say the dancer grooves at
-    the choreographer's assumed tempo, not "0.0 BPM"."""
+@pytest.mark.parametrize("offset", [0.0, 0.01])
+def test_generate_on_silence_says_no_beat_was_heard(tmp_path, capsys, caplog, offset) -> None:
+    """Silence, or a constant DC offset, has no tempo to report: the summary and the log
+    say the dancer grooves at the choreographer's assumed tempo, not "0.0 BPM" and not a
+    grid the tracker drew from the offset's one onset (as ``opendance beats`` says: none)."""
     import soundfile as sf
 
     from opendance.commands.main import main
 
     wav = tmp_path / "silence.wav"
-    sf.write(wav, np.zeros(22050 * 4), 22050)
+    sf.write(wav, np.full(22050 * 4, offset), 22050)
     out = tmp_path / "dance.npz"
     with caplog.at_level("WARNING"):
         assert main(["generate", str(wav), "-o", str(out), "--groove-only"]) == 0

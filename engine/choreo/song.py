@@ -72,10 +72,10 @@ def dance_song(audio: np.ndarray, sample_rate: int, text: str = "", seed: int = 
     tempo, number of beats, the sections it guessed.
     """
     from opendance.engine.music.features import stream_spectral
-    from opendance.engine.music.offline_beats import track_beats_from_events
+    from opendance.engine.music.offline_beats import track_clip
 
     spectral, events = stream_spectral(audio, sample_rate)
-    tb = track_beats_from_events(events, spectral)
+    tb = track_clip(audio, events, spectral)
     n = spectral.shape[0]
     if n == 0:
         raise InputError(f"music is too short: {audio.shape[0] / sample_rate:.3f} s of audio holds no "

@@ -13,7 +13,7 @@ from opendance.engine.music.features import (
     beat_grid,
     stream_spectral,
 )
-from opendance.engine.music.offline_beats import downbeats_from_accents, track_beats_from_events
+from opendance.engine.music.offline_beats import downbeats_from_accents, track_clip
 
 
 def extract_features(audio: np.ndarray, sample_rate: int, beat_times_s=None,
@@ -26,7 +26,7 @@ def extract_features(audio: np.ndarray, sample_rate: int, beat_times_s=None,
     """
     spectral, events = stream_spectral(audio, sample_rate)
     if beat_times_s is None:
-        result = track_beats_from_events(events, spectral)
+        result = track_clip(audio, events, spectral)
         beat_times_s = result.beat_times_s
         if downbeat_times_s is None:
             downbeat_times_s = result.downbeat_times_s

@@ -310,7 +310,37 @@ def _clock_tempo(events: list[SubHopEvents]) -> tuple[np.ndarray, BeatClock | No
     return filled, clock
 
 
-def track_beats(audio: np.ndarray, sample_rate: int) -> OfflineBeats:
-    """Offline beats of a clip ((N,) float32 mono, Hz)."""
-    spectral, events = stream_spectral(audio, sample_rate)
+#: A signal whose level barely moves around its mean (RMS, full scale 1: -80 dBFS) has no
+#: beat: DC, digital silence. (On a DC offset the tracker would otherwise draw its default
+#: grid from the one onset at the start.)
+MIN_AC_RMS = 1e-4
+
+
+def ac_rms(audio: np.ndarray, block: int = 1 << 20) -> float:
+    """RMS of ``audio`` around its mean (full scale 1); 0 for an empty clip. Two passes
+    of float64 sums over blocks, so a long song is not copied whole."""
+    a = np.asarray(audio).reshape(-1)
+    if a.size == 0:
+        return 0.0
+    mean = sum(float(a[i:i + block].sum(dtype=np.float64)) for i in range(0, a.size, block)) / a.size
+    sq = 0.0
+    for i in range(0, a.size, block):
+        d = a[i:i + block].astype(np.float64) - mean
+        sq += float(np.dot(d, d))
+    return (sq / a.size) ** 0.5
+
+
+def track_clip(audio: np.ndarray, events: list[SubHopEvents],
+               spectral: np.ndarray | None = None) -> OfflineBeats:
+    """``track_beats_from_events`` for a clip whose samples are at hand (``events`` and
+    ``spectral`` from ``stream_spectral(audio, ...)``): no beats in a signal that barely
+    moves (``MIN_AC_RMS``), as ``opendance beats`` reports it."""
+    if ac_rms(audio) < MIN_AC_RMS:
+        return OfflineBeats(0.0, np.zeros(0), np.zeros(0), 0.0)
     return track_beats_from_events(events, spectral)
+
+
+def track_beats(audio: np.ndarray, sample_rate: int) -> OfflineBeats:
+    """Offline beats of a clip ((N,) float32 mono, Hz); none in DC or digital silence."""
+    spectral, events = stream_spectral(audio, sample_rate)
+    return track_clip(audio, events, spectral)

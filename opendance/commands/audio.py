@@ -79,7 +79,6 @@ def _cmd_beats(args: argparse.Namespace) -> int:
 # Below this tracker confidence the "beats" are the tracker's default grid, not the music's
 # (measured: DC 0.0, white noise 0.03; the quietest real songs here, classical, 0.06).
 MIN_BEAT_CONFIDENCE = 0.05
-MIN_AC_RMS = 1e-4      # a signal whose level barely moves (DC, silence) has no beat
 
 
 class _GrowingTable:
@@ -184,6 +183,8 @@ def _spectral_from_file(path, progress: bool = True):
 
 def _no_beat_reason(ac_rms: float, confidence: float) -> str:
     """Why a file has no beat to report ("" when it has one)."""
+    from opendance.engine.music.offline_beats import MIN_AC_RMS
+
     if ac_rms < MIN_AC_RMS:
         return "the signal is constant or silent"
     if confidence < MIN_BEAT_CONFIDENCE:

@@ -251,6 +251,9 @@ def _run_model(args, audio: np.ndarray, sr: int) -> int:
         gen = load_default_generator(backend=args.backend, sampler=sampler, candidates=args.candidates)
     t0 = time.perf_counter()
     tracked = track_beats(audio, sr)
+    if len(tracked.beat_times_s) < 2:
+        log.warning("no beat found in the audio (silence, or no steady pulse); the model dances "
+                    "without a beat grid")
     level = gen.music_level() if args.level_music else (None, None)
     music = song_features_for_model(audio, sr, tracked.beat_times_s, tracked.downbeat_times_s, *level)
     t_feat = time.perf_counter() - t0
