@@ -196,6 +196,49 @@ def test_foot_velocity_loss_sees_a_sliding_planted_foot():
     assert float(foot_velocity_loss(tok, out)) == pytest.approx(0.3, rel=0.05)
 
 
+def test_energy_loss_is_blind_to_phase_and_sees_a_damped_motion():
+    """A joint swinging as far but a quarter period late costs ~0; the same swing at half
+    the amplitude costs half its RMS speed (m/s)."""
+    from opendance.training.train_tokenizer import joint_energy_loss
+
+    fps, T = 30.0, 120
+    t = torch.arange(T, dtype=torch.float32) / fps
+    w = 2 * np.pi * 1.0                                   # 1 Hz swing, 0.2 m amplitude
+
+    def joints(amp: float, phase: float) -> torch.Tensor:
+        j = torch.zeros(1, T, 2, 3)
+        j[0, :, 1, 0] = amp * torch.sin(w * t + phase)      # joint 1 swings on x, joint 0 stands
+        return j
+
+    true = joints(0.2, 0.0)
+    rms = 0.2 * w / np.sqrt(2)                           # RMS speed of the true swing, 0.89 m/s
+    assert float(joint_energy_loss(joints(0.2, np.pi / 2), true, fps)) < 0.01 * rms
+    damped = float(joint_energy_loss(joints(0.1, 0.0), true, fps))
+    assert damped == pytest.approx(0.5 * rms / 2, rel=0.05)  # half the speed, on 1 of 2 joints
+
+
+def test_energy_weight_adds_the_energy_and_bounce_terms(aist_dir):
+    """With ``w_energy`` the loss carries the motion-energy and pelvis-bounce parts (zero for
+    a perfect reconstruction, positive for an untrained decoder); without it, neither."""
+    from opendance.engine.tokenizer import DanceTokenizer
+    from opendance.training.train_tokenizer import TrainConfig, build_bank, compute_losses
+
+    seqs = load_dataset(aist_dir, "train", with_music=False, limit=2)
+    bank = build_bank(seqs)
+    tok = DanceTokenizer()
+    feats, _ = bank.windows(np.array([0]), 64)
+    out = tok({b: torch.as_tensor(v) for b, v in feats.items()})
+    cfg = TrainConfig(data="", out="", w_energy=1.0)
+    _, parts = compute_losses(tok, out, cfg)
+    assert parts["motion_energy_mps"] > 0 and parts["traj_bounce"] > 0
+    out.recon = {b: v.detach().clone() for b, v in out.target.items()}
+    _, perfect = compute_losses(tok, out, cfg)
+    assert perfect["motion_energy_mps"] == pytest.approx(0.0, abs=1e-3)
+    assert perfect["traj_bounce"] == pytest.approx(0.0, abs=1e-6)
+    _, off = compute_losses(tok, out, TrainConfig(data="", out=""))
+    assert "motion_energy_mps" not in off and "traj_bounce" not in off
+
+
 def test_resume_without_checkpoint_is_a_clear_error(aist_dir, tmp_path):
     from opendance.errors import OpenDanceError
     from opendance.training.train_tokenizer import run_training

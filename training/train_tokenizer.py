@@ -18,6 +18,12 @@ physical units that the normalised ones do not see:
   x5 where the true foot is planted (``w_foot``). The branches are coded separately, so
   small errors in the leg rotations and the root velocity each move a planted foot; the
   local FK loss (a mean over 24 joints) and the path loss do not see that.
+* energy (``w_energy``, off by default): per window and joint, the RMS speed of the
+  decoded local joints against the true one (m/s), plus the spread of the pelvis height
+  (m, x ``fps``). Every loss above is minimised by the average of the motions a code can
+  stand for, which is a smaller motion: the legs of a code that stands for both a bent and
+  a straight knee come out half bent and still (docs/model.md, "Where the tokenizer loses
+  the legs"). This term does not care about phase, only about how much the body moves.
 
 ``--init-from TOKENIZER`` starts from a trained tokenizer (its normalisation kept);
 ``finetune="decoder"`` then trains the decoders only: encoders and codebooks are frozen,
@@ -94,7 +100,7 @@ class TrainConfig:
         stride_frames: hop between training windows.
         eval_window_frames: validation window (120 = 4 s at 30 FPS).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
-        w_vel, w_acc, w_fk, w_path, w_foot: loss weights (see the module docstring).
+        w_vel, w_acc, w_fk, w_path, w_foot, w_energy: loss weights (see the module docstring).
         init_from: tokenizer checkpoint to start from (its config and normalisation), or None.
         finetune: "all" (every weight) or "decoder" (decoders only; needs ``init_from``).
         size: model preset in ``MODEL_SIZES``.
@@ -122,6 +128,7 @@ class TrainConfig:
     w_fk: float = 5.0
     w_path: float = 5.0
     w_foot: float = 1.0
+    w_energy: float = 0.0
     init_from: str | None = None
     finetune: str = "all"
     size: str = "default"
@@ -227,12 +234,23 @@ def compute_losses(tok: DanceTokenizer, out, cfg: TrainConfig) -> tuple[Tensor, 
         acc = F.smooth_l1_loss(dy[:, 1:] - dy[:, :-1], dx[:, 1:] - dx[:, :-1], beta=0.1)
         parts[f"{b}_rec"], parts[f"{b}_vel"], parts[f"{b}_acc"] = rec, vel, acc
         total = total + rec + cfg.w_vel * vel + cfg.w_acc * acc
-        if b == "motion" and cfg.w_fk > 0:
+        if b == "motion" and (cfg.w_fk > 0 or cfg.w_energy > 0):
             with torch.no_grad():
                 j_true = _local_joints(tok.denormalize(b, x))
-            fk = (_local_joints(tok.denormalize(b, y)) - j_true).norm(dim=-1).mean()
-            parts["motion_fk_m"] = fk
-            total = total + cfg.w_fk * fk
+            j_rec = _local_joints(tok.denormalize(b, y))
+            if cfg.w_fk > 0:
+                fk = (j_rec - j_true).norm(dim=-1).mean()
+                parts["motion_fk_m"] = fk
+                total = total + cfg.w_fk * fk
+            if cfg.w_energy > 0:
+                energy = joint_energy_loss(j_rec, j_true, fps)
+                parts["motion_energy_mps"] = energy
+                total = total + cfg.w_energy * energy
+        if b == "traj" and cfg.w_energy > 0:
+            h_rec, h_true = tok.denormalize(b, y)[..., 2], tok.denormalize(b, x)[..., 2]
+            bounce = (h_rec.std(dim=1) - h_true.std(dim=1)).abs().mean() * fps
+            parts["traj_bounce"] = bounce
+            total = total + cfg.w_energy * bounce
         if b == "traj" and cfg.w_path > 0:
             with torch.no_grad():
                 p_true = _path(tok.denormalize(b, x), fps)
@@ -244,6 +262,20 @@ def compute_losses(tok: DanceTokenizer, out, cfg: TrainConfig) -> tuple[Tensor, 
         parts["foot_vel_mps"] = foot
         total = total + cfg.w_foot * foot
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def joint_energy_loss(j_rec: Tensor, j_true: Tensor, fps: float) -> Tensor:
+    """Mean over windows and joints of |RMS speed decoded - RMS speed true|, m/s.
+
+    ``j_rec``, ``j_true``: (B, T, J, 3) local joints, metres. Phase-blind: a decoder that
+    moves a joint as much as the truth, a little early or late, pays nothing here.
+    """
+    def rms_speed(j: Tensor) -> Tensor:
+        v = (j[:, 1:] - j[:, :-1]) * fps                         # (B, T-1, J, 3)
+        return (v.square().sum(-1).mean(1) + 1e-8).sqrt()        # (B, J)
+    with torch.no_grad():
+        s_true = rms_speed(j_true)
+    return (rms_speed(j_rec) - s_true).abs().mean()
 
 
 #: A true foot joint moving slower than this (m/s) counts as planted for ``foot_velocity_loss``.

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 # that --help does not import torch.
 TOKENIZER_DEFAULTS = {"epochs": 20, "batch_size": 64, "window_frames": 64, "stride_frames": 16,
                       "lr": 4e-4, "size": "default", "seed": 0, "device": "auto", "threads": 0,
-                      "w_foot": 1.0, "finetune": "all"}
+                      "w_foot": 1.0, "w_energy": 0.0, "finetune": "all"}
 SIZES = ("tiny", "default", "fine", "large")
 
 
@@ -50,6 +50,10 @@ def _register_tokenizer(sub) -> None:
     t.add_argument("--w-foot", type=float, default=d["w_foot"],
                    help="weight of the world-space foot velocity loss (planted feet that slide "
                         "after decoding); 0 turns it off")
+    t.add_argument("--w-energy", type=float, default=d["w_energy"],
+                   help="weight of the motion-energy loss (RMS joint speed per window, decoded "
+                        "against true, phase-blind; with the pelvis bounce): keeps a code from "
+                        "decoding to the still average of the motions it stands for; 0 turns it off")
     t.add_argument("--init-from", default=None, metavar="TOKENIZER",
                    help="start from this tokenizer checkpoint (its size and normalisation)")
     t.add_argument("--finetune", choices=("all", "decoder"), default=d["finetune"],
@@ -75,7 +79,7 @@ def _run_tokenizer(args) -> int:
                       window_frames=args.window, stride_frames=args.stride, lr=args.lr, size=args.size,
                       seed=args.seed, limit_clips=args.limit_clips,
                       max_steps_per_epoch=args.max_steps_per_epoch, device=args.device, threads=args.threads,
-                      time_budget_min=args.time_budget_min, w_foot=args.w_foot,
+                      time_budget_min=args.time_budget_min, w_foot=args.w_foot, w_energy=args.w_energy,
                       init_from=args.init_from, finetune=args.finetune)
     summary = run_training(cfg, resume=args.resume, progress=not args.no_progress)
     if summary.get("rank", 0) != 0:
