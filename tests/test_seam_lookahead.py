@@ -156,10 +156,11 @@ def test_the_scheduler_passes_the_grooves_lookahead_to_the_buffer():
 
 
 def _replay_redo(buf: StagedMotionBuffer) -> np.ndarray:
-    """The live groove's writes on a real recording (gtzan_rock.00000, frames 27-74, through
-    ``tests/support/live_sim.py`` with the default stage): three chunks, then a redo of the
-    first from frame 41 (the clock moved its grid) and the two after it again. Returns the
-    buffered frames 27-74 as (48, 24, 3) world joints."""
+    """The live groove's writes on a real recording (gtzan_blues.00004, frames 411-458,
+    through ``tests/support/live_sim.py`` with the default stage): seven chunks; the sixth
+    redoes the chunk from frame 427 keeping only its frames from 436 on (the clock moved its
+    grid while that chunk was being played), and the seventh follows it. Returns the
+    buffered frames 411-456 as (46, 24, 3) world joints."""
     d = np.load(Path(__file__).parent / "data" / "staged_redo_chunks.npz")
     for i in range(int(d["n"])):
         nq = d[f"c{i}_next_quats"] if f"c{i}_next_quats" in d else None
@@ -167,8 +168,8 @@ def _replay_redo(buf: StagedMotionBuffer) -> np.ndarray:
         chunk = BufferedChunk(float(d[f"c{i}_start"]), d[f"c{i}_quats"], d[f"c{i}_trans"], chunk_id=i,
                               next_quats=nq, next_trans=nt)
         buf.write(chunk, not_before_audio_s=float(d[f"c{i}_not_before"]))
-    q = np.stack([buf.sample(f / FPS).quats for f in range(27, 75)])
-    t = np.stack([buf.sample(f / FPS).trans for f in range(27, 75)])
+    q = np.stack([buf.sample(f / FPS).quats for f in range(411, 457)])
+    t = np.stack([buf.sample(f / FPS).trans for f in range(411, 457)])
     return forward_kinematics(rot.quat_to_matrix(q), t)
 
 
@@ -176,11 +177,13 @@ def test_a_staged_redo_from_mid_chunk_joins_the_output_it_replaces(monkeypatch):
     """A redo that keeps only the last frames of a chunk restarts the stage from a replay
     of that chunk's first frames, whose feet and anchor need not be the ones that made the
     output before it: the join is on the output too, and what a short redo cannot blend
-    away the next chunk does. Without it the body jumped 8 cm at the splice (a pop).
+    away the next chunk does. Without it the body pops at the splice (frame 436 here).
 
     The fixture was recorded by wrapping ``StagedMotionBuffer.write`` while
     ``simulate_live(audio, sr, GrooveGenerator(), seed=0, stage=StageConfig())`` played
-    gtzan_rock.00000, keeping the chunks that start before frame 70."""
+    gtzan_blues.00004, keeping writes 52-58 (the chunks from frame 411 to 458). (The
+    earlier fixture, from gtzan_rock.00000, stopped popping without the join once the stage
+    filed a stream's first chunk at its own frames instead of at frame 0.)"""
     from opendance.engine.pops import zigzag_frames
 
     joined = _replay_redo(StagedMotionBuffer(OutputStage(StageConfig(), FPS), fps=FPS))

@@ -74,6 +74,27 @@ def test_a_replacing_chunk_rolls_the_state_back():
     assert np.abs(r - r2).max() < 1e-5 and np.abs(t - t2).max() < 1e-6
 
 
+def test_a_stream_that_starts_late_keeps_its_first_chunk_at_its_own_frames():
+    """A live stream's first chunk rarely starts at 0 (the frames already due are dropped):
+    the stage files it at its own time, so a redo from the middle of it finds the input
+    before it (for its seam blend) and rolls back exactly as a stream from 0 would."""
+    m = stepping_drift(4.0, drift_mps=0.1)
+    q = m.quaternions()
+    late = OutputStage(StageConfig())
+    late.process_stream(q[27:43], m.trans[27:43], start_time_s=27 / FPS)
+    late.process_stream(q[43:59], m.trans[43:59], start_time_s=43 / FPS)
+    got = late.input_before(37 / FPS, 2)
+    assert got is not None and np.allclose(got[1], m.trans[35:37])
+    assert late.input_from(37 / FPS, 3) is not None
+    other = stepping_drift(4.0, drift_mps=-0.2)             # replaces from frame 37, inside the first chunk
+    r, t = late.process(other.rotations[37:53], other.trans[37:53], start_time_s=37 / FPS)
+    ref = OutputStage(StageConfig())
+    ref.process_stream(q[27:37], m.trans[27:37], start_time_s=27 / FPS)
+    r2, t2 = ref.process(other.rotations[37:53], other.trans[37:53], start_time_s=37 / FPS)
+    assert late.stats["rollbacks"] == 1
+    assert np.abs(r - r2).max() < 1e-5 and np.abs(t - t2).max() < 1e-6
+
+
 def test_the_staged_buffer_stages_written_chunks():
     m = stepping_drift(2.0, drift_mps=0.0)
     trans = m.trans.copy()

@@ -217,10 +217,12 @@ class OutputStage:
         trans = np.asarray(trans, np.float64)
         if trans.shape != (len(quats), 3):
             raise ValueError(f"expected ({len(quats)}, 3) trans, got {trans.shape}")
-        start = self._next_frame if start_time_s is None or self._next_frame is None \
-            else int(round(start_time_s * self.fps))
-        if start is None:
-            start = 0
+        # the frame index of the chunk's first frame: its time when given (the first chunk of
+        # a stream too, which need not start at 0), else right after the last chunk
+        if start_time_s is not None:
+            start = int(round(start_time_s * self.fps))
+        else:
+            start = self._next_frame if self._next_frame is not None else 0
         if self._next_frame is not None and start != self._next_frame:
             self._rollback(start)
         if self._next_frame is not None and start != self._next_frame:
