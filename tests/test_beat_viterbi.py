@@ -210,17 +210,18 @@ def test_the_file_tracker_trusts_the_clock_after_one_second_as_before():
     assert np.all(trace[:file] == trace[file])
 
 
-def test_a_dc_offset_silence_or_a_tone_has_no_beats_and_music_under_it_keeps_them():
-    """The offline tracker finds no beat in a constant signal or a steady tone (it would
-    draw its default grid: from the offset's one onset, or from nothing), and a song riding
-    on the same offset keeps its beats."""
+def test_a_dc_offset_silence_a_tone_or_noise_has_no_beats_and_music_under_it_keeps_them():
+    """The offline tracker finds no beat in a constant signal, a steady tone or noise (it
+    would draw its default grid: from the offset's one onset, or from nothing), and a song
+    riding on the same offset keeps its beats."""
     from opendance.engine.music.offline_beats import MIN_AC_RMS, ac_rms, track_beats
     from opendance.training.synth.music import synthesize_song
 
     sr = 22050
     t = np.arange(sr * 6) / sr
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)       # loud, but no pulse
-    for x in (np.full(sr * 6, 0.0), np.full(sr * 6, 0.01), np.full(sr * 6, -0.3), tone):
+    noise = 0.2 * np.random.default_rng(1).standard_normal(sr * 12)
+    for x in (np.full(sr * 6, 0.0), np.full(sr * 6, 0.01), np.full(sr * 6, -0.3), tone, noise):
         tb = track_beats(x.astype(np.float32), sr)
         assert tb.beat_times_s.size == 0 and tb.tempo_bpm == 0.0
     song = synthesize_song("house", 8.0, 124.0, seed=5, sample_rate=sr)

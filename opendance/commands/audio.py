@@ -57,7 +57,7 @@ def _cmd_beats(args: argparse.Namespace) -> int:
         r = track_beats_from_events(events, spectral)
         beats, down, tempo, conf = r.beat_times_s, r.downbeat_times_s, r.tempo_bpm, r.confidence
         method = "offline"
-    no_beat = _no_beat_reason(level, float(conf))
+    no_beat = _no_beat_reason(level, float(conf), len(beats), args.live)
     if no_beat:
         print(f"opendance beats: {args.file}: no beat found ({no_beat})", file=sys.stderr)
         beats, down, tempo = [], [], 0.0
@@ -76,9 +76,10 @@ def _cmd_beats(args: argparse.Namespace) -> int:
     return 0
 
 
-# Below this tracker confidence the "beats" are the tracker's default grid, not the music's
-# (measured: DC 0.0, white noise 0.03; the quietest real songs here, classical, 0.06).
-MIN_BEAT_CONFIDENCE = 0.05
+# ``beats --live``: below this confidence of the live clock at the end of the file its
+# "beats" are not the music's (measured: DC 0.0, white noise 0.03). The offline tracker
+# decides for itself (``offline_beats.MIN_BEAT_CONFIDENCE``: no lock and no salience).
+MIN_LIVE_CONFIDENCE = 0.05
 
 
 class _GrowingTable:
@@ -181,14 +182,17 @@ def _spectral_from_file(path, progress: bool = True):
     return rows.array[:n_frames], events, n, info.sample_rate, ac_rms
 
 
-def _no_beat_reason(ac_rms: float, confidence: float) -> str:
+def _no_beat_reason(ac_rms: float, confidence: float, n_beats: int, live: bool) -> str:
     """Why a file has no beat to report ("" when it has one)."""
-    from opendance.engine.music.offline_beats import MIN_AC_RMS
+    from opendance.engine.music.offline_beats import MIN_AC_RMS, MIN_BEAT_CONFIDENCE
 
     if ac_rms < MIN_AC_RMS:
         return "the signal is constant or silent"
-    if confidence < MIN_BEAT_CONFIDENCE:
-        return f"no steady pulse: tracker confidence {confidence:.3f} < {MIN_BEAT_CONFIDENCE}"
+    if live and confidence < MIN_LIVE_CONFIDENCE:
+        return f"no steady pulse: beat clock confidence {confidence:.3f} < {MIN_LIVE_CONFIDENCE}"
+    if not live and n_beats == 0:
+        return (f"no steady pulse: the beat clock never locked and the tempo salience is "
+                f"{confidence:.3f} < {MIN_BEAT_CONFIDENCE}")
     return ""
 
 
