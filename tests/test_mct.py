@@ -473,3 +473,22 @@ def test_code_balance_changes_the_motion_loss_only(tok):
     assert abs(float(same) - float(plain)) < 1e-5
     assert abs(float(bal) - float(plain)) > 1e-4
     assert s0["ce_motion"] == s1["ce_motion"] and s0["ce_traj"] == s1["ce_traj"]   # reported CE unweighted
+
+
+def test_energy_weight_adds_the_soft_decode_energy_term(tok):
+    """``LossWeights(energy=...)`` (``--energy-weight``) adds the phase-blind motion-energy
+    loss of the soft decode to the auxiliary losses, and only then."""
+    from opendance.engine.text import NullEncoder
+    from opendance.training.train_mct import LossWeights, MaskConfig, build_bank, compute_losses, make_batch
+
+    model = _model(tok, "tiny", max_tokens=16).eval()
+    bank = build_bank(_seqs(), tok, NullEncoder(), 16)
+    model.set_music_stats(bank.music.mean(0), bank.music.std(0))
+    ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
+    inputs, targets, masks, feats = make_batch(bank, np.random.default_rng(0), 4, 12, FPT, MaskConfig(), ids)
+    with torch.no_grad():
+        logits = model(inputs)
+        base, s0 = compute_losses(logits, targets, masks, feats, tok)
+        more, s1 = compute_losses(logits, targets, masks, feats, tok, w=LossWeights(energy=2.0))
+    assert "energy_mps" not in s0 and s1["energy_mps"] > 0
+    assert float(more) - float(base) == pytest.approx(2.0 * s1["energy_mps"], rel=1e-4)

@@ -93,6 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-joint", action="store_true", help="ablation: no joint prediction of trajectory / "
                    "keypoint tokens (see the module docstring)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="scale of all auxiliary losses (0: off)")
+    p.add_argument("--energy-weight", type=float, default=0.0,
+                   help="weight of the motion-energy auxiliary loss (RMS joint speed of the soft decode "
+                        "against the truth, phase-blind; needs --aux-weight > 0; 0: off)")
     p.add_argument("--code-balance", type=float, default=0.0,
                    help="weight each motion code's cross-entropy by (its count in the training tokens)^-B, "
                         "normalised to mean 1 over the data (0: off): rare codes, often the larger motions, "
@@ -403,6 +406,7 @@ class LossWeights:
     kpt: float = 0.5
     fk: float = 1.0
     contact: float = 0.5
+    energy: float = 0.0      # ``--energy-weight``: motion energy of the soft decode (off by default)
 
 
 def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, aux_scale: float = 1.0,
@@ -455,6 +459,14 @@ def compute_losses(logits, targets: dict, masks: dict, feats: dict, tokenizer, a
     contact_loss = (contact * v_pred).sum() / contact.sum().clamp_min(1)
     aux = w.fk * fk + w.contact * contact_loss
     stats["fk_m"], stats["contact_mps"] = float(fk.detach()), float(contact_loss.detach())
+    if w.energy > 0:
+        # how much the body moves in the soft decode against the truth, phase-blind: the
+        # expected code of a blurred prediction decodes to a still average
+        from opendance.training.train_tokenizer import joint_energy_loss
+
+        energy = joint_energy_loss(joints_body - joints_body[:, :, :1], joints_gt - joints_gt[:, :, :1], fps)
+        aux = aux + w.energy * energy
+        stats["energy_mps"] = float(energy.detach())
     if joint:
         nz = tokenizer.normalize
         traj_l = F.smooth_l1_loss(nz("traj", traj_pred), nz("traj", feats["traj"]))
@@ -766,6 +778,7 @@ def _train_step(r: _Run, rng: np.random.Generator, step: int, mc: MaskConfig, ma
     inputs = inputs.to(r.info.device)
     logits = r.ddp(inputs)
     loss, stats = compute_losses(logits, targets, masks, feats, r.tokenizer, args.aux_weight, r.joint,
+                                 w=LossWeights(energy=float(getattr(args, "energy_weight", 0.0))),
                                  code_weights=r.code_weights)
     r.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -889,7 +902,7 @@ def run(args) -> int:
         snapshots = {int(s) for s in args.snapshot_steps.split(",") if s.strip()}
         meta = {"data": Path(str(data)).name, "tokenizer": Path(tok_src).name, "tokenizer_sha": tok_sha,
                 "joint_prediction": joint, "preset": args.preset, "aux_weight": args.aux_weight,
-                "code_balance": balance,
+                "code_balance": balance, "energy_weight": float(getattr(args, "energy_weight", 0.0)),
                 "text_encoder": getattr(text_enc, "name", "none"), **meta_init}
         if info.is_main:
             save_tokenizer(tokenizer, out / "mct.tokenizer.safetensors", {"source": Path(tok_src).name})
