@@ -448,15 +448,11 @@ def test_code_balance_weights_favour_rare_codes_and_keep_the_mean():
     np.testing.assert_allclose(code_balance_weights(tokens, 4, 0.0).numpy(), 1.0)
 
 
-def test_code_balance_changes_the_motion_loss_only(tok):
+def _loss_batch(tok):
+    """A tiny model's logits on one training batch, and what the losses need:
+    (logits, targets, masks, feats, model, bank)."""
     from opendance.engine.text import NullEncoder
-    from opendance.training.train_mct import (
-        MaskConfig,
-        build_bank,
-        code_balance_weights,
-        compute_losses,
-        make_batch,
-    )
+    from opendance.training.train_mct import MaskConfig, build_bank, make_batch
 
     model = _model(tok, "tiny", max_tokens=16).eval()
     bank = build_bank(_seqs(), tok, NullEncoder(), 16)
@@ -465,6 +461,14 @@ def test_code_balance_changes_the_motion_loss_only(tok):
     inputs, targets, masks, feats = make_batch(bank, np.random.default_rng(0), 4, 12, FPT, MaskConfig(), ids)
     with torch.no_grad():
         logits = model(inputs)
+    return logits, targets, masks, feats, model, bank
+
+
+def test_code_balance_changes_the_motion_loss_only(tok):
+    from opendance.training.train_mct import code_balance_weights, compute_losses
+
+    logits, targets, masks, feats, model, bank = _loss_batch(tok)
+    with torch.no_grad():
         plain, s0 = compute_losses(logits, targets, masks, feats, tok, aux_scale=0)
         ones = {"motion": torch.ones(model.cfg.n_motion_codes)}
         same, _ = compute_losses(logits, targets, masks, feats, tok, aux_scale=0, code_weights=ones)
@@ -478,16 +482,10 @@ def test_code_balance_changes_the_motion_loss_only(tok):
 def test_energy_weight_adds_the_soft_decode_energy_term(tok):
     """``LossWeights(energy=...)`` (``--energy-weight``) adds the phase-blind motion-energy
     loss of the soft decode to the auxiliary losses, and only then."""
-    from opendance.engine.text import NullEncoder
-    from opendance.training.train_mct import LossWeights, MaskConfig, build_bank, compute_losses, make_batch
+    from opendance.training.train_mct import LossWeights, compute_losses
 
-    model = _model(tok, "tiny", max_tokens=16).eval()
-    bank = build_bank(_seqs(), tok, NullEncoder(), 16)
-    model.set_music_stats(bank.music.mean(0), bank.music.std(0))
-    ids = {br: model.cfg.mask_id(br) for br in BRANCHES}
-    inputs, targets, masks, feats = make_batch(bank, np.random.default_rng(0), 4, 12, FPT, MaskConfig(), ids)
+    logits, targets, masks, feats, _, _ = _loss_batch(tok)
     with torch.no_grad():
-        logits = model(inputs)
         base, s0 = compute_losses(logits, targets, masks, feats, tok)
         more, s1 = compute_losses(logits, targets, masks, feats, tok, w=LossWeights(energy=2.0))
     assert "energy_mps" not in s0 and s1["energy_mps"] > 0
