@@ -77,7 +77,8 @@ def test_a_replacing_chunk_rolls_the_state_back():
 def test_a_stream_that_starts_late_keeps_its_first_chunk_at_its_own_frames():
     """A live stream's first chunk rarely starts at 0 (the frames already due are dropped):
     the stage files it at its own time, so a redo from the middle of it finds the input
-    before it (for its seam blend) and rolls back exactly as a stream from 0 would."""
+    before it (for its seam blend) and rolls back exactly as if the frames it replaces had
+    never been given."""
     m = stepping_drift(4.0, drift_mps=0.1)
     q = m.quaternions()
     late = OutputStage(StageConfig())
