@@ -27,6 +27,9 @@ Dancers (``--dancers``, comma separated):
                       the procedural dance encoded by the bundled tokenizer (or the
                       tokenizer checkpoint TOKENIZER) and decoded again: what a perfect MCT
                       on that tokenizer would dance, the ceiling of any model built on it.
+                      A residual tokenizer (``train tokenizer --residual-layers``) decodes
+                      with all its layers; ``procedural-tokens:TOKENIZER#R`` with the first
+                      R (``#1``: layer 0 alone, what the MCT predicts).
   model               the bundled model's own dance, as ``opendance generate SONG
                       --no-beat-snap --no-stage`` makes it (features from the audio with the
                       offline tracker's beats, 4 steps, MS-LRM, the default temperature, no
@@ -257,10 +260,13 @@ class TokenizedDancer(ProceduralDancer):
     perfect MCT would make with that tokenizer, so no model on it can do better than this
     on the board (the tokens decide what the decoder can draw)."""
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, layers: int | None = None):
         super().__init__()
         self.name = "procedural-tokens" if path is None else f"procedural-tokens:{path}"
+        if layers is not None:
+            self.name += f"#{layers}"
         self.path = path
+        self.layers = layers
         self._tok = None
 
     def _tokenizer(self):
@@ -283,9 +289,13 @@ class TokenizedDancer(ProceduralDancer):
         feats = motion_to_features(m)
         n = (m.n_frames // tok.frames_per_token) * tok.frames_per_token
         with torch.inference_mode():
-            ids = tok.encode({b: torch.from_numpy(np.ascontiguousarray(feats[b][:n], np.float32))[None]
-                              for b in BRANCHES})
-            rec = tok.decode(ids)
+            src = {b: torch.from_numpy(np.ascontiguousarray(feats[b][:n], np.float32))[None]
+                   for b in BRANCHES}
+            ids = tok.encode(src)
+            res = tok.encode_residual(src)
+            if self.layers is not None:
+                res = {b: r[..., :max(self.layers - 1, 0)] for b, r in res.items()}
+            rec = tok.decode(ids, res)
         return features_to_motion({b: rec[b][0].numpy() for b in ("motion", "traj")},
                                   start_trans=m.trans[0], fps=m.fps)
 
@@ -378,8 +388,11 @@ def make_dancer(spec: str, backend: str, shipped: bool = False,
                           spec.split(":", 1)[1] if ":" in spec else None, backend, stage=shipped)
     if spec in ("procedural", "procedural-tracked"):
         d: Dancer = ProceduralDancer(tracked=spec == "procedural-tracked")
-    elif spec.split(":")[0] == "procedural-tokens":
-        d = TokenizedDancer(spec.split(":", 1)[1] if ":" in spec else None)
+    elif spec.split(":")[0].split("#")[0] == "procedural-tokens":
+        spec, _, layers = spec.partition("#")
+        if layers and not (layers.isdigit() and int(layers) >= 1):
+            raise InputError(f"dancer {spec!r}: the layer count after '#' must be a whole number >= 1")
+        d = TokenizedDancer(spec.split(":", 1)[1] if ":" in spec else None, int(layers) if layers else None)
     elif spec.split("@")[0].split("#")[0] == "model" or spec.startswith("model:"):
         spec, _, text = spec.partition("#")
         base, _, temp = spec.partition("@")

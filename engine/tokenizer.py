@@ -73,6 +73,14 @@ class TokenizerConfig:
         frame_hidden: width of the frame-rate convolutions per branch ("upsample").
         frame_blocks: residual frame-rate blocks ("upsample").
         ema_decay, beta, restart_threshold: quantizer settings (``engine.vq``).
+        residual_layers: codebooks per branch. 1 (default): one code per token. More: a
+            residual VQ (SoundStream; MoMask's motion tokenizer): layer ``r`` quantizes what
+            layers ``0 .. r-1`` left of the latent, and the decoder draws their sum. Layer 0
+            is the token the MCT predicts (``encode``); the finer layers come from
+            ``encode_residual`` and go to ``decode(ids, residual)``.
+        residual_dropout: training only: the probability that a batch is decoded from a
+            random number of the first layers (at least the first), so layer 0 alone still
+            decodes a sound dance (MoMask's quantizer dropout).
     """
 
     frames_per_token: int = 4
@@ -88,6 +96,8 @@ class TokenizerConfig:
     ema_decay: float = 0.99
     beta: float = 0.02
     restart_threshold: float = 1.0
+    residual_layers: int = 1
+    residual_dropout: float = 0.2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,6 +178,13 @@ class _Branch(nn.Module):
             self.dec_out = nn.Linear(H, F * n_feat)
         self.vq = EMAQuantizer(int(cfg.codebook_size[name]), D, cfg.ema_decay, cfg.beta,
                                cfg.restart_threshold)
+        if int(cfg.residual_layers) < 1:
+            raise InputError(f"residual_layers must be >= 1, got {cfg.residual_layers}")
+        # layers 1.. of a residual VQ (none by default: the state dict stays the old one's)
+        self.rvq = nn.ModuleList(EMAQuantizer(int(cfg.codebook_size[name]), D, cfg.ema_decay, cfg.beta,
+                                              cfg.restart_threshold)
+                                 for _ in range(int(cfg.residual_layers) - 1))
+        self.residual_dropout = float(cfg.residual_dropout)
         self.register_buffer("mean", torch.zeros(n_feat))
         self.register_buffer("std", torch.ones(n_feat))
 
@@ -175,6 +192,55 @@ class _Branch(nn.Module):
         """(B, T, C) normalised -> (B, T // F, D) pre-quantization latents."""
         B, T, C = xn.shape
         return self.encoder(xn.reshape(B, T // self.F, self.F * C))
+
+    def quantize(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Training quantization of latents ``z`` (B, N, D): (straight-through quantized
+        (B, N, D), layer-0 ids (B, N), commitment loss summed over layers, layer-0
+        perplexity and usage). Every layer quantizes and updates its codebook on every
+        batch (so processes under DDP make the same collective calls); with probability
+        ``residual_dropout`` only the first 1 .. L-1 layers go into the decoded sum."""
+        out = self.vq(z)
+        if not len(self.rvq):
+            return out.quantized, out.ids, out.commit_loss, out.perplexity, out.usage
+        total = out.quantized.detach()
+        used = len(self.rvq) + 1
+        if self.training and torch.rand(()) < self.residual_dropout:
+            used = int(torch.randint(1, len(self.rvq) + 1, ()))
+        qsum, commit = total, out.commit_loss
+        for r, layer in enumerate(self.rvq, start=1):
+            o = layer(z - total)                  # the residual, with a gradient to z (its commitment)
+            total = total + o.quantized.detach()
+            commit = commit + o.commit_loss
+            if r < used:
+                qsum = total
+        st = z + (qsum - z).detach() if self.training else qsum
+        return st, out.ids, commit, out.perplexity, out.usage
+
+    def residual_ids(self, z: Tensor) -> Tensor:
+        """(B, N, D) latents -> (B, N, L-1) int64 ids of the residual layers."""
+        total = self.vq.lookup(self.vq.nearest(z))
+        ids = []
+        for layer in self.rvq:
+            i = layer.nearest(z - total)
+            total = total + layer.lookup(i)
+            ids.append(i)
+        return torch.stack(ids, -1) if ids else z.new_zeros(z.shape[:-1] + (0,), dtype=torch.long)
+
+    def lookup(self, ids: Tensor, residual: Tensor | None = None) -> Tensor:
+        """Layer-0 ids (B, N) and optional residual ids (B, N, R <= L-1) -> code vectors
+        (B, N, D), the sum over the layers given."""
+        q = self.vq.lookup(ids)
+        if residual is not None:
+            if residual.ndim != 3 or residual.shape[:2] != ids.shape or residual.shape[2] > len(self.rvq):
+                raise InputError(f"residual ids must be (B, N, <= {len(self.rvq)}) for ids "
+                                 f"{tuple(ids.shape)}, got {tuple(residual.shape)}")
+            for r in range(residual.shape[2]):
+                layer = self.rvq[r]
+                if residual.numel() and (int(residual[..., r].min()) < 0
+                                         or int(residual[..., r].max()) >= layer.n_codes):
+                    raise InputError(f"residual ids of layer {r + 1} must be in [0, {layer.n_codes})")
+                q = q + layer.lookup(residual[..., r])
+        return q
 
     def decode_latent(self, q: Tensor) -> Tensor:
         """(B, N, D) code vectors -> (B, N * F, C) normalised features."""
@@ -249,11 +315,29 @@ class DanceTokenizer(nn.Module):
             out[name] = br.vq.nearest(br.encode_latent(self.normalize(name, x)))
         return out
 
+    def residual_layers(self, branch: str) -> int:
+        """Residual codebooks of a branch beyond the first (0 for a plain VQ)."""
+        return len(self._branch(branch).rvq)
+
     @torch.no_grad()
-    def decode(self, ids: dict) -> dict:
-        """{branch: (B, N) int64} -> {branch: (B, N * F, C) raw features} (no autograd;
-        use ``decode_soft`` for a differentiable path)."""
+    def encode_residual(self, feats: dict) -> dict:
+        """{branch: (B, T, C) raw} -> {branch: (B, T // 4, L - 1) int64}: the residual
+        layers' ids (last axis empty for a plain VQ); ``encode`` gives layer 0."""
         out = {}
+        for name, x in feats.items():
+            x = self._check(name, torch.as_tensor(x))
+            br = self._branch(name)
+            out[name] = br.residual_ids(br.encode_latent(self.normalize(name, x)))
+        return out
+
+    @torch.no_grad()
+    def decode(self, ids: dict, residual: dict | None = None) -> dict:
+        """{branch: (B, N) int64} -> {branch: (B, N * F, C) raw features} (no autograd;
+        use ``decode_soft`` for a differentiable path). ``residual`` ({branch: (B, N, R)}
+        int64, R up to the residual layers) adds the finer layers' codes; without it a
+        residual tokenizer decodes from layer 0 alone."""
+        out = {}
+        residual = residual or {}
         for name, i in ids.items():
             br = self._branch(name)
             i = torch.as_tensor(i, dtype=torch.long, device=br.mean.device)
@@ -261,7 +345,10 @@ class DanceTokenizer(nn.Module):
                 raise InputError(f"{name} ids must be (B, N), got {tuple(i.shape)}")
             if i.numel() and (int(i.min()) < 0 or int(i.max()) >= br.vq.n_codes):
                 raise InputError(f"{name} ids must be in [0, {br.vq.n_codes})")
-            out[name] = self.denormalize(name, br.decode_latent(br.vq.lookup(i)))
+            r = residual.get(name)
+            if r is not None:
+                r = torch.as_tensor(r, dtype=torch.long, device=br.mean.device)
+            out[name] = self.denormalize(name, br.decode_latent(br.lookup(i, r)))
         return out
 
     def decode_soft(self, branch: str, weights: Tensor) -> Tensor:
@@ -307,11 +394,10 @@ class DanceTokenizer(nn.Module):
         for name, x in feats.items():
             br = self._branch(name)
             xn = self.normalize(name, self._check(name, x))
-            vq = br.vq(br.encode_latent(xn))
-            recon[name] = br.decode_latent(vq.quantized)
-            target[name], ids[name] = xn, vq.ids
-            commit = commit + vq.commit_loss
-            ppl[name], usage[name] = vq.perplexity, vq.usage
+            q, ids[name], c, ppl[name], usage[name] = br.quantize(br.encode_latent(xn))
+            recon[name] = br.decode_latent(q)
+            target[name] = xn
+            commit = commit + c
         return TokenizerOutput(recon, target, ids, commit, ppl, usage)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from support.scripts import benchmark_module
 
+from opendance.errors import InputError
 from opendance.motion import Motion
 from opendance.training.synth.corpus_writer import plan_corpus
 from opendance.training.synth.held_out import HELD_OUT_SEED_BASE, HELD_OUT_SPECS, held_out_songs
@@ -246,6 +247,11 @@ def test_tokenized_procedural_dancer_is_the_dance_through_the_tokenizer(board, m
     assert d.info["tokenizer"] == "bundled"
     assert board.make_dancer("procedural-tokens:runs/t/tokenizer.safetensors", "auto").path == \
         "runs/t/tokenizer.safetensors"
+    layered = board.make_dancer("procedural-tokens:runs/t/tokenizer.safetensors#1", "auto")
+    assert (layered.path, layered.layers) == ("runs/t/tokenizer.safetensors", 1)
+    assert layered.name == "procedural-tokens:runs/t/tokenizer.safetensors#1"
+    with pytest.raises(InputError, match="layer count"):
+        board.make_dancer("procedural-tokens#0", "auto")
     monkeypatch.setattr(board, "learned_checks", lambda d, base: "learned")
     monkeypatch.setattr(board, "procedural_checks", lambda s: "teacher")
     assert board.checks("procedural-tokens:x", {"summary": {}}, None) == "learned"

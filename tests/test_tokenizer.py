@@ -316,3 +316,61 @@ def test_legacy_checkpoints_load_as_snippet_decoders():
     cfg = TokenizerConfig.from_dict({k: v for k, v in SMALL.to_dict().items() if k != "decoder"})
     assert cfg.decoder == "snippet"
     assert TokenizerConfig().decoder == "upsample"
+
+
+# ---------------------------------------------------------------------- residual VQ
+def _rvq(layers: int = 3, dropout: float = 0.0) -> DanceTokenizer:
+    torch.manual_seed(0)
+    cfg = TokenizerConfig(**{**SMALL.to_dict(), "residual_layers": layers, "residual_dropout": dropout})
+    t = DanceTokenizer(cfg)
+    t.train()
+    feats = _batch(motion_to_features(_motion(256)))
+    for _ in range(3):
+        t(feats)
+    return t.eval()
+
+
+def test_a_residual_tokenizer_comes_closer_to_the_latent_with_each_layer():
+    t = _rvq(3)
+    f = _batch(motion_to_features(_motion(64, seed=1)))
+    ids, res = t.encode(f), t.encode_residual(f)
+    assert all(res[b].shape == ids[b].shape + (2,) and res[b].dtype == torch.int64 for b in BRANCHES)
+    for b in BRANCHES:
+        br = t.branches[b]
+        z = br.encode_latent(t.normalize(b, f[b]))
+        err = [float((br.lookup(ids[b], res[b][..., :r]) - z).pow(2).mean()) for r in range(3)]
+        assert err[0] > err[1] > err[2], (b, err)
+    # layer 0 is the plain nearest code of the latent: what the MCT is trained on
+    plain = t.decode(ids)
+    assert all(torch.equal(plain[b], t.decode(ids, {b: res[b][..., :0]})[b]) for b in BRANCHES)
+
+
+def test_a_residual_tokenizer_trains_every_layer_and_round_trips(tmp_path):
+    t = _rvq(2, dropout=0.5)
+    t.train()
+    out = t(_batch(motion_to_features(_motion(64, seed=2))))
+    out.commit_loss.backward()          # the residual layers' commitment reaches the encoder
+    grads = [p.grad for n, p in t.named_parameters() if ".encoder." in n]
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    t.eval()
+    back = load_tokenizer(save_tokenizer(t, tmp_path / "rvq.safetensors"))
+    assert back.config.residual_layers == 2 and back.residual_layers("motion") == 1
+    f = _batch(motion_to_features(_motion(32)))
+    ra, rb = t.encode_residual(f), back.encode_residual(f)
+    assert all(torch.equal(ra[b], rb[b]) for b in BRANCHES)
+
+
+def test_residual_ids_are_checked():
+    t = _rvq(2)
+    f = _batch(motion_to_features(_motion(32)))
+    ids = t.encode(f)
+    with pytest.raises(InputError, match="residual ids"):
+        t.decode({"motion": ids["motion"]}, {"motion": torch.zeros(1, 8, 2, dtype=torch.long)})
+    with pytest.raises(InputError, match="layer 1"):
+        t.decode({"motion": ids["motion"]}, {"motion": torch.full((1, 8, 1), 999, dtype=torch.long)})
+    with pytest.raises(InputError, match="residual_layers"):
+        DanceTokenizer(TokenizerConfig(residual_layers=0))
+    # a plain tokenizer has no residual layers and decodes as before
+    plain = DanceTokenizer(SMALL).eval()
+    assert plain.residual_layers("motion") == 0
+    assert plain.encode_residual(f)["motion"].shape == (1, 8, 0)

@@ -104,6 +104,8 @@ class TrainConfig:
         init_from: tokenizer checkpoint to start from (its config and normalisation), or None.
         finetune: "all" (every weight) or "decoder" (decoders only; needs ``init_from``).
         size: model preset in ``MODEL_SIZES``.
+        residual_layers: codebooks per branch (1: plain VQ; more: residual VQ, see
+            ``TokenizerConfig``).
         seed: RNG seed (the same on every process).
         limit_clips: read at most this many clips per split (quick runs).
         max_steps_per_epoch: cap on steps per epoch (quick runs), None = all windows.
@@ -132,6 +134,7 @@ class TrainConfig:
     init_from: str | None = None
     finetune: str = "all"
     size: str = "default"
+    residual_layers: int = 1
     seed: int = 0
     limit_clips: int | None = None
     max_steps_per_epoch: int | None = None
@@ -142,7 +145,9 @@ class TrainConfig:
     def model_config(self) -> TokenizerConfig:
         if self.size not in MODEL_SIZES:
             raise OpenDanceError(f"--size must be one of {sorted(MODEL_SIZES)}, got {self.size!r}")
-        return TokenizerConfig(**MODEL_SIZES[self.size])
+        if int(self.residual_layers) < 1:
+            raise OpenDanceError(f"--residual-layers must be >= 1, got {self.residual_layers}")
+        return TokenizerConfig(**MODEL_SIZES[self.size], residual_layers=int(self.residual_layers))
 
 
 # ====================================================================== data
@@ -394,7 +399,7 @@ def _fit_normalization(tok: DanceTokenizer, bank: FeatureBank) -> None:
 
 
 #: Parameter-name parts of a ``_Branch`` that make the tokens (frozen by ``finetune="decoder"``).
-CODE_PARTS = ("encoder", "vq")
+CODE_PARTS = ("encoder", "vq", "rvq")
 
 
 def _initial_tokenizer(cfg: TrainConfig, train_bank: FeatureBank) -> DanceTokenizer:
@@ -435,6 +440,7 @@ def _train_mode(tok: DanceTokenizer, cfg: TrainConfig) -> None:
         for br in tok.branches.values():
             br.encoder.eval()
             br.vq.eval()
+            br.rvq.eval()
 
 
 def _load_banks(cfg: TrainConfig, info: D.DistInfo, t0: float) -> tuple[FeatureBank, FeatureBank, np.ndarray]:

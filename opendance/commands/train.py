@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 # that --help does not import torch.
 TOKENIZER_DEFAULTS = {"epochs": 20, "batch_size": 64, "window_frames": 64, "stride_frames": 16,
                       "lr": 4e-4, "size": "default", "seed": 0, "device": "auto", "threads": 0,
-                      "w_foot": 1.0, "w_energy": 0.0, "finetune": "all"}
+                      "w_foot": 1.0, "w_energy": 0.0, "finetune": "all", "residual_layers": 1}
 SIZES = ("tiny", "default", "fine", "large")
 
 
@@ -47,6 +47,10 @@ def _register_tokenizer(sub) -> None:
                    help="hop between training windows, frames")
     t.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (AdamW, cosine decay)")
     t.add_argument("--size", choices=SIZES, default=d["size"], help="model size preset")
+    t.add_argument("--residual-layers", type=int, default=d["residual_layers"],
+                   help="codebooks per branch: 1 is a plain VQ; 2 or more a residual VQ whose finer "
+                        "layers keep the detail one code per token averages away (the MCT predicts "
+                        "layer 0; a residual predictor the rest)")
     t.add_argument("--w-foot", type=float, default=d["w_foot"],
                    help="weight of the world-space foot velocity loss (planted feet that slide "
                         "after decoding); 0 turns it off")
@@ -77,7 +81,7 @@ def _run_tokenizer(args) -> int:
 
     cfg = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
                       window_frames=args.window, stride_frames=args.stride, lr=args.lr, size=args.size,
-                      seed=args.seed, limit_clips=args.limit_clips,
+                      residual_layers=args.residual_layers, seed=args.seed, limit_clips=args.limit_clips,
                       max_steps_per_epoch=args.max_steps_per_epoch, device=args.device, threads=args.threads,
                       time_budget_min=args.time_budget_min, w_foot=args.w_foot, w_energy=args.w_energy,
                       init_from=args.init_from, finetune=args.finetune)
