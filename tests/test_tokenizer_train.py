@@ -165,6 +165,25 @@ def test_decoder_finetune_keeps_the_tokens_and_moves_the_decoder(aist_dir, tmp_p
     assert sum(not torch.equal(a[k], b[k]) for k in dec) >= len(dec) // 2
 
 
+def test_a_residual_tokenizer_trains_and_its_decoder_finetune_keeps_every_layer(aist_dir, tmp_path):
+    """--residual-layers 2: the second codebook trains with the first (data-initialised, its
+    EMA moved); a decoder fine-tune keeps both codebooks, so both layers' ids stay."""
+    from opendance.engine.tokenizer import load_tokenizer
+    from opendance.training.train_tokenizer import run_training
+    run_training(_cfg(aist_dir, tmp_path / "rvq", epochs=1, residual_layers=2), progress=False)
+    init = tmp_path / "rvq" / "last.safetensors"
+    tok = load_tokenizer(init)
+    assert tok.config.residual_layers == 2 and tok.residual_layers("motion") == 1
+    a = tok.state_dict()
+    count = a["branches.motion.rvq.0.ema_count"]
+    assert bool(a["branches.motion.rvq.0.initialized"]) and not torch.equal(count, torch.ones_like(count))
+    run_training(_cfg(aist_dir, tmp_path / "ft", epochs=1, init_from=str(init), finetune="decoder",
+                      lr=1e-2, warmup_steps=1), progress=False)
+    b = load_tokenizer(tmp_path / "ft" / "last.safetensors").state_dict()
+    rvq = [k for k in a if ".rvq." in k]
+    assert rvq and all(torch.equal(a[k], b[k]) for k in rvq)
+
+
 def test_decoder_finetune_needs_an_init(aist_dir, tmp_path):
     from opendance.errors import OpenDanceError
     from opendance.training.train_tokenizer import run_training
