@@ -43,16 +43,20 @@ def _batch(feats: dict) -> dict:
     return {b: torch.from_numpy(v)[None] for b, v in feats.items()}
 
 
-@pytest.fixture(scope="module")
-def tok() -> DanceTokenizer:
+def _initialised(cfg: TokenizerConfig) -> DanceTokenizer:
+    """A tokenizer whose codebooks three train-mode passes initialised from data, in eval mode."""
     torch.manual_seed(0)
-    t = DanceTokenizer(SMALL)
-    # Train-mode passes initialise the codebooks from data, then evaluate.
+    t = DanceTokenizer(cfg)
     t.train()
     feats = _batch(motion_to_features(_motion(256)))
     for _ in range(3):
         t(feats)
     return t.eval()
+
+
+@pytest.fixture(scope="module")
+def tok() -> DanceTokenizer:
+    return _initialised(SMALL)
 
 
 # ---------------------------------------------------------------------- features
@@ -320,14 +324,8 @@ def test_legacy_checkpoints_load_as_snippet_decoders():
 
 # ---------------------------------------------------------------------- residual VQ
 def _rvq(layers: int = 3, dropout: float = 0.0) -> DanceTokenizer:
-    torch.manual_seed(0)
-    cfg = TokenizerConfig(**{**SMALL.to_dict(), "residual_layers": layers, "residual_dropout": dropout})
-    t = DanceTokenizer(cfg)
-    t.train()
-    feats = _batch(motion_to_features(_motion(256)))
-    for _ in range(3):
-        t(feats)
-    return t.eval()
+    return _initialised(TokenizerConfig(**{**SMALL.to_dict(), "residual_layers": layers,
+                                           "residual_dropout": dropout}))
 
 
 def test_a_residual_tokenizer_comes_closer_to_the_latent_with_each_layer():
