@@ -13,7 +13,10 @@ model normalises internally with per-branch mean/std buffers fitted on training 
 
 * ``encode(feats: {branch: (B, T, C)}) -> {branch: (B, T // 4) int64}``; only the
   branches present are encoded; T must be a multiple of ``frames_per_token``.
-* ``decode(ids: {branch: (B, N) int64}) -> {branch: (B, 4N, C)}`` (no autograd).
+* ``decode(ids: {branch: (B, N) int64}, residual=None) -> {branch: (B, 4N, C)}`` (no
+  autograd). A residual tokenizer (``TokenizerConfig.residual_layers`` > 1) gives the
+  finer layers' ids with ``encode_residual(feats) -> {branch: (B, N, L - 1) int64}`` and
+  takes them back as ``residual``; without it, it decodes from layer 0 alone.
 * ``decode_soft(branch, weights (B, N, K)) -> (B, 4N, C)``: differentiable decode of a
   distribution over the codebook (Gumbel-softmax weights): the code vectors are mixed by
   the weights, then decoded. One-hot weights give exactly ``decode``.

@@ -49,8 +49,9 @@ def _register_tokenizer(sub) -> None:
     t.add_argument("--size", choices=SIZES, default=d["size"], help="model size preset")
     t.add_argument("--residual-layers", type=int, default=d["residual_layers"],
                    help="codebooks per branch: 1 is a plain VQ; 2 or more a residual VQ whose finer "
-                        "layers keep the detail one code per token averages away (the MCT predicts "
-                        "layer 0; a residual predictor the rest)")
+                        "layers keep detail one code per token averages away. The MCT predicts layer 0 "
+                        "and generation decodes layer 0 alone (no predictor for the finer layers yet); "
+                        "dance_board.py's procedural-tokens:TOKENIZER reads what all layers could draw")
     t.add_argument("--w-foot", type=float, default=d["w_foot"],
                    help="weight of the world-space foot velocity loss (planted feet that slide "
                         "after decoding); 0 turns it off")
