@@ -114,7 +114,8 @@ def combine(boards: list[dict]) -> dict:
         zs = z_per_seed[n]
         pairs = [_closer(_zmap(keys, zs[i]), _zmap(keys, zs[j]))
                  for i, j in itertools.permutations(range(len(zs)), 2)]
-        d["own_seeds_closer"] = {"min": int(min(pairs)), "max": int(max(pairs)), "n_pairs": len(pairs)}
+        d["own_seeds_closer"] = {"min": int(min(pairs)), "max": int(max(pairs)), "n_pairs": len(pairs),
+                                 "n_features": len(keys)}
     return out
 
 
@@ -142,7 +143,7 @@ def markdown(res: dict) -> str:
                          + " |" * (len(names) - 1))
     for n in names:
         o = res["dancers"][n]["own_seeds_closer"]
-        lines.append(f"| {n}: one seed against another of itself | {o['min']} .. {o['max']} of 28 "
+        lines.append(f"| {n}: one seed against another of itself | {o['min']} .. {o['max']} of {o['n_features']} "
                      f"({o['n_pairs']} ordered pairs) |" + " |" * (len(names) - 1))
     lines += ["", "## Against real dance (seed-averaged value (z +- its spread over seeds))", "",
               "| feature | " + " | ".join(names) + " | real |", "|---|" + "---|" * (len(names) + 1)]
