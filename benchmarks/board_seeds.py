@@ -143,7 +143,8 @@ def markdown(res: dict) -> str:
                          + " |" * (len(names) - 1))
     for n in names:
         o = res["dancers"][n]["own_seeds_closer"]
-        lines.append(f"| {n}: one seed against another of itself | {o['min']} .. {o['max']} of {o['n_features']} "
+        lines.append(f"| {n}: one seed against another of itself | {o['min']} .. {o['max']} "
+                     f"of {o['n_features']} "
                      f"({o['n_pairs']} ordered pairs) |" + " |" * (len(names) - 1))
     lines += ["", "## Against real dance (seed-averaged value (z +- its spread over seeds))", "",
               "| feature | " + " | ".join(names) + " | real |", "|---|" + "---|" * (len(names) + 1)]
