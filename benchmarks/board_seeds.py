@@ -92,9 +92,9 @@ def combine(boards: list[dict]) -> dict:
         values = np.array([[s["reference"]["features"][k]["value"] for k in keys] for s in sums], np.float64)
         z = np.array([[s["reference"]["features"][k]["z"] for k in keys] for s in sums], np.float64)
         z_per_seed[n] = z
-        ref = dm.reference_scores(dict(zip(keys, np.nanmean(values, axis=0), strict=True)))
+        ref = dm.reference_scores(_zmap(keys, np.nanmean(values, axis=0)))
         out["dancers"][n] = {"headline": head, "reference": ref,
-                             "z_sd": dict(zip(keys, np.nanstd(z, axis=0, ddof=1).tolist(), strict=True))}
+                             "z_sd": _zmap(keys, np.nanstd(z, axis=0, ddof=1).tolist())}
     base = "procedural" if "procedural" in names else None
     for n in names:
         d = out["dancers"][n]
